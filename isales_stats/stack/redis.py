@@ -1,0 +1,102 @@
+"""Redis for the local stack: Debian's redis-server, installed with apt-get when missing."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import redis
+
+from isales_stats.settings import Settings
+from isales_stats.stack.processes import (
+    ManagedProcess,
+    ServiceStatus,
+    StackError,
+    port_is_open,
+    wait_until,
+)
+
+# AOF with a one-second fsync: a restart keeps the counters, at most one second of writes is
+# at risk on a power cut (the engine heals from that by re-reading Kafka; see the README).
+_CONFIG = """\
+bind 127.0.0.1
+port {port}
+protected-mode yes
+daemonize no
+dir {data_dir}
+appendonly yes
+appendfsync everysec
+save ""
+"""
+
+
+class RedisServer:
+    name = "redis"
+
+    def __init__(self, settings: Settings) -> None:
+        self.port = settings.redis_port
+        self.home = settings.stack_dir / f"redis-{self.port}"
+        self.process = ManagedProcess(
+            pid_file=self.home / "redis.pid",
+            log_file=self.home / "redis.log",
+            marker=f"127.0.0.1:{self.port}",
+        )
+
+    def answering(self) -> bool:
+        try:
+            client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1)
+            with client:
+                return bool(client.ping())
+        except redis.RedisError:
+            return False
+
+    def status(self) -> ServiceStatus:
+        return ServiceStatus(
+            self.name,
+            f"redis://127.0.0.1:{self.port}",
+            self.process.pid(),
+            self.answering(),
+            self.process.log_file,
+        )
+
+    def ensure_running(self) -> bool:
+        """Start Redis unless something already answers there. True when we started it."""
+        if self.answering():
+            return False
+        if port_is_open("127.0.0.1", self.port):
+            raise StackError(f"port {self.port} is taken by something that is not Redis")
+        binary = install_redis_server()
+        data_dir = self.home / "data"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        config = self.home / "redis.conf"
+        config.write_text(_CONFIG.format(port=self.port, data_dir=data_dir))
+        self.process.start([binary, str(config)])
+        if not wait_until(self.answering, timeout=30, still_starting=self._starting):
+            self.process.stop()
+            raise StackError(
+                f"Redis did not answer PING on port {self.port}; see {self.process.log_file}:\n"
+                + self.process.tail()
+            )
+        return True
+
+    def stop(self) -> bool:
+        return self.process.stop()
+
+    def _starting(self) -> bool:
+        return self.process.pid() is not None
+
+
+def install_redis_server() -> str:
+    """The redis-server binary, installed from Debian's packages when it is missing."""
+    binary = shutil.which("redis-server")
+    if binary:
+        return binary
+    print("redis-server is missing: installing Debian's package (apt-get)...", flush=True)
+    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "redis-server"]):
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise StackError(f"{' '.join(command)} failed:\n{result.stderr[-2000:]}")
+    binary = shutil.which("redis-server")
+    if not binary:
+        raise StackError("redis-server is still missing after apt-get install redis-server")
+    return binary
