@@ -1,0 +1,1 @@
+"""The stream side: call events from Kafka counted exactly into Redis by Faust agents."""

@@ -1,0 +1,165 @@
+"""The call-event contract (version 1): decoding and validating what arrives on Kafka.
+
+The JSON Schema in ``engine/call-event.schema.json`` states the same contract for publishers;
+``tests/test_events.py`` checks that the schema and this decoder agree. Decoding is written by
+hand rather than with a schema validator because it runs once per event on the hot path.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from engine.keys import FORBIDDEN_ID_CHARACTERS
+
+CONTRACT_VERSION = 1
+MAX_ID_LENGTH = 64
+MAX_BATCH_LENGTH = 200  # iSales' customField
+CONNECTED = 6
+FAILED = 5
+
+
+class EventKind(enum.StrEnum):
+    DATA_ADDED = "data.added"
+    CALL_RESULT = "call.result"
+    DATA_REMOVED = "data.removed"
+
+
+class InvalidEvent(ValueError):
+    """An event that breaks the contract; the message is the dead-letter reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallEvent:
+    kind: EventKind
+    vdn_id: int
+    campaign_id: str
+    data_id: str
+    occurred_at_ms: int
+    batch_id: str | None = None
+    call_id: str | None = None  # call.result only
+    connected: bool = False  # call.result only: callStatus 6
+    final: bool = False  # call.result only: no further attempt for this record
+    fail_code: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The event as the contract spells it (what the SDK publishes)."""
+        body: dict[str, Any] = {
+            "version": CONTRACT_VERSION,
+            "eventType": self.kind.value,
+            "vdnId": self.vdn_id,
+            "campaignId": self.campaign_id,
+            "dataId": self.data_id,
+            "occurredAt": self.occurred_at_ms,
+        }
+        if self.batch_id is not None:
+            body["batchId"] = self.batch_id
+        if self.kind is EventKind.CALL_RESULT:
+            body["callId"] = self.call_id
+            body["callStatus"] = CONNECTED if self.connected else FAILED
+            body["final"] = self.final
+            if self.fail_code is not None:
+                body["failCode"] = self.fail_code
+        return body
+
+    @property
+    def kafka_key(self) -> bytes:
+        """``{vdnId}:{campaignId}``: one campaign's events stay on one partition, in order."""
+        return f"{self.vdn_id}:{self.campaign_id}".encode()
+
+
+def decode_event(raw: bytes | None) -> CallEvent:
+    """The event in ``raw`` (one JSON object, UTF-8), or InvalidEvent naming what is wrong."""
+    if raw is None:
+        raise InvalidEvent("empty message (no value)")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        raise InvalidEvent(f"not JSON: {error}") from None
+    if not isinstance(body, dict):
+        raise InvalidEvent("not a JSON object")
+    return event_from_json(body)
+
+
+def event_from_json(body: dict[str, Any]) -> CallEvent:
+    version = body.get("version", CONTRACT_VERSION)
+    if version != CONTRACT_VERSION or isinstance(version, bool):
+        raise InvalidEvent(f"unsupported contract version: {version!r}")
+    try:
+        kind = EventKind(body.get("eventType"))
+    except ValueError:
+        raise InvalidEvent(f"unknown eventType: {_short(body.get('eventType'))}") from None
+    vdn_id = body.get("vdnId")
+    if type(vdn_id) is not int or not 1 <= vdn_id <= 9999:
+        raise InvalidEvent(f"vdnId must be an integer 1..9999, got {_short(vdn_id)}")
+    campaign_id = _identifier(body, "campaignId", MAX_ID_LENGTH)
+    data_id = _identifier(body, "dataId", MAX_ID_LENGTH)
+    batch_id = body.get("batchId")
+    if batch_id is not None:
+        batch_id = _identifier(body, "batchId", MAX_BATCH_LENGTH, allow_empty=True) or None
+    occurred_at_ms = parse_occurred_at(body.get("occurredAt"))
+    if kind is not EventKind.CALL_RESULT:
+        return CallEvent(kind, vdn_id, campaign_id, data_id, occurred_at_ms, batch_id)
+
+    call_id = _identifier(body, "callId", MAX_ID_LENGTH)
+    status = body.get("callStatus")
+    if type(status) is not int or status not in (CONNECTED, FAILED):
+        raise InvalidEvent(f"callStatus must be 6 (connected) or 5 (failed), got {_short(status)}")
+    final = body.get("final")
+    if type(final) is not bool:
+        raise InvalidEvent(f"final must be true or false, got {_short(final)}")
+    fail_code = body.get("failCode")
+    if fail_code is not None and (not isinstance(fail_code, str) or len(fail_code) > 16):
+        raise InvalidEvent(f"failCode must be a string of at most 16 characters, got {_short(fail_code)}")
+    return CallEvent(
+        kind, vdn_id, campaign_id, data_id, occurred_at_ms, batch_id,
+        call_id=call_id, connected=status == CONNECTED, final=final, fail_code=fail_code,
+    )  # fmt: skip
+
+
+def parse_occurred_at(value: object) -> int:
+    """Epoch milliseconds from ISO-8601 with an explicit offset, or from epoch milliseconds."""
+    if type(value) is int:
+        if not 0 <= value < 10**14:
+            raise InvalidEvent(f"occurredAt out of range: {value}")
+        return value
+    if not isinstance(value, str) or len(value) > 40:
+        raise InvalidEvent(f"occurredAt must be ISO-8601 or epoch milliseconds, got {_short(value)}")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidEvent(f"occurredAt is not ISO-8601: {_short(value)}") from None
+    if moment.tzinfo is None:
+        raise InvalidEvent(f"occurredAt needs an explicit offset (e.g. +08:00): {_short(value)}")
+    # Integer arithmetic on the parts: a float timestamp could round 23:59:59.9995 into tomorrow.
+    offset = moment.utcoffset()
+    assert offset is not None
+    naive_utc = moment.replace(tzinfo=None) - offset
+    epoch_days = naive_utc.toordinal() - _EPOCH_ORDINAL
+    seconds = epoch_days * 86400 + naive_utc.hour * 3600 + naive_utc.minute * 60 + naive_utc.second
+    return seconds * 1000 + naive_utc.microsecond // 1000
+
+
+_EPOCH_ORDINAL = datetime(1970, 1, 1).toordinal()
+
+
+def _identifier(body: dict[str, Any], name: str, max_length: int, allow_empty: bool = False) -> str:
+    value = body.get(name)
+    if not isinstance(value, str):
+        raise InvalidEvent(f"{name} must be a string, got {_short(value)}")
+    if not value and not allow_empty:
+        raise InvalidEvent(f"{name} must not be empty")
+    if len(value) > max_length:
+        raise InvalidEvent(f"{name} is longer than {max_length} characters")
+    if not value.isprintable() or not FORBIDDEN_ID_CHARACTERS.isdisjoint(value):
+        raise InvalidEvent(f"{name} holds a control character or a brace: {_short(value)}")
+    return value
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,83 @@
+"""The Redis key layout: the one place where key names are spelled.
+
+The engine writes these keys, the API and the Grafana dashboards read them. Every key of one
+campaign carries the hash tag ``{vdnId:campaignId}``, so that one counting step (a Lua script)
+touches a single Redis Cluster slot. The README's key table documents the same layout.
+
+    {P}:vdn:{vdn}:campaigns                      set    campaignIds of a VDN
+    {P}:{vdn:c}:totals                           hash   campaign counters since the start
+    {P}:{vdn:c}:day:{YYYY-MM-DD}                 hash   campaign counters of one day (expires)
+    {P}:{vdn:c}:batches                          hash   batchId -> small number (record state)
+    {P}:{vdn:c}:batch:{b}:totals                 hash   batch counters since the start
+    {P}:{vdn:c}:batch:{b}:day:{YYYY-MM-DD}       hash   batch counters of one day (expires)
+    {P}:{vdn:c}:records                          hash   dataId -> record state (flags:batch)
+    {P}:{vdn:c}:calls                            set    callIds counted (upstream duplicates)
+    {P}:{vdn:c}:day:{YYYY-MM-DD}:records         hash   dataId -> day flags (expires)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Counter names are the API's field names, so a hash reads straight into a response.
+TOTAL_COUNTERS = (
+    "totalCount",
+    "unCallCount",
+    "totalCalledCount",
+    "totalCallSucc",
+    "totalFinishCount",
+)
+DAILY_COUNTERS = ("dailyCalledCount", "dailyCallSucc", "dailyFinishCount", "dailyCount")
+
+# Characters no id may hold: braces would break the hash tag that keeps a campaign in one slot.
+FORBIDDEN_ID_CHARACTERS = frozenset("{}")
+
+
+@dataclass(frozen=True)
+class KeyLayout:
+    """Key names under one prefix (tests give each test its own prefix)."""
+
+    prefix: str = "isales"
+
+    def vdn_campaigns(self, vdn_id: int) -> str:
+        return f"{self.prefix}:vdn:{vdn_id}:campaigns"
+
+    def campaign_base(self, vdn_id: int, campaign_id: str) -> str:
+        """The common start of a campaign's keys; the Lua scripts append the suffixes below."""
+        return f"{self.prefix}:{{{vdn_id}:{campaign_id}}}"
+
+    def campaign_totals(self, vdn_id: int, campaign_id: str) -> str:
+        return self.campaign_base(vdn_id, campaign_id) + ":totals"
+
+    def campaign_day(self, vdn_id: int, campaign_id: str, day: str) -> str:
+        return self.campaign_base(vdn_id, campaign_id) + f":day:{day}"
+
+    def campaign_batches(self, vdn_id: int, campaign_id: str) -> str:
+        return self.campaign_base(vdn_id, campaign_id) + ":batches"
+
+    def batch_totals(self, vdn_id: int, campaign_id: str, batch_id: str) -> str:
+        return self.campaign_base(vdn_id, campaign_id) + f":batch:{batch_id}:totals"
+
+    def batch_day(self, vdn_id: int, campaign_id: str, batch_id: str, day: str) -> str:
+        return self.campaign_base(vdn_id, campaign_id) + f":batch:{batch_id}:day:{day}"
+
+    def campaign_records(self, vdn_id: int, campaign_id: str) -> str:
+        return self.campaign_base(vdn_id, campaign_id) + ":records"
+
+    def campaign_calls(self, vdn_id: int, campaign_id: str) -> str:
+        return self.campaign_base(vdn_id, campaign_id) + ":calls"
+
+    def day_records(self, vdn_id: int, campaign_id: str, day: str) -> str:
+        return self.campaign_base(vdn_id, campaign_id) + f":day:{day}:records"
+
+
+# The suffixes the Lua scripts build from a campaign base; keep them in step with the methods
+# above (tests/test_keys.py checks that both spell the same names).
+LUA_SUFFIXES = {
+    "totals": ":totals",
+    "day": ":day:",
+    "batches": ":batches",
+    "batch": ":batch:",
+    "records": ":records",
+    "calls": ":calls",
+}

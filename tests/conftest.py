@@ -1,0 +1,60 @@
+"""Fixtures over the real local stack: Kafka and Redis, started for the session if not running.
+
+Tests share the services but not their data: each test gets its own Redis key prefix and, when
+it needs Kafka, its own topics. What the session started, it stops at the end.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from engine.keys import KeyLayout
+from isales_stats.settings import Settings
+from isales_stats.stack import Stack
+
+
+@pytest.fixture(scope="session")
+def local_stack() -> Iterator[Settings]:
+    """The real Kafka and Redis; started here only if they were not already running."""
+    settings = Settings()
+    stack = Stack(settings)
+    report = stack.up()
+    yield settings
+    stack.down(only=report.started)
+
+
+@pytest.fixture
+def unique_name() -> str:
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def test_settings(local_stack: Settings, unique_name: str) -> Iterator[Settings]:
+    """Settings of one test: its own key prefix, topics and consumer group."""
+    settings = local_stack.model_copy(
+        update={
+            "key_prefix": f"test:{unique_name}",
+            "call_events_topic": f"{unique_name}.call-events",
+            "dead_letter_topic": f"{unique_name}.dead-letter",
+            "worker_group": f"{unique_name}-group",
+        }
+    )
+    yield settings
+    delete_keys(settings.redis_url, settings.key_prefix)
+
+
+@pytest.fixture
+def key_layout(test_settings: Settings) -> KeyLayout:
+    return KeyLayout(test_settings.key_prefix)
+
+
+def delete_keys(redis_url: str, prefix: str) -> None:
+    with redis.Redis.from_url(redis_url) as client:
+        for pattern in (f"{prefix}:*",):
+            batch = list(client.scan_iter(match=pattern, count=1000))
+            for start in range(0, len(batch), 1000):
+                client.delete(*batch[start : start + 1000])

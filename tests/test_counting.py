@@ -1,0 +1,122 @@
+"""The counting rules in Redis against the reference model, on many small generated streams."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from redis.asyncio import Redis
+
+from engine.counting import CountingOutcome, EventCounter
+from engine.events import decode_event
+from engine.keys import KeyLayout
+from engine.statistics import StatisticsReader
+from isales_stats.settings import Settings
+from tests.conftest import delete_keys
+from tests.reference_model import reference_statistics
+from tests.strategies import GMT8, VDN_ZONES, contradicting, delivered, records, zone_of
+
+pytestmark = pytest.mark.stack
+
+# A clock after every generated event: nothing is in the future or older than the retention.
+QUERY_CLOCK = datetime(2026, 11, 30, 12, 0, tzinfo=GMT8).timestamp
+DAYS = [date(2026, 11, 25) + timedelta(days=n) for n in range(6)]
+_prefixes = itertools.count()
+
+
+def count_and_read(
+    settings: Settings, events: Sequence[dict[str, Any]], batch_sizes: Sequence[int]
+) -> tuple[list[CountingOutcome], dict[tuple[int, date], list[dict[str, Any]]]]:
+    """Count ``events`` in batches of the given sizes, then read every VDN on every day."""
+    prefix = f"{settings.key_prefix}:{next(_prefixes)}"
+
+    async def run() -> tuple[list[CountingOutcome], dict[tuple[int, date], list[dict[str, Any]]]]:
+        redis = Redis.from_url(settings.redis_url)
+        async with redis:
+            layout = KeyLayout(prefix)
+            counter = EventCounter(redis, layout, zone_of, 40, clock=QUERY_CLOCK)
+            decoded = [decode_event(orjson.dumps(event)) for event in events]
+            outcomes = []
+            start = 0
+            for size in itertools.cycle(batch_sizes):
+                if start >= len(decoded):
+                    break
+                outcomes.append(await counter.count(decoded[start : start + size]))
+                start += size
+            reader = StatisticsReader(redis, layout)
+            views = {
+                (vdn, day): await reader.read_count_detail(vdn, day)
+                for vdn in VDN_ZONES
+                for day in DAYS
+            }
+            return outcomes, views
+
+    try:
+        return asyncio.run(run())
+    finally:
+        delete_keys(settings.redis_url, prefix)
+
+
+def model_views(events: Sequence[dict[str, Any]]) -> dict[tuple[int, date], list[dict[str, Any]]]:
+    model = reference_statistics(events, default_zone=GMT8, vdn_zones=VDN_ZONES)
+    return {(vdn, day): model.count_detail(vdn, day) for vdn in VDN_ZONES for day in DAYS}
+
+
+slow_settings = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@slow_settings
+@given(data=st.data())
+def test_any_order_and_duplicates_give_the_model_numbers(
+    test_settings: Settings, data: st.DataObject
+) -> None:
+    events = data.draw(records())
+    stream = data.draw(delivered(events))
+    batch_sizes = data.draw(st.lists(st.integers(1, 7), min_size=1, max_size=4))
+    outcomes, views = count_and_read(test_settings, stream, batch_sizes)
+    assert views == model_views(events)
+    assert sum(outcome.applied for outcome in outcomes) == len(
+        {orjson.dumps(event, option=orjson.OPT_SORT_KEYS) for event in events}
+    )
+    assert not any(outcome.conflicts for outcome in outcomes)
+
+
+@slow_settings
+@given(data=st.data())
+def test_contradictions_are_rejected_like_the_model_rejects_them(
+    test_settings: Settings, data: st.DataObject
+) -> None:
+    stream = data.draw(contradicting(data.draw(records())))
+    batch_sizes = data.draw(st.lists(st.integers(1, 7), min_size=1, max_size=4))
+    outcomes, views = count_and_read(test_settings, stream, batch_sizes)
+    model = reference_statistics(stream, default_zone=GMT8, vdn_zones=VDN_ZONES)
+    assert views == model_views(stream)
+    # Within a batch the engine answers campaign by campaign: compare the rejects as multisets.
+    rejected = [event.to_json() for outcome in outcomes for event in outcome.conflicts]
+    expected = [decode_event(orjson.dumps(event)).to_json() for event in model.rejected]
+    assert sorted(map(orjson.dumps, rejected)) == sorted(map(orjson.dumps, expected))
+
+
+def test_counting_the_same_batch_twice_changes_nothing(test_settings: Settings) -> None:
+    events = [
+        {"eventType": "data.added", "vdnId": 1, "campaignId": "C1", "dataId": "d1",
+         "batchId": "B1", "occurredAt": "2026-11-28T23:59:59.999+08:00"},
+        {"eventType": "call.result", "vdnId": 1, "campaignId": "C1", "dataId": "d1",
+         "batchId": "B1", "callId": "x1", "callStatus": 6, "final": True,
+         "occurredAt": "2026-11-29T00:00:00.000+08:00"},
+    ]  # fmt: skip
+    outcomes, views = count_and_read(test_settings, events + events, [2])
+    assert [(o.applied, o.duplicates) for o in outcomes] == [(2, 0), (0, 2)]
+    saturday, sunday = views[(1, date(2026, 11, 28))][0], views[(1, date(2026, 11, 29))][0]
+    assert (saturday["dailyCount"], saturday["dailyCalledCount"]) == (1, 0)
+    assert (sunday["dailyCount"], sunday["dailyCalledCount"], sunday["dailyFinishCount"]) == (1, 1, 1)
+    assert sunday["totalCount"] == 1 and sunday["unCallCount"] == 0
