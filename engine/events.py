@@ -90,7 +90,7 @@ def event_from_json(body: dict[str, Any]) -> CallEvent:
     if version != CONTRACT_VERSION or isinstance(version, bool):
         raise InvalidEvent(f"unsupported contract version: {version!r}")
     try:
-        kind = EventKind(body.get("eventType"))
+        kind = EventKind(str(body.get("eventType")))
     except ValueError:
         raise InvalidEvent(f"unknown eventType: {_short(body.get('eventType'))}") from None
     vdn_id = body.get("vdnId")
@@ -114,7 +114,9 @@ def event_from_json(body: dict[str, Any]) -> CallEvent:
         raise InvalidEvent(f"final must be true or false, got {_short(final)}")
     fail_code = body.get("failCode")
     if fail_code is not None and (not isinstance(fail_code, str) or len(fail_code) > 16):
-        raise InvalidEvent(f"failCode must be a string of at most 16 characters, got {_short(fail_code)}")
+        raise InvalidEvent(
+            f"failCode must be a string of at most 16 characters, got {_short(fail_code)}"
+        )
     return CallEvent(
         kind, vdn_id, campaign_id, data_id, occurred_at_ms, batch_id,
         call_id=call_id, connected=status == CONNECTED, final=final, fail_code=fail_code,
@@ -128,7 +130,9 @@ def parse_occurred_at(value: object) -> int:
             raise InvalidEvent(f"occurredAt out of range: {value}")
         return value
     if not isinstance(value, str) or len(value) > 40:
-        raise InvalidEvent(f"occurredAt must be ISO-8601 or epoch milliseconds, got {_short(value)}")
+        raise InvalidEvent(
+            f"occurredAt must be ISO-8601 or epoch milliseconds, got {_short(value)}"
+        )
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:

@@ -36,6 +36,12 @@ def _build_parser() -> argparse.ArgumentParser:
     api.add_argument("--host", default=None)
     api.add_argument("--port", type=int, default=None)
     api.set_defaults(run=_api)
+
+    topics = commands.add_parser("topics", help="create the call-events and dead-letter topics")
+    topics.set_defaults(run=_topics)
+
+    demo = commands.add_parser("demo", help="stack, worker, API and sample traffic, until Ctrl-C")
+    demo.set_defaults(run=_demo)
     return parser
 
 
@@ -84,6 +90,20 @@ def _api(arguments: argparse.Namespace, settings: Settings) -> int:
         log_level="warning",
     )
     return 0
+
+
+def _topics(arguments: argparse.Namespace, settings: Settings) -> int:
+    from engine.topics import ensure_topics
+
+    created = ensure_topics(settings)
+    print("created: " + (", ".join(created) if created else "nothing (all topics exist)"))
+    return 0
+
+
+def _demo(arguments: argparse.Namespace, settings: Settings) -> int:
+    from isales_stats.demo import run_demo
+
+    return run_demo(settings)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ _UTC_OFFSET = re.compile(r"^(?:GMT|UTC)?([+-])(\d{1,2}):?(\d{2})$")
 
 
 def parse_time_zone(text: str) -> tzinfo:
-    """A zone from ``+08:00``, ``GMT+08:00``, ``UTC-0530`` or an IANA name like ``Asia/Shanghai``."""
+    """A zone from ``+08:00``, ``GMT+08:00``, ``UTC-0530`` or an IANA name (``Asia/Tokyo``)."""
     text = text.strip()
     match = _UTC_OFFSET.match(text)
     if match:
@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     worker_batch_size: int = 2000
     # How long a batch may wait to fill up: the floor of freshness at low traffic.
     worker_batch_seconds: float = 0.05
+    # Prometheus metrics of the worker on this port (0: none, e.g. several workers in tests).
+    worker_metrics_port: int = 9102
 
     # --- counting -------------------------------------------------------------------------
     # Prefix of every Redis key; tests give each test its own.
@@ -118,6 +120,16 @@ class Settings(BaseSettings):
     @property
     def redis_port(self) -> int:
         return urlsplit(self.redis_url).port or 6379
+
+    def as_environment(self) -> dict[str, str]:
+        """These settings as ISALES_* variables: how a parent hands them to a child process."""
+        environment = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, dict):
+                value = ",".join(f"{key}={zone}" for key, zone in value.items())
+            environment[f"ISALES_{name.upper()}"] = str(value)
+        return environment
 
     def time_zone_of(self, vdn_id: int) -> tzinfo:
         return _zone(self.vdn_time_zones.get(vdn_id, self.default_time_zone))

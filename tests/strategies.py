@@ -23,8 +23,8 @@ def zone_of(vdn_id: int) -> Any:
 def occurred_at(draw: st.DrawFn) -> str | int:
     """Epoch ms or ISO-8601 with an offset; near midnights far more often than elsewhere."""
     midnight_ms = int(datetime(2026, 11, 27, tzinfo=GMT8).timestamp() * 1000)
-    near_midnight = midnight_ms + draw(st.sampled_from([0, 1, 86_400_000])) - draw(
-        st.integers(0, 2)
+    near_midnight = (
+        midnight_ms + draw(st.sampled_from([0, 1, 86_400_000])) - draw(st.integers(0, 2))
     )
     anywhere = int(FIRST_MOMENT.timestamp() * 1000) + draw(st.integers(0, SPAN_MS))
     epoch_ms = draw(st.sampled_from([near_midnight, anywhere]))
@@ -66,7 +66,9 @@ def records(draw: st.DrawFn) -> list[dict[str, Any]]:
                 }
             )
         if draw(st.integers(0, 4)) == 0:
-            events.append({"eventType": "data.removed", **common, "occurredAt": draw(occurred_at())})
+            events.append(
+                {"eventType": "data.removed", **common, "occurredAt": draw(occurred_at())}
+            )
         if not events or events[-1]["dataId"] != f"d{record}":
             events.append({"eventType": "data.added", **common, "occurredAt": draw(occurred_at())})
     return events

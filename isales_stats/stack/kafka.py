@@ -180,7 +180,9 @@ class KafkaBroker:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         if cluster_id.startswith("-"):  # the storage tool would read it as an option
             cluster_id = "A" + cluster_id[1:]
-        run_java(self.jars, ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)])
+        run_java(
+            self.jars, ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)]
+        )
 
 
 def run_java(jars: Path, arguments: list[str]) -> None:

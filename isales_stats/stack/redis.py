@@ -92,7 +92,10 @@ def install_redis_server() -> str:
     if binary:
         return binary
     print("redis-server is missing: installing Debian's package (apt-get)...", flush=True)
-    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "redis-server"]):
+    for command in (
+        ["apt-get", "update", "-qq"],
+        ["apt-get", "install", "-y", "-qq", "redis-server"],
+    ):
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise StackError(f"{' '.join(command)} failed:\n{result.stderr[-2000:]}")

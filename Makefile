@@ -1,0 +1,50 @@
+# isales-stats: everything a developer or CI runs goes through these targets.
+#   make demo   the product on the local real stack (Kafka + Redis + worker + API)
+#   make test   lint, type-check and the whole test suite against the real stack
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install lint format test test-fast bench demo stack-up stack-down clean
+
+# Reinstall only when the project's dependencies change.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+# The test session starts Kafka and Redis if they are not running and stops what it started.
+test: lint
+	$(BIN)/pytest
+
+test-fast: install
+	$(BIN)/pytest -m "not slow"
+
+bench: install
+	$(BIN)/python -m benchmarks.run
+
+demo: install
+	$(BIN)/isales-stats demo
+
+stack-up: install
+	$(BIN)/isales-stats stack up
+
+stack-down: install
+	$(BIN)/isales-stats stack down
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

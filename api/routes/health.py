@@ -1,0 +1,27 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
+
+from api.dependencies import RedisDep
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is alive."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", response_model=None)
+async def readyz(redis: RedisDep) -> dict[str, str] | JSONResponse:
+    """Redis answers: the API can serve statistics."""
+    try:
+        await redis.ping()
+    except (RedisError, OSError):
+        return JSONResponse({"status": "redis unreachable"}, status_code=503)
+    return {"status": "ok"}

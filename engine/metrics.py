@@ -1,0 +1,25 @@
+"""Prometheus metrics of a worker: what was counted, what was turned away, and why."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+EVENTS_COUNTED = Counter("isales_events_counted_total", "Events applied to the counters")
+EVENTS_DUPLICATE = Counter(
+    "isales_events_duplicate_total", "Events already counted (redeliveries, upstream retries)"
+)
+EVENTS_DEAD_LETTERED = Counter(
+    "isales_events_dead_lettered_total", "Events sent to the dead-letter topic", ["reason"]
+)
+EVENTS_TOO_OLD_FOR_DAILY = Counter(
+    "isales_events_too_old_for_daily_total",
+    "Events counted in the totals but older than the daily retention",
+)
+REDIS_RETRIES = Counter(
+    "isales_counting_retries_total", "Counting batches retried after a Redis error"
+)
+BATCH_SECONDS = Histogram(
+    "isales_counting_batch_seconds",
+    "Time to count one batch in Redis",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)

@@ -1,0 +1,126 @@
+"""From raw Kafka messages to counters: decode, admit, count, and set aside what is bad.
+
+Free of Faust, so that it is tested and benchmarked directly. The Faust agent only feeds it
+batches of messages and publishes the dead letters it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from redis.exceptions import RedisError
+
+from engine import metrics
+from engine.counting import CountingOutcome, EventCounter
+from engine.days import Clock, system_clock
+from engine.events import CallEvent, InvalidEvent, decode_event
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RawMessage:
+    """One Kafka record as it arrived, with where it came from (for the dead-letter topic)."""
+
+    value: bytes | None
+    key: bytes | None = None
+    topic: str = ""
+    partition: int = -1
+    offset: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    message: RawMessage
+    reason: str
+    category: str  # a short label for the metric: invalid, future, batch-conflict
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return [
+            ("x-dead-letter-reason", self.reason.encode()),
+            ("x-dead-letter-category", self.category.encode()),
+            ("x-source-topic", self.message.topic.encode()),
+            ("x-source-partition", str(self.message.partition).encode()),
+            ("x-source-offset", str(self.message.offset).encode()),
+        ]
+
+
+@dataclass
+class BatchReport:
+    counted: int = 0
+    duplicates: int = 0
+    too_old_for_daily: int = 0
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+
+
+class CountingPipeline:
+    def __init__(
+        self,
+        counter: EventCounter,
+        future_tolerance_seconds: int,
+        clock: Clock = system_clock,
+        retry_delays: Sequence[float] = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0),
+    ) -> None:
+        self.counter = counter
+        self.future_tolerance_ms = future_tolerance_seconds * 1000
+        self.clock = clock
+        self.retry_delays = retry_delays
+
+    async def process(self, messages: Sequence[RawMessage]) -> BatchReport:
+        report = BatchReport()
+        admitted: list[CallEvent] = []
+        sources: dict[int, RawMessage] = {}  # id(event) -> its message, for conflicts
+        latest_ms = int(self.clock() * 1000) + self.future_tolerance_ms
+        for message in messages:
+            try:
+                event = decode_event(message.value)
+            except InvalidEvent as error:
+                report.dead_letters.append(DeadLetter(message, str(error), "invalid"))
+                continue
+            if event.occurred_at_ms > latest_ms:
+                reason = (
+                    f"occurredAt is {(event.occurred_at_ms - latest_ms) // 1000 + 1} s beyond "
+                    f"the allowed clock skew of {self.future_tolerance_ms // 1000} s"
+                )
+                report.dead_letters.append(DeadLetter(message, reason, "future"))
+                continue
+            admitted.append(event)
+            sources[id(event)] = message
+
+        outcome = await self._count_until_done(admitted)
+        report.counted = outcome.applied
+        report.duplicates = outcome.duplicates
+        report.too_old_for_daily = outcome.too_old
+        for event in outcome.conflicts:
+            reason = f"batchId {event.batch_id!r} contradicts the batch recorded for dataId"
+            report.dead_letters.append(DeadLetter(sources[id(event)], reason, "batch-conflict"))
+        self._observe(report)
+        return report
+
+    async def _count_until_done(self, events: list[CallEvent]) -> CountingOutcome:
+        """Counting is idempotent, so a failed batch is simply tried again until Redis is back.
+
+        Raising instead would let Faust acknowledge the messages and lose them.
+        """
+        attempt = 0
+        while True:
+            try:
+                with metrics.BATCH_SECONDS.time():
+                    return await self.counter.count(events)
+            except (RedisError, OSError) as error:
+                delay = self.retry_delays[min(attempt, len(self.retry_delays) - 1)]
+                attempt += 1
+                metrics.REDIS_RETRIES.inc()
+                log.warning("counting failed (%s); retry %d in %.1f s", error, attempt, delay)
+                await asyncio.sleep(delay)
+
+    @staticmethod
+    def _observe(report: BatchReport) -> None:
+        metrics.EVENTS_COUNTED.inc(report.counted)
+        metrics.EVENTS_DUPLICATE.inc(report.duplicates)
+        metrics.EVENTS_TOO_OLD_FOR_DAILY.inc(report.too_old_for_daily)
+        for dead_letter in report.dead_letters:
+            metrics.EVENTS_DEAD_LETTERED.labels(dead_letter.category).inc()

@@ -1,0 +1,23 @@
+"""``isales-stats worker``: one Faust worker process counting call events."""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+import faust
+from prometheus_client import start_http_server
+
+from engine.agents import register_agents
+from engine.app import create_app
+from engine.topics import ensure_topics
+from isales_stats.settings import Settings
+
+
+def run_worker(settings: Settings, loglevel: str = "warning") -> NoReturn:
+    ensure_topics(settings)
+    if settings.worker_metrics_port:
+        start_http_server(settings.worker_metrics_port, addr="0.0.0.0")
+    app = create_app(settings)
+    register_agents(app, settings)
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    worker.execute_from_commandline()  # exits the process when the worker is told to stop
