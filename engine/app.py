@@ -24,5 +24,7 @@ def create_app(settings: Settings) -> faust.App:
         broker_max_poll_records=settings.worker_batch_size,
         stream_buffer_maxsize=settings.worker_batch_size * 2,
         producer_acks=-1,
+        broker_session_timeout=settings.worker_session_timeout_seconds,
+        broker_heartbeat_interval=min(3.0, settings.worker_session_timeout_seconds / 5),
         stream_wait_empty=False,
     )

@@ -1,18 +1,22 @@
 """docker-compose.yml and deploy/Dockerfile: the containerised stack says what the local one says.
 
-The structure is checked with PyYAML everywhere; ``docker compose config`` validates the file as
-well where the compose plugin is installed (there is no Docker engine where this project is built,
-and ``config`` needs none).
+The structure is checked with PyYAML everywhere. The file is also loaded the way compose loads it
+(schema validation, interpolation, normalisation, consistency checks): by ``docker compose config``
+where the compose plugin is installed, and elsewhere by deploy/compose-check, a small Go command
+over compose-go, the library the plugin itself uses. It is built here with ``go build`` into the
+user's cache and rebuilt when its sources change (there is no Docker engine where this project is
+built, and neither validator needs one).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shlex
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, cast
 
@@ -26,15 +30,18 @@ ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
+COMPOSE_CHECK = ROOT / "deploy" / "compose-check"
+COMPOSE_CHECK_SOURCES = ("go.mod", "go.sum", "main.go")
+GO_BUILD_TIMEOUT = 300
 
 KAFKA_IMAGE = "apache/kafka:4.3.1"
 SERVICES = {"kafka", "redis", "topics-init", "worker", "api"}
 DEPENDENCY_CONDITIONS = {"service_healthy", "service_completed_successfully"}
 # Variables whose values must come from the operator, never from a default in the file.
 SECRETS = {"ISALES_AUTH_KEYS"}
-# The API's signing keys and their switch are set in docker-compose.yml before Settings reads
-# them; the issue that adds each field to Settings removes its name here.
-SETTINGS_ADDED_BY_LATER_ISSUES = {"auth_keys", "auth_enabled"}
+# ISALES_* names docker-compose.yml may set before Settings reads them; the issue that adds
+# each field to Settings removes its name here (auth_keys and auth_enabled have arrived).
+SETTINGS_ADDED_BY_LATER_ISSUES: set[str] = set()
 # Properties of the local broker that name its own addresses and directories, not its behaviour.
 ADDRESS_PROPERTIES = {
     "listeners",
@@ -298,6 +305,12 @@ def test_dockerignore_keeps_secrets_and_history_out_of_the_context() -> None:
     assert {".git", ".env", "tests", "docs"} <= patterns
 
 
+AUTH_KEYS = "ak1:sk1,ak2:sk2"
+
+# The command line that loads a compose file and prints the resolved project as YAML.
+Validator = Callable[[Path], list[str]]
+
+
 def _compose_plugin() -> str | None:
     docker = shutil.which("docker")
     if docker is None:
@@ -308,18 +321,97 @@ def _compose_plugin() -> str | None:
     return docker if probe.returncode == 0 else None
 
 
-def test_docker_compose_accepts_the_file() -> None:
-    docker = _compose_plugin()
-    if docker is None:
-        pytest.skip("the docker compose plugin is not installed")
-    environment = {**os.environ, "ISALES_AUTH_KEYS": "ak1:sk1,ak2:sk2"}
+def _go() -> str:
+    go = shutil.which("go") or shutil.which("go", path="/usr/local/go/bin")
+    if go is None:
+        pytest.fail(
+            "neither the docker compose plugin nor Go (1.24 or newer) is installed: Go is needed "
+            "to build deploy/compose-check, which validates docker-compose.yml without Docker"
+        )
+    return go
+
+
+def _compose_check() -> Path:
+    """deploy/compose-check built into the user's cache, once for each version of its sources."""
+    digest = hashlib.sha256()
+    for name in COMPOSE_CHECK_SOURCES:
+        digest.update(name.encode() + b"\0" + (COMPOSE_CHECK / name).read_bytes() + b"\0")
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    directory = cache / "isales-stats" / "compose-check"
+    binary = directory / f"compose-check-{digest.hexdigest()[:16]}"
+    if os.access(binary, os.X_OK):
+        return binary
+    directory.mkdir(parents=True, exist_ok=True)
+    partial = directory / f"{binary.name}.{os.getpid()}.partial"
     result = subprocess.run(
-        [docker, "compose", "-f", str(COMPOSE_FILE), "config", "-q"],
-        cwd=ROOT,
-        env=environment,
+        [_go(), "build", "-mod=readonly", "-trimpath", "-buildvcs=false", "-o", str(partial), "."],
+        cwd=COMPOSE_CHECK,
+        # GOTOOLCHAIN=local: build with the installed Go rather than download another one.
+        env={**os.environ, "GOTOOLCHAIN": "local"},
+        capture_output=True,
+        text=True,
+        timeout=GO_BUILD_TIMEOUT,
+        check=False,
+    )
+    assert result.returncode == 0, f"go build of deploy/compose-check failed:\n{result.stderr}"
+    partial.replace(binary)  # atomic: a concurrent run sees the whole binary or none
+    for stale in directory.glob("compose-check-*"):
+        if stale.name != binary.name and not stale.name.endswith(".partial"):
+            stale.unlink(missing_ok=True)
+    return binary
+
+
+@pytest.fixture(scope="module")
+def validator() -> Validator:
+    """``docker compose config`` where the plugin is installed, else deploy/compose-check."""
+    docker = _compose_plugin()
+    if docker is not None:
+        return lambda file: [docker, "compose", "-f", str(file), "config"]
+    binary = _compose_check()
+    return lambda file: [str(binary), str(file)]
+
+
+def _validate(
+    command: list[str], environment: Mapping[str, str], cwd: Path
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        command,
+        cwd=cwd,
+        env=dict(environment),
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
+
+
+def test_compose_accepts_the_file(validator: Validator) -> None:
+    environment = {**os.environ, "ISALES_AUTH_KEYS": AUTH_KEYS}
+    result = _validate(validator(COMPOSE_FILE), environment, ROOT)
     assert result.returncode == 0, result.stderr
+    resolved = yaml.safe_load(result.stdout)
+    assert isinstance(resolved, dict), result.stdout
+    assert set(resolved["services"]) == set(services())
+    for name in ("worker", "api"):
+        assert environment_of(resolved["services"][name])["ISALES_AUTH_KEYS"] == AUTH_KEYS, name
+
+
+def test_compose_refuses_the_file_without_the_auth_keys(
+    validator: Validator, tmp_path: Path
+) -> None:
+    """The ``:?`` of ISALES_AUTH_KEYS is interpolated: unset, compose stops with its message.
+
+    The file is validated from an empty directory, so that no .env of the developer's supplies the
+    variable.
+    """
+    copy = tmp_path / COMPOSE_FILE.name
+    copy.write_text(COMPOSE_FILE.read_text(encoding="utf-8"), encoding="utf-8")
+    environment = {name: value for name, value in os.environ.items() if name != "ISALES_AUTH_KEYS"}
+    result = _validate(validator(copy), environment, tmp_path)
+    assert result.returncode != 0, result.stdout
+    # What compose says when a ${VAR:?message} variable is unset: the message from the file.
+    declared = environment_of({"environment": load_compose()["x-isales-environment"]})
+    missing = re.fullmatch(r"\$\{ISALES_AUTH_KEYS:\?([^}]+)\}", declared["ISALES_AUTH_KEYS"])
+    assert missing is not None, declared["ISALES_AUTH_KEYS"]
+    assert "ISALES_AUTH_KEYS" in result.stderr, result.stderr
+    assert missing.group(1) in result.stderr, result.stderr

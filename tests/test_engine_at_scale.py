@@ -1,0 +1,118 @@
+"""Large streams through the real parts, against the reference model.
+
+- 60,000 events with duplicates: kafka-python -> Kafka -> a Faust worker -> Redis -> HTTP.
+- 120,000 events while the worker is killed with SIGKILL twice and restarted: still exact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from kafka import KafkaProducer
+from redis import Redis
+
+from engine.days import today_in
+from engine.keys import KeyLayout
+from engine.statistics import StatisticsReader
+from engine.topics import ensure_topics
+from isales_stats.settings import Settings
+from tests.reference_model import GMT8, reference_statistics
+from tests.services import ServiceProcess, wait_for, wait_for_http
+from tests.workload import campaign_stream, encoded
+
+pytestmark = [pytest.mark.stack, pytest.mark.slow]
+
+API_PORT = 8766
+
+
+def publish(settings: Settings, stream: list[dict[str, Any]]) -> None:
+    ensure_topics(settings)
+    producer = KafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        acks="all",
+        linger_ms=20,
+        batch_size=512 * 1024,
+    )
+    for key, value in encoded(stream):
+        producer.send(settings.call_events_topic, key=key, value=value)
+    producer.flush()
+    producer.close()
+
+
+def expected_detail(stream: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return reference_statistics(stream, default_zone=GMT8).count_detail(1, today_in(GMT8))
+
+
+def read_detail(settings: Settings) -> list[dict[str, Any]]:
+    async def read() -> list[dict[str, Any]]:
+        from redis.asyncio import Redis as AsyncRedis
+
+        async with AsyncRedis.from_url(settings.redis_url) as redis:
+            reader = StatisticsReader(redis, KeyLayout(settings.key_prefix))
+            return await reader.read_count_detail(1, today_in(GMT8))
+
+    return asyncio.run(read())
+
+
+def distinct_identities_counted(settings: Settings, campaigns: list[str]) -> int:
+    """Records and calls the engine has recorded so far: a progress gauge for the crash test."""
+    layout = KeyLayout(settings.key_prefix)
+    with Redis.from_url(settings.redis_url) as redis, redis.pipeline() as pipe:
+        for campaign in campaigns:
+            pipe.hlen(layout.campaign_records(1, campaign))
+            pipe.scard(layout.campaign_calls(1, campaign))
+        return sum(pipe.execute())
+
+
+def test_sixty_thousand_events_through_kafka_worker_and_http(
+    test_settings: Settings, tmp_path: Path
+) -> None:
+    stream = campaign_stream(60_000, seed=11, now=datetime.now(UTC))
+    expected = expected_detail(stream)
+    publish(test_settings, stream)
+
+    url = f"http://127.0.0.1:{API_PORT}/rest/isales/v2/openapi/campaigns/1/statistics"
+    worker = ServiceProcess(test_settings, "worker", log_dir=tmp_path, worker_metrics_port=0)
+    api = ServiceProcess(test_settings, "api", "--port", str(API_PORT), log_dir=tmp_path)
+    with worker, api:
+        wait_for_http(f"http://127.0.0.1:{API_PORT}/healthz")
+        served = wait_for(lambda: httpx.get(url, timeout=5).json()["countDetail"] == expected, 120)
+        body = httpx.get(url, timeout=5).json()["countDetail"]
+    assert served, f"served numbers differ from the model:\n{worker.log()}"
+    assert body == expected
+
+
+def test_two_kill_nines_in_the_middle_of_the_stream_change_nothing(
+    test_settings: Settings, tmp_path: Path
+) -> None:
+    stream = campaign_stream(120_000, seed=12, now=datetime.now(UTC))
+    expected = expected_detail(stream)
+    campaigns = [entry["campaignId"] for entry in expected]
+    total = len({(e["dataId"]) for e in stream}) + len(
+        {e["callId"] for e in stream if "callId" in e}
+    )
+    publish(test_settings, stream)
+
+    for stop_at in (0.25, 0.6):
+        worker = ServiceProcess(test_settings, "worker", log_dir=tmp_path, worker_metrics_port=0)
+        worker.start()
+        reached = wait_for(
+            lambda: distinct_identities_counted(test_settings, campaigns) >= stop_at * total,
+            timeout=120,
+            interval=0.02,
+        )
+        worker.kill()
+        assert reached, f"the worker made no progress:\n{worker.log()}"
+        assert distinct_identities_counted(test_settings, campaigns) < total, "killed too late"
+
+    with ServiceProcess(test_settings, "worker", log_dir=tmp_path, worker_metrics_port=0) as last:
+        done = wait_for(lambda: read_detail(test_settings) == expected, timeout=120, interval=0.5)
+        assert done, f"numbers after two crashes differ from the model:\n{last.log()}"
+        time.sleep(2)  # anything still replayed after that must change nothing
+    assert read_detail(test_settings) == expected
