@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     worker_batch_size: int = 2000
     # How long a batch may wait to fill up: the floor of freshness at low traffic.
     worker_batch_seconds: float = 0.05
+    # A worker that stops heartbeating is replaced after this long (Faust's 60 s default
+    # leaves a crashed worker's partitions idle for a minute).
+    worker_session_timeout_seconds: float = 10.0
     # Prometheus metrics of the worker on this port (0: none, e.g. several workers in tests).
     worker_metrics_port: int = 9102
 
