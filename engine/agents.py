@@ -1,29 +1,39 @@
-"""The Faust agent: thin on purpose. It batches messages, hands them to the counting pipeline
-and publishes the dead letters the pipeline returns."""
+"""The Faust agent: thin on purpose. It receives the call events of one Kafka fetch, hands
+them to the counting pipeline, publishes the dead letters it returns, and acknowledges the
+messages so that Faust commits their offsets."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
-import faust
 from redis.asyncio import Redis
 
 from engine.counting import EventCounter
 from engine.keys import KeyLayout
-from engine.pipeline import CountingPipeline, RawMessage
+from engine.pipeline import AdmittedBatch, CountingPipeline, RawMessage
+from engine.transport import CountingApp
 from isales_stats.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# Fetches waiting for the agent; beyond this the consumer waits (back-pressure on Kafka).
+FETCHES_IN_FLIGHT = 4
 
-def register_agents(app: faust.App, settings: Settings) -> Any:
-    """Attach the counting agent to ``app``; return it (tests and benchmarks look at it)."""
+
+def register_agents(app: CountingApp, settings: Settings) -> Any:
+    """Attach the counting agent to ``app``; return it."""
     call_events = app.topic(settings.call_events_topic)
     dead_letters = app.topic(settings.dead_letter_topic)
+    fetches = app.channel(maxsize=FETCHES_IN_FLIGHT)
 
-    @app.agent(call_events, name="count-call-events")
-    # Typed Any: faust's StreamT stub lacks take_events, which the Stream class has.
+    async def hand_over(messages: list[Any]) -> None:
+        await fetches.send(value=messages)
+
+    app.deliver_in_batches(call_events, hand_over)
+
+    @app.agent(fetches, name="count-call-events")
     async def count_call_events(stream: Any) -> None:
         redis = Redis.from_url(settings.redis_url)
         counter = EventCounter(
@@ -33,29 +43,33 @@ def register_agents(app: faust.App, settings: Settings) -> Any:
             settings.daily_retention_days,
         )
         pipeline = CountingPipeline(counter, settings.future_tolerance_seconds)
+
+        async def finish(batch: AdmittedBatch, messages: list[Any]) -> None:
+            report = await pipeline.count(batch)
+            for dead_letter in report.dead_letters:
+                log.warning("dead letter: %s", dead_letter.reason)
+                delivery = await dead_letters.send(
+                    key=dead_letter.message.key,
+                    value=dead_letter.message.value or b"",
+                    headers=dead_letter.headers(),
+                )
+                await delivery  # in Kafka before the source offset can be committed
+            for message in messages:
+                app.consumer.ack(message)
+
+        # Two stages: the next fetch is decoded while Redis counts the previous one. Batches
+        # still reach Redis one after the other, in fetch order.
+        counting: asyncio.Task[None] | None = None
         try:
-            async for events in stream.take_events(
-                settings.worker_batch_size, within=settings.worker_batch_seconds
-            ):
-                messages = [
-                    RawMessage(
-                        event.message.value,
-                        event.message.key,
-                        event.message.topic,
-                        event.message.partition,
-                        event.message.offset,
-                    )
-                    for event in events
-                ]
-                report = await pipeline.process(messages)
-                for dead_letter in report.dead_letters:
-                    log.warning("dead letter: %s", dead_letter.reason)
-                    delivery = await dead_letters.send(
-                        key=dead_letter.message.key,
-                        value=dead_letter.message.value or b"",
-                        headers=dead_letter.headers(),
-                    )
-                    await delivery  # acknowledged before the source offset can be committed
+            async for messages in stream:
+                batch = pipeline.admit(
+                    [RawMessage(m.value, m.key, m.topic, m.partition, m.offset) for m in messages]
+                )
+                if counting is not None:
+                    await counting
+                counting = asyncio.create_task(finish(batch, messages))
+            if counting is not None:
+                await counting
         finally:
             await redis.aclose()
 

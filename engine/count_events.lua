@@ -3,14 +3,14 @@
 -- KEYS[1]  the campaign's totals hash; it names the Redis Cluster slot, and every key built
 --          below from ARGV[1] carries the same {vdnId:campaignId} hash tag.
 -- ARGV[1]  the campaign's key base, "{prefix}:{vdnId:campaignId}" (engine/keys.py)
--- ARGV[2]  the number of events, n
--- ARGV[3..] eight values per event:
+-- ARGV[2]  the events, a JSON array (one argument: packing thousands of small arguments costs
+--          the Python client more than the whole script costs Redis); each event an array:
 --          kind     "a" data.added | "c" call.result | "r" data.removed
 --          dataId
 --          callId   ("" unless kind is "c")
 --          batchId  ("" when the record has no batch)
---          connected "1" | "0"
---          final    "1" | "0"
+--          connected 1 | 0
+--          final    1 | 0
 --          day      "YYYY-MM-DD" in the VDN's zone, or "" when older than the retention
 --          expireAt epoch seconds at which that day's keys expire
 -- return   one letter per event: "A" applied, "D" duplicate (already counted), "C" rejected:
@@ -21,7 +21,7 @@
 -- a replay after any crash finds its events already counted and changes nothing.
 
 local base = ARGV[1]
-local count = tonumber(ARGV[2])
+local events = cjson.decode(ARGV[2])
 local records_key = base .. ':records'
 local calls_key = base .. ':calls'
 local batches_key = base .. ':batches'
@@ -93,11 +93,10 @@ local function batch_number(batch)
 end
 
 local result = {}
-for i = 0, count - 1 do
-  local at = 3 + i * 8
-  local kind, data_id, call_id, batch = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
-  local connected, final = ARGV[at + 4] == '1', ARGV[at + 5] == '1'
-  local day, expire_at = ARGV[at + 6], ARGV[at + 7]
+for _, event in ipairs(events) do
+  local kind, data_id, call_id, batch = event[1], event[2], event[3], event[4]
+  local connected, final = event[5] == 1, event[6] == 1
+  local day, expire_at = event[7], event[8]
 
   -- a missing field comes back as false, not nil
   local state = redis.call('HGET', records_key, data_id) or nil

@@ -15,6 +15,7 @@ from datetime import tzinfo
 from importlib.resources import files
 from typing import Any
 
+import orjson
 from redis.asyncio import Redis
 
 from engine.days import Clock, day_expiry, day_of, oldest_retained_day, system_clock
@@ -70,28 +71,28 @@ class EventCounter:
                     oldest[vdn_id] = oldest_retained_day(
                         zone, self.retention_days, self.clock
                     ).isoformat()
-                arguments: list[str | int] = [
-                    self.layout.campaign_base(vdn_id, campaign_id),
-                    len(campaign_events),
-                ]
+                packed = []
                 for event in campaign_events:
-                    day_arguments = self._day_arguments(event, zone, oldest[vdn_id])
-                    if not day_arguments[0]:
+                    day, expire_at = self._day_of(event, zone, oldest[vdn_id])
+                    if not day:
                         outcome.too_old += 1
-                    arguments += [
-                        _KIND_CODES[event.kind],
-                        event.data_id,
-                        event.call_id or "",
-                        event.batch_id or "",
-                        "1" if event.connected else "0",
-                        "1" if event.final else "0",
-                        *day_arguments,
-                    ]
+                    packed.append(
+                        (
+                            _KIND_CODES[event.kind],
+                            event.data_id,
+                            event.call_id or "",
+                            event.batch_id or "",
+                            1 if event.connected else 0,
+                            1 if event.final else 0,
+                            day,
+                            expire_at,
+                        )
+                    )
                 # The index comes first: a campaign is listed before its counters can be read.
                 pipe.sadd(self.layout.vdn_campaigns(vdn_id), campaign_id)
                 await self._count_events(
                     keys=[self.layout.campaign_totals(vdn_id, campaign_id)],
-                    args=arguments,
+                    args=[self.layout.campaign_base(vdn_id, campaign_id), orjson.dumps(packed)],
                     client=pipe,
                 )
             replies = await pipe.execute()
@@ -106,7 +107,7 @@ class EventCounter:
                     outcome.conflicts.append(event)
         return outcome
 
-    def _day_arguments(self, event: CallEvent, zone: tzinfo, oldest: str) -> tuple[str, int]:
+    def _day_of(self, event: CallEvent, zone: tzinfo, oldest: str) -> tuple[str, int]:
         day = day_of(event.occurred_at_ms, zone)
         label = day.isoformat()
         if label < oldest:

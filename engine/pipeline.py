@@ -49,6 +49,15 @@ class DeadLetter:
 
 
 @dataclass
+class AdmittedBatch:
+    """Events that passed the contract, and the dead letters of those that did not."""
+
+    events: list[CallEvent] = field(default_factory=list)
+    sources: dict[int, RawMessage] = field(default_factory=dict)  # id(event) -> its message
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+
+
+@dataclass
 class BatchReport:
     counted: int = 0
     duplicates: int = 0
@@ -70,33 +79,48 @@ class CountingPipeline:
         self.retry_delays = retry_delays
 
     async def process(self, messages: Sequence[RawMessage]) -> BatchReport:
-        report = BatchReport()
-        admitted: list[CallEvent] = []
-        sources: dict[int, RawMessage] = {}  # id(event) -> its message, for conflicts
+        """Decode, admit and count one batch."""
+        return await self.count(self.admit(messages))
+
+    def admit(self, messages: Sequence[RawMessage]) -> AdmittedBatch:
+        """Decode a batch and set aside what breaks the contract (CPU only, no I/O).
+
+        Separate from ``count`` so that the agent can decode the next fetch while Redis is
+        still counting the previous one.
+        """
+        batch = AdmittedBatch()
         latest_ms = int(self.clock() * 1000) + self.future_tolerance_ms
         for message in messages:
             try:
                 event = decode_event(message.value)
             except InvalidEvent as error:
-                report.dead_letters.append(DeadLetter(message, str(error), "invalid"))
+                batch.dead_letters.append(DeadLetter(message, str(error), "invalid"))
                 continue
             if event.occurred_at_ms > latest_ms:
                 reason = (
                     f"occurredAt is {(event.occurred_at_ms - latest_ms) // 1000 + 1} s beyond "
                     f"the allowed clock skew of {self.future_tolerance_ms // 1000} s"
                 )
-                report.dead_letters.append(DeadLetter(message, reason, "future"))
+                batch.dead_letters.append(DeadLetter(message, reason, "future"))
                 continue
-            admitted.append(event)
-            sources[id(event)] = message
+            batch.events.append(event)
+            batch.sources[id(event)] = message
+        return batch
 
-        outcome = await self._count_until_done(admitted)
-        report.counted = outcome.applied
-        report.duplicates = outcome.duplicates
-        report.too_old_for_daily = outcome.too_old
+    async def count(self, batch: AdmittedBatch) -> BatchReport:
+        """Count the admitted events; batch conflicts join the dead letters."""
+        outcome = await self._count_until_done(batch.events)
+        report = BatchReport(
+            counted=outcome.applied,
+            duplicates=outcome.duplicates,
+            too_old_for_daily=outcome.too_old,
+            dead_letters=batch.dead_letters,
+        )
         for event in outcome.conflicts:
             reason = f"batchId {event.batch_id!r} contradicts the batch recorded for dataId"
-            report.dead_letters.append(DeadLetter(sources[id(event)], reason, "batch-conflict"))
+            report.dead_letters.append(
+                DeadLetter(batch.sources[id(event)], reason, "batch-conflict")
+            )
         self._observe(report)
         return report
 

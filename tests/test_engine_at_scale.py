@@ -28,6 +28,8 @@ from tests.workload import campaign_stream, encoded
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
+# The statistics API answers 0200001 to a request without the JSON Content-Type.
+JSON_CONTENT = {"Content-Type": "application/json; charset=UTF-8"}
 API_PORT = 8766
 
 
@@ -82,8 +84,13 @@ def test_sixty_thousand_events_through_kafka_worker_and_http(
     api = ServiceProcess(test_settings, "api", "--port", str(API_PORT), log_dir=tmp_path)
     with worker, api:
         wait_for_http(f"http://127.0.0.1:{API_PORT}/healthz")
-        served = wait_for(lambda: httpx.get(url, timeout=5).json()["countDetail"] == expected, 120)
-        body = httpx.get(url, timeout=5).json()["countDetail"]
+        served = wait_for(
+            lambda: (
+                httpx.get(url, timeout=5, headers=JSON_CONTENT).json()["countDetail"] == expected
+            ),
+            120,
+        )
+        body = httpx.get(url, timeout=5, headers=JSON_CONTENT).json()["countDetail"]
     assert served, f"served numbers differ from the model:\n{worker.log()}"
     assert body == expected
 
@@ -100,10 +107,11 @@ def test_two_kill_nines_in_the_middle_of_the_stream_change_nothing(
     publish(test_settings, stream)
 
     for stop_at in (0.25, 0.6):
+        goal = stop_at * total
         worker = ServiceProcess(test_settings, "worker", log_dir=tmp_path, worker_metrics_port=0)
         worker.start()
         reached = wait_for(
-            lambda: distinct_identities_counted(test_settings, campaigns) >= stop_at * total,
+            lambda: distinct_identities_counted(test_settings, campaigns) >= goal,  # noqa: B023
             timeout=120,
             interval=0.02,
         )

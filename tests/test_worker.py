@@ -1,0 +1,152 @@
+"""The worker as a process: dead letters, committed offsets, and Redis outages."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from engine.counting import CountingOutcome
+from engine.events import decode_event
+from engine.pipeline import CountingPipeline, RawMessage
+from engine.topics import ensure_topics
+from isales_stats.publisher import EventPublisher
+from isales_stats.settings import Settings
+from tests.services import ServiceProcess, wait_for
+from tests.test_engine_at_scale import read_detail
+
+pytestmark = pytest.mark.stack
+
+
+def call_result(**changes: Any) -> dict[str, Any]:
+    event = {
+        "eventType": "call.result", "vdnId": 1, "campaignId": "C1", "dataId": "d1",
+        "batchId": "B1", "callId": "x1", "callStatus": 6, "final": True,
+        "occurredAt": int(datetime.now(UTC).timestamp() * 1000),
+    }  # fmt: skip
+    event.update(changes)
+    return event
+
+
+def read_dead_letters(settings: Settings, expected: int) -> list[Any]:
+    consumer = KafkaConsumer(
+        settings.dead_letter_topic,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=20_000,
+    )
+    letters = []
+    for record in consumer:
+        letters.append(record)
+        if len(letters) == expected:
+            break
+    consumer.close()
+    return letters
+
+
+def test_bad_events_go_to_the_dead_letter_topic_with_their_reason(
+    test_settings: Settings, tmp_path: Path
+) -> None:
+    ensure_topics(test_settings)
+    far_future = int(time.time() * 1000) + 3_600_000
+    bad = [
+        b"not json at all",
+        b"[1, 2, 3]",
+        orjson.dumps(call_result(eventType="call.started")),
+        orjson.dumps(call_result(vdnId=0)),
+        orjson.dumps(call_result(callStatus=7)),
+        orjson.dumps(call_result(occurredAt=far_future)),
+        orjson.dumps(call_result(callId="x2", batchId="B2")),  # contradicts d1's batch B1
+    ]
+    with EventPublisher(test_settings) as publisher:
+        publisher.publish(call_result())
+        for value in bad:
+            publisher.publish_raw(value, key=b"1:C1")
+        publisher.publish(call_result(callId="x3"))
+
+    with ServiceProcess(test_settings, "worker", log_dir=tmp_path, worker_metrics_port=0) as w:
+        letters = read_dead_letters(test_settings, len(bad))
+        counted = wait_for(lambda: (d := read_detail(test_settings)) and d[0], 30)
+        assert counted, w.log()
+
+    assert sorted(letter.value for letter in letters) == sorted(bad)
+    by_value = {letter.value: dict(letter.headers) for letter in letters}
+    reasons = {
+        value: headers["x-dead-letter-reason"].decode() for value, headers in by_value.items()
+    }
+    assert "not JSON" in reasons[b"not json at all"]
+    assert "unknown eventType" in reasons[bad[2]]
+    assert "vdnId" in reasons[bad[3]]
+    assert "callStatus" in reasons[bad[4]]
+    assert by_value[bad[5]]["x-dead-letter-category"] == b"future"
+    assert by_value[bad[6]]["x-dead-letter-category"] == b"batch-conflict"
+    for headers in by_value.values():
+        assert headers["x-source-topic"] == test_settings.call_events_topic.encode()
+        assert int(headers["x-source-offset"]) >= 1
+    # The good events around the bad ones were counted; the worker never stopped.
+    assert counted["totalCalledCount"] == 2
+
+
+def test_a_stopped_worker_has_committed_what_it_counted(
+    test_settings: Settings, tmp_path: Path
+) -> None:
+    ensure_topics(test_settings)
+    with EventPublisher(test_settings) as publisher:
+        for n in range(3000):
+            publisher.publish(call_result(dataId=f"d{n}", callId=f"x{n}", campaignId=f"C{n % 7}"))
+
+    with ServiceProcess(test_settings, "worker", log_dir=tmp_path, worker_metrics_port=0):
+        assert wait_for(lambda: sum(c["totalCalledCount"] for c in read_detail(test_settings))
+                        == 3000, 60)  # fmt: skip
+    # A graceful stop commits; a restart would resume at the end, not replay the topic.
+    admin = KafkaAdminClient(bootstrap_servers=test_settings.kafka_bootstrap_servers)
+    committed = admin.list_group_offsets(test_settings.worker_group)[test_settings.worker_group]
+    admin.close()
+    consumer = KafkaConsumer(bootstrap_servers=test_settings.kafka_bootstrap_servers)
+    partitions = [
+        TopicPartition(test_settings.call_events_topic, p)
+        for p in range(test_settings.call_events_partitions)
+    ]
+    ends = consumer.end_offsets(partitions)
+    consumer.close()
+    assert {tp: committed[tp].offset for tp in partitions if ends[tp]} == {
+        tp: end for tp, end in ends.items() if end
+    }
+
+
+class FlakyCounter:
+    """Fails like a Redis that is restarting, then counts: a failure real Redis cannot be
+    made to show on demand without disturbing the other tests that share it."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.calls = 0
+
+    async def count(self, events: list[Any]) -> CountingOutcome:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise RedisConnectionError("Connection refused")
+        return CountingOutcome(applied=len(events))
+
+
+def test_counting_is_retried_until_redis_answers_and_nothing_is_dropped() -> None:
+    counter = FlakyCounter(failures=3)
+    pipeline = CountingPipeline(counter, 300, retry_delays=(0.01,))  # type: ignore[arg-type]
+    message = RawMessage(orjson.dumps(call_result()))
+    report = asyncio.run(pipeline.process([message]))
+    assert (counter.calls, report.counted) == (4, 1)
+
+
+def test_the_admission_step_names_what_is_wrong() -> None:
+    pipeline = CountingPipeline(FlakyCounter(0), 300)  # type: ignore[arg-type]
+    good = orjson.dumps(call_result())
+    batch = pipeline.admit([RawMessage(b"{}"), RawMessage(good)])
+    assert [letter.reason for letter in batch.dead_letters] == ["unknown eventType: None"]
+    assert batch.events == [decode_event(good)]
