@@ -8,19 +8,26 @@ hand rather than with a schema validator because it runs once per event on the h
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
 
-from engine.keys import FORBIDDEN_ID_CHARACTERS
+from engine.keys import is_allowed_identifier
 
 CONTRACT_VERSION = 1
 MAX_ID_LENGTH = 64
 MAX_BATCH_LENGTH = 200  # iSales' customField
 CONNECTED = 6
 FAILED = 5
+
+
+# ISO-8601 with an explicit offset, as the JSON Schema spells it (tests check they agree).
+OCCURRED_AT_PATTERN = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})$"
+)
 
 
 class EventKind(enum.StrEnum):
@@ -133,19 +140,28 @@ def parse_occurred_at(value: object) -> int:
         raise InvalidEvent(
             f"occurredAt must be ISO-8601 or epoch milliseconds, got {_short(value)}"
         )
+    # fullmatch: "$" alone would let a trailing newline through.
+    if not OCCURRED_AT_PATTERN.fullmatch(value):
+        raise InvalidEvent(
+            f"occurredAt needs ISO-8601 with an explicit offset (+08:00 or Z): {_short(value)}"
+        )
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise InvalidEvent(f"occurredAt is not ISO-8601: {_short(value)}") from None
-    if moment.tzinfo is None:
-        raise InvalidEvent(f"occurredAt needs an explicit offset (e.g. +08:00): {_short(value)}")
+        raise InvalidEvent(f"occurredAt is not a valid date and time: {_short(value)}") from None
     # Integer arithmetic on the parts: a float timestamp could round 23:59:59.9995 into tomorrow.
     offset = moment.utcoffset()
-    assert offset is not None
-    naive_utc = moment.replace(tzinfo=None) - offset
+    assert offset is not None  # the pattern requires an offset
+    try:
+        naive_utc = moment.replace(tzinfo=None) - offset
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
+        raise InvalidEvent(f"occurredAt out of range: {_short(value)}") from None
     epoch_days = naive_utc.toordinal() - _EPOCH_ORDINAL
     seconds = epoch_days * 86400 + naive_utc.hour * 3600 + naive_utc.minute * 60 + naive_utc.second
-    return seconds * 1000 + naive_utc.microsecond // 1000
+    epoch_ms = seconds * 1000 + naive_utc.microsecond // 1000
+    if not 0 <= epoch_ms < 10**14:
+        raise InvalidEvent(f"occurredAt out of range: {_short(value)}")
+    return epoch_ms
 
 
 _EPOCH_ORDINAL = datetime(1970, 1, 1).toordinal()
@@ -159,7 +175,7 @@ def _identifier(body: dict[str, Any], name: str, max_length: int, allow_empty: b
         raise InvalidEvent(f"{name} must not be empty")
     if len(value) > max_length:
         raise InvalidEvent(f"{name} is longer than {max_length} characters")
-    if not value.isprintable() or not FORBIDDEN_ID_CHARACTERS.isdisjoint(value):
+    if not is_allowed_identifier(value):
         raise InvalidEvent(f"{name} holds a control character or a brace: {_short(value)}")
     return value
 

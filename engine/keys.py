@@ -17,6 +17,7 @@ touches a single Redis Cluster slot. The README's key table documents the same l
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 # Counter names are the API's field names, so a hash reads straight into a response.
@@ -29,8 +30,16 @@ TOTAL_COUNTERS = (
 )
 DAILY_COUNTERS = ("dailyCalledCount", "dailyCallSucc", "dailyFinishCount", "dailyCount")
 
-# Characters no id may hold: braces would break the hash tag that keeps a campaign in one slot.
-FORBIDDEN_ID_CHARACTERS = frozenset("{}")
+# What an id (campaignId, dataId, callId, batchId) may hold: anything but control characters
+# and braces; braces would break the hash tag that keeps a campaign in one Redis Cluster slot.
+# The same pattern stands in the event contract's JSON Schema (engine/call-event.schema.json).
+FORBIDDEN_ID_CHARACTER_PATTERN = "[{}\\u0000-\\u001f\\u007f-\\u009f]"
+_FORBIDDEN_ID_CHARACTER = re.compile(FORBIDDEN_ID_CHARACTER_PATTERN)
+
+
+def is_allowed_identifier(value: str) -> bool:
+    """True when ``value`` holds no control character and no brace."""
+    return _FORBIDDEN_ID_CHARACTER.search(value) is None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,122 @@
+"""Key layout (one Cluster slot per campaign) and the daily buckets: midnight, expiry, age."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import orjson
+import pytest
+from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
+from redis.cluster import key_slot
+
+from engine.counting import EventCounter
+from engine.days import day_expiry, today_in
+from engine.events import decode_event
+from engine.keys import KeyLayout
+from engine.statistics import StatisticsReader
+from isales_stats.settings import Settings
+from tests.strategies import GMT8
+
+
+def every_key_of_a_campaign(layout: KeyLayout, vdn: int, campaign: str) -> list[str]:
+    day = "2026-11-28"
+    return [
+        layout.campaign_totals(vdn, campaign),
+        layout.campaign_day(vdn, campaign, day),
+        layout.campaign_batches(vdn, campaign),
+        layout.batch_totals(vdn, campaign, "B:1"),
+        layout.batch_day(vdn, campaign, "B:1", day),
+        layout.campaign_records(vdn, campaign),
+        layout.campaign_calls(vdn, campaign),
+        layout.day_records(vdn, campaign, day),
+    ]
+
+
+@pytest.mark.parametrize("campaign", ["1798316116", "camp:with:colons", "中文活动"])
+def test_every_key_of_a_campaign_lives_in_one_cluster_slot(campaign: str) -> None:
+    keys = every_key_of_a_campaign(KeyLayout("isales"), 42, campaign)
+    assert len({key_slot(key.encode()) for key in keys}) == 1
+
+
+def at(moment: str) -> Any:
+    return lambda: datetime.fromisoformat(moment).timestamp()
+
+
+def call(call_id: str, occurred_at: str, data_id: str = "d1") -> dict[str, Any]:
+    return {"eventType": "call.result", "vdnId": 1, "campaignId": "C1", "dataId": data_id,
+            "batchId": "B1", "callId": call_id, "callStatus": 6, "final": True,
+            "occurredAt": occurred_at}  # fmt: skip
+
+
+def count(settings: Settings, events: list[dict[str, Any]], clock: Any) -> Any:
+    async def run() -> Any:
+        async with AsyncRedis.from_url(settings.redis_url) as redis:
+            counter = EventCounter(
+                redis, KeyLayout(settings.key_prefix), lambda vdn: GMT8, 40, clock=clock
+            )
+            return await counter.count([decode_event(orjson.dumps(e)) for e in events])
+
+    return asyncio.run(run())
+
+
+def read(settings: Settings, clock: Any) -> dict[str, Any]:
+    async def run() -> dict[str, Any]:
+        async with AsyncRedis.from_url(settings.redis_url) as redis:
+            reader = StatisticsReader(redis, KeyLayout(settings.key_prefix))
+            detail = await reader.read_count_detail(1, today_in(GMT8, clock))
+            return detail[0]
+
+    return asyncio.run(run())
+
+
+@pytest.mark.stack
+def test_daily_counters_read_zero_at_midnight_and_keep_their_day(test_settings: Settings) -> None:
+    count(
+        test_settings, [call("x1", "2026-11-28T23:59:59.999+08:00")], at("2026-11-29T01:00+08:00")
+    )
+    before = read(test_settings, at("2026-11-28T23:59:59.999+08:00"))
+    after = read(test_settings, at("2026-11-29T00:00:00.000+08:00"))
+    assert (before["dailyCalledCount"], before["dailyCount"]) == (1, 1)
+    assert (after["dailyCalledCount"], after["dailyCount"], after["dailyFinishCount"]) == (0, 0, 0)
+    assert (after["totalCalledCount"], after["totalFinishCount"]) == (1, 1)
+    # A late event of yesterday, counted after midnight, lands on yesterday.
+    count(
+        test_settings, [call("x2", "2026-11-28T12:00:00+08:00", "d2")], at("2026-11-29T02:00+08:00")
+    )
+    assert read(test_settings, at("2026-11-28T23:00+08:00"))["dailyCalledCount"] == 2
+    assert read(test_settings, at("2026-11-29T02:00+08:00"))["dailyCalledCount"] == 0
+
+
+@pytest.mark.stack
+def test_daily_keys_expire_after_the_retention_and_old_events_count_in_totals(
+    test_settings: Settings,
+) -> None:
+    layout = KeyLayout(test_settings.key_prefix)
+    now = at("2026-11-28T12:00+08:00")
+    outcome = count(
+        test_settings,
+        [call("x1", "2026-11-28T09:00:00+08:00"), call("x2", "2026-10-01T09:00:00+08:00", "d2")],
+        now,
+    )
+    assert outcome.too_old == 1  # 58 days old with a 40-day retention: totals only
+    with Redis.from_url(test_settings.redis_url) as redis:
+        expire_at = redis.expiretime(layout.campaign_day(1, "C1", "2026-11-28"))
+        assert redis.expiretime(layout.day_records(1, "C1", "2026-11-28")) == expire_at
+        assert redis.expiretime(layout.batch_day(1, "C1", "B1", "2026-11-28")) == expire_at
+        assert not redis.exists(layout.campaign_day(1, "C1", "2026-10-01"))
+        assert redis.ttl(layout.campaign_totals(1, "C1")) == -1  # totals never expire
+    # The end of 2026-11-28 in GMT+08:00, plus 40 days.
+    assert expire_at == int(datetime.fromisoformat("2027-01-08T00:00+08:00").timestamp())
+    assert expire_at == day_expiry(date(2026, 11, 28), GMT8, 40)
+    assert read(test_settings, now)["totalCalledCount"] == 2
+
+
+def test_today_follows_the_zone_of_the_vdn() -> None:
+    settings = Settings(vdn_time_zones="7=-05:00")  # type: ignore[arg-type]
+    moment = at("2026-11-28T20:00:00+00:00")  # 04:00 on the 29th in GMT+08:00
+    assert today_in(settings.time_zone_of(1), moment) == date(2026, 11, 29)
+    assert today_in(settings.time_zone_of(7), moment) == date(2026, 11, 28)
+    assert settings.time_zone_of(7).utcoffset(None) == timedelta(hours=-5)
