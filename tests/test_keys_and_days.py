@@ -10,7 +10,7 @@ import orjson
 import pytest
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
-from redis.cluster import key_slot
+from redis.crc import key_slot
 
 from engine.counting import EventCounter
 from engine.days import day_expiry, today_in
