@@ -13,6 +13,8 @@
 --          final    1 | 0
 --          day      "YYYY-MM-DD" in the VDN's zone, or "" when older than the retention
 --          expireAt epoch seconds at which that day's keys expire
+-- ARGV[3]  the start of the current minute, epoch milliseconds (the worker's clock): the
+--          progress stream records calls, connects and finished records per arrival minute
 -- return   one letter per event: "A" applied, "D" duplicate (already counted), "C" rejected:
 --          the event's batchId contradicts the one recorded for its dataId.
 --
@@ -22,6 +24,7 @@
 
 local base = ARGV[1]
 local events = cjson.decode(ARGV[2])
+local minute_ms = tonumber(ARGV[3])
 local records_key = base .. ':records'
 local calls_key = base .. ':calls'
 local batches_key = base .. ':batches'
@@ -223,6 +226,33 @@ for key, fields in pairs(increments) do
 end
 for key, expire_at in pairs(expiries) do
   redis.call('EXPIREAT', key, expire_at)
+end
+
+-- Progress per minute, for dashboards: the current minute accumulates in a small hash; when a
+-- batch arrives in a later minute, the finished minute becomes one entry of a capped stream,
+-- with the minute's start as its id (Grafana's Redis plugin draws it with XRANGE).
+local totals = increments[base .. ':totals'] or {}
+local calls, connects, finished = totals['totalCalledCount'] or 0, totals['totalCallSucc'] or 0,
+                                  totals['totalFinishCount'] or 0
+if calls > 0 or finished > 0 then
+  local current_key, stream_key = base .. ':progress:current', base .. ':progress'
+  local current = redis.call('HMGET', current_key, 'minute', 'calls', 'connects', 'finished')
+  local open_minute = tonumber(current[1])
+  if open_minute and open_minute < minute_ms then
+    -- pcall: an id not above the stream's last (a worker clock behind another's after a
+    -- rebalance) loses that minute's entry; it must never fail the counting above.
+    redis.pcall('XADD', stream_key, 'MAXLEN', '~', 2880, current[1] .. '-0',
+                'calls', current[2] or 0, 'connects', current[3] or 0,
+                'finished', current[4] or 0)
+    redis.call('DEL', current_key)
+    open_minute = nil
+  end
+  if not open_minute then
+    redis.call('HSET', current_key, 'minute', ARGV[3])
+  end
+  redis.call('HINCRBY', current_key, 'calls', calls)
+  redis.call('HINCRBY', current_key, 'connects', connects)
+  redis.call('HINCRBY', current_key, 'finished', finished)
 end
 
 return table.concat(result)

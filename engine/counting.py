@@ -64,6 +64,7 @@ class EventCounter:
             by_campaign.setdefault((event.vdn_id, event.campaign_id), []).append(event)
 
         oldest: dict[int, str] = {}
+        minute_ms = int(self.clock() // 60) * 60_000
         async with self.redis.pipeline(transaction=False) as pipe:
             for (vdn_id, campaign_id), campaign_events in by_campaign.items():
                 zone = self.zone_of(vdn_id)
@@ -92,7 +93,11 @@ class EventCounter:
                 pipe.sadd(self.layout.vdn_campaigns(vdn_id), campaign_id)
                 await self._count_events(
                     keys=[self.layout.campaign_totals(vdn_id, campaign_id)],
-                    args=[self.layout.campaign_base(vdn_id, campaign_id), orjson.dumps(packed)],
+                    args=[
+                        self.layout.campaign_base(vdn_id, campaign_id),
+                        orjson.dumps(packed),
+                        minute_ms,
+                    ],
                     client=pipe,
                 )
             replies = await pipe.execute()

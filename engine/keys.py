@@ -13,6 +13,8 @@ touches a single Redis Cluster slot. The README's key table documents the same l
     {P}:{vdn:c}:records                          hash   dataId -> record state (flags:batch)
     {P}:{vdn:c}:calls                            set    callIds counted (upstream duplicates)
     {P}:{vdn:c}:day:{YYYY-MM-DD}:records         hash   dataId -> day flags (expires)
+    {P}:{vdn:c}:progress                         stream calls/connects/finished per minute
+    {P}:{vdn:c}:progress:current                 hash   the minute still accumulating
 """
 
 from __future__ import annotations
@@ -79,14 +81,10 @@ class KeyLayout:
     def day_records(self, vdn_id: int, campaign_id: str, day: str) -> str:
         return self.campaign_base(vdn_id, campaign_id) + f":day:{day}:records"
 
+    def campaign_progress(self, vdn_id: int, campaign_id: str) -> str:
+        """Stream of finished minutes: id = the minute's start, fields calls/connects/finished."""
+        return self.campaign_base(vdn_id, campaign_id) + ":progress"
 
-# The suffixes the Lua scripts build from a campaign base; keep them in step with the methods
-# above (tests/test_keys.py checks that both spell the same names).
-LUA_SUFFIXES = {
-    "totals": ":totals",
-    "day": ":day:",
-    "batches": ":batches",
-    "batch": ":batch:",
-    "records": ":records",
-    "calls": ":calls",
-}
+    def campaign_progress_current(self, vdn_id: int, campaign_id: str) -> str:
+        """The minute still accumulating: fields minute (epoch ms), calls, connects, finished."""
+        return self.campaign_base(vdn_id, campaign_id) + ":progress:current"

@@ -32,6 +32,8 @@ def every_key_of_a_campaign(layout: KeyLayout, vdn: int, campaign: str) -> list[
         layout.campaign_records(vdn, campaign),
         layout.campaign_calls(vdn, campaign),
         layout.day_records(vdn, campaign, day),
+        layout.campaign_progress(vdn, campaign),
+        layout.campaign_progress_current(vdn, campaign),
     ]
 
 
@@ -120,3 +122,44 @@ def test_today_follows_the_zone_of_the_vdn() -> None:
     assert today_in(settings.time_zone_of(1), moment) == date(2026, 11, 29)
     assert today_in(settings.time_zone_of(7), moment) == date(2026, 11, 28)
     assert settings.time_zone_of(7).utcoffset(None) == timedelta(hours=-5)
+
+
+@pytest.mark.stack
+def test_the_lua_script_writes_exactly_the_keys_the_layout_spells(test_settings: Settings) -> None:
+    events = [
+        call("x1", "2026-11-28T09:00:00+08:00"),
+        {**call("x2", "2026-11-28T09:00:00+08:00", "d2"), "callStatus": 5, "final": False},
+    ]
+    count(test_settings, events, at("2026-11-28T09:00:30+08:00"))
+    count(
+        test_settings,
+        [call("x3", "2026-11-28T09:01:00+08:00", "d3")],
+        at("2026-11-28T09:01:10+08:00"),
+    )
+    layout = KeyLayout(test_settings.key_prefix)
+    day = "2026-11-28"
+    spelled = {
+        layout.vdn_campaigns(1),
+        layout.campaign_totals(1, "C1"),
+        layout.campaign_day(1, "C1", day),
+        layout.campaign_batches(1, "C1"),
+        layout.batch_totals(1, "C1", "B1"),
+        layout.batch_day(1, "C1", "B1", day),
+        layout.campaign_records(1, "C1"),
+        layout.campaign_calls(1, "C1"),
+        layout.day_records(1, "C1", day),
+        layout.campaign_progress(1, "C1"),
+        layout.campaign_progress_current(1, "C1"),
+    }
+    with Redis.from_url(test_settings.redis_url) as redis:
+        written = {key.decode() for key in redis.scan_iter(match=f"{layout.prefix}:*")}
+        minute = int(datetime.fromisoformat("2026-11-28T09:00+08:00").timestamp()) * 1000
+        entries = redis.xrange(layout.campaign_progress(1, "C1"))
+        current = redis.hgetall(layout.campaign_progress_current(1, "C1"))
+    assert written == spelled
+    # The 09:00 minute closed when the 09:01 batch came: two calls, one connect, one finished.
+    assert entries == [
+        (f"{minute}-0".encode(), {b"calls": b"2", b"connects": b"1", b"finished": b"1"})
+    ]
+    assert current == {b"minute": str(minute + 60_000).encode(), b"calls": b"1",
+                       b"connects": b"1", b"finished": b"1"}  # fmt: skip
