@@ -5,11 +5,15 @@ messages so that Faust commits their offsets."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
+from faust.types import TP
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
+from engine import metrics
 from engine.counting import EventCounter
 from engine.keys import KeyLayout
 from engine.pipeline import AdmittedBatch, CountingPipeline, RawMessage
@@ -20,6 +24,8 @@ log = logging.getLogger(__name__)
 
 # Fetches waiting for the agent; beyond this the consumer waits (back-pressure on Kafka).
 FETCHES_IN_FLIGHT = 4
+# How often an idle worker checks that Redis still holds what it counted (restarts of Redis).
+LOSS_CHECK_SECONDS = 5.0
 
 
 def register_agents(app: CountingApp, settings: Settings) -> Any:
@@ -32,13 +38,46 @@ def register_agents(app: CountingApp, settings: Settings) -> Any:
         await fetches.send(value=messages)
 
     app.deliver_in_batches(call_events, hand_over)
+    layout = KeyLayout(settings.key_prefix)
+    counter: EventCounter | None = None  # made by the agent, in the worker's event loop
+
+    async def resume_points(partitions: set[Any]) -> dict[Any, int]:
+        """The next offset to count per partition, from the offsets stored with the counts."""
+        if counter is not None:
+            counter.forget_offsets((tp.topic, tp.partition) for tp in partitions)
+        async with Redis.from_url(settings.redis_url) as redis:
+            counted = await redis.hgetall(layout.counted_offsets(settings.call_events_topic))
+        return {
+            tp: int(counted[str(tp.partition).encode()]) + 1
+            for tp in partitions
+            if str(tp.partition).encode() in counted
+        }
+
+    app.resume_points = resume_points
+
+    async def read_again(lost_since: dict[tuple[str, int], int]) -> None:
+        """Seek back to where Redis lost counts; counting them again is harmless."""
+        for (topic, partition), offset in lost_since.items():
+            log.warning("Redis lost counts of %s[%d]: reading again from %d",
+                        topic, partition, offset)  # fmt: skip
+            metrics.REDIS_LOSSES.inc()
+            if counter is not None:
+                counter.forget_offsets([(topic, partition)])
+            await app.consumer.seek(TP(topic, partition), offset)
+
+    @app.timer(LOSS_CHECK_SECONDS)  # type: ignore[untyped-decorator]  # faust is untyped
+    async def look_for_lost_counts() -> None:
+        if counter is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await read_again(await counter.find_lost_offsets())
 
     @app.agent(fetches, name="count-call-events")
     async def count_call_events(stream: Any) -> None:
+        nonlocal counter
         redis = Redis.from_url(settings.redis_url)
         counter = EventCounter(
             redis,
-            KeyLayout(settings.key_prefix),
+            layout,
             settings.time_zone_of,
             settings.daily_retention_days,
         )
@@ -54,6 +93,7 @@ def register_agents(app: CountingApp, settings: Settings) -> Any:
                     headers=dead_letter.headers(),
                 )
                 await delivery  # in Kafka before the source offset can be committed
+            await read_again(report.lost_since)
             for message in messages:
                 app.consumer.ack(message)
 

@@ -9,7 +9,7 @@ batch in one pipelined round trip.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from importlib.resources import files
@@ -35,6 +35,8 @@ class CountingOutcome:
     duplicates: int = 0
     too_old: int = 0  # counted in the totals, too old for a daily bucket
     conflicts: list[CallEvent] = field(default_factory=list)
+    # (topic, partition) -> the offset to count again from: Redis lost writes (see count)
+    lost_since: dict[tuple[str, int], int] = field(default_factory=dict)
 
 
 class EventCounter:
@@ -54,10 +56,49 @@ class EventCounter:
         self.retention_days = retention_days
         self.clock = clock
         self._count_events = redis.register_script(COUNT_EVENTS_LUA)
+        # The offset this process last stored per partition: finding less in Redis means Redis
+        # lost writes (a crash within its fsync second, a restore) and the counts with them.
+        self._last_stored: dict[tuple[str, int], int] = {}
 
-    async def count(self, events: Sequence[CallEvent]) -> CountingOutcome:
+    async def find_lost_offsets(self) -> dict[tuple[str, int], int]:
+        """Partitions whose stored offset went back (Redis lost writes): where to read again.
+
+        Reads only: writing the offsets back without the counts would claim counts that are
+        not there. Run on a timer, so that a loss is healed even when no event follows it.
+        """
+        sources = list(self._last_stored)
+        if not sources:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for topic, partition in sources:
+                pipe.hget(self.layout.counted_offsets(topic), str(partition))
+            stored = await pipe.execute()
+        return {
+            source: 0 if before is None else int(before) + 1
+            for source, before in zip(sources, stored, strict=True)
+            if before is None or int(before) < self._last_stored[source]
+        }
+
+    def forget_offsets(self, partitions: Iterable[tuple[str, int]]) -> None:
+        """After a rebalance the stored offsets of these partitions are someone else's news."""
+        for partition in partitions:
+            self._last_stored.pop(partition, None)
+
+    async def count(
+        self,
+        events: Sequence[CallEvent],
+        counted_offsets: Mapping[tuple[str, int], int] | None = None,
+    ) -> CountingOutcome:
+        """Count ``events``; then record ``counted_offsets`` ((topic, partition) -> offset).
+
+        The offsets are written in the same pipeline, after the counting scripts: Redis runs a
+        connection's commands in order and its append-only file keeps them in order, so an
+        offset that survives a Redis crash never stands for counts that did not. The same round
+        trip reads the offsets as they were: lower than what this process stored last means
+        Redis lost writes, and ``lost_since`` says where to read the partition again from.
+        """
         outcome = CountingOutcome()
-        if not events:
+        if not events and not counted_offsets:
             return outcome
         by_campaign: dict[tuple[int, str], list[CallEvent]] = {}
         for event in events:
@@ -65,7 +106,10 @@ class EventCounter:
 
         oldest: dict[int, str] = {}
         minute_ms = int(self.clock() // 60) * 60_000
+        offsets = dict(counted_offsets or {})
         async with self.redis.pipeline(transaction=False) as pipe:
+            for topic, partition in offsets:
+                pipe.hget(self.layout.counted_offsets(topic), str(partition))
             for (vdn_id, campaign_id), campaign_events in by_campaign.items():
                 zone = self.zone_of(vdn_id)
                 if vdn_id not in oldest:
@@ -100,9 +144,18 @@ class EventCounter:
                     ],
                     client=pipe,
                 )
+            for (topic, partition), offset in offsets.items():
+                pipe.hset(self.layout.counted_offsets(topic), str(partition), offset)
             replies = await pipe.execute()
 
-        for campaign_events, verdicts in zip(by_campaign.values(), replies[1::2], strict=True):
+        for (source, offset), before in zip(offsets.items(), replies, strict=False):
+            stored_last = self._last_stored.get(source)
+            if stored_last is not None and (before is None or int(before) < stored_last):
+                outcome.lost_since[source] = 0 if before is None else int(before) + 1
+            self._last_stored[source] = offset
+        first_script = len(offsets) + 1
+        verdict_replies = replies[first_script : first_script + 2 * len(by_campaign) : 2]
+        for campaign_events, verdicts in zip(by_campaign.values(), verdict_replies, strict=True):
             for event, verdict in zip(campaign_events, _text(verdicts), strict=True):
                 if verdict == "A":
                     outcome.applied += 1

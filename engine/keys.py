@@ -15,6 +15,7 @@ touches a single Redis Cluster slot. The README's key table documents the same l
     {P}:{vdn:c}:day:{YYYY-MM-DD}:records         hash   dataId -> day flags (expires)
     {P}:{vdn:c}:progress                         stream calls/connects/finished per minute
     {P}:{vdn:c}:progress:current                 hash   the minute still accumulating
+    {P}:counted:{topic}                          hash   partition -> last offset counted
 """
 
 from __future__ import annotations
@@ -52,6 +53,10 @@ class KeyLayout:
 
     def vdn_campaigns(self, vdn_id: int) -> str:
         return f"{self.prefix}:vdn:{vdn_id}:campaigns"
+
+    def counted_offsets(self, topic: str) -> str:
+        """Partition -> the last offset whose events are in the counters (resume points)."""
+        return f"{self.prefix}:counted:{topic}"
 
     def campaign_base(self, vdn_id: int, campaign_id: str) -> str:
         """The common start of a campaign's keys; the Lua scripts append the suffixes below."""

@@ -23,3 +23,7 @@ BATCH_SECONDS = Histogram(
     "Time to count one batch in Redis",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+REDIS_LOSSES = Counter(
+    "isales_redis_lost_writes_total",
+    "Partitions read again because Redis had lost counts (restart within its fsync second)",
+)

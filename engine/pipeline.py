@@ -55,6 +55,8 @@ class AdmittedBatch:
     events: list[CallEvent] = field(default_factory=list)
     sources: dict[int, RawMessage] = field(default_factory=dict)  # id(event) -> its message
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    # (topic, partition) -> the last offset of the batch: stored with the counts (resume points)
+    last_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
 
 
 @dataclass
@@ -63,6 +65,8 @@ class BatchReport:
     duplicates: int = 0
     too_old_for_daily: int = 0
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    # (topic, partition) -> offset: Redis lost counts from there; read them again
+    lost_since: dict[tuple[str, int], int] = field(default_factory=dict)
 
 
 class CountingPipeline:
@@ -91,6 +95,8 @@ class CountingPipeline:
         batch = AdmittedBatch()
         latest_ms = int(self.clock() * 1000) + self.future_tolerance_ms
         for message in messages:
+            if message.partition >= 0:
+                batch.last_offsets[(message.topic, message.partition)] = message.offset
             try:
                 event = decode_event(message.value)
             except InvalidEvent as error:
@@ -109,12 +115,13 @@ class CountingPipeline:
 
     async def count(self, batch: AdmittedBatch) -> BatchReport:
         """Count the admitted events; batch conflicts join the dead letters."""
-        outcome = await self._count_until_done(batch.events)
+        outcome = await self._count_until_done(batch.events, batch.last_offsets)
         report = BatchReport(
             counted=outcome.applied,
             duplicates=outcome.duplicates,
             too_old_for_daily=outcome.too_old,
             dead_letters=batch.dead_letters,
+            lost_since=outcome.lost_since,
         )
         for event in outcome.conflicts:
             reason = f"batchId {event.batch_id!r} contradicts the batch recorded for dataId"
@@ -124,7 +131,9 @@ class CountingPipeline:
         self._observe(report)
         return report
 
-    async def _count_until_done(self, events: list[CallEvent]) -> CountingOutcome:
+    async def _count_until_done(
+        self, events: list[CallEvent], last_offsets: dict[tuple[str, int], int]
+    ) -> CountingOutcome:
         """Counting is idempotent, so a failed batch is simply tried again until Redis is back.
 
         Raising instead would let Faust acknowledge the messages and lose them.
@@ -133,7 +142,7 @@ class CountingPipeline:
         while True:
             try:
                 with metrics.BATCH_SECONDS.time():
-                    return await self.counter.count(events)
+                    return await self.counter.count(events, last_offsets)
             except (RedisError, OSError) as error:
                 delay = self.retry_delays[min(attempt, len(self.retry_delays) - 1)]
                 attempt += 1

@@ -29,10 +29,36 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from mode import Service
 
 BatchHandler = Callable[[list[Any]], Awaitable[None]]
+# (the assigned partitions of the batch topics) -> partition -> the next offset to count
+ResumePoints = Callable[[set[Any]], Awaitable[dict[Any, int]]]
 
 
 class BatchDeliveryConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer with a drain loop that delivers batch topics a fetch at a time."""
+
+    async def perform_seek(self) -> None:
+        """Seek to Faust's committed offsets, then to the resume points kept with the counts.
+
+        Faust commits every few seconds; the counts and their resume points are written
+        together. After a Redis crash that lost its last second of writes, the resume points
+        are behind Kafka's commits, and seeking to them recounts exactly what Redis lost. A
+        partition with a committed offset but no resume point at all means Redis lost
+        everything: it is read again from the beginning (counting is idempotent).
+        """
+        await super().perform_seek()
+        resume_points: ResumePoints | None = getattr(self.app, "resume_points", None)
+        batch_topics = getattr(self.app, "batch_handlers", {})
+        partitions = {tp for tp in self.assignment() if tp.topic in batch_topics}
+        if resume_points is None or not partitions:
+            return
+        points = await resume_points(partitions)
+        for tp in sorted(partitions):
+            if tp in points:
+                await self.seek(tp, points[tp])
+            elif self._committed_offset.get(tp):
+                self.log.warning("no resume point for %s in Redis: counting it again", tp)
+                earliest = await self.earliest_offsets(tp)
+                await self.seek(tp, earliest.get(tp) or 0)
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - Faust's loop
         callback = self.callback
@@ -92,6 +118,7 @@ class CountingApp(faust.App):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.batch_handlers: dict[str, BatchHandler] = {}
+        self.resume_points: ResumePoints | None = None
 
     def _new_transport(self) -> Any:
         return BatchDeliveryTransport(self.conf.broker_consumer, self)

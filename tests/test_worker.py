@@ -129,7 +129,7 @@ class FlakyCounter:
         self.failures = failures
         self.calls = 0
 
-    async def count(self, events: list[Any]) -> CountingOutcome:
+    async def count(self, events: list[Any], offsets: Any = None) -> CountingOutcome:
         self.calls += 1
         if self.calls <= self.failures:
             raise RedisConnectionError("Connection refused")

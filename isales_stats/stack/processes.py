@@ -11,6 +11,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+# The children this process started, kept so that they are reaped when stopped and never
+# garbage-collected while running (which would warn "subprocess is still running").
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
 
 class StackError(RuntimeError):
     """A service could not be started; the message names its log file."""
@@ -71,6 +75,7 @@ class ManagedProcess:
                 # A new session: Ctrl-C in the terminal that ran `stack up` must not kill it.
                 start_new_session=True,
             )
+        _CHILDREN[child.pid] = child
         self.pid_file.write_text(f"{child.pid}\n")
         return child.pid
 
@@ -87,6 +92,9 @@ class ManagedProcess:
             os.kill(pid, signal.SIGKILL)
             while _alive(pid):
                 time.sleep(0.05)
+        child = _CHILDREN.pop(pid, None)
+        if child is not None:
+            child.wait()
         self.pid_file.unlink(missing_ok=True)
         return True
 
