@@ -16,13 +16,13 @@ from importlib.resources import files
 from typing import Any
 
 import orjson
-from redis.asyncio import Redis
 
 from engine.days import Clock, day_expiry, day_of, oldest_retained_day, system_clock
 from engine.events import CallEvent, EventKind
 from engine.keys import KeyLayout
+from engine.redis_connection import AnyRedis, LuaScript, run_pipeline
 
-COUNT_EVENTS_LUA = files("engine").joinpath("count_events.lua").read_text()
+COUNT_EVENTS = LuaScript(files("engine").joinpath("count_events.lua").read_text())
 
 _KIND_CODES = {EventKind.DATA_ADDED: "a", EventKind.CALL_RESULT: "c", EventKind.DATA_REMOVED: "r"}
 
@@ -44,7 +44,7 @@ class EventCounter:
 
     def __init__(
         self,
-        redis: Redis,
+        redis: AnyRedis,
         layout: KeyLayout,
         zone_of: Any,  # Callable[[int], tzinfo]: the VDN's time zone (Settings.time_zone_of)
         retention_days: int,
@@ -55,7 +55,6 @@ class EventCounter:
         self.zone_of = zone_of
         self.retention_days = retention_days
         self.clock = clock
-        self._count_events = redis.register_script(COUNT_EVENTS_LUA)
         # The offset this process last stored per partition: finding less in Redis means Redis
         # lost writes (a crash within its fsync second, a restore) and the counts with them.
         self._last_stored: dict[tuple[str, int], int] = {}
@@ -69,10 +68,14 @@ class EventCounter:
         sources = list(self._last_stored)
         if not sources:
             return {}
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for topic, partition in sources:
+        stored = await run_pipeline(
+            self.redis,
+            [],
+            lambda pipe: [
                 pipe.hget(self.layout.counted_offsets(topic), str(partition))
-            stored = await pipe.execute()
+                for topic, partition in sources
+            ],
+        )
         return {
             source: 0 if before is None else int(before) + 1
             for source, before in zip(sources, stored, strict=True)
@@ -107,46 +110,52 @@ class EventCounter:
         oldest: dict[int, str] = {}
         minute_ms = int(self.clock() // 60) * 60_000
         offsets = dict(counted_offsets or {})
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for topic, partition in offsets:
-                pipe.hget(self.layout.counted_offsets(topic), str(partition))
-            for (vdn_id, campaign_id), campaign_events in by_campaign.items():
-                zone = self.zone_of(vdn_id)
-                if vdn_id not in oldest:
-                    oldest[vdn_id] = oldest_retained_day(
-                        zone, self.retention_days, self.clock
-                    ).isoformat()
-                packed = []
-                for event in campaign_events:
-                    day, expire_at = self._day_of(event, zone, oldest[vdn_id])
-                    if not day:
-                        outcome.too_old += 1
-                    packed.append(
-                        (
-                            _KIND_CODES[event.kind],
-                            event.data_id,
-                            event.call_id or "",
-                            event.batch_id or "",
-                            1 if event.connected else 0,
-                            1 if event.final else 0,
-                            day,
-                            expire_at,
-                        )
+        scripts: list[tuple[list[str], list[Any]]] = []
+        for (vdn_id, campaign_id), campaign_events in by_campaign.items():
+            zone = self.zone_of(vdn_id)
+            if vdn_id not in oldest:
+                oldest[vdn_id] = oldest_retained_day(
+                    zone, self.retention_days, self.clock
+                ).isoformat()
+            packed = []
+            for event in campaign_events:
+                day, expire_at = self._day_of(event, zone, oldest[vdn_id])
+                if not day:
+                    outcome.too_old += 1
+                packed.append(
+                    (
+                        _KIND_CODES[event.kind],
+                        event.data_id,
+                        event.call_id or "",
+                        event.batch_id or "",
+                        1 if event.connected else 0,
+                        1 if event.final else 0,
+                        day,
+                        expire_at,
                     )
-                # The index comes first: a campaign is listed before its counters can be read.
-                pipe.sadd(self.layout.vdn_campaigns(vdn_id), campaign_id)
-                await self._count_events(
-                    keys=[self.layout.campaign_totals(vdn_id, campaign_id)],
-                    args=[
+                )
+            scripts.append(
+                (
+                    [self.layout.campaign_totals(vdn_id, campaign_id)],
+                    [
                         self.layout.campaign_base(vdn_id, campaign_id),
                         orjson.dumps(packed),
                         minute_ms,
                     ],
-                    client=pipe,
                 )
+            )
+
+        def queue(pipe: Any) -> None:
+            for topic, partition in offsets:
+                pipe.hget(self.layout.counted_offsets(topic), str(partition))
+            for (vdn_id, campaign_id), (keys, arguments) in zip(by_campaign, scripts, strict=True):
+                # The index comes first: a campaign is listed before its counters can be read.
+                pipe.sadd(self.layout.vdn_campaigns(vdn_id), campaign_id)
+                COUNT_EVENTS.queue(pipe, keys, arguments)
             for (topic, partition), offset in offsets.items():
                 pipe.hset(self.layout.counted_offsets(topic), str(partition), offset)
-            replies = await pipe.execute()
+
+        replies = await run_pipeline(self.redis, [COUNT_EVENTS], queue)
 
         for (source, offset), before in zip(offsets.items(), replies, strict=False):
             stored_last = self._last_stored.get(source)

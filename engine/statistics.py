@@ -11,20 +11,18 @@ from datetime import date
 from importlib.resources import files
 from typing import Any
 
-from redis.asyncio import Redis
-
 from engine.keys import DAILY_COUNTERS, TOTAL_COUNTERS, KeyLayout
+from engine.redis_connection import AnyRedis, LuaScript, run_pipeline
 
-READ_STATISTICS_LUA = files("engine").joinpath("read_statistics.lua").read_text()
+READ_STATISTICS = LuaScript(files("engine").joinpath("read_statistics.lua").read_text())
 
 Counters = dict[str, Any]
 
 
 class StatisticsReader:
-    def __init__(self, redis: Redis, layout: KeyLayout) -> None:
+    def __init__(self, redis: AnyRedis, layout: KeyLayout) -> None:
         self.redis = redis
         self.layout = layout
-        self._read_campaign = redis.register_script(READ_STATISTICS_LUA)
 
     async def read_count_detail(
         self,
@@ -42,14 +40,16 @@ class StatisticsReader:
         if not campaign_ids:
             return []
         label = day.isoformat()
-        async with self.redis.pipeline(transaction=False) as pipe:
+
+        def queue(pipe: Any) -> None:
             for campaign in campaign_ids:
-                await self._read_campaign(
-                    keys=[self.layout.campaign_totals(vdn_id, campaign)],
-                    args=[self.layout.campaign_base(vdn_id, campaign), label, batch_id or ""],
-                    client=pipe,
+                READ_STATISTICS.queue(
+                    pipe,
+                    [self.layout.campaign_totals(vdn_id, campaign)],
+                    [self.layout.campaign_base(vdn_id, campaign), label, batch_id or ""],
                 )
-            replies = await pipe.execute()
+
+        replies = await run_pipeline(self.redis, [READ_STATISTICS], queue)
         return [
             _campaign_entry(campaign, reply)
             for campaign, reply in zip(campaign_ids, replies, strict=True)

@@ -1,0 +1,49 @@
+"""Scripts survive Redis forgetting them (a restart, a new cluster node): NOSCRIPT reloads."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+
+import orjson
+import pytest
+from redis import Redis
+from redis.asyncio.cluster import RedisCluster
+
+from engine.counting import EventCounter
+from engine.events import decode_event
+from engine.keys import KeyLayout
+from engine.redis_connection import connect
+from engine.statistics import StatisticsReader
+from isales_stats.settings import Settings
+from tests.strategies import GMT8
+
+
+def test_a_cluster_url_gives_a_cluster_client_and_a_plain_one_a_plain_client() -> None:
+    assert isinstance(connect("redis+cluster://127.0.0.1:7000"), RedisCluster)
+    assert not isinstance(connect("redis://127.0.0.1:6379/0"), RedisCluster)
+
+
+@pytest.mark.stack
+def test_counting_and_reading_work_after_the_script_cache_is_flushed(
+    test_settings: Settings,
+) -> None:
+    event = decode_event(
+        orjson.dumps({"eventType": "data.added", "vdnId": 1, "campaignId": "C1",
+                      "dataId": "d1", "occurredAt": "2026-11-28T10:00:00+08:00"})
+    )  # fmt: skip
+
+    async def run() -> int:
+        redis = connect(test_settings.redis_url)
+        async with redis:
+            layout = KeyLayout(test_settings.key_prefix)
+            counter = EventCounter(redis, layout, lambda vdn: GMT8, 40)
+            with Redis.from_url(test_settings.redis_url) as sync_redis:
+                sync_redis.script_flush()
+            await counter.count([event])
+            with Redis.from_url(test_settings.redis_url) as sync_redis:
+                sync_redis.script_flush()
+            detail = await StatisticsReader(redis, layout).read_count_detail(1, date(2026, 11, 28))
+            return int(detail[0]["totalCount"])
+
+    assert asyncio.run(run()) == 1
