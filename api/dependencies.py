@@ -1,4 +1,8 @@
-"""What the routes receive from the application: settings, Redis, the statistics reader."""
+"""What the routes receive from the application: settings, Redis, the reader, the caller.
+
+Every provider is ``async def``: FastAPI runs a plain ``def`` dependency in a worker thread,
+which on the one-campaign path would cost more than the Redis round trip.
+"""
 
 from __future__ import annotations
 
@@ -7,25 +11,46 @@ from typing import Annotated
 from fastapi import Depends, Request
 from redis.asyncio import Redis
 
+from api.auth import Caller, authenticate_caller
+from api.parameters import StatisticsQuery, decode_query, parse_statistics_query
+from api.ratelimit import RateLimiter
 from engine.statistics import StatisticsReader
 from isales_stats.settings import Settings
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def _redis(request: Request) -> Redis:
+async def _redis(request: Request) -> Redis:
     redis: Redis = request.app.state.redis
     return redis
 
 
-def _reader(request: Request) -> StatisticsReader:
+async def _reader(request: Request) -> StatisticsReader:
     reader: StatisticsReader = request.app.state.reader
     return reader
+
+
+async def _rate_limiter(request: Request) -> RateLimiter:
+    limiter: RateLimiter = request.app.state.rate_limiter
+    return limiter
+
+
+async def _statistics_query(request: Request) -> StatisticsQuery:
+    return parse_statistics_query(
+        request.path_params["vdnId"],
+        decode_query(request.scope["query_string"]),
+        request.headers.getlist("content-type"),
+    )
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
 RedisDep = Annotated[Redis, Depends(_redis)]
 ReaderDep = Annotated[StatisticsReader, Depends(_reader)]
+RateLimiterDep = Annotated[RateLimiter, Depends(_rate_limiter)]
+# 401 when the signature does not hold; declared first on a route, it is checked first.
+CallerDep = Annotated[Caller, Depends(authenticate_caller)]
+# 400 with the iSales code when the parameters break the interface's rules.
+StatisticsQueryDep = Annotated[StatisticsQuery, Depends(_statistics_query)]

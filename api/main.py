@@ -1,4 +1,8 @@
-"""Builds the FastAPI application; nothing else lives here."""
+"""Builds the FastAPI application; nothing else lives here.
+
+``create_app`` raises ``AuthConfigurationError`` when authentication is on without keys: the API
+refuses to start rather than serve unauthenticated (``isales-stats api`` prints the reason).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
-from api.routes import health, statistics
+from api.auth import load_secret_keys
+from api.errors import EXCEPTION_HANDLERS
+from api.ratelimit import RateLimiter
+from api.routes import callbacks, health, metrics, statistics
+from api.telemetry import RequestTelemetry, configure_access_log
 from engine.keys import KeyLayout
 from engine.statistics import StatisticsReader
 from isales_stats.settings import Settings, get_settings
@@ -16,14 +24,22 @@ from isales_stats.settings import Settings, get_settings
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    secret_keys = load_secret_keys(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = Redis.from_url(settings.redis_url)
         app.state.redis = redis
         app.state.reader = StatisticsReader(redis, KeyLayout(settings.key_prefix))
+        app.state.rate_limiter = RateLimiter(
+            redis,
+            settings.key_prefix,
+            settings.rate_limit_requests,
+            settings.rate_limit_window_seconds,
+        )
         try:
-            yield
+            async with callbacks.callback_lifespan(app, settings):
+                yield
         finally:
             await redis.aclose()
 
@@ -32,8 +48,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Outbound call statistics of the current day, CC-iSales compatible.",
         version="0.1.0",
         lifespan=lifespan,
+        exception_handlers=EXCEPTION_HANDLERS,
     )
     app.state.settings = settings
+    app.state.secret_keys = secret_keys
+    if settings.access_log:
+        configure_access_log()
+    app.add_middleware(RequestTelemetry, log_requests=settings.access_log)
     app.include_router(statistics.router)
     app.include_router(health.router)
+    app.include_router(metrics.router)
+    app.include_router(callbacks.build_router(settings))
     return app

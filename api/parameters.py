@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl
 
 from api.errors import ErrorCode, ParameterError
 from engine.events import MAX_BATCH_LENGTH, MAX_ID_LENGTH
-from engine.keys import is_allowed_identifier
+from engine.keys import FORBIDDEN_ID_CHARACTER_PATTERN, is_allowed_identifier
 
 MIN_VDN_ID, MAX_VDN_ID = 1, 9999
 MAX_QUERY_LENGTHS = {"campaignId": MAX_ID_LENGTH, "batchId": MAX_BATCH_LENGTH}
@@ -72,8 +72,18 @@ def parse_statistics_query(
 
 
 def is_valid_identifier(value: str) -> bool:
-    """The rule engine/events.py applies to ids: no control characters, no hash-tag braces."""
-    return is_allowed_identifier(value)
+    """The rule engine/events.py applies to ids (no control characters, no hash-tag braces), and
+    valid UTF-8: bytes that are not become lone surrogates in ``decode_query``, which Redis
+    could not be asked about (events cannot hold them: they arrive as UTF-8 JSON)."""
+    return is_allowed_identifier(value) and _is_utf8(value)
+
+
+def _is_utf8(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _vdn_id(text: str) -> int:
@@ -114,8 +124,8 @@ def _query_values(query: Sequence[tuple[str, str]]) -> dict[str, str]:
         if not is_valid_identifier(value):
             raise ParameterError(
                 ErrorCode.INVALID_CHARACTERS,
-                f"{name} may hold printable characters other than '{{' and '}}', "
-                f"got {_echo(value)}",
+                f"{name} may not hold control characters, '{{' or '}}', or bytes that are "
+                f"not UTF-8, got {_echo(value)}",
             )
         if len(value) > max_length:
             raise ParameterError(
@@ -159,9 +169,8 @@ def _echo(value: str) -> str:
 
 def openapi_parameters() -> list[dict[str, Any]]:
     """The parameters of the statistics operation, for the OpenAPI document."""
-    # JSON Schema cannot say "printable"; the pattern keeps out braces and control characters,
-    # the description says the rest.
-    identifier_pattern = "^[^{}\\u0000-\\u001f\\u007f]*$"
+    # The id rule's own character class, negated: what the pattern allows the API accepts.
+    identifier_pattern = f"^[^{FORBIDDEN_ID_CHARACTER_PATTERN.removeprefix('[')[:-1]}]*$"
     return [
         {
             "name": "vdnId",
@@ -177,7 +186,7 @@ def openapi_parameters() -> list[dict[str, Any]]:
             "required": False,
             "description": (
                 "Only this campaign, with all its batches; empty or absent: every campaign of "
-                "the VDN. Printable characters other than '{' and '}', at most "
+                "the VDN. No control characters, '{' or '}'; at most "
                 f"{MAX_ID_LENGTH}. An unknown campaign gives an empty countDetail."
             ),
             "schema": {"type": "string", "maxLength": MAX_ID_LENGTH, "pattern": identifier_pattern},
@@ -188,8 +197,8 @@ def openapi_parameters() -> list[dict[str, Any]]:
             "in": "query",
             "required": False,
             "description": (
-                "Only this batch (customField) in batchDetail; needs campaignId. Printable "
-                f"characters other than '{{' and '}}', at most {MAX_BATCH_LENGTH}."
+                "Only this batch (customField) in batchDetail; needs campaignId. No control "
+                f"characters, '{{' or '}}'; at most {MAX_BATCH_LENGTH}."
             ),
             "schema": {
                 "type": "string",

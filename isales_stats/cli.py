@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 from isales_stats.settings import Settings, get_settings
 
@@ -37,8 +40,26 @@ def _build_parser() -> argparse.ArgumentParser:
     api.add_argument("--port", type=int, default=None)
     api.set_defaults(run=_api)
 
+    query = commands.add_parser(
+        "query",
+        help="call the statistics API, signed, and print the answer",
+        description="Signs with ISALES_CLIENT_ACCESS_KEY and ISALES_CLIENT_SECRET_KEY (or "
+        "--access-key); without keys the request goes unsigned (an API with auth off).",
+    )
+    query.add_argument("--vdn", type=int, required=True, help="the VDN (1..9999)")
+    query.add_argument("--campaign", default=None, help="only this campaign")
+    query.add_argument("--batch", default=None, help="only this batch (needs --campaign)")
+    query.add_argument("--url", default=None, help="the API (default: ISALES_API_HOST/PORT)")
+    query.add_argument("--access-key", default=None, help="default: ISALES_CLIENT_ACCESS_KEY")
+    query.add_argument(
+        "--curl", action="store_true", help="print a signed curl command instead of calling"
+    )
+    query.set_defaults(run=_query)
+
     topics = commands.add_parser("topics", help="create the call-events and dead-letter topics")
     topics.set_defaults(run=_topics)
+
+    _add_producer_commands(commands)
 
     demo = commands.add_parser("demo", help="stack, worker, API and sample traffic, until Ctrl-C")
     demo.set_defaults(run=_demo)
@@ -82,13 +103,60 @@ def _worker(arguments: argparse.Namespace, settings: Settings) -> int:
 def _api(arguments: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    from api.auth import AuthConfigurationError
+    from api.main import create_app
+    from api.runtime import tune_garbage_collector
+
+    try:
+        # Built once here so that a refusal to start is a message, not uvicorn's traceback.
+        create_app(settings)
+    except AuthConfigurationError as error:
+        print(f"isales-stats api: refusing to start: {error}", file=sys.stderr)
+        return 2
+    # Everything the server needs is imported now: freeze it out of the collector's work.
+    tune_garbage_collector()
     uvicorn.run(
         "api.main:create_app",
         factory=True,
         host=arguments.host or settings.api_host,
         port=arguments.port or settings.api_port,
         log_level="warning",
+        access_log=False,  # the app writes its own, as JSON lines (ISALES_ACCESS_LOG)
     )
+    return 0
+
+
+def _query(arguments: argparse.Namespace, settings: Settings) -> int:
+    import httpx
+
+    from isales_stats.client import StatisticsClient
+
+    access_key = arguments.access_key or settings.client_access_key or None
+    secret_key = settings.client_secret_key.get_secret_value() or None
+    if bool(access_key) != bool(secret_key):
+        print(
+            "isales-stats query: give both an access key (ISALES_CLIENT_ACCESS_KEY or "
+            "--access-key) and ISALES_CLIENT_SECRET_KEY, or neither",
+            file=sys.stderr,
+        )
+        return 2
+    url = arguments.url or f"http://{settings.api_host}:{settings.api_port}"
+    with StatisticsClient(url, access_key, secret_key) as client:
+        if arguments.curl:
+            print(client.curl_command(arguments.vdn, arguments.campaign, arguments.batch))
+            return 0
+        try:
+            response = client.get(arguments.vdn, arguments.campaign, arguments.batch)
+        except httpx.HTTPError as error:
+            print(f"isales-stats query: {url}: {error}", file=sys.stderr)
+            return 1
+    try:
+        print(json.dumps(response.json(), indent=2, ensure_ascii=False))
+    except ValueError:
+        print(response.text)
+    if response.status_code != 200:
+        print(f"HTTP {response.status_code}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -98,6 +166,114 @@ def _topics(arguments: argparse.Namespace, settings: Settings) -> int:
     created = ensure_topics(settings)
     print("created: " + (", ".join(created) if created else "nothing (all topics exist)"))
     return 0
+
+
+def _add_producer_commands(commands: Any) -> None:
+    publish = commands.add_parser(
+        "publish",
+        help="publish call events from a file (JSON lines or a JSON array; - for stdin)",
+        description="Every event is validated first; the invalid ones and those Kafka did not "
+        "acknowledge go to the rejects file with the reason. Exit status 0 when all were sent, "
+        "1 when some were not, 2 when the input or Kafka cannot be reached.",
+    )
+    publish.add_argument("file", help="the events: JSON lines or one JSON array; - reads stdin")
+    publish.add_argument(
+        "--rejects",
+        type=Path,
+        default=None,
+        help="where events not sent go, with the reason, as JSON lines "
+        "(default: FILE.rejected.jsonl; rejected.jsonl for stdin)",
+    )
+    publish.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds Kafka may take to answer (60)"
+    )
+    publish.set_defaults(run=_publish)
+
+    simulate = commands.add_parser(
+        "simulate",
+        help="publish realistic campaign traffic (imports, calls, retries, removals)",
+        description="Runs until the traffic is used up, --events are sent or --duration is "
+        "over. Deterministic with --seed (and --now).",
+    )
+    shape = simulate.add_argument_group("the traffic")
+    shape.add_argument("--vdn", type=int, default=1, help="the VDN (1)")
+    shape.add_argument("--campaigns", type=int, default=3, help="campaigns (3)")
+    shape.add_argument("--batches", type=int, default=2, help="batches per campaign (2)")
+    shape.add_argument("--records", type=int, default=200, help="records per batch (200)")
+    shape.add_argument("--first-campaign", type=int, default=1001, help="first campaignId (1001)")
+    shape.add_argument("--connect-rate", type=float, default=0.45, help="calls answered (0.45)")
+    shape.add_argument("--max-attempts", type=int, default=3, help="calls per record (3)")
+    shape.add_argument("--remove-rate", type=float, default=0.03, help="records removed (0.03)")
+    shape.add_argument(
+        "--duplicate-rate", type=float, default=0.01, help="results pushed twice (0.01)"
+    )
+    shape.add_argument(
+        "--timeline",
+        choices=["live", "day", "midnight"],
+        default="live",
+        help="live: stamped when sent; day: spread over the last 24 h; midnight: the two "
+        "hours around the last midnight in the VDN's zone (default live)",
+    )
+    shape.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
+    shape.add_argument(
+        "--now", default=None, help="anchor the timeline here (ISO-8601 with offset) not now"
+    )
+    pace = simulate.add_argument_group("pace and output")
+    pace.add_argument("--rate", type=float, default=0.0, help="events/s (0: as fast as possible)")
+    pace.add_argument("--duration", type=float, default=None, help="stop after SECONDS")
+    pace.add_argument("--events", type=int, default=None, help="stop after N events")
+    pace.add_argument(
+        "--expect", type=Path, default=None, help="write the statistics the API should serve"
+    )
+    pace.add_argument(
+        "--output", type=Path, default=None, help="write JSON lines here (- stdout), not Kafka"
+    )
+    simulate.set_defaults(run=_simulate)
+
+
+def _publish(arguments: argparse.Namespace, settings: Settings) -> int:
+    from isales_stats.producing import publish_file
+
+    rejects = arguments.rejects or Path(
+        "rejected.jsonl" if arguments.file == "-" else f"{arguments.file}.rejected.jsonl"
+    )
+    return publish_file(settings, arguments.file, rejects, arguments.timeout)
+
+
+def _simulate(arguments: argparse.Namespace, settings: Settings) -> int:
+    from engine.events import InvalidEvent, parse_occurred_at
+    from isales_stats.producing import random_seed, run_simulation
+    from isales_stats.simulator import TrafficOptions
+
+    try:
+        now_ms = None if arguments.now is None else parse_occurred_at(arguments.now)
+        options = TrafficOptions(
+            vdn_id=arguments.vdn,
+            campaigns=arguments.campaigns,
+            batches=arguments.batches,
+            records=arguments.records,
+            first_campaign=arguments.first_campaign,
+            connect_rate=arguments.connect_rate,
+            max_attempts=arguments.max_attempts,
+            remove_rate=arguments.remove_rate,
+            duplicate_rate=arguments.duplicate_rate,
+            timeline=arguments.timeline,
+            seed=random_seed() if arguments.seed is None else arguments.seed,
+            final_fail_codes=settings.final_fail_codes,
+        )
+    except (InvalidEvent, ValueError) as error:
+        print(f"isales-stats simulate: {error}", file=sys.stderr)
+        return 2
+    return run_simulation(
+        settings,
+        options,
+        rate=arguments.rate,
+        duration=arguments.duration,
+        max_events=arguments.events,
+        now_ms=now_ms,
+        expect_path=arguments.expect,
+        output_path=arguments.output,
+    )
 
 
 def _demo(arguments: argparse.Namespace, settings: Settings) -> int:

@@ -1,59 +1,39 @@
 """``isales-stats demo``: the whole product on the local real stack, in one command.
 
-Starts Kafka and Redis (unless running), a worker and the API, publishes a morning of sample
-traffic, waits until the API serves it, prints what to paste, and on Ctrl-C stops exactly what
-it started.
+Starts Kafka and Redis (unless running), a worker, the API and ``isales-stats simulate`` at a
+steady rate (so the numbers move while you watch), waits until the API serves them, prints what
+to paste, and on Ctrl-C stops exactly what it started. The API runs with authentication on and
+one well-known demo key (whatever keys the environment names), so the printed commands show a
+signed request as production needs it; the callback receiver takes the demo token.
 """
 
 from __future__ import annotations
 
 import os
-import random
+import shlex
 import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
+import orjson
+from pydantic import SecretStr
 
 from engine.topics import ensure_topics
-from isales_stats.publisher import EventPublisher
+from isales_stats.client import StatisticsClient
 from isales_stats.settings import Settings
 from isales_stats.stack import Stack
 
 DEMO_VDN = 1
-
-
-def sample_traffic(now_ms: int, seed: int = 7) -> list[dict[str, Any]]:
-    """Three campaigns of two batches: imports, dial attempts with retries, a few removals."""
-    rng = random.Random(seed)
-    events: list[dict[str, Any]] = []
-    call_number = 0
-    for campaign in ("1001", "1002", "1003"):
-        for batch in ("batch-a", "batch-b"):
-            for record in range(rng.randint(40, 80)):
-                common = {"vdnId": DEMO_VDN, "campaignId": campaign, "batchId": batch,
-                          "dataId": f"{campaign}-{batch}-{record}"}  # fmt: skip
-                moment = now_ms - rng.randint(60_000, 3_600_000)
-                events.append({"eventType": "data.added", **common, "occurredAt": moment})
-                for _attempt in range(rng.choice([0, 1, 1, 2, 3])):
-                    call_number += 1
-                    moment += rng.randint(1_000, 60_000)
-                    connected = rng.random() < 0.45
-                    events.append({
-                        "eventType": "call.result", **common, "callId": f"demo-{call_number}",
-                        "callStatus": 6 if connected else 5, "final": connected,
-                        "failCode": "00000" if connected else "00603",
-                        "occurredAt": min(moment, now_ms),
-                    })  # fmt: skip
-                    if connected:
-                        break
-                if rng.random() < 0.03:
-                    events.append({"eventType": "data.removed", **common, "occurredAt": now_ms})
-    return events
+# Known to everyone (the README's worked example uses it): for a local demo only.
+DEMO_ACCESS_KEY, DEMO_SECRET_KEY = "demo-ak", "demo-sk"
+DEMO_CALLBACK_TOKEN = "demo-token"
+# Nine batches of 400 records, about 10,000 events at 25 events/s: seven minutes of a live day.
+SIMULATION = ["--vdn", str(DEMO_VDN), "--campaigns", "3", "--batches", "3", "--records", "400",
+              "--timeline", "live", "--rate", "25"]  # fmt: skip
 
 
 def run_demo(settings: Settings) -> int:
@@ -63,27 +43,40 @@ def run_demo(settings: Settings) -> int:
     ensure_topics(settings)
     log_dir = settings.stack_dir / "demo"
     log_dir.mkdir(parents=True, exist_ok=True)
+    api_settings = settings.model_copy(
+        update={
+            "auth_enabled": True,
+            "auth_keys": SecretStr(f"{DEMO_ACCESS_KEY}:{DEMO_SECRET_KEY}"),
+            "auth_keys_file": None,
+            "callback_token": SecretStr(DEMO_CALLBACK_TOKEN),
+        }
+    )
     children = [
         _start(settings, ["worker"], log_dir / "worker.log"),
-        _start(settings, ["api"], log_dir / "api.log"),
+        _start(api_settings, ["api"], log_dir / "api.log"),
     ]
-    url = (
-        f"http://{settings.api_host}:{settings.api_port}"
-        f"/rest/isales/v2/openapi/campaigns/{DEMO_VDN}/statistics"
-    )
+    base_url = f"http://{settings.api_host}:{settings.api_port}"
+    url = f"{base_url}/rest/isales/v2/openapi/campaigns/{DEMO_VDN}/statistics"
+    client = StatisticsClient(base_url, DEMO_ACCESS_KEY, DEMO_SECRET_KEY, timeout=2)
     try:
-        now_ms = int(datetime.now(UTC).timestamp() * 1000)
-        with EventPublisher(settings) as publisher:
-            for event in sample_traffic(now_ms):
-                publisher.publish(event)
-        if not _wait_for_statistics(url, children):
+        children.append(_start(settings, ["simulate", *SIMULATION], log_dir / "simulate.log"))
+        if not _wait_for_statistics(client, children):
             print(f"The API did not serve statistics; logs are in {log_dir}", file=sys.stderr)
             return 1
         print(f"\nisales-stats is serving live statistics ({time.monotonic() - began:.0f} s).")
         print(f"  API:   {url}")
         print(f"  Docs:  http://{settings.api_host}:{settings.api_port}/docs")
-        print("  Try:")
-        print(f"    curl -s -H 'Content-Type: application/json' '{url}?campaignId=1001'")
+        print(f"  Try (signed with the demo key {DEMO_ACCESS_KEY} / {DEMO_SECRET_KEY}):")
+        print(
+            f"    ISALES_CLIENT_ACCESS_KEY={DEMO_ACCESS_KEY} "
+            f"ISALES_CLIENT_SECRET_KEY={DEMO_SECRET_KEY} "
+            f"isales-stats query --vdn {DEMO_VDN} --campaign 1001"
+        )
+        print("  or with curl (signed just now; the signature is good for 15 minutes):")
+        print(f"    {client.curl_command(DEMO_VDN, '1001')}")
+        print("  Push an iSales call result, as a campaign's callBackUrl receives it:")
+        print(f"    {_callback_curl(api_settings, base_url)}")
+        print(f"  Traffic: isales-stats simulate {' '.join(SIMULATION)} (see simulate.log)")
         print(f"\nLogs: {log_dir}. Press Ctrl-C to stop what the demo started.")
         # Wait for Ctrl-C or a polite kill, and still run the clean-up below for either.
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
@@ -92,6 +85,7 @@ def run_demo(settings: Settings) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
+        client.close()
         for child in children:
             child.terminate()
         for child in children:
@@ -101,6 +95,17 @@ def run_demo(settings: Settings) -> int:
                 child.kill()
         stopped = stack.down(only=report.started)
         print("\nStopped the worker, the API" + "".join(f", {name}" for name in stopped) + ".")
+
+
+def _callback_curl(settings: Settings, base_url: str) -> str:
+    moment = datetime.now(settings.time_zone_of(DEMO_VDN)).strftime("%Y-%m-%d %H:%M:%S")
+    result = {"vdnId": DEMO_VDN, "campaignId": "1001", "sessionId": "demo-session-1",
+              "callId": "demo-call-1", "callTimeStr": moment, "callStatus": 6,
+              "failCode": "00000", "customField": "batch-1"}  # fmt: skip
+    url = f"{base_url}{settings.callback_path}?token={DEMO_CALLBACK_TOKEN}"
+    body = orjson.dumps([result]).decode()
+    return shlex.join(["curl", "-s", "-X", "POST", "-H", "Content-Type: application/json",
+                       "-d", body, url])  # fmt: skip
 
 
 def _start(settings: Settings, command: list[str], log: Path) -> subprocess.Popen[bytes]:
@@ -114,13 +119,14 @@ def _start(settings: Settings, command: list[str], log: Path) -> subprocess.Pope
         )
 
 
-def _wait_for_statistics(url: str, children: list[subprocess.Popen[bytes]]) -> bool:
+def _wait_for_statistics(client: StatisticsClient, children: list[subprocess.Popen[bytes]]) -> bool:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if any(child.poll() is not None for child in children):
             return False
         try:
-            detail = httpx.get(url, timeout=2).json().get("countDetail", [])
+            response = client.get(DEMO_VDN)
+            detail = response.json().get("countDetail", []) if response.status_code == 200 else []
             if detail and sum(campaign["totalCalledCount"] for campaign in detail) > 0:
                 return True
         except (httpx.HTTPError, ValueError):

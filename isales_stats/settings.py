@@ -16,7 +16,7 @@ from typing import Annotated
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _UTC_OFFSET = re.compile(r"^(?:GMT|UTC)?([+-])(\d{1,2}):?(\d{2})$")
@@ -60,10 +60,10 @@ class Settings(BaseSettings):
     call_events_partitions: int = 12
     # The consumer group (Faust app id); two deployments sharing a broker need different ones.
     worker_group: str = "isales-stats"
-    # Events counted per Redis round trip: the lever for throughput (see docs/benchmarks.md).
+    # The most events one Kafka fetch hands the agent, counted in one Redis round trip: the
+    # lever for throughput (docs/benchmarks.md). Fetches are not held back to fill up, so at
+    # low traffic an event is counted as soon as it is fetched.
     worker_batch_size: int = 2000
-    # How long a batch may wait to fill up: the floor of freshness at low traffic.
-    worker_batch_seconds: float = 0.05
     # A worker that stops heartbeating is replaced after this long (Faust's 60 s default
     # leaves a crashed worker's partitions idle for a minute).
     worker_session_timeout_seconds: float = 10.0
@@ -85,6 +85,36 @@ class Settings(BaseSettings):
     # --- the API --------------------------------------------------------------------------
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # AK/SK request signatures are checked unless switched off explicitly (the local demo).
+    auth_enabled: bool = True
+    # The signing keys operations issue: "ak1:sk1,ak2:sk2" and/or a file of such pairs (one per
+    # line, '#' comments) for keys mounted as a secret; the API merges both at start-up.
+    auth_keys: SecretStr = SecretStr("")
+    auth_keys_file: Path | None = None
+    # How far a signature's timestamp may be from the server's clock, either way.
+    auth_window_seconds: int = Field(default=900, ge=0)
+    # Flow control: requests one caller (its AK; its address with auth off) may make for one VDN
+    # in a window; 0 switches it off. The seed fixes the window at five minutes.
+    rate_limit_requests: int = Field(default=300, ge=0)
+    rate_limit_window_seconds: int = Field(default=300, ge=1)
+    # One JSON line per request on stderr (uvicorn's own access log stays off).
+    access_log: bool = True
+
+    # --- the client (isales-stats query) --------------------------------------------------
+    client_access_key: str = ""
+    client_secret_key: SecretStr = SecretStr("")
+
+    # --- iSales result callbacks (api/routes/callbacks.py) ---------------------------------
+    # Where iSales POSTs call results: the path to put in a campaign's callBackUrl.
+    callback_path: str = "/rest/isales/v1/callbacks/call-results"
+    # failCodes after which no retry policy dials the record again, so the call is final
+    # (comma-separated). Default: 00538, empty or wrong number.
+    callback_final_fail_codes: str = "00538"
+    # A shared secret for pushers that cannot sign (iSales only lets you set a URL): sent as
+    # ?token=... in the callBackUrl or an X-Callback-Token header. Empty: AK/SK signatures only.
+    callback_token: SecretStr = SecretStr("")
+    # How long a callback waits for Kafka to acknowledge its events before answering 503.
+    callback_ack_timeout_seconds: float = Field(default=10.0, gt=0)
 
     # --- the local stack ------------------------------------------------------------------
     # Jars, data and logs of the local stack live outside the repository.
@@ -95,6 +125,12 @@ class Settings(BaseSettings):
     @classmethod
     def _split_vdn_time_zones(cls, value: object) -> object:
         return _parse_vdn_zones(value) if isinstance(value, str) else value
+
+    @field_validator("auth_keys_file", mode="before")
+    @classmethod
+    def _empty_path_is_none(cls, value: object) -> object:
+        # as_environment() writes an unset path as "", which must read back as unset.
+        return None if value == "" else value
 
     @field_validator("default_time_zone")
     @classmethod
@@ -108,6 +144,19 @@ class Settings(BaseSettings):
         if urlsplit(value).scheme not in {"kafka", "aiokafka"}:
             raise ValueError("kafka_url must look like kafka://host:port[;host:port...]")
         return value
+
+    @field_validator("callback_path")
+    @classmethod
+    def _check_callback_path(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("callback_path must start with '/'")
+        return value
+
+    @property
+    def final_fail_codes(self) -> frozenset[str]:
+        """``callback_final_fail_codes`` as a set of failCodes."""
+        codes = (code.strip() for code in self.callback_final_fail_codes.split(","))
+        return frozenset(code for code in codes if code)
 
     # --- derived values -------------------------------------------------------------------
     @property
@@ -131,6 +180,10 @@ class Settings(BaseSettings):
             value = getattr(self, name)
             if isinstance(value, dict):
                 value = ",".join(f"{key}={zone}" for key, zone in value.items())
+            elif isinstance(value, SecretStr):
+                value = value.get_secret_value()  # str() would hand the child "**********"
+            elif value is None:
+                value = ""
             environment[f"ISALES_{name.upper()}"] = str(value)
         return environment
 

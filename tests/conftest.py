@@ -34,13 +34,19 @@ def unique_name() -> str:
 
 @pytest.fixture
 def test_settings(local_stack: Settings, unique_name: str) -> Iterator[Settings]:
-    """Settings of one test: its own key prefix, topics and consumer group."""
+    """Settings of one test: its own key prefix, topics and consumer group.
+
+    The API's guards are off here so that tests about counting can poll it freely; the tests of
+    the guards themselves (tests/test_api_auth.py, test_api_ratelimit.py) switch them on.
+    """
     settings = local_stack.model_copy(
         update={
             "key_prefix": f"test:{unique_name}",
             "call_events_topic": f"{unique_name}.call-events",
             "dead_letter_topic": f"{unique_name}.dead-letter",
             "worker_group": f"{unique_name}-group",
+            "auth_enabled": False,
+            "rate_limit_requests": 0,
         }
     )
     yield settings

@@ -17,6 +17,8 @@ from tests.services import ServiceProcess, wait_for, wait_for_http
 
 pytestmark = pytest.mark.stack
 
+# The statistics API answers 0200001 to a request without the JSON Content-Type.
+JSON_CONTENT = {"Content-Type": "application/json; charset=UTF-8"}
 API_PORT = 8765
 
 
@@ -45,7 +47,9 @@ def test_a_published_event_is_served_by_the_api(test_settings: Settings, tmp_pat
     url = f"http://127.0.0.1:{API_PORT}/rest/isales/v2/openapi/campaigns/1/statistics"
 
     def count_detail() -> list[dict[str, Any]]:
-        body: list[dict[str, Any]] = httpx.get(url, timeout=5).json()["countDetail"]
+        body: list[dict[str, Any]] = httpx.get(url, timeout=5, headers=JSON_CONTENT).json()[
+            "countDetail"
+        ]
         return body
 
     with ServiceProcess(test_settings, "api", "--port", str(API_PORT), log_dir=tmp_path):

@@ -7,17 +7,22 @@ from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 
 from api.dependencies import RedisDep
+from api.schemas import ProbeStatus
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", response_model=ProbeStatus)
 async def healthz() -> dict[str, str]:
     """The process is alive."""
     return {"status": "ok"}
 
 
-@router.get("/readyz", response_model=None)
+@router.get(
+    "/readyz",
+    response_model=ProbeStatus,
+    responses={503: {"model": ProbeStatus, "description": "Redis does not answer."}},
+)
 async def readyz(redis: RedisDep) -> dict[str, str] | JSONResponse:
     """Redis answers: the API can serve statistics."""
     try:

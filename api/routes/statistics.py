@@ -1,26 +1,130 @@
-"""GET /rest/isales/v2/openapi/campaigns/{vdnId}/statistics, answered from Redis."""
+"""GET /rest/isales/v2/openapi/campaigns/{vdnId}/statistics, answered from Redis.
+
+Order of the checks: the signature (401), the parameters (400), flow control (429), then the
+read. Only well-formed, authenticated requests count toward a caller's flow-control budget.
+
+Consistency: each campaign is read by one Lua script (engine/statistics.py), so its counters and
+its batches' come from one instant; one event only ever touches one campaign, so no response
+holds part of an event's effects. A whole VDN is one pipelined round trip of those scripts, so
+two campaigns may be read a few microseconds apart (an event between them shows in the second).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from fastapi import APIRouter
+from fastapi.responses import Response
 
-from api.dependencies import ReaderDep, SettingsDep
+from api.dependencies import CallerDep, RateLimiterDep, ReaderDep, SettingsDep, StatisticsQueryDep
+from api.errors import (
+    AUTHENTICATION_FAILED_MESSAGE,
+    TOO_FREQUENT_MESSAGE,
+    UNAVAILABLE_MESSAGE,
+    ErrorCode,
+    envelope,
+)
+from api.parameters import CONTENT_TYPE, openapi_parameters
+from api.schemas import ErrorEnvelope, StatisticsResponse
 from engine.days import today_in
 
 router = APIRouter(tags=["statistics"])
 
+STATISTICS_PATH = "/rest/isales/v2/openapi/campaigns/{vdnId}/statistics"
 
-@router.get("/rest/isales/v2/openapi/campaigns/{vdnId}/statistics")
+
+def _example(code: ErrorCode, description: str) -> dict[str, Any]:
+    return {"summary": f"{code.value}: {description}", "value": envelope(code, description)}
+
+
+_PARAMETER_ERROR_EXAMPLES = {
+    code.name.lower(): _example(code, description)
+    for code, description in [
+        (ErrorCode.WRONG_TYPE, "vdnId must be an integer, got 'abc'"),
+        (ErrorCode.WRONG_VALUE, "vdnId must be from 1 to 9999, got '10000'"),
+        (ErrorCode.WRONG_COMBINATION, "batchId is given without campaignId: give both or neither"),
+        (ErrorCode.TOO_MANY_PARAMETERS, "campaignId is given 2 times; give it at most once"),
+        (
+            ErrorCode.INVALID_CHARACTERS,
+            "campaignId may not hold control characters, '{' or '}', or bytes that are not "
+            "UTF-8, got 'a{b'",
+        ),
+        (ErrorCode.TOO_LONG, "campaignId may be at most 64 characters long, got 65"),
+        (
+            ErrorCode.PARAMETER_ERROR,
+            f"the Content-Type header is missing; send Content-Type: {CONTENT_TYPE}",
+        ),
+    ]
+}
+
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds until the caller's flow-control window ends.",
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
+
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The campaigns asked for, each with its batches (countDetail)."},
+    400: {
+        "model": ErrorEnvelope,
+        "description": "A parameter or the Content-Type header breaks the interface's rules.",
+        "content": {"application/json": {"examples": _PARAMETER_ERROR_EXAMPLES}},
+    },
+    401: {
+        "model": ErrorEnvelope,
+        "description": "The Authorization signature is missing, malformed, expired or wrong.",
+        "headers": {"WWW-Authenticate": {"description": "auth-v2", "schema": {"type": "string"}}},
+        "content": {
+            "application/json": {
+                "example": envelope(ErrorCode.AUTHENTICATION_FAILED, AUTHENTICATION_FAILED_MESSAGE)
+            }
+        },
+    },
+    429: {
+        "model": ErrorEnvelope,
+        "description": "Flow control: too many requests for this VDN in the five-minute window.",
+        "headers": _RETRY_AFTER,
+        "content": {
+            "application/json": {"example": envelope(ErrorCode.TOO_FREQUENT, TOO_FREQUENT_MESSAGE)}
+        },
+    },
+    503: {
+        "model": ErrorEnvelope,
+        "description": "Redis is unreachable; try again.",
+        "headers": {
+            "Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}
+        },
+        "content": {
+            "application/json": {"example": envelope(ErrorCode.UNAVAILABLE, UNAVAILABLE_MESSAGE)}
+        },
+    },
+}
+
+
+# ``{vdnId:path}``: a vdnId holding an encoded '/' or nothing at all still reaches the checks
+# below and gets the iSales answer (02000006), not a bare 404.
+@router.get(
+    STATISTICS_PATH.replace("{vdnId}", "{vdnId:path}"),
+    response_model=StatisticsResponse,
+    responses=RESPONSES,
+    summary="Outbound call statistics of the current day",
+    openapi_extra={"parameters": openapi_parameters()},
+)
 async def campaign_statistics(
-    vdnId: int,
+    caller: CallerDep,
+    query: StatisticsQueryDep,
+    limiter: RateLimiterDep,
     reader: ReaderDep,
     settings: SettingsDep,
-    campaignId: str | None = None,
-    batchId: str | None = None,
-) -> dict[str, Any]:
-    """Statistics of a VDN's campaigns and batches: totals and the current day."""
-    today = today_in(settings.time_zone_of(vdnId))
-    detail = await reader.read_count_detail(vdnId, today, campaignId or None, batchId or None)
-    return {"countDetail": detail}
+) -> Response:
+    """Counters of a VDN's campaigns and their batches: totals and the current day.
+
+    Send ``Content-Type: application/json; charset=UTF-8`` and an ``Authorization`` signature.
+    """
+    await limiter.admit(caller, query.vdn_id)
+    today = today_in(settings.time_zone_of(query.vdn_id))
+    detail = await reader.read_count_detail(query.vdn_id, today, query.campaign_id, query.batch_id)
+    # Written with orjson, not validated again through StatisticsResponse: see api/schemas.py.
+    return Response(orjson.dumps({"countDetail": detail}), media_type="application/json")

@@ -1,0 +1,116 @@
+"""Who is calling: the AK/SK request signature (``isales_stats.signing``) checked per request.
+
+Authentication is on unless ``ISALES_AUTH_ENABLED=false`` says otherwise; with it on and no keys
+the API refuses to start (``load_secret_keys`` raises). With it off, the caller is its client
+address, which is what flow control then counts by.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import Request, Security
+from fastapi.security import APIKeyHeader
+
+from api.errors import AUTHENTICATION_FAILED_MESSAGE, ApiError, ErrorCode
+from api.metrics import AUTH_FAILURES
+from api.parameters import decode_query
+from isales_stats.settings import Settings
+from isales_stats.signing import AUTH_SCHEME, AuthenticationError, parse_key_pairs, verify_request
+
+NO_KEYS_MESSAGE = (
+    "authentication is on (ISALES_AUTH_ENABLED=true, the default) but no keys are configured: "
+    "set ISALES_AUTH_KEYS=ak1:sk1[,ak2:sk2...] or ISALES_AUTH_KEYS_FILE=/path/to/keys, or switch "
+    "authentication off explicitly with ISALES_AUTH_ENABLED=false (local demos only)"
+)
+
+# Declares the header to the OpenAPI document (the lock in /docs); the checking happens below.
+authorization_header = APIKeyHeader(
+    name="Authorization",
+    scheme_name=AUTH_SCHEME,
+    description=(
+        "auth-v2/{AK}/{timestamp}/{signedHeaders}/{signature}: an HMAC-SHA256 signature of the "
+        "request with the secret key of AK (see the README's worked example)."
+    ),
+    auto_error=False,
+)
+
+
+class AuthConfigurationError(Exception):
+    """The API must not start: authentication is on but its keys are missing or unusable."""
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Whom flow control counts: ``ak:{AK}``, or ``address:{ip}`` when authentication is off."""
+
+    identity: str
+    access_key: str | None = None
+
+
+def load_secret_keys(settings: Settings) -> dict[str, str]:
+    """``{AK: SK}`` from ISALES_AUTH_KEYS and ISALES_AUTH_KEYS_FILE; ``{}`` with auth off.
+
+    Raises ``AuthConfigurationError`` with a message fit for an operator (it names no secret).
+    """
+    if not settings.auth_enabled:
+        return {}
+    try:
+        keys = parse_key_pairs(settings.auth_keys.get_secret_value())
+    except ValueError as error:
+        raise AuthConfigurationError(f"ISALES_AUTH_KEYS: {error}") from None
+    if settings.auth_keys_file is not None:
+        path = settings.auth_keys_file
+        try:
+            from_file = parse_key_pairs(path.read_text(encoding="utf-8"))
+        except OSError as error:
+            raise AuthConfigurationError(
+                f"ISALES_AUTH_KEYS_FILE: cannot read {path}: {error.strerror}"
+            ) from None
+        except ValueError as error:  # also UnicodeDecodeError
+            raise AuthConfigurationError(f"ISALES_AUTH_KEYS_FILE {path}: {error}") from None
+        twice = sorted(keys.keys() & from_file.keys())
+        if twice:
+            raise AuthConfigurationError(
+                f"access key {twice[0]!r} is in both ISALES_AUTH_KEYS and ISALES_AUTH_KEYS_FILE"
+            )
+        keys.update(from_file)
+    if not keys:
+        raise AuthConfigurationError(NO_KEYS_MESSAGE)
+    return keys
+
+
+async def authenticate_caller(
+    request: Request,
+    authorization: Annotated[str | None, Security(authorization_header)],
+) -> Caller:
+    """The caller of a statistics request; 401 when its signature does not hold."""
+    settings: Settings = request.app.state.settings
+    if not settings.auth_enabled:
+        address = request.client.host if request.client else "unknown"
+        return Caller(f"address:{address}")
+    try:
+        access_key = verify_request(
+            authorization=authorization,
+            method=request.method,
+            path=request.scope["path"],
+            query=decode_query(request.scope["query_string"]),
+            headers=request.headers,
+            body=await request.body(),
+            secret_keys=request.app.state.secret_keys,
+            now=datetime.now(UTC),
+            window=timedelta(seconds=settings.auth_window_seconds),
+        )
+    except AuthenticationError as failure:
+        AUTH_FAILURES.labels(failure.reason).inc()
+        request.state.auth_failure = failure.reason  # for the access log, never for the caller
+        raise ApiError(
+            401,
+            ErrorCode.AUTHENTICATION_FAILED,
+            AUTHENTICATION_FAILED_MESSAGE,
+            headers={"WWW-Authenticate": AUTH_SCHEME},
+        ) from None
+    request.state.access_key = access_key
+    return Caller(f"ak:{access_key}", access_key)

@@ -1,0 +1,162 @@
+"""POST {callback_path}: iSales pushes call results; each one becomes a ``call.result`` event.
+
+The answer is ``{"retCode": "0", "retMsg": "success"}`` only once Kafka acknowledged every event
+of the body (``acks="all"``). Anything else makes iSales push the same results again, which is
+safe: counting ignores a callId it has already counted. So every failure answers non-200:
+400 for a body that will never be valid (nothing is published), 401 for a caller that did not
+prove who it is, 503 while Kafka does not acknowledge.
+
+Protection: with ``auth_enabled`` (the default) or a ``callback_token`` set, a request needs
+either a valid AK/SK signature (the same keys and scheme as the statistics API) or the shared
+token, as ``?token=`` in the callBackUrl or an ``X-Callback-Token`` header: iSales itself can
+only be given a URL. With auth off and no token the endpoint is open (the local demo).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+from kafka.errors import KafkaError
+
+from api.parameters import decode_query
+from isales_stats.callbacks import InvalidCallback, call_results_to_events
+from isales_stats.publisher import AsyncEventPublisher
+from isales_stats.settings import Settings
+from isales_stats.signing import AuthenticationError, verify_request
+
+log = logging.getLogger(__name__)
+
+TOKEN_HEADER = "X-Callback-Token"
+
+_RESPONSE_SCHEMA = {
+    "type": "object",
+    "properties": {"retCode": {"type": "string"}, "retMsg": {"type": "string"}},
+    "required": ["retCode", "retMsg"],
+}
+_REQUEST_SCHEMA = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "properties": {
+            "vdnId": {"type": "integer"},
+            "campaignId": {"type": "string"},
+            "sessionId": {"type": "string"},
+            "callId": {"type": "string"},
+            "callTimeStr": {"type": "string", "example": "2020-08-30 20:00:00"},
+            "callStatus": {"type": "integer", "enum": [5, 6]},
+            "failCode": {"type": "string"},
+            "customField": {"type": "string"},
+            "final": {"type": "boolean"},
+        },
+        "required": ["vdnId", "campaignId", "sessionId", "callId", "callTimeStr", "callStatus"],
+    },
+}
+
+
+@asynccontextmanager
+async def callback_lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
+    """The API process's producer: opened at the first callback, closed at shutdown."""
+    publisher = AsyncEventPublisher(settings, timeout=settings.callback_ack_timeout_seconds)
+    app.state.callback_publisher = publisher
+    try:
+        yield
+    finally:
+        await publisher.close()
+
+
+def build_router(settings: Settings) -> APIRouter:
+    """The callback route, at the configured path."""
+    router = APIRouter(tags=["callbacks"])
+    router.add_api_route(
+        settings.callback_path,
+        receive_call_results,
+        methods=["POST"],
+        response_model=None,
+        responses={
+            status: {"description": text, "content": {"application/json": {"schema": schema}}}
+            for status, text, schema in (
+                (200, "every result is on Kafka", _RESPONSE_SCHEMA),
+                (400, "malformed body: nothing was published", _RESPONSE_SCHEMA),
+                (401, "neither a valid signature nor the callback token", _RESPONSE_SCHEMA),
+                (503, "Kafka did not acknowledge in time: push again", _RESPONSE_SCHEMA),
+            )
+        },
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _REQUEST_SCHEMA}},
+            }
+        },
+    )
+    return router
+
+
+async def receive_call_results(request: Request) -> JSONResponse:
+    """Receive iSales call results and publish them as call.result events."""
+    settings: Settings = request.app.state.settings
+    body = await request.body()
+    if not _authorised(request, body, settings):
+        return _answer(401, "authentication failed")
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        log.info("callback refused: not JSON: %s", error)
+        return _answer(400, f"not JSON: {error}")
+    try:
+        events = call_results_to_events(
+            parsed,
+            settings.time_zone_of,
+            settings.final_fail_codes,
+            future_tolerance_seconds=settings.future_tolerance_seconds,
+        )
+    except InvalidCallback as error:
+        log.info("callback refused: %s", error)
+        return _answer(400, str(error))
+    publisher: AsyncEventPublisher = request.app.state.callback_publisher
+    try:
+        await publisher.publish_all(events)
+    except (KafkaError, TimeoutError, OSError) as error:
+        log.warning("callback of %d results not acknowledged by Kafka: %r", len(events), error)
+        return _answer(503, "call results not stored yet, push again")
+    return _answer(200, "success", code="0")
+
+
+def _answer(status: int, message: str, code: str | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"retCode": code or str(status), "retMsg": message}
+    return JSONResponse(body, status_code=status)
+
+
+def _authorised(request: Request, body: bytes, settings: Settings) -> bool:
+    token = settings.callback_token.get_secret_value()
+    if not settings.auth_enabled and not token:
+        return True
+    offered = request.query_params.get("token") or request.headers.get(TOKEN_HEADER)
+    if token and offered and hmac.compare_digest(offered.encode(), token.encode()):
+        return True
+    if not settings.auth_enabled:
+        return False
+    try:
+        # The same check as the statistics API, with the keys it loaded (api/auth.py).
+        verify_request(
+            authorization=request.headers.get("authorization"),
+            method=request.method,
+            path=request.scope["path"],
+            query=decode_query(request.scope["query_string"]),
+            headers=request.headers,
+            body=body,
+            secret_keys=request.app.state.secret_keys,
+            now=datetime.now(UTC),
+            window=timedelta(seconds=settings.auth_window_seconds),
+        )
+    except AuthenticationError as error:
+        log.info("callback refused: %s", error.reason)
+        return False
+    return True

@@ -1,0 +1,162 @@
+"""Flow control: N requests per caller and VDN in a window, then the seed's 429; one budget
+shared by every API process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from itertools import cycle
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+import redis
+from prometheus_client import REGISTRY
+from pydantic import SecretStr
+
+from api.errors import TOO_FREQUENT_MESSAGE, ErrorCode
+from api.ratelimit import rate_limit_key
+from isales_stats.client import StatisticsClient
+from isales_stats.settings import Settings
+from tests.api_support import (
+    ACCESS_KEY,
+    OTHER_ACCESS_KEY,
+    OTHER_SECRET_KEY,
+    SECRET_KEY,
+    TEST_KEYS,
+    free_port,
+    serve,
+    statistics_path,
+)
+from tests.services import ServiceProcess, wait_for_http
+
+pytestmark = [pytest.mark.stack, pytest.mark.anyio]
+
+LIMIT = 5
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def limited_settings(test_settings: Settings) -> Settings:
+    return test_settings.model_copy(
+        update={
+            "auth_enabled": True,
+            "auth_keys": SecretStr(TEST_KEYS),
+            "rate_limit_requests": LIMIT,
+        }
+    )
+
+
+def rate_limited_total() -> float:
+    return REGISTRY.get_sample_value("isales_api_rate_limited_total") or 0.0
+
+
+def assert_too_frequent(response: httpx.Response, window_seconds: int = 300) -> None:
+    assert response.status_code == 429, response.text
+    assert response.json() == {
+        "resultCode": ErrorCode.TOO_FREQUENT.value,
+        "resultDesc": TOO_FREQUENT_MESSAGE,
+        "returnCode": ErrorCode.TOO_FREQUENT.value,
+        "returnDesc": TOO_FREQUENT_MESSAGE,
+    }
+    assert 1 <= int(response.headers["Retry-After"]) <= window_seconds
+
+
+async def test_the_request_after_the_limit_gets_the_seeds_429(limited_settings: Settings) -> None:
+    before = rate_limited_total()
+    async with serve(limited_settings, access_key=ACCESS_KEY, secret_key=SECRET_KEY) as client:
+        statuses = [(await client.get(statistics_path(1))).status_code for _ in range(LIMIT)]
+        refused = await client.get(statistics_path(1))
+        again = await client.get(statistics_path(1), params={"campaignId": "C1"})
+    assert statuses == [200] * LIMIT
+    assert_too_frequent(refused)
+    assert_too_frequent(again)
+    assert rate_limited_total() == before + 2
+
+
+async def test_the_budget_is_per_access_key_and_vdn(limited_settings: Settings) -> None:
+    async with serve(limited_settings, access_key=ACCESS_KEY, secret_key=SECRET_KEY) as client:
+        for _ in range(LIMIT):
+            await client.get(statistics_path(1))
+        assert (await client.get(statistics_path(1))).status_code == 429
+        assert (await client.get(statistics_path(2))).status_code == 200
+    async with serve(
+        limited_settings, access_key=OTHER_ACCESS_KEY, secret_key=OTHER_SECRET_KEY
+    ) as other:
+        assert (await other.get(statistics_path(1))).status_code == 200
+
+
+async def test_refused_requests_do_not_use_the_budget(limited_settings: Settings) -> None:
+    async with serve(limited_settings, access_key=ACCESS_KEY, secret_key=SECRET_KEY) as client:
+        for _ in range(LIMIT * 2):
+            assert (await client.get(statistics_path(1) + "?foo=1")).status_code == 400
+    async with serve(limited_settings) as unsigned:
+        for _ in range(LIMIT * 2):
+            assert (await unsigned.get(statistics_path(1))).status_code == 401
+    async with serve(limited_settings, access_key=ACCESS_KEY, secret_key=SECRET_KEY) as client:
+        assert (await client.get(statistics_path(1))).status_code == 200
+
+
+async def test_the_window_lives_in_redis_and_ends(limited_settings: Settings) -> None:
+    short = limited_settings.model_copy(update={"rate_limit_window_seconds": 1})
+    async with serve(short, access_key=ACCESS_KEY, secret_key=SECRET_KEY) as client:
+        for _ in range(LIMIT):
+            await client.get(statistics_path(1))
+        assert_too_frequent(await client.get(statistics_path(1)), window_seconds=1)
+        key = rate_limit_key(short.key_prefix, 1, f"ak:{ACCESS_KEY}")
+        with redis.Redis.from_url(short.redis_url) as direct:
+            assert 0 < direct.pttl(key) <= 1000
+        await anyio.sleep(1.1)
+        assert (await client.get(statistics_path(1))).status_code == 200
+
+
+async def test_without_auth_the_caller_is_its_address(test_settings: Settings) -> None:
+    anonymous = test_settings.model_copy(update={"rate_limit_requests": LIMIT})
+    async with serve(anonymous, client_address="10.0.0.1") as first:
+        for _ in range(LIMIT):
+            assert (await first.get(statistics_path(1))).status_code == 200
+        assert_too_frequent(await first.get(statistics_path(1)))
+    async with serve(anonymous, client_address="10.0.0.2") as second:
+        assert (await second.get(statistics_path(1))).status_code == 200
+
+
+async def test_zero_switches_flow_control_off(limited_settings: Settings) -> None:
+    unlimited = limited_settings.model_copy(update={"rate_limit_requests": 0})
+    async with serve(unlimited, access_key=ACCESS_KEY, secret_key=SECRET_KEY) as client:
+        for _ in range(LIMIT * 4):
+            assert (await client.get(statistics_path(1))).status_code == 200
+
+
+@pytest.fixture
+def two_api_processes(limited_settings: Settings, tmp_path: Path) -> Iterator[list[str]]:
+    ports = [free_port(), free_port()]
+    processes = [
+        ServiceProcess(limited_settings, "api", "--port", str(port), log_dir=tmp_path)
+        for port in ports
+    ]
+    with processes[0], processes[1]:
+        urls = [f"http://127.0.0.1:{port}" for port in ports]
+        for url in urls:
+            wait_for_http(f"{url}/healthz")
+        yield urls
+
+
+def test_two_api_processes_share_one_limit(two_api_processes: list[str]) -> None:
+    clients = [StatisticsClient(url, ACCESS_KEY, SECRET_KEY) for url in two_api_processes]
+    try:
+        alternating = cycle(clients)
+        statuses = [next(alternating).get(4).status_code for _ in range(LIMIT)]
+        assert statuses == [200] * LIMIT
+        for client in clients:
+            assert_too_frequent(client.get(4))
+        # The other VDN and the other key still have their own budgets, on either process.
+        assert clients[1].get(5).status_code == 200
+        with StatisticsClient(two_api_processes[0], OTHER_ACCESS_KEY, OTHER_SECRET_KEY) as other:
+            assert other.get(4).status_code == 200
+    finally:
+        for client in clients:
+            client.close()
