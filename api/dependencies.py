@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
-from redis.asyncio import Redis
 
 from api.auth import Caller, authenticate_caller
 from api.parameters import StatisticsQuery, decode_query, parse_statistics_query
 from api.ratelimit import RateLimiter
+from engine.redis_connection import AnyRedis
 from engine.statistics import StatisticsReader
 from isales_stats.settings import Settings
 
@@ -23,8 +23,8 @@ async def _settings(request: Request) -> Settings:
     return settings
 
 
-async def _redis(request: Request) -> Redis:
-    redis: Redis = request.app.state.redis
+async def _redis(request: Request) -> AnyRedis:
+    redis: AnyRedis = request.app.state.redis
     return redis
 
 
@@ -47,7 +47,7 @@ async def _statistics_query(request: Request) -> StatisticsQuery:
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
-RedisDep = Annotated[Redis, Depends(_redis)]
+RedisDep = Annotated[AnyRedis, Depends(_redis)]
 ReaderDep = Annotated[StatisticsReader, Depends(_reader)]
 RateLimiterDep = Annotated[RateLimiter, Depends(_rate_limiter)]
 # 401 when the signature does not hold; declared first on a route, it is checked first.

@@ -10,14 +10,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from redis.asyncio import Redis
 
 from api.auth import load_secret_keys
 from api.errors import EXCEPTION_HANDLERS
 from api.ratelimit import RateLimiter
-from api.routes import callbacks, health, metrics, statistics
+from api.routes import callbacks, health, live, metrics, statistics
 from api.telemetry import RequestTelemetry, configure_access_log
 from engine.keys import KeyLayout
+from engine.redis_connection import connect
 from engine.statistics import StatisticsReader
 from isales_stats.settings import Settings, get_settings
 
@@ -28,7 +28,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        redis = Redis.from_url(settings.redis_url)
+        redis = connect(settings.redis_url)
         app.state.redis = redis
         app.state.reader = StatisticsReader(redis, KeyLayout(settings.key_prefix))
         app.state.rate_limiter = RateLimiter(
@@ -59,4 +59,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(callbacks.build_router(settings))
+    app.include_router(live.build_router(settings))
     return app

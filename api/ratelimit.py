@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import math
 
-from redis.asyncio import Redis
-
 from api.auth import Caller
 from api.errors import TOO_FREQUENT_MESSAGE, ApiError, ErrorCode
 from api.metrics import RATE_LIMITED
+from engine.redis_connection import AnyRedis
 
 # KEYS[1]  the caller's request counter for one VDN
 # ARGV[1]  the window, in milliseconds
@@ -42,7 +41,7 @@ def rate_limit_key(prefix: str, vdn_id: int, caller_identity: str) -> str:
 class RateLimiter:
     """Admits a caller's request or raises the seed's 429; ``requests=0`` admits everything."""
 
-    def __init__(self, redis: Redis, prefix: str, requests: int, window_seconds: int) -> None:
+    def __init__(self, redis: AnyRedis, prefix: str, requests: int, window_seconds: int) -> None:
         self.prefix = prefix
         self.requests = requests
         self.window_ms = window_seconds * 1000

@@ -10,13 +10,13 @@ import logging
 from typing import Any
 
 from faust.types import TP
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from engine import metrics
 from engine.counting import EventCounter
 from engine.keys import KeyLayout
 from engine.pipeline import AdmittedBatch, CountingPipeline, RawMessage
+from engine.redis_connection import connect
 from engine.transport import CountingApp
 from isales_stats.settings import Settings
 
@@ -45,7 +45,7 @@ def register_agents(app: CountingApp, settings: Settings) -> Any:
         """The next offset to count per partition, from the offsets stored with the counts."""
         if counter is not None:
             counter.forget_offsets((tp.topic, tp.partition) for tp in partitions)
-        async with Redis.from_url(settings.redis_url) as redis:
+        async with connect(settings.redis_url) as redis:
             counted = await redis.hgetall(layout.counted_offsets(settings.call_events_topic))
         return {
             tp: int(counted[str(tp.partition).encode()]) + 1
@@ -74,7 +74,7 @@ def register_agents(app: CountingApp, settings: Settings) -> Any:
     @app.agent(fetches, name="count-call-events")
     async def count_call_events(stream: Any) -> None:
         nonlocal counter
-        redis = Redis.from_url(settings.redis_url)
+        redis = connect(settings.redis_url)
         counter = EventCounter(
             redis,
             layout,

@@ -148,10 +148,12 @@ class EventCounter:
         def queue(pipe: Any) -> None:
             for topic, partition in offsets:
                 pipe.hget(self.layout.counted_offsets(topic), str(partition))
-            for (vdn_id, campaign_id), (keys, arguments) in zip(by_campaign, scripts, strict=True):
-                # The index comes first: a campaign is listed before its counters can be read.
+            # The index comes first: a campaign is listed before its counters can be read.
+            for vdn_id, campaign_id in by_campaign:
                 pipe.sadd(self.layout.vdn_campaigns(vdn_id), campaign_id)
+            for keys, arguments in scripts:
                 COUNT_EVENTS.queue(pipe, keys, arguments)
+            # Last: an offset stored is never ahead of the counts it stands for.
             for (topic, partition), offset in offsets.items():
                 pipe.hset(self.layout.counted_offsets(topic), str(partition), offset)
 
@@ -162,8 +164,8 @@ class EventCounter:
             if stored_last is not None and (before is None or int(before) < stored_last):
                 outcome.lost_since[source] = 0 if before is None else int(before) + 1
             self._last_stored[source] = offset
-        first_script = len(offsets) + 1
-        verdict_replies = replies[first_script : first_script + 2 * len(by_campaign) : 2]
+        first_script = len(offsets) + len(by_campaign)
+        verdict_replies = replies[first_script : first_script + len(by_campaign)]
         for campaign_events, verdicts in zip(by_campaign.values(), verdict_replies, strict=True):
             for event, verdict in zip(campaign_events, _text(verdicts), strict=True):
                 if verdict == "A":

@@ -7,6 +7,7 @@ that both understand; every key one script touches shares a hash tag (engine/key
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
@@ -53,9 +54,17 @@ async def run_pipeline(
     scripts: Sequence[LuaScript],
     queue_commands: Callable[[Any], object],
 ) -> list[Any]:
-    """Queue commands with ``queue_commands(pipe)``, send them in one round trip, reply list."""
+    """Queue commands with ``queue_commands(pipe)``, send them in one round trip, reply list.
+
+    On a cluster, redis-py refuses scripts in pipelines; a ``ClusterBatch`` stands in for the
+    pipeline and sends each run of same-named commands concurrently, runs one after the other.
+    """
     for attempt in range(2):
-        pipe = redis.pipeline(transaction=False)
+        pipe = (
+            ClusterBatch(redis)
+            if isinstance(redis, RedisCluster)
+            else redis.pipeline(transaction=False)
+        )
         queue_commands(pipe)
         try:
             replies: list[Any] = await pipe.execute()
@@ -68,6 +77,43 @@ async def run_pipeline(
         finally:
             await _reset(pipe)
     raise AssertionError("unreachable")
+
+
+class ClusterBatch:
+    """Records commands like a pipeline; ``execute`` sends runs of the same command at once.
+
+    Order between runs is kept (the counting queues reads, then index writes, then scripts,
+    then the stored offsets), which is the order that matters; within a run, the commands touch
+    different campaigns and may go to different nodes concurrently.
+    """
+
+    def __init__(self, redis: RedisCluster) -> None:
+        self.redis = redis
+        self.commands: list[tuple[str, tuple[Any, ...]]] = []
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        def record(*args: Any) -> None:
+            self.commands.append((name, args))
+
+        return record
+
+    async def execute(self) -> list[Any]:
+        replies: list[Any] = []
+        start = 0
+        while start < len(self.commands):
+            name = self.commands[start][0]
+            end = start
+            while end < len(self.commands) and self.commands[end][0] == name:
+                end += 1
+            method = getattr(self.redis, name)
+            replies += await asyncio.gather(
+                *(method(*args) for _, args in self.commands[start:end])
+            )
+            start = end
+        return replies
+
+    def reset(self) -> None:
+        self.commands.clear()
 
 
 async def _reset(pipe: Any) -> None:
