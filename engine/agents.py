@@ -15,7 +15,7 @@ from redis.exceptions import RedisError
 from engine import metrics
 from engine.counting import EventCounter
 from engine.keys import KeyLayout
-from engine.pipeline import AdmittedBatch, CountingPipeline, RawMessage
+from engine.pipeline import AdmittedBatch, CountingPipeline
 from engine.redis_connection import connect
 from engine.transport import CountingApp
 from isales_stats.settings import Settings
@@ -102,9 +102,7 @@ def register_agents(app: CountingApp, settings: Settings) -> Any:
         counting: asyncio.Task[None] | None = None
         try:
             async for messages in stream:
-                batch = pipeline.admit(
-                    [RawMessage(m.value, m.key, m.topic, m.partition, m.offset) for m in messages]
-                )
+                batch = pipeline.admit(messages)
                 if counting is not None:
                     await counting
                 counting = asyncio.create_task(finish(batch, messages))

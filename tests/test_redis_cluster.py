@@ -61,12 +61,11 @@ def test_worker_and_api_count_exactly_on_a_redis_cluster(
         done = wait_for(lambda: served() == expected, 90)
         assert done, f"{worker.log()}\n{api.log()}"
 
-    # The campaigns really are spread over the nodes, each campaign's keys on one node.
+    # The campaigns really are spread over the nodes: each node holds some campaign totals.
     layout = KeyLayout(settings.key_prefix)
-    cluster = redis.RedisCluster(host="127.0.0.1", port=CLUSTER_PORTS[0])
-    owners = {
-        cluster.get_node_from_key(layout.campaign_totals(1, entry["campaignId"])).port
-        for entry in expected
-    }
-    cluster.close()
-    assert len(owners) >= 2
+    holding = set()
+    for port in CLUSTER_PORTS:
+        with redis.Redis(port=port) as node:
+            if any(node.scan_iter(match=layout.campaign_totals(1, "*"))):
+                holding.add(port)
+    assert len(holding) >= 2
