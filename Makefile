@@ -1,13 +1,14 @@
 # isales-stats: everything a developer or CI runs goes through these targets.
 #   make demo   the product on the local real stack (Kafka + Redis + worker + API)
 #   make test   lint, type-check and the whole test suite against the real stack
+#   make test-faults   the fault-injection runs (docs/reliability.md), about 25 minutes
 
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install lint format test test-fast bench demo stack-up stack-down clean
+.PHONY: install lint format test test-faults test-fast bench demo stack-up stack-down clean
 
 # Reinstall only when the project's dependencies change.
 $(STAMP): pyproject.toml
@@ -17,6 +18,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+	bash deploy/scripts/install-system-packages.sh
 
 lint: install
 	$(BIN)/ruff check .
@@ -29,7 +31,11 @@ format: install
 
 # The test session starts Kafka and Redis if they are not running and stops what it started.
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not faults"
+
+# Crashes, rebalances, a Kafka node lost, poison input and a 10-minute soak; figures printed.
+test-faults: install
+	$(BIN)/pytest -m faults -s
 
 test-fast: install
 	$(BIN)/pytest -m "not slow"

@@ -4,7 +4,8 @@ Starts Kafka and Redis (unless running), a worker, the API and ``isales-stats si
 steady rate (so the numbers move while you watch), waits until the API serves them, prints what
 to paste, and on Ctrl-C stops exactly what it started. The API runs with authentication on and
 one well-known demo key (whatever keys the environment names), so the printed commands show a
-signed request as production needs it; the callback receiver takes the demo token.
+signed request as production needs it; the callback receiver takes the demo token, and the live
+page (ISALES_LIVE_PAGE_ENABLED) is on at /.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ def run_demo(settings: Settings) -> int:
             "auth_keys": SecretStr(f"{DEMO_ACCESS_KEY}:{DEMO_SECRET_KEY}"),
             "auth_keys_file": None,
             "callback_token": SecretStr(DEMO_CALLBACK_TOKEN),
+            # The live page reads counters without a signature: fine on a local demo.
+            "live_page_enabled": True,
         }
     )
     children = [
@@ -64,6 +67,7 @@ def run_demo(settings: Settings) -> int:
             print(f"The API did not serve statistics; logs are in {log_dir}", file=sys.stderr)
             return 1
         print(f"\nisales-stats is serving live statistics ({time.monotonic() - began:.0f} s).")
+        print(f"  Live:  {base_url}/?vdn={DEMO_VDN}  (the live page, refreshed every second)")
         print(f"  API:   {url}")
         print(f"  Docs:  http://{settings.api_host}:{settings.api_port}/docs")
         print(f"  Try (signed with the demo key {DEMO_ACCESS_KEY} / {DEMO_SECRET_KEY}):")

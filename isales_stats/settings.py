@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     rate_limit_window_seconds: int = Field(default=300, ge=1)
     # One JSON line per request on stderr (uvicorn's own access log stays off).
     access_log: bool = True
+    # The live page at / and its JSON at /live/statistics/{vdnId}: counters of any VDN with no
+    # signature, so off unless switched on (the demo; a trusted network). api/routes/live.py.
+    live_page_enabled: bool = False
 
     # --- the client (isales-stats query) --------------------------------------------------
     client_access_key: str = ""

@@ -16,9 +16,11 @@ import re
 import shlex
 import shutil
 import subprocess
+import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -35,10 +37,12 @@ COMPOSE_CHECK_SOURCES = ("go.mod", "go.sum", "main.go")
 GO_BUILD_TIMEOUT = 300
 
 KAFKA_IMAGE = "apache/kafka:4.3.1"
-SERVICES = {"kafka", "redis", "topics-init", "worker", "api"}
+SERVICES = {"kafka", "redis", "topics-init", "worker", "api", "grafana"}
 DEPENDENCY_CONDITIONS = {"service_healthy", "service_completed_successfully"}
 # Variables whose values must come from the operator, never from a default in the file.
 SECRETS = {"ISALES_AUTH_KEYS"}
+GRAFANA_PASSWORD = "GRAFANA_ADMIN_PASSWORD"
+GRAFANA_PROVISIONING = ROOT / "deploy" / "grafana" / "provisioning"
 # ISALES_* names docker-compose.yml may set before Settings reads them; the issue that adds
 # each field to Settings removes its name here (auth_keys and auth_enabled have arrived).
 SETTINGS_ADDED_BY_LATER_ISSUES: set[str] = set()
@@ -282,6 +286,73 @@ def test_secrets_must_be_supplied() -> None:
             )
 
 
+def test_grafana_is_pinned_with_the_redis_plugin() -> None:
+    grafana = services()["grafana"]
+    image, _, tag = str(grafana["image"]).partition(":")
+    assert image == "grafana/grafana-oss"
+    assert re.fullmatch(r"\d+\.\d+\.\d+", tag), f"pin a Grafana release, not {tag!r}"
+    environment = environment_of(grafana)
+    plugins = [item.split()[0] for item in environment["GF_INSTALL_PLUGINS"].split(",")]
+    assert "redis-datasource" in plugins
+    assert re.fullmatch(
+        rf"\$\{{{GRAFANA_PASSWORD}:\?[^}}]+\}}", environment["GF_SECURITY_ADMIN_PASSWORD"]
+    )
+    assert environment["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert grafana["ports"] == ["127.0.0.1:3000:3000"]
+    assert depends_on(grafana) == {"redis": {"condition": "service_healthy"}}
+
+
+def _bind_mounts(service: Mapping[str, Any]) -> dict[str, Path]:
+    """Container path -> host path of a service's bind mounts (sources starting with ./)."""
+    mounts = {}
+    for volume in service.get("volumes", []):
+        source, target, *_ = str(volume).split(":")
+        if source.startswith("./"):
+            mounts[target] = ROOT / source
+    return mounts
+
+
+def test_grafana_mounts_the_provisioning_of_deploy_grafana() -> None:
+    grafana = services()["grafana"]
+    mounts = _bind_mounts(grafana)
+    assert mounts["/etc/grafana/provisioning"] == GRAFANA_PROVISIONING
+    provider_file = GRAFANA_PROVISIONING / "dashboards" / "isales-stats.yaml"
+    providers = yaml.safe_load(provider_file.read_text(encoding="utf-8"))["providers"]
+    assert providers
+    for provider in providers:
+        source = mounts[provider["options"]["path"]]
+        assert sorted(source.glob("*.json")), f"no dashboards in {source}"
+    home = environment_of(grafana)["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    folder, _, file = home.rpartition("/")
+    assert (mounts[folder] / file).is_file(), home
+
+
+def test_grafana_reads_the_redis_the_workers_write() -> None:
+    datasources_file = GRAFANA_PROVISIONING / "datasources" / "redis.yaml"
+    declared = yaml.safe_load(datasources_file.read_text(encoding="utf-8"))
+    assert declared["apiVersion"] == 1
+    (source,) = [item for item in declared["datasources"] if item["type"] == "redis-datasource"]
+    assert source["access"] == "proxy"
+    assert source["jsonData"]["client"] == "standalone"
+    grafana_url = urlsplit(source["url"])
+    worker_url = urlsplit(environment_of(services()["worker"])["ISALES_REDIS_URL"])
+    assert grafana_url.scheme == worker_url.scheme == "redis"
+    assert (grafana_url.hostname, grafana_url.port) == (worker_url.hostname, worker_url.port)
+    assert worker_url.path in {"", "/", "/0"}, "the plugin reads database 0"
+
+
+def test_the_image_ships_the_live_page() -> None:
+    """The wheel the Dockerfile builds carries api/static (package data), and the context too."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    patterns = project["tool"]["setuptools"]["package-data"]["api"]
+    static = sorted((ROOT / "api" / "static").iterdir())
+    assert static
+    for path in static:
+        assert any(path.match(pattern) for pattern in patterns), f"{path} is not package data"
+    ignored = DOCKERIGNORE.read_text(encoding="utf-8").split()
+    assert not {"api", "api/static", "api/static/*", "*.html"} & set(ignored)
+
+
 def test_dockerfile_is_multi_stage_and_runs_unprivileged() -> None:
     instructions = [
         line.strip()
@@ -306,6 +377,9 @@ def test_dockerignore_keeps_secrets_and_history_out_of_the_context() -> None:
 
 
 AUTH_KEYS = "ak1:sk1,ak2:sk2"
+ADMIN_PASSWORD = "grafana-admin-password"
+# Every variable compose requires (${VAR:?message}), with a value for the runs that supply them.
+REQUIRED = {"ISALES_AUTH_KEYS": AUTH_KEYS, GRAFANA_PASSWORD: ADMIN_PASSWORD}
 
 # The command line that loads a compose file and prints the resolved project as YAML.
 Validator = Callable[[Path], list[str]]
@@ -386,7 +460,7 @@ def _validate(
 
 
 def test_compose_accepts_the_file(validator: Validator) -> None:
-    environment = {**os.environ, "ISALES_AUTH_KEYS": AUTH_KEYS}
+    environment = {**os.environ, **REQUIRED}
     result = _validate(validator(COMPOSE_FILE), environment, ROOT)
     assert result.returncode == 0, result.stderr
     resolved = yaml.safe_load(result.stdout)
@@ -394,24 +468,32 @@ def test_compose_accepts_the_file(validator: Validator) -> None:
     assert set(resolved["services"]) == set(services())
     for name in ("worker", "api"):
         assert environment_of(resolved["services"][name])["ISALES_AUTH_KEYS"] == AUTH_KEYS, name
+    grafana = environment_of(resolved["services"]["grafana"])
+    assert grafana["GF_SECURITY_ADMIN_PASSWORD"] == ADMIN_PASSWORD
 
 
-def test_compose_refuses_the_file_without_the_auth_keys(
-    validator: Validator, tmp_path: Path
+def test_compose_requires_exactly_the_known_secrets() -> None:
+    required = set(re.findall(r"\$\{(\w+):\?", COMPOSE_FILE.read_text(encoding="utf-8")))
+    assert required == set(REQUIRED)
+
+
+@pytest.mark.parametrize("secret", sorted(REQUIRED))
+def test_compose_refuses_the_file_without_a_secret(
+    validator: Validator, tmp_path: Path, secret: str
 ) -> None:
-    """The ``:?`` of ISALES_AUTH_KEYS is interpolated: unset, compose stops with its message.
+    """The ``:?`` of a secret is interpolated: unset, compose stops with the file's message.
 
     The file is validated from an empty directory, so that no .env of the developer's supplies the
-    variable.
+    variable; the other secrets are given, so that this one is the reason.
     """
     copy = tmp_path / COMPOSE_FILE.name
     copy.write_text(COMPOSE_FILE.read_text(encoding="utf-8"), encoding="utf-8")
-    environment = {name: value for name, value in os.environ.items() if name != "ISALES_AUTH_KEYS"}
+    environment = {name: value for name, value in os.environ.items() if name != secret}
+    environment.update({name: value for name, value in REQUIRED.items() if name != secret})
     result = _validate(validator(copy), environment, tmp_path)
     assert result.returncode != 0, result.stdout
     # What compose says when a ${VAR:?message} variable is unset: the message from the file.
-    declared = environment_of({"environment": load_compose()["x-isales-environment"]})
-    missing = re.fullmatch(r"\$\{ISALES_AUTH_KEYS:\?([^}]+)\}", declared["ISALES_AUTH_KEYS"])
-    assert missing is not None, declared["ISALES_AUTH_KEYS"]
-    assert "ISALES_AUTH_KEYS" in result.stderr, result.stderr
+    missing = re.search(rf"\$\{{{secret}:\?([^}}]+)\}}", COMPOSE_FILE.read_text(encoding="utf-8"))
+    assert missing is not None, f"{secret} is not written ${{{secret}:?message}}"
+    assert secret in result.stderr, result.stderr
     assert missing.group(1) in result.stderr, result.stderr

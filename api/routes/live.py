@@ -1,0 +1,81 @@
+"""GET /: a live page of one VDN's counters; GET /live/statistics/{vdnId}: the JSON it polls.
+
+The statistics interface needs an AK/SK signature, and a page in a browser could only make one
+by holding a secret key. So the page reads a same-origin endpoint of its own, without a
+signature, and both exist only when ``live_page_enabled`` (ISALES_LIVE_PAGE_ENABLED) is on: off
+by default, on in ``isales-stats demo``. Switched on, anyone who reaches the API reads every
+VDN's counters (read only, outside flow control): keep it to a trusted network, or behind a proxy
+that authenticates. Switched off, / answers 404 and says how to switch it on.
+
+The page is one HTML file with inline JavaScript (api/static/live.html), no build step.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib.resources import files
+
+import orjson
+from fastapi import APIRouter
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
+
+from api.dependencies import ReaderDep, SettingsDep
+from api.errors import ErrorCode, ParameterError
+from engine.days import today_in
+from isales_stats.settings import Settings
+
+LIVE_STATISTICS_PATH = "/live/statistics/{vdnId}"
+PAGE = files("api").joinpath("static", "live.html").read_bytes()
+OFF_MESSAGE = (
+    "The live page is off. Start the API with ISALES_LIVE_PAGE_ENABLED=true to serve it here "
+    "(it shows every VDN's counters without a signature: trusted networks only). "
+    "The API's documentation is at /docs.\n"
+)
+_VDN_ID = re.compile(r"[1-9][0-9]{0,3}")
+
+
+def build_router(settings: Settings) -> APIRouter:
+    """The page and its JSON when the live page is on; else a / that says it is off."""
+    router = APIRouter(tags=["live page"])
+    if not settings.live_page_enabled:
+        router.add_api_route("/", live_page_off, methods=["GET"], include_in_schema=False)
+        return router
+    router.add_api_route("/", live_page, methods=["GET"], include_in_schema=False)
+    router.add_api_route(
+        LIVE_STATISTICS_PATH,
+        live_statistics,
+        methods=["GET"],
+        response_model=None,
+        summary="Counters of a VDN for the live page (no signature; ISALES_LIVE_PAGE_ENABLED)",
+        responses={
+            200: {"description": "vdnId, day (in the VDN's zone) and countDetail."},
+            400: {"description": "vdnId is not an integer from 1 to 9999."},
+            503: {"description": "Redis is unreachable; try again."},
+        },
+    )
+    return router
+
+
+async def live_page() -> Response:
+    """The live page: campaigns and batches of a VDN (?vdn=), refreshed every second."""
+    return HTMLResponse(PAGE, headers={"Cache-Control": "no-store"})
+
+
+async def live_page_off() -> Response:
+    """404 that says how to switch the live page on."""
+    return PlainTextResponse(OFF_MESSAGE, status_code=404)
+
+
+async def live_statistics(vdnId: str, reader: ReaderDep, settings: SettingsDep) -> Response:
+    """Today's and total counters of every campaign of the VDN, with their batches."""
+    if not _VDN_ID.fullmatch(vdnId):
+        raise ParameterError(
+            ErrorCode.WRONG_VALUE, f"vdnId must be an integer from 1 to 9999, got {vdnId[:20]!r}"
+        )
+    vdn_id = int(vdnId)
+    today = today_in(settings.time_zone_of(vdn_id))
+    detail = await reader.read_count_detail(vdn_id, today)
+    body = {"vdnId": vdn_id, "day": today.isoformat(), "countDetail": detail}
+    return Response(
+        orjson.dumps(body), media_type="application/json", headers={"Cache-Control": "no-store"}
+    )

@@ -1,0 +1,218 @@
+"""deploy/k8s: every manifest is valid Kubernetes, and together they run what compose runs.
+
+The schemas are those the PyPI package kubernetes-validate ships (the OpenAPI schemas of each
+Kubernetes release as JSON Schema), so no cluster and no network are needed. Validation is
+strict (an unknown field is an error) and runs against the oldest and the newest release the
+package knows; a manifest of a kind it has no schema for fails here rather than being skipped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from kubernetes_validate.utils import all_versions
+
+from isales_stats.settings import Settings
+from tests.test_compose import environment_of, load_compose, services, with_defaults
+
+ROOT = Path(__file__).resolve().parents[1]
+K8S = ROOT / "deploy" / "k8s"
+KUSTOMIZATION = K8S / "kustomization.yaml"
+DOCKERFILE = ROOT / "deploy" / "Dockerfile"
+KUBERNETES_VERSIONS = sorted({all_versions()[0], all_versions()[-1]})
+
+Manifest = dict[str, Any]
+
+
+def manifests() -> Iterator[tuple[Path, Manifest]]:
+    """Every Kubernetes object of deploy/k8s (the kustomization is kustomize's, not the API's)."""
+    for path in sorted(K8S.glob("*.yaml")):
+        if path == KUSTOMIZATION:
+            continue
+        for document in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+            if document:
+                yield path, document
+
+
+def objects() -> dict[tuple[str, str], Manifest]:
+    """(kind, name) -> manifest."""
+    found = {}
+    for path, manifest in manifests():
+        key = (manifest["kind"], manifest["metadata"]["name"])
+        assert key not in found, f"{path.name}: {key} is declared twice"
+        found[key] = manifest
+    return found
+
+
+def deployment(component: str) -> Manifest:
+    return objects()[("Deployment", f"isales-stats-{component}")]
+
+
+def container(component: str) -> Manifest:
+    (only,) = deployment(component)["spec"]["template"]["spec"]["containers"]
+    return dict(only)
+
+
+def pod_labels(component: str) -> dict[str, str]:
+    labels: dict[str, str] = deployment(component)["spec"]["template"]["metadata"]["labels"]
+    return labels
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_every_manifest_is_valid_kubernetes(version: str) -> None:
+    checked = []
+    for path, manifest in manifests():
+        try:
+            kubernetes_validate.validate(manifest, version, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            where = ".".join(str(part) for part in error.path)
+            pytest.fail(f"{path.name} ({manifest['kind']}) at {where}: {error.message}")
+        checked.append(manifest["kind"])
+    assert sorted(set(checked)) == [
+        "ConfigMap",
+        "Deployment",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "Secret",
+        "Service",
+    ]
+
+
+def test_the_validator_rejects_a_broken_manifest() -> None:
+    """Not a vacuous pass: a wrong type and an unknown field are both caught."""
+    broken = yaml.safe_load((K8S / "api-deployment.yaml").read_text(encoding="utf-8"))
+    broken["spec"]["replicas"] = "two"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, KUBERNETES_VERSIONS[-1], strict=True)
+    unknown = yaml.safe_load((K8S / "api-deployment.yaml").read_text(encoding="utf-8"))
+    unknown["spec"]["template"]["spec"]["containers"][0]["readinesProbe"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(unknown, KUBERNETES_VERSIONS[-1], strict=True)
+
+
+def test_kustomization_applies_everything_but_the_empty_secret() -> None:
+    kustomization = yaml.safe_load(KUSTOMIZATION.read_text(encoding="utf-8"))
+    assert kustomization["kind"] == "Kustomization"
+    files = {path.name for path in K8S.glob("*.yaml")} - {KUSTOMIZATION.name}
+    assert set(kustomization["resources"]) == files - {"secret.yaml"}
+    assert [image["name"] for image in kustomization["images"]] == ["isales-stats"]
+
+
+def test_api_probes_are_readyz_and_healthz() -> None:
+    api = container("api")
+    ports = {port["name"]: port["containerPort"] for port in api["ports"]}
+    assert ports == {"http": 8000}
+    assert api["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert api["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert api["args"] == ["api", "--host", "0.0.0.0", "--port", "8000"]
+
+
+def test_worker_probes_its_metrics_port() -> None:
+    worker = container("worker")
+    metrics_port = int(
+        objects()[("ConfigMap", "isales-stats")]["data"]["ISALES_WORKER_METRICS_PORT"]
+    )
+    assert {port["name"]: port["containerPort"] for port in worker["ports"]} == {
+        "metrics": metrics_port
+    }
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert worker[probe]["httpGet"]["port"] == "metrics", probe
+    assert worker["args"] == ["worker"]
+    # More workers than partitions would idle.
+    partitions = int(
+        objects()[("ConfigMap", "isales-stats")]["data"]["ISALES_CALL_EVENTS_PARTITIONS"]
+    )
+    assert 1 <= deployment("worker")["spec"]["replicas"] <= partitions
+
+
+@pytest.mark.parametrize("component", ["api", "worker"])
+def test_containers_have_resources_and_run_as_the_images_user(component: str) -> None:
+    resources = container(component)["resources"]
+    for kind in ("requests", "limits"):
+        assert {"cpu", "memory"} <= set(resources[kind]), f"{component}: {kind}"
+    pod = deployment(component)["spec"]["template"]["spec"]
+    user = re.search(r"^USER (\d+)", DOCKERFILE.read_text(encoding="utf-8"), re.MULTILINE)
+    assert user is not None
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == int(user.group(1))
+    assert container(component)["securityContext"]["allowPrivilegeEscalation"] is False
+
+
+@pytest.mark.parametrize("component", ["api", "worker"])
+def test_settings_come_from_the_config_map_and_the_secret(component: str) -> None:
+    sources = container(component)["envFrom"]
+    config_maps = [source["configMapRef"]["name"] for source in sources if "configMapRef" in source]
+    secrets = [source["secretRef"]["name"] for source in sources if "secretRef" in source]
+    assert config_maps == ["isales-stats"]
+    # Only the API checks signatures; the worker gets no key.
+    assert secrets == (["isales-stats-auth"] if component == "api" else [])
+    for name in config_maps:
+        assert ("ConfigMap", name) in objects()
+    for name in secrets:
+        assert ("Secret", name) in objects()
+
+
+def test_the_secret_holds_the_auth_keys_and_nothing_is_secret_in_the_config_map() -> None:
+    secret = objects()[("Secret", "isales-stats-auth")]
+    assert set(secret["stringData"]) == {"ISALES_AUTH_KEYS"}
+    assert secret["stringData"]["ISALES_AUTH_KEYS"] == "", "no real key in the repository"
+    assert "ISALES_AUTH_KEYS" not in objects()[("ConfigMap", "isales-stats")]["data"]
+
+
+def test_config_map_speaks_the_settings_names_of_compose() -> None:
+    """Every key is a setting; those compose sets too have compose's values (its defaults)."""
+    data: dict[str, str] = objects()[("ConfigMap", "isales-stats")]["data"]
+    for name in data:
+        assert name.startswith("ISALES_"), name
+        assert name.removeprefix("ISALES_").lower() in Settings.model_fields, name
+        assert isinstance(data[name], str), f"{name}: ConfigMap values are strings"
+    compose = {
+        name: with_defaults(value)
+        for name, value in environment_of(
+            {"environment": load_compose()["x-isales-environment"]}
+        ).items()
+    }
+    shared = set(data) & set(compose)
+    assert shared >= {"ISALES_KAFKA_URL", "ISALES_REDIS_URL", "ISALES_CALL_EVENTS_TOPIC"}
+    assert {name: data[name] for name in shared} == {name: compose[name] for name in shared}
+    assert set(compose) - set(data) == {"ISALES_AUTH_KEYS"}
+    assert services()["worker"]["deploy"]["replicas"] == deployment("worker")["spec"]["replicas"]
+
+
+@pytest.mark.parametrize("component", ["api", "worker"])
+def test_disruption_budget_covers_the_pods(component: str) -> None:
+    budget = objects()[("PodDisruptionBudget", f"isales-stats-{component}")]
+    selector = budget["spec"]["selector"]["matchLabels"]
+    assert selector == deployment(component)["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= pod_labels(component).items()
+    # A budget that allows no disruption at all would block every node drain.
+    spec = budget["spec"]
+    assert spec.get("maxUnavailable", 1) >= 1
+    assert spec.get("minAvailable", 0) < deployment(component)["spec"]["replicas"]
+
+
+def test_api_autoscaler_targets_the_api_deployment() -> None:
+    autoscaler = objects()[("HorizontalPodAutoscaler", "isales-stats-api")]["spec"]
+    assert autoscaler["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "isales-stats-api",
+    }
+    assert autoscaler["minReplicas"] >= 2
+    assert autoscaler["maxReplicas"] > autoscaler["minReplicas"]
+    (metric,) = autoscaler["metrics"]
+    assert metric["resource"]["name"] == "cpu"
+    # Utilisation is measured against the request: the container must have one.
+    assert "cpu" in container("api")["resources"]["requests"]
+
+
+def test_api_service_selects_the_api_pods() -> None:
+    service = objects()[("Service", "isales-stats-api")]["spec"]
+    assert service["selector"].items() <= pod_labels("api").items()
+    assert [port["targetPort"] for port in service["ports"]] == ["http"]

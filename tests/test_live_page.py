@@ -1,0 +1,109 @@
+"""The live page's server side: off by default, and when on, the API's own numbers unsigned.
+
+In-process (tests/api_support.py's ``serve``) against the real Redis; the page itself is driven in
+a real browser during a real workload in tests/test_live_views.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import SecretStr
+
+from engine.days import today_in
+from isales_stats.settings import Settings
+from tests.api_support import (
+    ACCESS_KEY,
+    SECRET_KEY,
+    TEST_KEYS,
+    campaign_events,
+    count_events,
+    now_ms,
+    serve,
+    statistics_path,
+)
+
+pytestmark = [pytest.mark.stack, pytest.mark.anyio]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def guarded(settings: Settings, *, live_page: bool) -> Settings:
+    """Authentication on, as in production, with the live page on or off."""
+    return settings.model_copy(
+        update={
+            "auth_enabled": True,
+            "auth_keys": SecretStr(TEST_KEYS),
+            "auth_keys_file": None,
+            "live_page_enabled": live_page,
+        }
+    )
+
+
+async def test_the_live_page_is_off_by_default(test_settings: Settings) -> None:
+    assert Settings.model_fields["live_page_enabled"].default is False
+    async with serve(guarded(test_settings, live_page=False)) as client:
+        page = await client.get("/")
+        assert page.status_code == 404
+        assert "ISALES_LIVE_PAGE_ENABLED=true" in page.text
+        assert (await client.get("/live/statistics/1")).status_code == 404
+        document = (await client.get("/openapi.json")).json()
+        assert not [path for path in document["paths"] if path.startswith("/live")]
+
+
+async def test_the_page_is_one_html_file_that_polls_its_endpoint(test_settings: Settings) -> None:
+    async with serve(guarded(test_settings, live_page=True)) as client:
+        page = await client.get("/")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert page.headers["cache-control"] == "no-store"
+    html = page.text
+    assert '<a href="/docs"' in html
+    assert '"/live/statistics/"' in html
+    # No build step and nothing fetched from elsewhere: no external script or style.
+    assert "<script src" not in html
+    assert "<link" not in html
+    # Ids are untrusted text: the page never writes them as HTML.
+    assert "innerHTML" not in html
+
+
+async def test_live_statistics_are_the_signed_apis_numbers_without_a_signature(
+    test_settings: Settings,
+) -> None:
+    settings = guarded(test_settings, live_page=True)
+    moment = now_ms()
+    events = campaign_events(1, "1001", ["b1", "b2", None], 12, moment_ms=moment)
+    events += campaign_events(1, "1002", ["b1"], 5, moment_ms=moment)
+    await count_events(settings, events)
+    async with serve(settings) as unsigned:
+        live = await unsigned.get("/live/statistics/1")
+        refused = await unsigned.get(statistics_path(1))
+    async with serve(settings, access_key=ACCESS_KEY, secret_key=SECRET_KEY) as signed:
+        api = await signed.get(statistics_path(1))
+    assert refused.status_code == 401, "the statistics interface itself stays signed"
+    assert api.status_code == 200
+    assert live.status_code == 200
+    body = live.json()
+    assert body["vdnId"] == 1
+    assert body["day"] == today_in(settings.time_zone_of(1)).isoformat()
+    assert body["countDetail"] == api.json()["countDetail"]
+    assert [campaign["campaignId"] for campaign in body["countDetail"]] == ["1001", "1002"]
+
+
+@pytest.mark.parametrize("vdn", ["abc", "0", "10000", "-1", "01", "1.5"])
+async def test_live_statistics_refuses_a_vdn_out_of_range(
+    test_settings: Settings, vdn: str
+) -> None:
+    async with serve(guarded(test_settings, live_page=True)) as client:
+        answer = await client.get(f"/live/statistics/{vdn}")
+    assert answer.status_code == 400
+    assert "vdnId must be an integer from 1 to 9999" in answer.json()["resultDesc"]
+
+
+async def test_an_unknown_vdn_has_no_campaigns(test_settings: Settings) -> None:
+    async with serve(guarded(test_settings, live_page=True)) as client:
+        answer = await client.get("/live/statistics/9999")
+    assert answer.status_code == 200
+    assert answer.json()["countDetail"] == []

@@ -1,0 +1,423 @@
+"""What people look at, on a real workload: the Grafana dashboards and the live page.
+
+One real worker, one real API, real Kafka and Redis, traffic from ``isales-stats simulate``:
+
+* VDN 1 feeds the dashboards. Its traffic comes in two parts, the second at least one minute
+  after the first: the progress stream gets an entry only when a minute is over, and the counting
+  script closes a campaign's minute when its next events arrive in a later minute (by the
+  worker's clock). The wait runs in a thread while the browser test below runs.
+* VDN 2 feeds the live page, in a real headless Chromium (Debian's package, driven by
+  Playwright; nothing is downloaded), while its traffic flows.
+
+Grafana itself cannot be installed here; tests/grafana_support.py plays its part and runs
+every target of every dashboard against the real Redis.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from playwright.sync_api import Browser, Page, sync_playwright
+from pydantic import SecretStr
+
+from engine.days import today_in
+from engine.keys import DAILY_COUNTERS, TOTAL_COUNTERS, KeyLayout
+from engine.topics import ensure_topics
+from isales_stats.client import StatisticsClient
+from isales_stats.settings import Settings
+from tests.api_support import ACCESS_KEY, SECRET_KEY, TEST_KEYS, free_port
+from tests.conftest import delete_keys
+from tests.grafana_support import (
+    Frame,
+    interpolate,
+    load_dashboards,
+    panel_targets,
+    resolve_variables,
+    run_target,
+    scopes,
+    variables_of,
+)
+from tests.producing_support import run_cli
+from tests.services import ServiceProcess, wait_for, wait_for_http
+
+pytestmark = pytest.mark.stack
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+# Chromium as the machine notes prescribe: no sandbox (root), and no calls home, which this
+# machine's closed network refuses many at a time.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+DASHBOARD_VDN, PAGE_VDN = 1, 2
+CAMPAIGNS, BATCHES = ("1001", "1002"), ("batch-1", "batch-2")
+SHAPE = ["--campaigns", "2", "--batches", "2", "--first-campaign", "1001", "--timeline", "live"]
+# The counters the live page shows, in its column order; those that never go down.
+PAGE_COUNTERS = (*DAILY_COUNTERS, *TOTAL_COUNTERS)
+GROWING = {"dailyCalledCount", "dailyCallSucc", "dailyFinishCount", "dailyCount"} | {
+    "totalCalledCount",
+    "totalCallSucc",
+    "totalFinishCount",
+}
+
+
+@dataclass
+class Workload:
+    settings: Settings
+    base_url: str
+    client: StatisticsClient
+    log_dir: Path
+    dashboard_traffic: threading.Thread
+    worker: ServiceProcess
+    failures: list[str]
+
+    def expected(self, vdn: int) -> list[dict[str, Any]]:
+        """The sum of the ``--expect`` predictions of every simulate run for ``vdn`` so far."""
+        parts = [
+            json.loads(path.read_text()) for path in sorted(self.log_dir.glob(f"expect-{vdn}-*"))
+        ]
+        return sum_count_details([part["countDetail"] for part in parts])
+
+
+def sum_count_details(parts: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """countDetail of runs over distinct records and calls: every counter adds up."""
+    campaigns: dict[str, dict[str, Any]] = {}
+    for detail in parts:
+        for campaign in detail:
+            total = campaigns.setdefault(campaign["campaignId"], {"batches": {}})
+            _add(total, campaign)
+            for batch in campaign["batchDetail"]:
+                _add(total["batches"].setdefault(batch["batchId"], {}), batch)
+    return [
+        {
+            "campaignId": campaign_id,
+            **{name: value for name, value in total.items() if name != "batches"},
+            "batchDetail": [
+                {"batchId": batch_id, **counters}
+                for batch_id, counters in sorted(total["batches"].items())
+            ],
+        }
+        for campaign_id, total in sorted(campaigns.items())
+    ]
+
+
+def _add(total: dict[str, Any], counters: Mapping[str, Any]) -> None:
+    for name, value in counters.items():
+        if isinstance(value, int):
+            total[name] = total.get(name, 0) + value
+
+
+def simulate(workload_settings: Settings, log_dir: Path, vdn: int, seed: int, *extra: str) -> None:
+    """One ``isales-stats simulate`` run to its end, its prediction kept for ``expected``."""
+    expect = log_dir / f"expect-{vdn}-{seed}.json"
+    result = run_cli(
+        workload_settings,
+        "simulate", "--vdn", str(vdn), *SHAPE, "--seed", str(seed), "--expect", str(expect), *extra,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+@pytest.fixture(scope="module")
+def workload(local_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workload]:
+    name = f"t{uuid.uuid4().hex[:12]}"
+    settings = local_stack.model_copy(
+        update={
+            "key_prefix": f"test:{name}",
+            "call_events_topic": f"{name}.call-events",
+            "dead_letter_topic": f"{name}.dead-letter",
+            "worker_group": f"{name}-group",
+            "call_events_partitions": 4,
+            "worker_metrics_port": 0,
+            # As in production, with the live page switched on as the demo does.
+            "auth_enabled": True,
+            "auth_keys": SecretStr(TEST_KEYS),
+            "auth_keys_file": None,
+            "live_page_enabled": True,
+            "rate_limit_requests": 0,
+            "access_log": False,
+        }
+    )
+    ensure_topics(settings)
+    log_dir = tmp_path_factory.mktemp("live-views")
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    worker = ServiceProcess(settings, "worker", log_dir=log_dir)
+    api = ServiceProcess(settings, "api", "--port", str(port), log_dir=log_dir)
+    failures: list[str] = []
+    cancelled = threading.Event()
+
+    def second_part() -> None:
+        # Into the next minute (by this machine's clock, which the worker shares), then more;
+        # not at all when the dashboards' test was not selected and the module is done.
+        if cancelled.wait(60 - time.time() % 60 + 1):
+            return
+        try:
+            simulate(settings, log_dir, DASHBOARD_VDN, 2, "--records", "15")
+        except AssertionError as error:
+            failures.append(str(error))
+
+    with worker, api, StatisticsClient(base_url, ACCESS_KEY, SECRET_KEY, timeout=5) as client:
+        wait_for_http(f"{base_url}/healthz")
+        simulate(settings, log_dir, DASHBOARD_VDN, 1, "--records", "25")
+        thread = threading.Thread(target=second_part, name="dashboard-traffic", daemon=True)
+        found = Workload(settings, base_url, client, log_dir, thread, worker, failures)
+        counted = wait_for(lambda: client.count_detail(DASHBOARD_VDN) == found.expected(1), 60)
+        assert counted, f"the first part was not counted:\n{worker.log()}"
+        thread.start()
+        try:
+            yield found
+        finally:
+            cancelled.set()
+            thread.join(timeout=90)
+    delete_keys(settings.redis_url, settings.key_prefix)
+
+
+# --- the live page --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists() and shutil.which("chromium") is None:
+        pytest.fail(
+            "Chromium is missing: `make install` installs Debian's chromium package "
+            "(deploy/scripts/install-system-packages.sh), or run apt-get install -y chromium"
+        )
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM if CHROMIUM.exists() else shutil.which("chromium")),
+            headless=True,
+            args=CHROMIUM_ARGS,
+        )
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def page_numbers(page: Page) -> dict[str, int]:
+    """Every counter on the page: "campaign|batch|counter" -> value (batch "" for a campaign)."""
+    found: dict[str, int] = page.evaluate(
+        """() => Object.fromEntries([...document.querySelectorAll('#rows tr')].flatMap(row =>
+            [...row.querySelectorAll('td[data-counter]')].map(cell => [
+                [row.dataset.campaign, row.dataset.batch ?? '', cell.dataset.counter].join('|'),
+                Number(cell.textContent)])))"""
+    )
+    return found
+
+
+def api_numbers(detail: list[dict[str, Any]]) -> dict[str, int]:
+    """The same view of the statistics API's countDetail."""
+    found = {}
+    for campaign in detail:
+        for name in PAGE_COUNTERS:
+            found[f"{campaign['campaignId']}||{name}"] = campaign[name]
+        for batch in campaign["batchDetail"]:
+            for name in PAGE_COUNTERS:
+                found[f"{campaign['campaignId']}|{batch['batchId']}|{name}"] = batch[name]
+    return found
+
+
+def refreshes_of(page: Page) -> int:
+    return int(page.get_attribute("#status", "data-refreshes") or 0)
+
+
+def test_the_live_page_follows_a_running_workload(workload: Workload, browser: Browser) -> None:
+    traffic = ServiceProcess(
+        workload.settings,
+        "simulate", "--vdn", str(PAGE_VDN), *SHAPE, "--records", "40", "--seed", "3",
+        "--rate", "40", "--expect", str(workload.log_dir / f"expect-{PAGE_VDN}-3.json"),
+        log_dir=workload.log_dir,
+    )  # fmt: skip
+    context = browser.new_context(viewport={"width": 1280, "height": 720})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    with traffic:
+        page.goto(f"{workload.base_url}/?vdn={PAGE_VDN}&interval=500")
+        assert page.title() == "isales-stats: live statistics"
+
+        def calls_shown() -> int:
+            return sum(v for k, v in page_numbers(page).items() if k.endswith("|totalCalledCount"))
+
+        assert wait_for(calls_shown, 30), f"no calls on the page:\n{workload.worker.log()}"
+        first, refreshes = page_numbers(page), refreshes_of(page)
+        changed = wait_for(lambda: page_numbers(page) != first, 15)
+        assert changed, "the numbers on the page did not change while traffic flowed"
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "live-page-running.png"), full_page=True)
+        assert refreshes_of(page) > refreshes
+        # While it changes, the page shows what the API serves: between a read of the API just
+        # before a refresh of the page and one just after it, for the counters that only grow.
+        before = api_numbers(workload.client.count_detail(PAGE_VDN))
+        seen = refreshes_of(page)
+        assert wait_for(lambda: refreshes_of(page) >= seen + 2, 10)  # one fetched after `before`
+        shown = page_numbers(page)
+        after = api_numbers(workload.client.count_detail(PAGE_VDN))
+        for key, value in shown.items():
+            if key.rsplit("|", 1)[1] in GROWING:
+                assert before.get(key, 0) <= value <= after[key], (key, before.get(key), after[key])
+        assert traffic.process is not None
+        assert traffic.process.wait(120) == 0, traffic.log()
+
+    # The traffic is over: once the API serves all of it, the page shows exactly that.
+    expected = workload.expected(PAGE_VDN)
+    served = wait_for(lambda: (d := workload.client.count_detail(PAGE_VDN)) == expected and d, 60)
+    assert served == expected, (
+        f"the API does not serve the simulated traffic:\n{workload.worker.log()}"
+    )
+    wanted = api_numbers(expected)
+    assert wait_for(lambda: page_numbers(page) == wanted, 10), (page_numbers(page), wanted)
+    assert page.inner_text("#day") == today_in(workload.settings.time_zone_of(PAGE_VDN)).isoformat()
+    assert page.get_attribute("#docs-link", "href") == "/docs"
+    assert not errors, errors
+    page.screenshot(path=str(ARTIFACTS / "live-page.png"), full_page=True)
+    context.close()
+    assert httpx.get(f"{workload.base_url}/docs", timeout=5).status_code == 200
+
+
+# --- the dashboards ------------------------------------------------------------------------
+
+
+def test_every_dashboard_target_reads_the_workloads_counters(workload: Workload) -> None:
+    workload.dashboard_traffic.join(timeout=90)
+    assert not workload.dashboard_traffic.is_alive(), "the second part of the traffic hangs"
+    assert not workload.failures, workload.failures
+    expected = workload.expected(DASHBOARD_VDN)
+    served = wait_for(
+        lambda: (detail := workload.client.count_detail(DASHBOARD_VDN)) == expected and detail, 60
+    )
+    assert served == expected, f"the second part was not counted:\n{workload.worker.log()}"
+    by_campaign = {campaign["campaignId"]: campaign for campaign in served}
+
+    settings = workload.settings
+    layout = KeyLayout(settings.key_prefix)
+    zone = settings.time_zone_of(DASHBOARD_VDN)
+    today = today_in(zone).isoformat()
+    # The dashboards' time range, now/d to now, in their zone (the VDN's: test_dashboards.py).
+    now = datetime.now(zone)
+    from_ms = int(now.replace(hour=0, minute=0, second=0, microsecond=0).timestamp() * 1000)
+    to_ms = int(now.timestamp() * 1000)
+    checks = DashboardChecks(layout, by_campaign, today)
+    with redis.Redis.from_url(settings.redis_url) as client:
+        for name, dashboard in load_dashboards().items():
+            given = {"prefix": settings.key_prefix, "vdn": str(DASHBOARD_VDN)}
+            _, options = resolve_variables(dashboard, client, given)
+            assert options["campaign"] == sorted(CAMPAIGNS), name
+            # A single-value campaign is chosen in turn; a multi-value one repeats its rows.
+            single = not next(v for v in variables_of(dashboard) if v["name"] == "campaign")[
+                "multi"
+            ]
+            for choice in [{"campaign": campaign} for campaign in CAMPAIGNS] if single else [{}]:
+                values, options = resolve_variables(dashboard, client, {**given, **choice})
+                if "day" in values:
+                    assert values["day"] == [today], name
+                if "batch" in options:
+                    assert options["batch"] == sorted(BATCHES), name
+                for item in panel_targets(name, dashboard):
+                    for scope in scopes(item, values):
+                        key = interpolate(item.target["keyName"], scope)
+                        frame = run_target(client, {**item.target, "keyName": key}, from_ms, to_ms)
+                        checks.check(name, scope, key, frame)
+    checks.check_progress_adds_up()
+    # Every kind of key, for both campaigns (and both batches of each): overview and campaign
+    # view read the campaign hashes, the campaign view the batch ones, the progress view its own.
+    assert checks.counted == {
+        "campaign_totals": 4,
+        "campaign_day": 4,
+        "batch_totals": 4,
+        "batch_day": 4,
+        "campaign_progress": 2,
+        "campaign_progress_current": 2,
+    }
+
+
+class DashboardChecks:
+    """What each panel's frame must hold: its panel's shape, and the API's numbers."""
+
+    def __init__(self, layout: KeyLayout, served: Mapping[str, dict[str, Any]], today: str) -> None:
+        self.layout = layout
+        self.served = served
+        self.today = today
+        self.counted: dict[str, int] = {}
+        # campaign -> (calls, connects, finished) summed over the finished minutes and the
+        # current one: the progress of the day must add up to the campaign's totals.
+        self.progress: dict[str, list[float]] = {}
+
+    def kind_of(self, scope: Mapping[str, str], key: str) -> str:
+        """Which KeyLayout key ``key`` is, built from the scope's ids: anything else fails."""
+        vdn, campaign, batch = int(scope["vdn"]), scope["campaign"], scope.get("batch")
+        kinds = {
+            self.layout.campaign_totals(vdn, campaign): "campaign_totals",
+            self.layout.campaign_day(vdn, campaign, self.today): "campaign_day",
+            self.layout.campaign_progress(vdn, campaign): "campaign_progress",
+            self.layout.campaign_progress_current(vdn, campaign): "campaign_progress_current",
+        }
+        if batch is not None:
+            kinds[self.layout.batch_totals(vdn, campaign, batch)] = "batch_totals"
+            kinds[self.layout.batch_day(vdn, campaign, batch, self.today)] = "batch_day"
+        assert key in kinds, f"{key!r} is none of KeyLayout's keys for {dict(scope)}"
+        return kinds[key]
+
+    def check(self, dashboard: str, scope: Mapping[str, str], key: str, frame: Frame) -> None:
+        kind = self.kind_of(scope, key)
+        self.counted[kind] = self.counted.get(kind, 0) + 1
+        campaign = scope["campaign"]
+        served = self.served[campaign]
+        if kind.startswith("batch"):
+            (served,) = [
+                entry for entry in served["batchDetail"] if entry["batchId"] == scope["batch"]
+            ]
+        where = f"{dashboard}: {key}"
+        if kind.endswith(("totals", "day")):
+            # A stat panel: one row, one number per counter, the numbers the API serves.
+            counters = TOTAL_COUNTERS if kind.endswith("totals") else DAILY_COUNTERS
+            assert frame.rows == 1, (where, frame)
+            shown = {name: frame.columns[name][0] for name in counters}
+            assert shown == {name: float(served[name]) for name in counters}, where
+            assert any(shown.values()), f"{where}: every counter is 0"
+            return
+        progress = self.progress.setdefault(campaign, [0.0, 0.0, 0.0])
+        if kind == "campaign_progress":
+            # A time series: a time column and the three numbers, one row per finished minute.
+            assert frame.rows >= 1, f"{where}: no finished minute today"
+            assert {"$time", "calls", "connects", "finished"} <= set(frame.columns), where
+            columns = [frame.columns[name] for name in ("calls", "connects", "finished")]
+            for minute in zip(*columns, strict=True):
+                assert all(isinstance(value, float) for value in minute), (where, minute)
+                progress[:] = [total + value for total, value in zip(progress, minute, strict=True)]
+            return
+        # The minute still open: a stat panel of one row.
+        assert frame.rows == 1, (where, frame)
+        assert {"minute", "calls", "connects", "finished"} <= set(frame.columns), where
+        row = [frame.columns[name][0] for name in ("calls", "connects", "finished")]
+        progress[:] = [total + value for total, value in zip(progress, row, strict=True)]
+
+    def check_progress_adds_up(self) -> None:
+        """Per minute, then summed over the day: the campaign's calls, connects, finished."""
+        assert set(self.progress) == set(self.served)
+        for campaign, (calls, connects, finished) in self.progress.items():
+            served = self.served[campaign]
+            assert (calls, connects, finished) == (
+                served["totalCalledCount"],
+                served["totalCallSucc"],
+                served["totalFinishCount"],
+            ), campaign
