@@ -17,6 +17,7 @@ and flow control counted, as production runs it.
 from __future__ import annotations
 
 import asyncio
+import gc
 import http.client
 import os
 import re
@@ -43,6 +44,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from api.runtime import tune_garbage_collector
 from engine.counting import EventCounter
 from engine.days import today_in
 from engine.events import event_from_json
@@ -263,8 +265,13 @@ def _throughput(url: str, seconds: int = 10, connections: int = 16) -> float:
 
 
 async def _read_side_latency(settings: Settings, requests: int) -> Latency:
-    """The engine's read of the whole VDN alone, in this process: Redis scripts and decoding."""
+    """The engine's read of the whole VDN alone, in this process: Redis scripts and decoding.
+
+    With the API process's garbage-collector tuning, undone afterwards for the next benchmark.
+    """
     redis = Redis.from_url(settings.redis_url)
+    thresholds = gc.get_threshold()
+    tune_garbage_collector()
     try:
         reader = StatisticsReader(redis, KeyLayout(settings.key_prefix))
         today = today_in(settings.time_zone_of(VDN))
@@ -276,6 +283,8 @@ async def _read_side_latency(settings: Settings, requests: int) -> Latency:
                 samples.append((time.perf_counter() - began) * 1000)
     finally:
         await redis.aclose()
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
     cuts = statistics.quantiles(samples, n=100, method="inclusive")
     return Latency(p50_ms=cuts[49], p99_ms=cuts[98], requests=len(samples))
 

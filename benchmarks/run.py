@@ -33,7 +33,6 @@ same run, not the absolute numbers.
 
 def main(names: list[str]) -> int:
     names = names or [name for name in BENCHMARKS if _exists(name)]
-    sections = _existing_sections()
     for name in names:
         began = time.monotonic()
         print(f"== benchmark {name}", flush=True)
@@ -44,6 +43,8 @@ def main(names: list[str]) -> int:
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {platform.node()}, "
             f"{_cpu()}, Python {platform.python_version()}; took {time.monotonic() - began:.0f} s._"
         )
+        # Read again just before writing: another run may have written its section meanwhile.
+        sections = _existing_sections()
         sections[name] = f"{body.rstrip()}\n\n{stamp}\n"
         _write(sections)
         print(body)

@@ -28,6 +28,8 @@ BAD_REQUESTS = [
     ("%D9%A1", "", ErrorCode.WRONG_TYPE, "integer"),  # ARABIC-INDIC DIGIT ONE: int() takes it
     ("", "", ErrorCode.WRONG_TYPE, "integer"),
     ("1%2F2", "", ErrorCode.WRONG_TYPE, "integer"),
+    ("1%0A", "", ErrorCode.WRONG_TYPE, "integer"),  # found by schemathesis: once a 404
+    ("%0A%0D", "", ErrorCode.WRONG_TYPE, "integer"),
     ("0", "", ErrorCode.WRONG_VALUE, "vdnId must be from 1 to 9999"),
     ("10000", "", ErrorCode.WRONG_VALUE, "1 to 9999"),
     ("-1", "", ErrorCode.WRONG_VALUE, "1 to 9999"),

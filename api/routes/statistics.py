@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter
 from fastapi.responses import Response
+from starlette.convertors import Convertor, register_url_convertor
 
 from api.dependencies import CallerDep, RateLimiterDep, ReaderDep, SettingsDep, StatisticsQueryDep
 from api.errors import (
@@ -30,6 +31,21 @@ from api.schemas import ErrorEnvelope, StatisticsResponse
 from engine.days import today_in
 
 router = APIRouter(tags=["statistics"])
+
+
+class AnyPathText(Convertor[str]):
+    """Any text, slashes and line breaks included: Starlette's ``path`` stops at a newline."""
+
+    regex = "(?s:.*)"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("anytext", AnyPathText())
 
 STATISTICS_PATH = "/rest/isales/v2/openapi/campaigns/{vdnId}/statistics"
 
@@ -103,10 +119,10 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-# ``{vdnId:path}``: a vdnId holding an encoded '/' or nothing at all still reaches the checks
-# below and gets the iSales answer (02000006), not a bare 404.
+# ``{vdnId:anytext}``: a vdnId holding an encoded '/' or line break, or nothing at all, still
+# reaches the checks below and gets the iSales answer (02000006), not a bare 404.
 @router.get(
-    STATISTICS_PATH.replace("{vdnId}", "{vdnId:path}"),
+    STATISTICS_PATH.replace("{vdnId}", "{vdnId:anytext}"),
     response_model=StatisticsResponse,
     responses=RESPONSES,
     summary="Outbound call statistics of the current day",
