@@ -24,6 +24,8 @@ import re
 from dataclasses import dataclass
 
 # Counter names are the API's field names, so a hash reads straight into a response.
+# engine/read_statistics.lua returns them in this order (the end-to-end tests would catch a
+# mismatch: they compare served numbers with the reference model).
 TOTAL_COUNTERS = (
     "totalCount",
     "unCallCount",

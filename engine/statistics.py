@@ -57,34 +57,30 @@ class StatisticsReader:
         ]
 
 
+# The order in which read_statistics.lua returns a scope's counters.
+_COUNTER_ORDER = (*TOTAL_COUNTERS, *DAILY_COUNTERS)
+_SCOPE_SIZE = len(_COUNTER_ORDER)
+
+
 def _campaign_entry(campaign_id: str, reply: list[Any]) -> Counters:
-    totals, today, *batches = reply
-    entry: Counters = {"campaignId": campaign_id}
-    entry.update(_counters(totals, today))
-    entry["batchDetail"] = sorted(
-        (
-            {"batchId": _text(batch_id), **_counters(batch_totals, batch_today)}
-            for batch_id, batch_totals, batch_today in batches
-        ),
-        key=lambda batch: str(batch["batchId"]),
-    )
+    entry: Counters = {"campaignId": campaign_id, **_counters(reply[:_SCOPE_SIZE])}
+    batches = []
+    for start in range(_SCOPE_SIZE, len(reply), _SCOPE_SIZE + 1):
+        batch = {"batchId": _text(reply[start])}
+        batch.update(_counters(reply[start + 1 : start + 1 + _SCOPE_SIZE]))
+        batches.append(batch)
+    batches.sort(key=lambda batch: str(batch["batchId"]))
+    entry["batchDetail"] = batches
     return entry
 
 
-def _counters(totals_flat: list[Any], today_flat: list[Any]) -> Counters:
-    """The eleven counters of the interface from a totals hash and a day hash."""
-    totals = _pairs(totals_flat)
-    today = _pairs(today_flat)
-    values = {name: totals.get(name, 0) for name in TOTAL_COUNTERS}
-    values.update({name: today.get(name, 0) for name in DAILY_COUNTERS})
+def _counters(values: list[int]) -> Counters:
+    """The eleven counters of the interface from the nine stored ones."""
+    counters: Counters = dict(zip(_COUNTER_ORDER, values, strict=True))
     # The seed describes these two with the same words as the two they copy.
-    values["calledCount"] = values["dailyCalledCount"]
-    values["finishCount"] = values["totalFinishCount"]
-    return values
-
-
-def _pairs(flat: list[Any]) -> dict[str, int]:
-    return {_text(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}
+    counters["calledCount"] = counters["dailyCalledCount"]
+    counters["finishCount"] = counters["totalFinishCount"]
+    return counters
 
 
 def _text(value: bytes | str) -> str:
