@@ -1,11 +1,12 @@
--- Read one campaign's counters, its batches' counters and one day's, as one snapshot.
+-- Read campaigns' counters, their batches' counters and one day's, as one snapshot.
 --
--- KEYS[1]  the campaign's totals hash (names the slot; all keys share its hash tag)
--- ARGV[1]  the campaign's key base, "{prefix}:{vdnId:campaignId}"
--- ARGV[2]  the day, "YYYY-MM-DD" in the VDN's zone ("today" of the caller)
--- ARGV[3]  a batchId to restrict the batches to, or "" for every batch
--- return   false when the campaign is unknown, else one flat array of integers and batch ids:
---          the campaign's nine counters, then for each batch its id and its nine counters.
+-- KEYS[i]  the totals hash of campaign i (on a Redis Cluster one campaign per call: its key
+--          names the slot, and every key read for it shares its hash tag)
+-- ARGV[1]  the day, "YYYY-MM-DD" in the VDN's zone ("today" of the caller)
+-- ARGV[2]  a batchId to restrict the batches to, or "" for every batch
+-- ARGV[1+i] the key base of campaign i, "{prefix}:{vdnId:campaignId}"
+-- return   per campaign: false when it is unknown, else one flat array of integers and batch
+--          ids: the campaign's nine counters, then for each batch its id and its nine counters.
 --          The nine, in the order of engine/keys.py (TOTAL_COUNTERS, then DAILY_COUNTERS):
 --          totalCount unCallCount totalCalledCount totalCallSucc totalFinishCount
 --          dailyCalledCount dailyCallSucc dailyFinishCount dailyCount
@@ -14,13 +15,9 @@
 -- HMGET by position, not HGETALL: a whole VDN is hundreds of these, and building and parsing
 -- field names costs more than everything else the read does.
 
-local base, day, only_batch = ARGV[1], ARGV[2], ARGV[3]
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  return false
-end
+local day, only_batch = ARGV[1], ARGV[2]
 
-local reply = {}
-local function append_counters(scope)
+local function append_counters(reply, scope)
   local totals = redis.call('HMGET', scope .. ':totals', 'totalCount', 'unCallCount',
                             'totalCalledCount', 'totalCallSucc', 'totalFinishCount')
   local daily = redis.call('HMGET', scope .. ':day:' .. day, 'dailyCalledCount',
@@ -33,18 +30,30 @@ local function append_counters(scope)
   end
 end
 
-append_counters(base)
-local batches
-if only_batch ~= '' then
-  batches = {}
-  if redis.call('HEXISTS', base .. ':batches', only_batch) == 1 then
-    batches[1] = only_batch
+local function read_campaign(totals_key, base)
+  if redis.call('EXISTS', totals_key) == 0 then
+    return false
   end
-else
-  batches = redis.call('HKEYS', base .. ':batches')
+  local reply = {}
+  append_counters(reply, base)
+  local batches
+  if only_batch ~= '' then
+    batches = {}
+    if redis.call('HEXISTS', base .. ':batches', only_batch) == 1 then
+      batches[1] = only_batch
+    end
+  else
+    batches = redis.call('HKEYS', base .. ':batches')
+  end
+  for _, batch in ipairs(batches) do
+    reply[#reply + 1] = batch
+    append_counters(reply, base .. ':batch:' .. batch)
+  end
+  return reply
 end
-for _, batch in ipairs(batches) do
-  reply[#reply + 1] = batch
-  append_counters(base .. ':batch:' .. batch)
+
+local replies = {}
+for i, totals_key in ipairs(KEYS) do
+  replies[i] = read_campaign(totals_key, ARGV[i + 2])
 end
-return reply
+return replies

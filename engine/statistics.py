@@ -11,6 +11,8 @@ from datetime import date
 from importlib.resources import files
 from typing import Any
 
+from redis.asyncio.cluster import RedisCluster
+
 from engine.keys import DAILY_COUNTERS, TOTAL_COUNTERS, KeyLayout
 from engine.redis_connection import AnyRedis, LuaScript, run_pipeline
 
@@ -41,15 +43,25 @@ class StatisticsReader:
             return []
         label = day.isoformat()
 
+        # One script call reads every campaign on a single Redis; a cluster needs one per
+        # campaign (each names its own slot), still sent in one go.
+        groups = (
+            [[campaign] for campaign in campaign_ids]
+            if isinstance(self.redis, RedisCluster)
+            else [campaign_ids]
+        )
+
         def queue(pipe: Any) -> None:
-            for campaign in campaign_ids:
+            for group in groups:
                 READ_STATISTICS.queue(
                     pipe,
-                    [self.layout.campaign_totals(vdn_id, campaign)],
-                    [self.layout.campaign_base(vdn_id, campaign), label, batch_id or ""],
+                    [self.layout.campaign_totals(vdn_id, campaign) for campaign in group],
+                    [label, batch_id or ""]
+                    + [self.layout.campaign_base(vdn_id, campaign) for campaign in group],
                 )
 
-        replies = await run_pipeline(self.redis, [READ_STATISTICS], queue)
+        replies = [reply for group in await run_pipeline(self.redis, [READ_STATISTICS], queue)
+                   for reply in group]  # fmt: skip
         return [
             _campaign_entry(campaign, reply)
             for campaign, reply in zip(campaign_ids, replies, strict=True)
