@@ -26,7 +26,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiokafka
-from kafka import KafkaProducer
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 
@@ -37,7 +36,7 @@ from engine.topics import ensure_topics
 from isales_stats.publisher import EventPublisher
 from isales_stats.settings import Settings
 from isales_stats.stack import Stack
-from tests.workload import campaign_stream, encoded
+from tests.workload import campaign_stream, encoded, publish
 
 EVENTS = 300_000
 NAIVE_EVENTS = 30_000
@@ -59,7 +58,7 @@ def run() -> str:
 def _run(base: Settings) -> str:
     stream = campaign_stream(EVENTS, campaigns=CAMPAIGNS, batches=5, seed=5)
     settings = _fresh(base)
-    _produce(settings, stream)
+    publish(settings, stream)
     identities = _identities(stream)
 
     ceiling = [_bare_consumer_rate(settings, len(stream)) for _ in range(RUNS)]
@@ -70,7 +69,7 @@ def _run(base: Settings) -> str:
 
     naive_stream = stream[:NAIVE_EVENTS]
     naive_settings = _fresh(base)
-    _produce(naive_settings, naive_stream)
+    publish(naive_settings, naive_stream)
     naive = [
         _worker_rate(
             naive_settings,
@@ -164,20 +163,6 @@ def _fresh(base: Settings) -> Settings:
             "worker_metrics_port": 0,
         }
     )
-
-
-def _produce(settings: Settings, stream: list[dict[str, Any]]) -> None:
-    ensure_topics(settings)
-    producer = KafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        acks="all",
-        linger_ms=20,
-        batch_size=512 * 1024,
-    )
-    for key, value in encoded(stream):
-        producer.send(settings.call_events_topic, key=key, value=value)
-    producer.flush()
-    producer.close()
 
 
 def _identities(stream: list[dict[str, Any]]) -> int:

@@ -14,37 +14,21 @@ from typing import Any
 
 import httpx
 import pytest
-from kafka import KafkaProducer
 from redis import Redis
 
 from engine.days import today_in
 from engine.keys import KeyLayout
 from engine.statistics import StatisticsReader
-from engine.topics import ensure_topics
 from isales_stats.settings import Settings
 from tests.reference_model import GMT8, reference_statistics
 from tests.services import ServiceProcess, wait_for, wait_for_http
-from tests.workload import campaign_stream, encoded
+from tests.workload import campaign_stream, publish
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
 # The statistics API answers 0200001 to a request without the JSON Content-Type.
 JSON_CONTENT = {"Content-Type": "application/json; charset=UTF-8"}
 API_PORT = 8766
-
-
-def publish(settings: Settings, stream: list[dict[str, Any]]) -> None:
-    ensure_topics(settings)
-    producer = KafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        acks="all",
-        linger_ms=20,
-        batch_size=512 * 1024,
-    )
-    for key, value in encoded(stream):
-        producer.send(settings.call_events_topic, key=key, value=value)
-    producer.flush()
-    producer.close()
 
 
 def expected_detail(stream: list[dict[str, Any]]) -> list[dict[str, Any]]:
