@@ -1,0 +1,110 @@
+"""`isales-stats stack up | down | status` on a private stack (other ports, its own directory)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from isales_stats.settings import Settings
+from isales_stats.stack.processes import port_is_open
+
+pytestmark = pytest.mark.stack
+
+KAFKA_PORT, REDIS_PORT = 19192, 16390
+
+
+def run_stack(action: str, environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "isales_stats.cli", "stack", action],
+        env=environment, capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+
+
+def test_up_twice_is_harmless_and_down_leaves_nothing_behind(
+    local_stack: Settings, tmp_path: Path
+) -> None:
+    stack_dir = tmp_path / "stack"
+    # Share the jars already fetched for the main stack: this test is about processes.
+    jars = local_stack.stack_dir / f"kafka-{local_stack.kafka_version}" / "jars"
+    (stack_dir / f"kafka-{local_stack.kafka_version}").mkdir(parents=True)
+    (stack_dir / f"kafka-{local_stack.kafka_version}" / "jars").symlink_to(jars)
+    environment = {
+        **os.environ,
+        "ISALES_KAFKA_URL": f"kafka://127.0.0.1:{KAFKA_PORT}",
+        "ISALES_REDIS_URL": f"redis://127.0.0.1:{REDIS_PORT}/0",
+        "ISALES_STACK_DIR": str(stack_dir),
+    }
+    try:
+        first = run_stack("up", environment)
+        assert first.returncode == 0, first.stderr
+        assert "redis: started" in first.stdout
+        assert "kafka: started" in first.stdout
+        pids = [int((stack_dir / name).read_text()) for name in
+                (f"redis-{REDIS_PORT}/redis.pid", f"kafka-{KAFKA_PORT}/kafka.pid")]  # fmt: skip
+
+        second = run_stack("up", environment)
+        assert second.returncode == 0, second.stderr
+        assert "redis: already running" in second.stdout
+        assert "kafka: already running" in second.stdout
+        status = run_stack("status", environment)
+        assert status.returncode == 0
+        assert f"running (pid {pids[0]})" in status.stdout
+        assert f"running (pid {pids[1]})" in status.stdout
+    finally:
+        down = run_stack("down", environment)
+    assert down.returncode == 0
+    assert "stopped: redis, kafka" in down.stdout or "stopped: kafka, redis" in down.stdout
+    for pid in pids:
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
+    assert not port_is_open("127.0.0.1", KAFKA_PORT)
+    assert not port_is_open("127.0.0.1", REDIS_PORT)
+    # The shared stack was not touched.
+    assert port_is_open("127.0.0.1", local_stack.kafka_port)
+    assert run_stack("status", environment).returncode == 3  # nothing answers now
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_up_refuses_a_port_taken_by_something_else(tmp_path: Path) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        environment = {
+            **os.environ,
+            "ISALES_REDIS_URL": f"redis://127.0.0.1:{port}/0",
+            "ISALES_STACK_DIR": str(tmp_path / "stack"),
+        }
+        result = run_stack("up", environment)
+    assert result.returncode != 0
+    assert f"port {port} is taken" in result.stderr
+
+
+def test_a_service_that_dies_at_start_is_reported_with_its_log_file(tmp_path: Path) -> None:
+    """A redis-server that cannot start (a stand-in: real Redis cannot be made to fail so on
+    demand without breaking the machine's own) makes `up` fail and name the log to read."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    broken = bin_dir / "redis-server"
+    broken.write_text("#!/bin/sh\necho 'FATAL: cannot open the append-only file' >&2\nexit 1\n")
+    broken.chmod(0o755)
+    port = free_port()
+    environment = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "ISALES_REDIS_URL": f"redis://127.0.0.1:{port}/0",
+        "ISALES_STACK_DIR": str(tmp_path / "stack"),
+    }
+    result = run_stack("up", environment)
+    assert result.returncode == 1, result.stdout
+    assert str(tmp_path / "stack" / f"redis-{port}" / "redis.log") in result.stderr
+    assert "cannot open the append-only file" in result.stderr
