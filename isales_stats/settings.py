@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     # The most events one Kafka fetch hands the agent, counted in one Redis round trip: the
     # lever for throughput (docs/benchmarks.md). Fetches are not held back to fill up, so at
     # low traffic an event is counted as soon as it is fetched.
-    worker_batch_size: int = 2000
+    worker_batch_size: int = 10000
     # A worker that stops heartbeating is replaced after this long (Faust's 60 s default
     # leaves a crashed worker's partitions idle for a minute).
     worker_session_timeout_seconds: float = 10.0
