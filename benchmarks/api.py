@@ -360,11 +360,12 @@ def _measure(settings: Settings, workdir: Path, events: int) -> str:
         f"{whole_rps / whole_base_rps:.2f} |",
         "",
         f"Samples: {whole.requests} whole-VDN and {one.requests} one-campaign requests per "
-        "server. The gap to the baseline is the Redis round trips (a set read, then one Lua "
-        "script per campaign, pipelined), decoding the replies into the countDetail body and "
-        "encoding it with orjson; the baseline does none of that. The read-side row is the "
-        "share of the whole-VDN time spent in engine/statistics.py (Redis running 200 scripts, "
-        "redis-py packing and parsing them, building the dicts): most of it. p99 on this "
+        "server. The gap to the baseline is two Redis round trips (the VDN's campaign set, then "
+        "one Lua script reading every campaign's and batch's counters by position), decoding "
+        "the reply into the countDetail body and encoding it with orjson; the baseline does "
+        "none of that. The read-side row is the share of the whole-VDN time spent in "
+        "engine/statistics.py (Redis running the script over 1,200 scopes, redis-py parsing "
+        "the reply, building the dicts): most of it. p99 on this "
         "shared VM moves with whatever else runs on its two cores; compare the rows of one "
         "run.",
     ]
