@@ -35,7 +35,15 @@ def register_agents(app: CountingApp, settings: Settings) -> Any:
     fetches = app.channel(maxsize=FETCHES_IN_FLIGHT)
 
     async def hand_over(messages: list[Any]) -> None:
-        await fetches.send(value=messages)
+        try:
+            await fetches.send(value=messages)
+        except asyncio.CancelledError:
+            # A revocation clears the agent's queue and cancels the puts waiting on it. Unless
+            # this task itself is being stopped, drop the fetch and go on: its messages are
+            # unacknowledged, so never committed, and the partition's next owner reads them.
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
 
     app.deliver_in_batches(call_events, hand_over)
     layout = KeyLayout(settings.key_prefix)
@@ -57,13 +65,19 @@ def register_agents(app: CountingApp, settings: Settings) -> Any:
 
     async def read_again(lost_since: dict[tuple[str, int], int]) -> None:
         """Seek back to where Redis lost counts; counting them again is harmless."""
+        assigned = app.consumer.assignment()
         for (topic, partition), offset in lost_since.items():
+            if counter is not None:
+                counter.forget_offsets([(topic, partition)])
+            tp = TP(topic, partition)
+            if tp not in assigned:
+                continue  # moved to another worker, which resumes from Redis's offsets itself
             log.warning("Redis lost counts of %s[%d]: reading again from %d",
                         topic, partition, offset)  # fmt: skip
             metrics.REDIS_LOSSES.inc()
-            if counter is not None:
-                counter.forget_offsets([(topic, partition)])
-            await app.consumer.seek(TP(topic, partition), offset)
+            # seek_wait runs in the consumer's own thread: a seek from the agent's loop would
+            # race the thread that is iterating the fetched records.
+            await app.consumer.seek_wait({tp: offset})
 
     @app.timer(LOSS_CHECK_SECONDS)  # type: ignore[untyped-decorator]  # faust is untyped
     async def look_for_lost_counts() -> None:

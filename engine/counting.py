@@ -23,6 +23,14 @@ from engine.keys import KeyLayout
 from engine.redis_connection import AnyRedis, LuaScript, run_pipeline
 
 COUNT_EVENTS = LuaScript(files("engine").joinpath("count_events.lua").read_text())
+STORE_HIGHER_OFFSET = LuaScript(
+    """-- KEYS[1] offsets hash; ARGV[1] partition; ARGV[2] offset: store it unless lower.
+    local stored = tonumber(redis.call('HGET', KEYS[1], ARGV[1]))
+    if stored == nil or stored < tonumber(ARGV[2]) then
+      redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+    end
+    return 0"""
+)
 
 _KIND_CODES = {EventKind.DATA_ADDED: "a", EventKind.CALL_RESULT: "c", EventKind.DATA_REMOVED: "r"}
 
@@ -153,11 +161,14 @@ class EventCounter:
                 pipe.sadd(self.layout.vdn_campaigns(vdn_id), campaign_id)
             for keys, arguments in scripts:
                 COUNT_EVENTS.queue(pipe, keys, arguments)
-            # Last: an offset stored is never ahead of the counts it stands for.
+            # Last: an offset stored is never ahead of the counts it stands for. Only a higher
+            # one replaces it: after a rebalance the old owner's last batch may come late.
             for (topic, partition), offset in offsets.items():
-                pipe.hset(self.layout.counted_offsets(topic), str(partition), offset)
+                STORE_HIGHER_OFFSET.queue(
+                    pipe, [self.layout.counted_offsets(topic)], [str(partition), offset]
+                )
 
-        replies = await run_pipeline(self.redis, [COUNT_EVENTS], queue)
+        replies = await run_pipeline(self.redis, [COUNT_EVENTS, STORE_HIGHER_OFFSET], queue)
 
         for (source, offset), before in zip(offsets.items(), replies, strict=False):
             stored_last = self._last_stored.get(source)

@@ -82,6 +82,8 @@ async def run_pipeline(
 class ClusterBatch:
     """Records commands like a pipeline; ``execute`` sends runs of the same command at once.
 
+    (The same command: the same name and, for scripts, the same script.)
+
     Order between runs is kept (the counting queues reads, then index writes, then scripts,
     then the stored offsets), which is the order that matters; within a run, the commands touch
     different campaigns and may go to different nodes concurrently.
@@ -101,11 +103,12 @@ class ClusterBatch:
         replies: list[Any] = []
         start = 0
         while start < len(self.commands):
-            name = self.commands[start][0]
             end = start
-            while end < len(self.commands) and self.commands[end][0] == name:
+            while end < len(self.commands) and _run_key(self.commands[end]) == _run_key(
+                self.commands[start]
+            ):
                 end += 1
-            method = getattr(self.redis, name)
+            method = getattr(self.redis, self.commands[start][0])
             replies += await asyncio.gather(
                 *(method(*args) for _, args in self.commands[start:end])
             )
@@ -114,6 +117,12 @@ class ClusterBatch:
 
     def reset(self) -> None:
         self.commands.clear()
+
+
+def _run_key(command: tuple[str, tuple[Any, ...]]) -> tuple[str, Any]:
+    """Commands of one run: the same name, and for scripts the same script (by SHA)."""
+    name, args = command
+    return (name, args[0] if name == "evalsha" else None)
 
 
 async def _reset(pipe: Any) -> None:
