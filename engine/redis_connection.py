@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
@@ -21,12 +21,24 @@ CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 T = TypeVar("T")
 
 
+# Connections one process opens to one Redis node at most. A burst of requests beyond this
+# waits for a free connection (up to POOL_WAIT_SECONDS) instead of failing: redis-py's default
+# pool raises "Too many connections" at 100, which 500 concurrent API requests reached.
+POOL_SIZE = 64
+POOL_WAIT_SECONDS = 10.0
+
+
 def connect(url: str) -> AnyRedis:
     """A client for ``url``: a Redis Cluster client when the scheme says ``+cluster``."""
     scheme, _, rest = url.partition("://")
     if scheme in CLUSTER_SCHEMES:
-        return RedisCluster.from_url(f"{CLUSTER_SCHEMES[scheme]}://{rest}")
-    return Redis.from_url(url)
+        return RedisCluster.from_url(
+            f"{CLUSTER_SCHEMES[scheme]}://{rest}", max_connections=POOL_SIZE
+        )
+    pool = BlockingConnectionPool.from_url(
+        url, max_connections=POOL_SIZE, timeout=POOL_WAIT_SECONDS
+    )
+    return Redis(connection_pool=pool)
 
 
 class LuaScript:
