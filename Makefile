@@ -6,16 +6,24 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+RUNTIME_STAMP := $(VENV)/.installed-runtime
 STAMP  := $(VENV)/.installed
 
-.PHONY: install lint format test test-faults test-fast bench demo stack-up stack-down clean
+.PHONY: install install-runtime lint format test test-faults test-fast bench demo stack-up stack-down clean
 
-# Reinstall only when the project's dependencies change.
-$(STAMP): pyproject.toml
+# Reinstall only when the project's dependencies change. The demo needs the product alone;
+# tests, lint and benchmarks need the dev extras and a browser (deploy/scripts).
+$(RUNTIME_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $(RUNTIME_STAMP)
+
+$(STAMP): $(RUNTIME_STAMP)
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
+
+install-runtime: $(RUNTIME_STAMP)
 
 install: $(STAMP)
 	bash deploy/scripts/install-system-packages.sh
@@ -43,13 +51,13 @@ test-fast: install
 bench: install
 	$(BIN)/python -m benchmarks.run
 
-demo: install
+demo: install-runtime
 	$(BIN)/isales-stats demo
 
-stack-up: install
+stack-up: install-runtime
 	$(BIN)/isales-stats stack up
 
-stack-down: install
+stack-down: install-runtime
 	$(BIN)/isales-stats stack down
 
 clean:
