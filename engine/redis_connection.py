@@ -38,7 +38,7 @@ def connect(url: str) -> AnyRedis:
     pool = BlockingConnectionPool.from_url(
         url, max_connections=POOL_SIZE, timeout=POOL_WAIT_SECONDS
     )
-    return Redis(connection_pool=pool)
+    return Redis.from_pool(pool)  # owns the pool: closing the client closes its connections
 
 
 class LuaScript:
