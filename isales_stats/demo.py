@@ -63,7 +63,8 @@ def run_demo(settings: Settings) -> int:
     client = StatisticsClient(base_url, DEMO_ACCESS_KEY, DEMO_SECRET_KEY, timeout=2)
     try:
         children.append(_start(settings, ["simulate", *SIMULATION], log_dir / "simulate.log"))
-        if not _wait_for_statistics(client, children):
+        campaign = _wait_for_statistics(client, children)
+        if campaign is None:
             print(f"The API did not serve statistics; logs are in {log_dir}", file=sys.stderr)
             return 1
         print(f"\nisales-stats is serving live statistics ({time.monotonic() - began:.0f} s).")
@@ -74,10 +75,10 @@ def run_demo(settings: Settings) -> int:
         print(
             f"    ISALES_CLIENT_ACCESS_KEY={DEMO_ACCESS_KEY} "
             f"ISALES_CLIENT_SECRET_KEY={DEMO_SECRET_KEY} "
-            f"isales-stats query --vdn {DEMO_VDN} --campaign 1001"
+            f"isales-stats query --vdn {DEMO_VDN} --campaign {campaign}"
         )
         print("  or with curl (signed just now; the signature is good for 15 minutes):")
-        print(f"    {client.curl_command(DEMO_VDN, '1001')}")
+        print(f"    {client.curl_command(DEMO_VDN, campaign)}")
         print("  Push an iSales call result, as a campaign's callBackUrl receives it:")
         print(f"    {_callback_curl(api_settings, base_url)}")
         print(f"  Traffic: isales-stats simulate {' '.join(SIMULATION)} (see simulate.log)")
@@ -123,17 +124,21 @@ def _start(settings: Settings, command: list[str], log: Path) -> subprocess.Pope
         )
 
 
-def _wait_for_statistics(client: StatisticsClient, children: list[subprocess.Popen[bytes]]) -> bool:
+def _wait_for_statistics(
+    client: StatisticsClient, children: list[subprocess.Popen[bytes]]
+) -> str | None:
+    """The first campaign with calls counted, once the API serves one (None: it did not)."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if any(child.poll() is not None for child in children):
-            return False
+            return None
         try:
             response = client.get(DEMO_VDN)
             detail = response.json().get("countDetail", []) if response.status_code == 200 else []
-            if detail and sum(campaign["totalCalledCount"] for campaign in detail) > 0:
-                return True
+            called = [entry["campaignId"] for entry in detail if entry["totalCalledCount"]]
+            if called:
+                return str(called[0])
         except (httpx.HTTPError, ValueError):
             pass
         time.sleep(0.5)
-    return False
+    return None
