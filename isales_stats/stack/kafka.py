@@ -3,6 +3,9 @@
 No Docker engine and no Apache tarball are reachable where this project is built, but the
 broker is published on Maven Central. ``deploy/kafka/pom.xml`` lists it; Maven copies the jars
 once into the stack directory, and the broker runs as ``java -cp 'jars/*' kafka.Kafka``.
+
+``KafkaBroker`` is the one-node broker of the local stack; ``KafkaCluster`` runs several nodes
+on loopback, replicated, for the fault tests (a broker killed and restarted mid-stream).
 """
 
 from __future__ import annotations
@@ -11,7 +14,10 @@ import base64
 import shutil
 import subprocess
 import uuid
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import TracebackType
 
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
@@ -101,19 +107,7 @@ class KafkaBroker:
 
     def answering(self) -> bool:
         """A real metadata request, not just an open port."""
-        try:
-            admin = KafkaAdminClient(
-                bootstrap_servers=[f"127.0.0.1:{self.port}"],
-                request_timeout_ms=3000,
-            )
-        except (KafkaError, OSError, ValueError):
-            return False
-        try:
-            return bool(admin.describe_cluster().get("brokers"))
-        except (KafkaError, OSError):
-            return False
-        finally:
-            admin.close()
+        return brokers_seen([f"127.0.0.1:{self.port}"]) >= 1
 
     def status(self) -> ServiceStatus:
         pid = self.process.pid()
@@ -133,18 +127,7 @@ class KafkaBroker:
             fetch_broker_jars(self.jars, self.settings.kafka_version)
             config = self._write_config()
             self._format_storage(config)
-            java = shutil.which("java") or "java"
-            self.process.start(
-                [
-                    java,
-                    *JVM_OPTIONS,
-                    f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}",
-                    "-cp",
-                    f"{self.jars}/*",
-                    "kafka.Kafka",
-                    str(config),
-                ]
-            )
+            self.process.start(broker_command(self.jars, config))
         if not wait_until(self.answering, timeout=90, still_starting=self._starting, interval=0.5):
             self.process.stop()
             raise StackError(
@@ -160,8 +143,6 @@ class KafkaBroker:
         return self.process.pid() is not None
 
     def _write_config(self) -> Path:
-        self.home.mkdir(parents=True, exist_ok=True)
-        (self.home / "log4j2.properties").write_text(_LOG4J2)
         properties = broker_properties(
             node_id=1,
             broker_port=self.port,
@@ -169,20 +150,229 @@ class KafkaBroker:
             voters=f"1@127.0.0.1:{self.controller_port}",
             log_dir=self.home / "data",
         )
-        config = self.home / "server.properties"
-        config.write_text("".join(f"{key}={value}\n" for key, value in properties.items()))
-        return config
+        return write_broker_config(self.home, properties)
 
     def _format_storage(self, config: Path) -> None:
         """Format the log directory once; a formatted one keeps its cluster id and topics."""
         if (self.home / "data" / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-        if cluster_id.startswith("-"):  # the storage tool would read it as an option
-            cluster_id = "A" + cluster_id[1:]
-        run_java(
-            self.jars, ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)]
+        format_storage(self.jars, config, new_cluster_id())
+
+
+# Ports of the fault tests' three-node cluster on loopback: (broker, controller) of each node.
+CLUSTER_PORTS = ((19092, 19093), (29092, 29093), (39092, 39093))
+
+# A killed node is noticed in seconds (defaults: 2 s heartbeats, 9 s session), so that its
+# partitions get new leaders while the producers are still retrying.
+_CLUSTER_PROPERTIES = {
+    "broker.heartbeat.interval.ms": "1000",
+    "broker.session.timeout.ms": "6000",
+}
+
+
+class KafkaNode:
+    """One combined broker+controller of a ``KafkaCluster``: its ports, files and process."""
+
+    def __init__(self, home: Path, node_id: int, broker_port: int, controller_port: int) -> None:
+        self.node_id = node_id
+        self.broker_port = broker_port
+        self.controller_port = controller_port
+        self.home = home
+        self.config = home / "server.properties"
+        self.process = ManagedProcess(
+            pid_file=home / "kafka.pid", log_file=home / "kafka.log", marker=str(self.config)
         )
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.broker_port}"
+
+    @property
+    def running(self) -> bool:
+        return self.process.pid() is not None
+
+
+class KafkaCluster:
+    """Several Kafka nodes on loopback, replicated: a real cluster to break on purpose.
+
+    Every node is broker and controller (a static KRaft quorum). All nodes share one cluster
+    id, are formatted once and started together: the quorum needs a majority to come up.
+    Topics are replicated to every node by default, with ``min.insync.replicas`` 2, so one
+    node can die while ``acks=all`` writes go on. Each process is remembered by a pid file
+    under ``home``: ``stop`` ends everything the cluster started, and ``start`` first stops a
+    cluster that an interrupted run left there. Each ``start`` begins with empty logs.
+    """
+
+    def __init__(
+        self,
+        home: Path,
+        jars: Path,
+        kafka_version: str,
+        ports: Iterable[tuple[int, int]] = CLUSTER_PORTS,
+        extra_properties: Mapping[str, str] | None = None,
+    ) -> None:
+        self.home = home
+        self.jars = jars
+        self.kafka_version = kafka_version
+        self.nodes = {
+            node_id: KafkaNode(home / f"node-{node_id}", node_id, broker, controller)
+            for node_id, (broker, controller) in enumerate(ports, start=1)
+        }
+        self.extra_properties = {**_CLUSTER_PROPERTIES, **(extra_properties or {})}
+
+    @classmethod
+    def for_settings(cls, settings: Settings, name: str = "kafka-cluster") -> KafkaCluster:
+        """A cluster under the stack directory, on the jars the local stack already fetched."""
+        return cls(
+            settings.stack_dir / name,
+            settings.stack_dir / f"kafka-{settings.kafka_version}" / "jars",
+            settings.kafka_version,
+        )
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        return [node.address for node in self.nodes.values()]
+
+    @property
+    def kafka_url(self) -> str:
+        """The DSN for ``ISALES_KAFKA_URL`` (Faust's syntax: servers joined by ``;``)."""
+        return "kafka://" + ";".join(self.bootstrap_servers)
+
+    def start(self, timeout: float = 180) -> None:
+        """Fresh logs, one cluster id, all nodes started; returns when all brokers are seen."""
+        self.stop()
+        for node in self.nodes.values():
+            if port_is_open("127.0.0.1", node.broker_port) or port_is_open(
+                "127.0.0.1", node.controller_port
+            ):
+                raise StackError(
+                    f"port {node.broker_port} or {node.controller_port} is taken: "
+                    "is another Kafka cluster running?"
+                )
+        fetch_broker_jars(self.jars, self.kafka_version)
+        voters = ",".join(
+            f"{node.node_id}@127.0.0.1:{node.controller_port}" for node in self.nodes.values()
+        )
+        cluster_id = new_cluster_id()
+        try:
+            for node in self.nodes.values():
+                shutil.rmtree(node.home, ignore_errors=True)
+                properties = broker_properties(
+                    node_id=node.node_id,
+                    broker_port=node.broker_port,
+                    controller_port=node.controller_port,
+                    voters=voters,
+                    log_dir=node.home / "data",
+                    replication=len(self.nodes),
+                )
+                write_broker_config(node.home, {**properties, **self.extra_properties})
+                format_storage(self.jars, node.config, cluster_id)
+            for node in self.nodes.values():
+                node.process.start(broker_command(self.jars, node.config))
+            self._wait_for_all_brokers(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def kill(self, node_id: int) -> None:
+        """kill -9 one node, as in a crash: no controlled shutdown, no leadership handed over."""
+        if not self.nodes[node_id].process.kill():
+            raise StackError(f"Kafka node {node_id} was not running")
+
+    def restart(self, node_id: int, timeout: float = 120) -> None:
+        """Start a killed node again on its old logs; returns when the cluster sees it."""
+        node = self.nodes[node_id]
+        if not node.running:
+            node.process.start(broker_command(self.jars, node.config))
+        self._wait_for_all_brokers(timeout)
+
+    def stop(self) -> list[int]:
+        """Stop every node this cluster started (found by pid file); return their ids."""
+        nodes = list(self.nodes.values())
+        with ThreadPoolExecutor(len(nodes)) as pool:  # side by side: a quorum winds down together
+            stopped = list(pool.map(lambda node: node.process.stop(20), nodes))
+        return [node.node_id for node, done in zip(nodes, stopped, strict=True) if done]
+
+    def log_tail(self, lines: int = 10) -> str:
+        return "\n".join(
+            f"--- node {node.node_id} ({node.process.log_file})\n{node.process.tail(lines)}"
+            for node in self.nodes.values()
+        )
+
+    def __enter__(self) -> KafkaCluster:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _wait_for_all_brokers(self, timeout: float) -> None:
+        def all_seen() -> bool:
+            running = [node for node in self.nodes.values() if node.running]
+            return all(brokers_seen([node.address]) == len(self.nodes) for node in running)
+
+        def all_alive() -> bool:
+            return all(node.running for node in self.nodes.values())
+
+        if not wait_until(all_seen, timeout=timeout, still_starting=all_alive, interval=0.5):
+            raise StackError(
+                f"the Kafka cluster did not come up with {len(self.nodes)} brokers:\n"
+                + self.log_tail()
+            )
+
+
+def brokers_seen(bootstrap_servers: list[str]) -> int:
+    """How many brokers a metadata request through ``bootstrap_servers`` reports (0: none)."""
+    # kafka-python leaks the socket of a refused connection: knock before asking.
+    addresses = [server.rsplit(":", 1) for server in bootstrap_servers]
+    if not any(port_is_open(host, int(port)) for host, port in addresses):
+        return 0
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=3000)
+    except (KafkaError, OSError, ValueError):
+        return 0
+    try:
+        return len(admin.describe_cluster().get("brokers") or [])
+    except (KafkaError, OSError):
+        return 0
+    finally:
+        admin.close()
+
+
+def new_cluster_id() -> str:
+    """A random KRaft cluster id, as ``StorageTool random-uuid`` makes them."""
+    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    if cluster_id.startswith("-"):  # the storage tool would read it as an option
+        cluster_id = "A" + cluster_id[1:]
+    return cluster_id
+
+
+def write_broker_config(home: Path, properties: Mapping[str, str]) -> Path:
+    """``server.properties`` and the log4j2 configuration of one node, in ``home``."""
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "log4j2.properties").write_text(_LOG4J2)
+    config = home / "server.properties"
+    config.write_text("".join(f"{key}={value}\n" for key, value in properties.items()))
+    return config
+
+
+def format_storage(jars: Path, config: Path, cluster_id: str) -> None:
+    run_java(jars, ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)])
+
+
+def broker_command(jars: Path, config: Path) -> list[str]:
+    """The command line of a broker whose files are next to ``config``."""
+    java = shutil.which("java") or "java"
+    log4j2 = config.parent / "log4j2.properties"
+    return [
+        java, *JVM_OPTIONS, f"-Dlog4j2.configurationFile={log4j2}",
+        "-cp", f"{jars}/*", "kafka.Kafka", str(config),
+    ]  # fmt: skip
 
 
 def run_java(jars: Path, arguments: list[str]) -> None:

@@ -58,7 +58,14 @@ class ManagedProcess:
             pid = int(self.pid_file.read_text().strip())
         except (FileNotFoundError, ValueError):
             return None
-        if _command_line(pid) is None or self.marker not in (_command_line(pid) or ""):
+        child = _CHILDREN.get(pid)
+        if child is not None:
+            # Started by this process: no need for its command line, which reads empty for
+            # a moment while the child execs (a just-started broker would look like a stranger).
+            alive = child.poll() is None
+        else:
+            alive = self.marker in (_command_line(pid) or "")
+        if not alive:
             self.pid_file.unlink(missing_ok=True)
             return None
         return pid
@@ -98,6 +105,20 @@ class ManagedProcess:
         self.pid_file.unlink(missing_ok=True)
         return True
 
+    def kill(self) -> bool:
+        """SIGKILL at once, as in a crash (no shutdown hook runs). True when it was running."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        os.kill(pid, signal.SIGKILL)
+        while _alive(pid):
+            time.sleep(0.05)
+        child = _CHILDREN.pop(pid, None)
+        if child is not None:
+            child.wait()
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
     def tail(self, lines: int = 15) -> str:
         try:
             return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
@@ -129,7 +150,11 @@ def port_is_open(host: str, port: int) -> bool:
 
 
 def _alive(pid: int) -> bool:
-    # A zombie child of ours counts as gone: reap it if it is ours to reap.
+    # A zombie child of ours counts as gone: reap it if it is ours to reap, through its Popen
+    # when we have one (so that it knows it ended and does not warn "still running").
+    child = _CHILDREN.get(pid)
+    if child is not None:
+        return child.poll() is None
     try:
         finished, _ = os.waitpid(pid, os.WNOHANG)
         if finished == pid:

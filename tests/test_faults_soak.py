@@ -1,0 +1,425 @@
+"""Fault row 8: soak. Ten minutes at 5,000 events/s, two workers, the API polled throughout.
+
+``ISALES_SOAK_SECONDS`` (default 600) sets the length, for a short run on a laptop. The stream
+is produced in chunks of 10,000 events (campaign_stream, 2 % upstream duplicates; each chunk's
+records and calls renamed apart, so that the statistics of the whole are the sum of the
+chunks' reference statistics and no chunk needs to stay in memory; each chunk spans 12 of 48
+campaigns, in turn, so that the 48 keys spread over the partitions and both workers share the
+load). Redis is a private one (the shared one holds other tests' keys, which would blur its
+memory figures).
+
+Measured per minute and printed (docs/reliability.md keeps the last full run):
+- freshness: every 50th event's first new ``data.added`` is timed from ``send()`` until its
+  record is in Redis (``HEXISTS``, as benchmarks/engine.py does); p50, p99 and max per minute
+  (p99 under 5 s in every minute, and no drift: on a shared 2-core machine the other tenants'
+  load shows in it, see docs/reliability.md);
+- each worker's resident memory, Redis ``used_memory`` and its bytes per record-or-call held;
+- the API: GET statistics of the VDN every 0.5 s; latency p99 and any non-200 answer.
+At the end the statistics must be exactly the model's; memory and freshness must not drift.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import statistics
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from redis import Redis
+
+from engine.keys import KeyLayout
+from engine.topics import ensure_topics
+from isales_stats.settings import Settings
+from isales_stats.stack.redis import RedisServer
+from tests.faults_support import (
+    PacedProducer,
+    fault_seed,
+    figures,
+    free_port,
+    rss_bytes,
+    scrape_metric,
+    wait_for_group,
+    wait_until_exact,
+)
+from tests.services import ServiceProcess, wait_for_http
+from tests.test_engine_at_scale import distinct_identities_counted, expected_detail
+from tests.workload import campaign_stream
+
+SOAK_SECONDS = int(os.environ.get("ISALES_SOAK_SECONDS", "600"))
+RATE = 5_000
+CHUNK_EVENTS = 10_000
+CHUNK_CAMPAIGNS = 12  # each chunk's; the chunks take turns over four groups of them
+CAMPAIGNS = [f"camp-{n:03d}" for n in range(4 * CHUNK_CAMPAIGNS)]
+SAMPLE_EVERY = 50
+API_POLL_SECONDS = 0.5
+PRIVATE_REDIS_PORT = 16391
+MB = 1024 * 1024
+
+pytestmark = [
+    pytest.mark.stack,
+    pytest.mark.slow,
+    pytest.mark.faults,
+    pytest.mark.timeout(SOAK_SECONDS + 900),
+]
+
+
+@pytest.fixture
+def soak_settings(test_settings: Settings, tmp_path: Path) -> Iterator[Settings]:
+    """The test's settings on a private Redis (stopped by its pid file at the end)."""
+    settings = test_settings.model_copy(
+        update={
+            "redis_url": f"redis://127.0.0.1:{PRIVATE_REDIS_PORT}/0",
+            "stack_dir": tmp_path / "stack",
+        }
+    )
+    server = RedisServer(settings)
+    try:
+        server.ensure_running()
+        yield settings
+    finally:
+        server.process.stop()
+
+
+def soak_chunk(seed: int, number: int, size: int, now: datetime) -> list[dict[str, Any]]:
+    """Chunk ``number`` of the stream: its own records and calls (ids prefixed ``m{number}-``)
+    in its group of campaigns (the model's cost grows with the campaigns of one chunk)."""
+    tag = f"m{number}-"
+    first = CHUNK_CAMPAIGNS * (number % 4)
+    renamed = []
+    for event in campaign_stream(size, campaigns=CHUNK_CAMPAIGNS, seed=seed + number, now=now):
+        campaign = f"camp-{first + int(event['campaignId'].removeprefix('camp-')):03d}"
+        copy = {**event, "campaignId": campaign, "dataId": tag + event["dataId"]}  # not shared
+        if "callId" in copy:
+            copy["callId"] = tag + copy["callId"]
+        renamed.append(copy)
+    return renamed
+
+
+def add_details(total: dict[str, Any], detail: list[dict[str, Any]]) -> None:
+    """Add one chunk's countDetail into ``total`` (campaignId -> counters and batches)."""
+    for campaign in detail:
+        into = total.setdefault(campaign["campaignId"], {"batches": {}})
+        for name, value in campaign.items():
+            if isinstance(value, int):
+                into[name] = into.get(name, 0) + value
+        for batch in campaign["batchDetail"]:
+            batch_into = into["batches"].setdefault(batch["batchId"], {})
+            for name, value in batch.items():
+                if isinstance(value, int):
+                    batch_into[name] = batch_into.get(name, 0) + value
+
+
+def as_detail(total: dict[str, Any], keys: list[str], batch_keys: list[str]) -> list[Any]:
+    """``add_details``'s sums in the API's own shape and order."""
+    return [
+        {
+            "campaignId": campaign,
+            **{key: total[campaign][key] for key in keys},
+            "batchDetail": [
+                {"batchId": batch, **{key: counters[key] for key in batch_keys}}
+                for batch, counters in sorted(total[campaign]["batches"].items())
+            ],
+        }
+        for campaign in sorted(total)
+    ]
+
+
+def expected_statistics(seed: int, sizes: list[int], now: datetime) -> list[dict[str, Any]]:
+    """The reference model's statistics of the whole stream, a chunk at a time."""
+    total: dict[str, Any] = {}
+    keys: list[str] = []
+    batch_keys: list[str] = []
+    for number, size in enumerate(sizes):
+        detail = expected_detail(soak_chunk(seed, number, size, now))
+        add_details(total, detail)
+        if not keys and detail:
+            keys = [k for k in detail[0] if k not in ("campaignId", "batchDetail")]
+            batch_keys = [
+                k for k in detail[0]["batchDetail"][0] if k != "batchId"
+            ]  # every campaign has batches in campaign_stream
+    return as_detail(total, keys, batch_keys)
+
+
+def quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else math.nan
+
+
+class Soak:
+    """The moving parts measured while the stream flows."""
+
+    def __init__(self, settings: Settings, seed: int, sizes: list[int], now: datetime) -> None:
+        self.settings = settings
+        self.seed = seed
+        self.sizes = sizes
+        self.now = now
+        self.layout = KeyLayout(settings.key_prefix)
+        self.lock = threading.Lock()
+        self.candidates: dict[int, tuple[str, str]] = {}  # stream index -> record to time
+        self.pending: dict[tuple[str, str], float] = {}  # record -> perf_counter at send
+        self.freshness: list[tuple[float, float]] = []  # (sent at, ms until in Redis)
+        self.polls: list[tuple[float, int, float]] = []  # (at, status, ms)
+        self.done = threading.Event()
+        self.began = time.perf_counter()
+
+    def messages(self) -> Iterator[tuple[bytes | None, bytes | None]]:
+        index = 0
+        for number, size in enumerate(self.sizes):
+            added: set[str] = set()
+            wanted = False
+            for event in soak_chunk(self.seed, number, size, self.now):
+                wanted = wanted or index % SAMPLE_EVERY == 0
+                is_added = event["eventType"] == "data.added"
+                if wanted and is_added and event["dataId"] not in added:
+                    self.candidates[index] = (event["campaignId"], event["dataId"])
+                    wanted = False
+                if is_added:
+                    added.add(event["dataId"])
+                yield f"1:{event['campaignId']}".encode(), orjson.dumps(event)
+                index += 1
+
+    def on_send(self, index: int, at: float) -> None:
+        record = self.candidates.pop(index, None)
+        if record is not None:
+            with self.lock:
+                self.pending[record] = at
+
+    def watch_freshness(self) -> None:
+        with Redis.from_url(self.settings.redis_url) as redis:
+            while not self.done.is_set() or self.pending:
+                with self.lock:
+                    waiting = list(self.pending.items())
+                if waiting:
+                    with redis.pipeline(transaction=False) as pipe:
+                        for (campaign, data_id), _ in waiting:
+                            pipe.hexists(self.layout.campaign_records(1, campaign), data_id)
+                        visible = pipe.execute()
+                    now = time.perf_counter()
+                    with self.lock:
+                        for (record, sent), seen in zip(waiting, visible, strict=True):
+                            if seen:
+                                self.freshness.append((sent - self.began, (now - sent) * 1000))
+                                del self.pending[record]
+                time.sleep(0.005)
+
+    def poll_api(self, url: str) -> None:
+        headers = {"Content-Type": "application/json; charset=UTF-8"}
+        with httpx.Client(timeout=10, headers=headers) as client:
+            while not self.done.is_set():
+                started = time.perf_counter()
+                try:
+                    status = client.get(url).status_code
+                except httpx.HTTPError:
+                    status = 0
+                ended = time.perf_counter()
+                self.polls.append((started - self.began, status, (ended - started) * 1000))
+                time.sleep(max(0.0, API_POLL_SECONDS - (ended - started)))
+
+
+def snapshot(soak: Soak, workers: list[ServiceProcess], sent: int) -> dict[str, float]:
+    with Redis.from_url(soak.settings.redis_url) as redis:
+        used = float(redis.info("memory")["used_memory"])
+    identities = distinct_identities_counted(soak.settings, CAMPAIGNS)
+    return {
+        "at": time.perf_counter() - soak.began,
+        "sent": sent,
+        "redis": used,
+        "identities": identities,
+        **{
+            f"rss{number}": float(rss_bytes(worker.process.pid))
+            for number, worker in enumerate(workers, start=1)
+            if worker.process is not None
+        },
+    }
+
+
+def test_soak_at_5000_events_per_second_with_two_workers_and_the_api_polled(
+    soak_settings: Settings, tmp_path: Path
+) -> None:
+    settings = soak_settings
+    seed = fault_seed("row 8: soak")
+    total = RATE * SOAK_SECONDS
+    sizes = [CHUNK_EVENTS] * (total // CHUNK_EVENTS) + (
+        [total % CHUNK_EVENTS] if total % CHUNK_EVENTS else []
+    )
+    now = datetime.now(UTC)
+    ensure_topics(settings)
+    soak = Soak(settings, seed, sizes, now)
+
+    ports = [free_port() for _ in range(2)]
+    workers = [
+        ServiceProcess(settings, "worker", log_dir=tmp_path, worker_metrics_port=port)
+        for port in ports
+    ]
+    api_port = free_port()
+    api = ServiceProcess(
+        settings, "api", "--port", str(api_port), log_dir=tmp_path,
+        auth_enabled=False, rate_limit_requests=0, access_log=False,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{api_port}/rest/isales/v2/openapi/campaigns/1/statistics"
+    snapshots: list[dict[str, float]] = []
+    threads: list[threading.Thread] = []
+    try:
+        for worker in workers:
+            worker.start()
+        api.start()
+        wait_for_group(settings, 2, timeout=120)
+        wait_for_http(f"http://127.0.0.1:{api_port}/healthz")
+
+        soak.began = time.perf_counter()
+        snapshots.append(snapshot(soak, workers, 0))
+        threads = [
+            threading.Thread(target=soak.watch_freshness, daemon=True),
+            threading.Thread(target=soak.poll_api, args=(url,), daemon=True),
+        ]
+        for thread in threads:
+            thread.start()
+        producer = PacedProducer(
+            settings, soak.messages(), RATE, total=total, on_send=soak.on_send
+        ).start()
+        minute = 1
+        while producer.sent < total:
+            time.sleep(0.5)
+            if time.perf_counter() - soak.began >= 60 * minute:
+                snapshots.append(snapshot(soak, workers, producer.sent))
+                last = snapshots[-1]
+                print(
+                    f"[row 8] minute {minute}: {last['sent']:,.0f} sent, "
+                    f"Redis {last['redis'] / MB:.0f} MB, worker RSS "
+                    f"{last['rss1'] / MB:.0f}/{last['rss2'] / MB:.0f} MB",
+                    flush=True,
+                )
+                minute += 1
+        producer.join(timeout=600)
+        produced_in = producer.seconds
+        if time.perf_counter() - soak.began - snapshots[-1]["at"] >= 5:  # no sliver of a minute
+            snapshots.append(snapshot(soak, workers, producer.sent))
+        assert not producer.failures, producer.failures[:5]
+
+        # The model takes the test's CPU (and GIL) for a while: time the last samples first.
+        deadline = time.monotonic() + 60
+        while soak.pending and time.monotonic() < deadline:
+            time.sleep(0.1)
+        expected = expected_statistics(seed, sizes, now)
+        exact = wait_until_exact(settings, expected, timeout=300)
+        soak.done.set()
+        for thread in threads:
+            thread.join(30)
+        assert exact, "the statistics after the soak differ from the model:\n" + "\n".join(
+            worker.log() for worker in workers
+        )
+        counted = [scrape_metric(port, "isales_events_counted_total") for port in ports]
+        for worker in [*workers, api]:
+            assert worker.process is not None
+            assert worker.process.poll() is None, f"a process died:\n{worker.log()}"
+    finally:
+        soak.done.set()
+        for process in [*workers, api]:
+            process.stop()
+
+    rows, summary = report(soak, snapshots, produced_in, counted)
+    print("\n".join(rows), flush=True)
+    figures("row 8: soak", summary)
+    check_stability(soak, snapshots, produced_in, total)
+
+
+def minute_rows(soak: Soak, snapshots: list[dict[str, float]]) -> list[dict[str, float]]:
+    rows = []
+    for before, after in itertools.pairwise(snapshots):
+        fresh = [ms for at, ms in soak.freshness if before["at"] <= at < after["at"]]
+        polls = [(status, ms) for at, status, ms in soak.polls if before["at"] <= at < after["at"]]
+        rows.append(
+            {
+                "until": after["at"],
+                "rate": (after["sent"] - before["sent"]) / (after["at"] - before["at"]),
+                "samples": len(fresh),
+                "p50": quantile(fresh, 0.5),
+                "p99": quantile(fresh, 0.99),
+                "max": max(fresh, default=math.nan),
+                "rss1": after["rss1"],
+                "rss2": after["rss2"],
+                "redis": after["redis"],
+                "per_identity": (after["redis"] - snapshots[0]["redis"])
+                / max(1, after["identities"]),
+                "polls": len(polls),
+                "poll_p99": quantile([ms for _, ms in polls], 0.99),
+                "poll_errors": sum(1 for status, _ in polls if status != 200),
+            }
+        )
+    return rows
+
+
+def report(
+    soak: Soak, snapshots: list[dict[str, float]], produced_in: float, counted: list[float]
+) -> tuple[list[str], dict[str, Any]]:
+    rows = minute_rows(soak, snapshots)
+    table = [
+        "| until | events/s | fresh samples | p50 ms | p99 ms | max ms | worker 1 RSS MB "
+        "| worker 2 RSS MB | Redis used MB | Redis B per record-or-call | API polls "
+        "| API p99 ms | API errors |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+        "| ---: |",
+    ]
+    for row in rows:
+        table.append(
+            f"| {row['until']:.0f} s | {row['rate']:,.0f} | {row['samples']:,} "
+            f"| {row['p50']:.0f} | {row['p99']:.0f} | {row['max']:.0f} "
+            f"| {row['rss1'] / MB:.0f} | {row['rss2'] / MB:.0f} | {row['redis'] / MB:.0f} "
+            f"| {row['per_identity']:.0f} | {row['polls']} | {row['poll_p99']:.0f} "
+            f"| {row['poll_errors']} |"
+        )
+    first, last = snapshots[0], snapshots[-1]
+    all_fresh = [ms for _, ms in soak.freshness]
+    summary = {
+        "seed": soak.seed,
+        "events": f"{last['sent']:,.0f} in {produced_in:.0f} s "
+        f"({last['sent'] / produced_in:,.0f}/s), 2 workers, API polled every {API_POLL_SECONDS} s",
+        "freshness": f"{len(all_fresh):,} samples: p50 {quantile(all_fresh, 0.5):.0f} ms, "
+        f"p99 {quantile(all_fresh, 0.99):.0f} ms, max {max(all_fresh, default=0):.0f} ms",
+        "worker 1 RSS": f"{first['rss1'] / MB:.0f} MB at the start, "
+        f"{snapshots[1]['rss1'] / MB:.0f} MB after a minute, {last['rss1'] / MB:.0f} MB at the end",
+        "worker 2 RSS": f"{first['rss2'] / MB:.0f} MB at the start, "
+        f"{snapshots[1]['rss2'] / MB:.0f} MB after a minute, {last['rss2'] / MB:.0f} MB at the end",
+        "Redis used_memory": f"{first['redis'] / MB:.0f} MB at the start, "
+        f"{last['redis'] / MB:.0f} MB at the end for {last['identities']:,.0f} records and "
+        f"calls ({rows[-1]['per_identity']:.0f} bytes each, all state)",
+        "API": f"{len(soak.polls):,} polls, p99 {quantile([p[2] for p in soak.polls], 0.99):.0f}"
+        f" ms, {sum(1 for p in soak.polls if p[1] != 200)} errors",
+        "workers counted": " + ".join(f"{n:,.0f}" for n in counted),
+        "result": "exact (= reference model, summed over the chunks)",
+    }
+    return table, summary
+
+
+def check_stability(
+    soak: Soak, snapshots: list[dict[str, float]], produced_in: float, total: int
+) -> None:
+    """The stack kept up, and nothing drifted from the first minute to the last."""
+    rows = minute_rows(soak, snapshots)
+    assert total / produced_in >= 0.95 * RATE, "the producer could not keep the rate: overloaded"
+    assert not soak.pending, f"{len(soak.pending)} sampled records never became visible"
+    assert all(row["poll_errors"] == 0 for row in rows), "the API answered with errors"
+    assert all(row["p99"] < 5_000 for row in rows if row["samples"]), "freshness p99 over 5 s"
+    full = [row for row in rows if row["samples"]]
+    if len(full) >= 3:  # a trend needs a few minutes
+        third = max(1, len(full) // 3)
+        early = statistics.median(row["p99"] for row in full[:third])
+        late = statistics.median(row["p99"] for row in full[-third:])
+        assert late <= 2 * early + 200, f"freshness drifts: p99 {early:.0f} -> {late:.0f} ms"
+    # Memory: the workers hold no state, so after the first minute (warm-up) RSS stays put;
+    # Redis grows with the records and calls it must remember, by the same bytes each.
+    if len(snapshots) >= 3:
+        warm, last = snapshots[1], snapshots[-1]
+        for name in ("rss1", "rss2"):
+            assert last[name] <= 1.25 * warm[name] + 30 * MB, f"{name} grows: {warm} -> {last}"
+        per_identity = [row["per_identity"] for row in rows]
+        assert per_identity[-1] <= 1.5 * per_identity[0], "Redis grows faster than its state"
