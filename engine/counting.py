@@ -73,7 +73,9 @@ class EventCounter:
         Reads only: writing the offsets back without the counts would claim counts that are
         not there. Run on a timer, so that a loss is healed even when no event follows it.
         """
-        sources = list(self._last_stored)
+        # A copy: a rebalance may forget partitions while the reads are on their way.
+        last_stored = dict(self._last_stored)
+        sources = list(last_stored)
         if not sources:
             return {}
         stored = await run_pipeline(
@@ -87,7 +89,7 @@ class EventCounter:
         return {
             source: 0 if before is None else int(before) + 1
             for source, before in zip(sources, stored, strict=True)
-            if before is None or int(before) < self._last_stored[source]
+            if before is None or int(before) < last_stored[source]
         }
 
     def forget_offsets(self, partitions: Iterable[tuple[str, int]]) -> None:

@@ -52,13 +52,20 @@ class BatchDeliveryConsumer(faust_aiokafka.Consumer):
         if resume_points is None or not partitions:
             return
         points = await resume_points(partitions)
+        targets: dict[Any, int] = {}
         for tp in sorted(partitions):
             if tp in points:
-                await self.seek(tp, points[tp])
+                targets[tp] = points[tp]
             elif self._committed_offset.get(tp):
                 self.log.warning("no resume point for %s in Redis: counting it again", tp)
                 earliest = await self.earliest_offsets(tp)
-                await self.seek(tp, earliest.get(tp) or 0)
+                targets[tp] = earliest.get(tp) or 0
+        if targets:
+            # seek_wait runs in the consumer's own thread; a plain seek from this loop races
+            # the thread that iterates the fetched records (aiokafka's fetcher then fails).
+            await self.seek_wait(targets)
+            for tp, offset in targets.items():
+                self._read_offset[tp] = offset or None
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - Faust's loop
         callback = self.callback
