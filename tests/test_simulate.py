@@ -104,13 +104,12 @@ def test_traffic_keeps_the_contract_and_the_dialers_rules(timeline: Timeline) ->
 
 
 def test_midnight_traffic_moves_the_counters_of_two_days() -> None:
-    zone_midnight = datetime.combine(
-        datetime.fromtimestamp(NOW_MS / 1000, GMT8).date(), datetime.min.time(), GMT8
-    )
-    if NOW_MS - zone_midnight.timestamp() * 1000 < 30 * 60 * 1000:
-        pytest.skip("less than half an hour after midnight GMT+08:00: too little of today yet")
-    days = {day_of(event) for event in traffic(timeline="midnight")}
-    assert days == {zone_midnight.date() - timedelta(days=1), zone_midnight.date()}
+    # A fixed "now" well after midnight: the real clock would leave too little of today just
+    # after 00:00 GMT+08:00.
+    now = datetime(2026, 11, 28, 15, 0, tzinfo=GMT8)
+    options = TrafficOptions(seed=5, records=60, timeline="midnight")
+    events = list(simulate_traffic(options, int(now.timestamp() * 1000), GMT8))
+    assert {day_of(event) for event in events} == {date(2026, 11, 27), date(2026, 11, 28)}
 
 
 # --- the prediction against the reference model -----------------------------------------------
