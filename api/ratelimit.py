@@ -16,6 +16,7 @@ import math
 from api.auth import Caller
 from api.errors import TOO_FREQUENT_MESSAGE, ApiError, ErrorCode
 from api.metrics import RATE_LIMITED
+from engine.keys import KeyLayout
 from engine.redis_connection import AnyRedis
 
 # KEYS[1]  the caller's request counter for one VDN
@@ -33,16 +34,11 @@ return {count, remaining}
 """
 
 
-def rate_limit_key(prefix: str, vdn_id: int, caller_identity: str) -> str:
-    """``{P}:ratelimit:{vdnId}:{caller}``: one counter per caller and VDN (no hash tag needed)."""
-    return f"{prefix}:ratelimit:{vdn_id}:{caller_identity}"
-
-
 class RateLimiter:
     """Admits a caller's request or raises the seed's 429; ``requests=0`` admits everything."""
 
     def __init__(self, redis: AnyRedis, prefix: str, requests: int, window_seconds: int) -> None:
-        self.prefix = prefix
+        self.layout = KeyLayout(prefix)
         self.requests = requests
         self.window_ms = window_seconds * 1000
         self._count_request = redis.register_script(COUNT_REQUEST_LUA)
@@ -50,7 +46,7 @@ class RateLimiter:
     async def admit(self, caller: Caller, vdn_id: int) -> None:
         if self.requests == 0:
             return
-        key = rate_limit_key(self.prefix, vdn_id, caller.identity)
+        key = self.layout.rate_limit(vdn_id, caller.identity)
         count, remaining_ms = await self._count_request(keys=[key], args=[self.window_ms])
         if int(count) <= self.requests:
             return

@@ -16,6 +16,7 @@ touches a single Redis Cluster slot. The README's key table documents the same l
     {P}:{vdn:c}:progress                         stream calls/connects/finished per minute
     {P}:{vdn:c}:progress:current                 hash   the minute still accumulating
     {P}:counted:{topic}                          hash   partition -> last offset counted
+    {P}:ratelimit:{vdn}:{caller}                 string the API's flow-control counter (expires)
 """
 
 from __future__ import annotations
@@ -55,6 +56,10 @@ class KeyLayout:
 
     def vdn_campaigns(self, vdn_id: int) -> str:
         return f"{self.prefix}:vdn:{vdn_id}:campaigns"
+
+    def rate_limit(self, vdn_id: int, caller_identity: str) -> str:
+        """The API's request counter of one caller and VDN in the current window."""
+        return f"{self.prefix}:ratelimit:{vdn_id}:{caller_identity}"
 
     def counted_offsets(self, topic: str) -> str:
         """Partition -> the last offset whose events are in the counters (resume points)."""

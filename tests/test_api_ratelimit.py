@@ -15,7 +15,7 @@ from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
 from api.errors import TOO_FREQUENT_MESSAGE, ErrorCode
-from api.ratelimit import rate_limit_key
+from engine.keys import KeyLayout
 from isales_stats.client import StatisticsClient
 from isales_stats.settings import Settings
 from tests.api_support import (
@@ -107,7 +107,7 @@ async def test_the_window_lives_in_redis_and_ends(limited_settings: Settings) ->
         for _ in range(LIMIT):
             await client.get(statistics_path(1))
         assert_too_frequent(await client.get(statistics_path(1)), window_seconds=1)
-        key = rate_limit_key(short.key_prefix, 1, f"ak:{ACCESS_KEY}")
+        key = KeyLayout(short.key_prefix).rate_limit(1, f"ak:{ACCESS_KEY}")
         with redis.Redis.from_url(short.redis_url) as direct:
             assert 0 < direct.pttl(key) <= 1000
         await anyio.sleep(1.1)
