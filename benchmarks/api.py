@@ -45,14 +45,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from api.runtime import tune_garbage_collector
-from engine.counting import EventCounter
 from engine.days import today_in
-from engine.events import event_from_json
 from engine.keys import KeyLayout
 from engine.statistics import StatisticsReader
 from isales_stats.client import CONTENT_TYPE, STATISTICS_PATH, sign
 from isales_stats.settings import Settings
 from isales_stats.stack.redis import RedisServer
+from tests.api_support import count_events
+from tests.conftest import delete_keys
 
 VDN = 1
 CAMPAIGNS = 200
@@ -89,7 +89,7 @@ def run() -> str:
         events = asyncio.run(_fill(settings))
         return _measure(settings, workdir, events)
     finally:
-        asyncio.run(_delete_keys(settings))
+        delete_keys(settings.redis_url, settings.key_prefix)
         shutil.rmtree(workdir, ignore_errors=True)
         if started_redis:
             redis_server.stop()
@@ -126,31 +126,11 @@ def _generated_events(now_ms: int) -> list[dict[str, Any]]:
 
 
 async def _fill(settings: Settings) -> int:
-    now_ms = int(datetime.now(UTC).timestamp() * 1000)
-    events = [event_from_json(event) for event in _generated_events(now_ms)]
-    redis = Redis.from_url(settings.redis_url)
-    try:
-        counter = EventCounter(
-            redis,
-            KeyLayout(settings.key_prefix),
-            settings.time_zone_of,
-            settings.daily_retention_days,
-        )
-        for start in range(0, len(events), 2000):
-            await counter.count(events[start : start + 2000])
-    finally:
-        await redis.aclose()
+    """Count the generated VDN into Redis as a worker would, 2,000 events a batch."""
+    events = _generated_events(int(datetime.now(UTC).timestamp() * 1000))
+    for start in range(0, len(events), 2000):
+        await count_events(settings, events[start : start + 2000])
     return len(events)
-
-
-async def _delete_keys(settings: Settings) -> None:
-    redis = Redis.from_url(settings.redis_url)
-    try:
-        keys = [key async for key in redis.scan_iter(match=f"{settings.key_prefix}:*", count=1000)]
-        for start in range(0, len(keys), 1000):
-            await redis.delete(*keys[start : start + 1000])
-    finally:
-        await redis.aclose()
 
 
 # --- servers ---------------------------------------------------------------------------------
