@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import faust
-
 from engine.transport import CountingApp
 from isales_stats.settings import Settings
 
@@ -28,6 +26,3 @@ def create_app(settings: Settings) -> CountingApp:
         broker_heartbeat_interval=min(3.0, settings.worker_session_timeout_seconds / 5),
         stream_wait_empty=False,
     )
-
-
-__all__ = ["create_app", "faust"]
