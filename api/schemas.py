@@ -1,8 +1,8 @@
 """The bodies the API answers with, as pydantic models: they make the OpenAPI document.
 
-The statistics route writes its 200 body straight from the reader's dicts with orjson (a whole
-VDN is thousands of numbers; validating them again on every request would cost more than reading
-them); ``tests/test_api_statistics.py`` checks that those bodies satisfy these models, and the
+The statistics route answers with the JSON the reader writes (engine/statistics.py), not
+validated again here (a whole VDN is thousands of numbers; validating them on every request
+would cost more than reading them); ``tests/test_api_statistics.py`` checks that those bodies satisfy these models, and the
 schemathesis run checks every answer against the document built from them.
 """
 

@@ -25,8 +25,6 @@ import re
 from dataclasses import dataclass
 
 # Counter names are the API's field names, so a hash reads straight into a response.
-# engine/read_statistics.lua returns them in this order (the end-to-end tests would catch a
-# mismatch: they compare served numbers with the reference model).
 TOTAL_COUNTERS = (
     "totalCount",
     "unCallCount",
@@ -35,6 +33,11 @@ TOTAL_COUNTERS = (
     "totalFinishCount",
 )
 DAILY_COUNTERS = ("dailyCalledCount", "dailyCallSucc", "dailyFinishCount", "dailyCount")
+# The eleven counters of a response entry: the nine stored, then two the seed describes with the
+# same words as dailyCalledCount and totalFinishCount, of which they are copies. The order in
+# which engine/read_statistics.lua packs them (the end-to-end tests would catch a mismatch: they
+# compare served numbers with the reference model).
+RESPONSE_COUNTERS = (*TOTAL_COUNTERS, *DAILY_COUNTERS, "calledCount", "finishCount")
 
 # What an id (campaignId, dataId, callId, batchId) may hold: anything but control characters
 # and braces; braces would break the hash tag that keeps a campaign in one Redis Cluster slot.

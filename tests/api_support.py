@@ -44,12 +44,19 @@ async def serve(
     access_key: str | None = None,
     secret_key: str | None = None,
     client_address: str = "127.0.0.1",
+    raise_app_exceptions: bool = True,
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of the app (built from settings if need be), its lifespan running."""
+    """A client of the app (built from settings if need be), its lifespan running.
+
+    An exception escaping the app fails the test, unless ``raise_app_exceptions`` is False: then
+    the client sees the 500 the app's handler answered with, as a real client would.
+    """
     app = app_or_settings if isinstance(app_or_settings, FastAPI) else create_app(app_or_settings)
     auth = AkSkAuth(access_key, secret_key) if access_key and secret_key else None
     async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, client=(client_address, 50000))
+        transport = httpx.ASGITransport(
+            app=app, client=(client_address, 50000), raise_app_exceptions=raise_app_exceptions
+        )
         async with httpx.AsyncClient(
             transport=transport, base_url=BASE_URL, headers=JSON_HEADERS, auth=auth
         ) as client:

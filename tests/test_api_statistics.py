@@ -11,9 +11,13 @@ from typing import Any
 
 import anyio
 import pytest
+from redis.asyncio import Redis
 
+from api.errors import INTERNAL_ERROR_MESSAGE, ErrorCode, envelope
 from api.schemas import BatchStatistics, CampaignStatistics, Counters, StatisticsResponse
 from engine.days import today_in
+from engine.keys import KeyLayout
+from engine.statistics import CorruptCounters, StatisticsReader
 from isales_stats.settings import Settings
 from tests.api_support import campaign_events, count_events, now_ms, serve, statistics_path
 from tests.reference_model import COUNTER_KEYS, reference_statistics
@@ -28,6 +32,8 @@ CAMPAIGN_BATCHES: dict[str, list[str | None]] = {
     "C10": ["x"],
     "A1": [None],
     "活动 1": ["批次 A", "批次 B"],
+    # Ids may hold the two characters JSON must escape (the reader writes the body itself).
+    'Q "quoted" \\ id': ['b "1" \\', "é"],
 }
 
 
@@ -74,8 +80,11 @@ async def test_whole_vdn_has_every_campaign_with_all_its_batches_in_order(
     body = response.json()
     assert list(body) == ["countDetail"]
     assert body["countDetail"] == expected_detail(test_settings, events)
-    assert [c["campaignId"] for c in body["countDetail"]] == ["A1", "C10", "C2", "活动 1"]
+    assert [c["campaignId"] for c in body["countDetail"]] == [
+        "A1", "C10", "C2", 'Q "quoted" \\ id', "活动 1"
+    ]  # fmt: skip
     assert [b["batchId"] for b in body["countDetail"][2]["batchDetail"]] == ["a", "b10", "b2"]
+    assert [b["batchId"] for b in body["countDetail"][3]["batchDetail"]] == ['b "1" \\', "é"]
 
 
 async def test_every_entry_carries_all_eleven_integer_counters_and_string_ids(
@@ -149,6 +158,28 @@ async def test_leading_zeros_name_the_same_vdn(
     async with serve(test_settings) as client:
         padded = await client.get(statistics_path(f"000{VDN}") + "?campaignId=C10")
     assert padded.json()["countDetail"] == await get_detail(test_settings, "?campaignId=C10")
+
+
+async def test_a_counter_the_engine_did_not_write_is_an_error_not_a_wrong_body(
+    test_settings: Settings, events: list[dict[str, Any]]
+) -> None:
+    """Counters go from Redis into the body unparsed: anything but an integer ≥ 0 is refused."""
+    layout = KeyLayout(test_settings.key_prefix)
+    redis = Redis.from_url(test_settings.redis_url)
+    try:
+        await redis.hset(layout.batch_totals(VDN, "C10", "x"), "totalCount", "1e3")
+        with pytest.raises(CorruptCounters, match="1e3"):
+            await StatisticsReader(redis, layout).read_body(
+                VDN, today_in(test_settings.time_zone_of(VDN)), "C10"
+            )
+    finally:
+        await redis.aclose()
+    async with serve(test_settings, raise_app_exceptions=False) as client:
+        response = await client.get(statistics_path(VDN))
+        untouched = await client.get(statistics_path(VDN) + "?campaignId=C2")
+    assert response.status_code == 500
+    assert response.json() == envelope(ErrorCode.INTERNAL_ERROR, INTERNAL_ERROR_MESSAGE)
+    assert untouched.status_code == 200
 
 
 async def test_a_response_never_holds_part_of_an_event(test_settings: Settings) -> None:
