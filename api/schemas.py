@@ -2,8 +2,9 @@
 
 The statistics route answers with the JSON the reader writes (engine/statistics.py), not
 validated again here (a whole VDN is thousands of numbers; validating them on every request
-would cost more than reading them); ``tests/test_api_statistics.py`` checks that those bodies satisfy these models, and the
-schemathesis run checks every answer against the document built from them.
+would cost more than reading them); ``tests/test_api_statistics.py`` checks that those bodies
+satisfy these models, and the schemathesis run checks every answer against the document built
+from them.
 """
 
 from __future__ import annotations
