@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiokafka
+from kafka.admin import KafkaAdminClient
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 
@@ -36,6 +37,7 @@ from engine.topics import ensure_topics
 from isales_stats.publisher import EventPublisher
 from isales_stats.settings import Settings
 from isales_stats.stack import Stack
+from tests.conftest import delete_keys
 from tests.workload import campaign_stream, encoded, publish
 
 EVENTS = 300_000
@@ -49,15 +51,39 @@ FRESHNESS_SECONDS = 30
 def run() -> str:
     base = Settings()
     report = Stack(base).up()
+    used: list[Settings] = []
     try:
-        return _run(base)
+        return _run(base, used)
     finally:
+        _clean_up(used)
         Stack(base).down(only=report.started)
 
 
-def _run(base: Settings) -> str:
+def _clean_up(used: list[Settings]) -> None:
+    """Delete the runs' keys and topics: hundreds of MB that would slow every later benchmark."""
+    admin = KafkaAdminClient(bootstrap_servers=used[0].kafka_bootstrap_servers) if used else None
+    try:
+        for settings in used:
+            delete_keys(settings.redis_url, settings.key_prefix)
+            assert admin is not None
+            existing = set(admin.list_topics())
+            topics = {settings.call_events_topic, settings.dead_letter_topic} & existing
+            if topics:
+                admin.delete_topics(sorted(topics))
+    finally:
+        if admin is not None:
+            admin.close()
+
+
+def _run(base: Settings, used: list[Settings]) -> str:
+    def fresh() -> Settings:
+        """Settings of one run: its own topics, keys and group, remembered for the clean-up."""
+        settings = _fresh_settings(base)
+        used.append(settings)
+        return settings
+
     stream = campaign_stream(EVENTS, campaigns=CAMPAIGNS, batches=5, seed=5)
-    settings = _fresh(base)
+    settings = fresh()
     publish(settings, stream)
     identities = _identities(stream)
 
@@ -68,7 +94,7 @@ def _run(base: Settings) -> str:
     ]
 
     naive_stream = stream[:NAIVE_EVENTS]
-    naive_settings = _fresh(base)
+    naive_settings = fresh()
     publish(naive_settings, naive_stream)
     naive = [
         _worker_rate(
@@ -81,8 +107,8 @@ def _run(base: Settings) -> str:
     ]
     no_op = _no_op_rate(settings, len(stream))
 
-    freshness = _freshness(_fresh(base))
-    memory = _memory(_fresh(base))
+    freshness = _freshness(fresh())
+    memory = _memory(fresh())
 
     ours_rate = statistics.median(rate for rate, _ in ours)
     naive_rate = statistics.median(rate for rate, _ in naive)
@@ -152,7 +178,7 @@ def _row(name: str, runs: list[tuple[float, float]], reference: float) -> str:
     )
 
 
-def _fresh(base: Settings) -> Settings:
+def _fresh_settings(base: Settings) -> Settings:
     tag = f"bench{uuid.uuid4().hex[:8]}"
     return base.model_copy(
         update={
