@@ -4,7 +4,6 @@
 --          names the slot, and every key read for it shares its hash tag)
 -- ARGV[1]  the day, "YYYY-MM-DD" in the VDN's zone ("today" of the caller)
 -- ARGV[2]  a batchId to restrict the batches to, or "" for every batch
--- ARGV[2+i] the key base of campaign i, "{prefix}:{vdnId:campaignId}"
 -- return   per campaign: false when it is unknown, else a flat array: the campaign's counters,
 --          then for each batch its id and its counters. A scope's counters come packed in one
 --          string, the eleven of the interface in the order of engine/keys.py's
@@ -39,10 +38,14 @@ local function packed_counters(scope)
   return table.concat(counters, ',')
 end
 
-local function read_campaign(totals_key, base)
+local TOTALS_SUFFIX = ':totals'
+
+local function read_campaign(totals_key)
   if call('EXISTS', totals_key) == 0 then
     return false
   end
+  -- "{prefix}:{vdnId:campaignId}", the start of every key of the campaign (engine/keys.py)
+  local base = string.sub(totals_key, 1, -#TOTALS_SUFFIX - 1)
   local reply = { packed_counters(base) }
   local batches
   if only_batch ~= '' then
@@ -62,6 +65,6 @@ end
 
 local replies = {}
 for i, totals_key in ipairs(KEYS) do
-  replies[i] = read_campaign(totals_key, ARGV[i + 2])
+  replies[i] = read_campaign(totals_key)
 end
 return replies

@@ -12,7 +12,6 @@ for callers that want Python values, so the API and the tests see one and the sa
 
 from __future__ import annotations
 
-import re
 from datetime import date
 from functools import lru_cache
 from importlib.resources import files
@@ -28,11 +27,11 @@ READ_STATISTICS = LuaScript(files("engine").joinpath("read_statistics.lua").read
 
 Counters = dict[str, Any]
 
-# A scope's counters as read_statistics.lua packs them ("3,1,…", eleven integers as HINCRBY
-# writes them, each a valid JSON number), and a campaign's scopes joined by ";" for one check.
-_COUNTER = rb"(?:0|[1-9][0-9]*)"
-_SCOPE = rb"%s(?:,%s){%d}" % (_COUNTER, _COUNTER, len(RESPONSE_COUNTERS) - 1)
-_CAMPAIGN_SCOPES = re.compile(rb"%s(?:;%s)*" % (_SCOPE, _SCOPE))
+# A scope's counters as read_statistics.lua packs them: "3,1,…", eleven integers as HINCRBY
+# writes them. Checked by what survives deleting digits and commas (nothing may), then by
+# orjson's number grammar (no empty field, no leading zero) and the count: ten times cheaper
+# than a regular expression over the same bytes, which cost a tenth of a whole-VDN request.
+_DIGITS_AND_COMMA = b"0123456789,"
 # The JSON members of one scope's counters, to be filled with its packed values in order.
 _COUNTER_MEMBERS = ",".join(f'"{name}":%s' for name in RESPONSE_COUNTERS).encode()
 
@@ -76,8 +75,7 @@ class StatisticsReader:
                 READ_STATISTICS.queue(
                     pipe,
                     [self.layout.campaign_totals(vdn_id, campaign) for campaign in group],
-                    [label, batch_id or ""]
-                    + [self.layout.campaign_base(vdn_id, campaign) for campaign in group],
+                    [label, batch_id or ""],
                 )
 
         replies = [reply for group in await run_pipeline(self.redis, [READ_STATISTICS], queue)
@@ -108,12 +106,7 @@ def _campaign_json(campaign_id: str, reply: list[bytes]) -> bytes:
     One %-format per campaign fills a template with every id and counter of it: per-scope
     formatting was most of the Python time of a whole-VDN read (docs/benchmarks.md).
     """
-    scopes = reply[0::2]  # the campaign's packed counters, then each batch's
-    if _CAMPAIGN_SCOPES.fullmatch(b";".join(scopes)) is None:
-        raise CorruptCounters(
-            f"campaign {campaign_id!r}: stored counters are not {len(RESPONSE_COUNTERS)} "
-            f"integers ≥ 0 per scope: {scopes!r:.300}"
-        )
+    check_packed_counters(campaign_id, reply[0::2])  # the campaign's packed counters, each batch's
     # Byte order of UTF-8 is code point order: the same order as sorting the decoded ids.
     batches = sorted(zip(reply[1::2], reply[2::2], strict=True))
     values = [orjson.dumps(campaign_id), *reply[0].split(b",")]
@@ -121,6 +114,21 @@ def _campaign_json(campaign_id: str, reply: list[bytes]) -> bytes:
         values.append(orjson.dumps(_text(batch_id)))
         values += packed.split(b",")
     return _campaign_template(len(batches)) % tuple(values)
+
+
+def check_packed_counters(campaign_id: str, scopes: list[bytes]) -> None:
+    """Refuse packed counters the engine cannot have written (see _DIGITS_AND_COMMA)."""
+    joined = b",".join(scopes)
+    if not joined.translate(None, _DIGITS_AND_COMMA):
+        try:
+            if len(orjson.loads(b"[" + joined + b"]")) == len(RESPONSE_COUNTERS) * len(scopes):
+                return
+        except orjson.JSONDecodeError:
+            pass
+    raise CorruptCounters(
+        f"campaign {campaign_id!r}: stored counters are not {len(RESPONSE_COUNTERS)} "
+        f"integers ≥ 0 per scope: {scopes!r:.300}"
+    )
 
 
 @lru_cache(maxsize=256)
