@@ -1,8 +1,8 @@
 """Reading the statistics back: the body of the iSales statistics interface, ``{"countDetail": …}``.
 
-Shared by the API and the tests. Each campaign is read by one Lua script, atomically; a whole
-VDN is one pipelined round trip of such reads. An event only ever touches one campaign, so a
-response never holds part of an event's effects.
+Shared by the API and the tests. Campaigns are read by one Lua script, atomically: on one Redis
+a whole VDN in one call, on a Redis Cluster one call per campaign (sent together). An event only
+ever touches one campaign, so a response never holds part of an event's effects.
 
 The body is written here as JSON bytes, straight from the script's packed counters: a whole VDN
 is 1,200 scopes of eleven counters, and going through Python dicts and integers cost more than

@@ -3,10 +3,11 @@
 Order of the checks: the signature (401), the parameters (400), flow control (429), then the
 read. Only well-formed, authenticated requests count toward a caller's flow-control budget.
 
-Consistency: each campaign is read by one Lua script (engine/statistics.py), so its counters and
-its batches' come from one instant; one event only ever touches one campaign, so no response
-holds part of an event's effects. A whole VDN is one pipelined round trip of those scripts, so
-two campaigns may be read a few microseconds apart (an event between them shows in the second).
+Consistency: campaigns are read by one Lua script (engine/statistics.py), so a campaign's
+counters and its batches' come from one instant; one event only ever touches one campaign, so no
+response holds part of an event's effects. On one Redis the script reads the whole VDN at once;
+on a Redis Cluster it runs once per campaign, so two campaigns may be read a few microseconds
+apart (an event between them shows in the second).
 """
 
 from __future__ import annotations
