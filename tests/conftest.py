@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+from kafka.admin import KafkaAdminClient
 
 from engine.keys import KeyLayout
 from isales_stats.settings import Settings
@@ -27,13 +28,32 @@ def local_stack() -> Iterator[Settings]:
     stack.down(only=report.started)
 
 
+@pytest.fixture(scope="session")
+def test_topics(local_stack: Settings) -> Iterator[set[str]]:
+    """Topics the session's tests may have created, deleted at its end.
+
+    In one admin call at the end, not per test: a broker left running between sessions would
+    otherwise gather hundreds of 12-partition topics, and slow down with them.
+    """
+    names: set[str] = set()
+    yield names
+    admin = KafkaAdminClient(bootstrap_servers=local_stack.kafka_bootstrap_servers)
+    try:
+        # Not every test creates its topics: the broker's "unknown topic" answers are expected.
+        admin.delete_topics(sorted(names), raise_errors=False)
+    finally:
+        admin.close()
+
+
 @pytest.fixture
 def unique_name() -> str:
     return f"t{uuid.uuid4().hex[:12]}"
 
 
 @pytest.fixture
-def test_settings(local_stack: Settings, unique_name: str) -> Iterator[Settings]:
+def test_settings(
+    local_stack: Settings, unique_name: str, test_topics: set[str]
+) -> Iterator[Settings]:
     """Settings of one test: its own key prefix, topics and consumer group.
 
     The API's guards are off here so that tests about counting can poll it freely; the tests of
@@ -49,6 +69,7 @@ def test_settings(local_stack: Settings, unique_name: str) -> Iterator[Settings]
             "rate_limit_requests": 0,
         }
     )
+    test_topics.update({settings.call_events_topic, settings.dead_letter_topic})
     yield settings
     delete_keys(settings.redis_url, settings.key_prefix)
 
