@@ -66,10 +66,9 @@ def _clean_up(used: list[Settings]) -> None:
         for settings in used:
             delete_keys(settings.redis_url, settings.key_prefix)
             assert admin is not None
-            existing = set(admin.list_topics())
-            topics = {settings.call_events_topic, settings.dead_letter_topic} & existing
-            if topics:
-                admin.delete_topics(sorted(topics))
+            # Not every run creates a dead-letter topic: "unknown topic" answers are expected.
+            topics = [settings.call_events_topic, settings.dead_letter_topic]
+            admin.delete_topics(topics, raise_errors=False)
     finally:
         if admin is not None:
             admin.close()
