@@ -137,7 +137,9 @@ def simulate(workload_settings: Settings, log_dir: Path, vdn: int, seed: int, *e
 
 
 @pytest.fixture(scope="module")
-def workload(local_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workload]:
+def workload(
+    local_stack: Settings, tmp_path_factory: pytest.TempPathFactory, test_topics: set[str]
+) -> Iterator[Workload]:
     name = f"t{uuid.uuid4().hex[:12]}"
     settings = local_stack.model_copy(
         update={
@@ -156,6 +158,7 @@ def workload(local_stack: Settings, tmp_path_factory: pytest.TempPathFactory) ->
             "access_log": False,
         }
     )
+    test_topics.update({settings.call_events_topic, settings.dead_letter_topic})
     ensure_topics(settings)
     log_dir = tmp_path_factory.mktemp("live-views")
     port = free_port()
