@@ -160,9 +160,10 @@ def _run(base: Settings, used: list[Settings]) -> str:
         f"{memory['per_call']:.0f} |",
         f"| per record and day it was active, kept for the retention | "
         f"{memory['per_record_day']:.0f} |",
-        f"| per campaign-day: counter hashes of the campaign and its batches | "
+        f"| per campaign-day: counter hashes and packed rows of the campaign and its batches | "
         f"{memory['per_campaign_day']:.0f} |",
-        f"| per campaign: totals, batches index and batch totals | {memory['per_campaign']:.0f} |",
+        f"| per campaign: totals, batches index, batch totals and packed rows | "
+        f"{memory['per_campaign']:.0f} |",
         f"| in all, per record (everything above / records) | {memory['all_per_record']:.0f} |",
     ]
     return "\n".join(lines)
@@ -431,7 +432,8 @@ def _memory(settings: Settings) -> dict[str, Any]:
         "per_call": sizes[":calls"] / calls,
         "per_record_day": sizes["day-records"] / record_days,
         "per_campaign_day": (sizes["day"] + sizes["batch-day"]) / campaign_days,
-        "per_campaign": (sizes[":totals"] + sizes[":batches"] + sizes["batch-totals"]) / CAMPAIGNS,
+        "per_campaign": (sizes[":totals"] + sizes[":batches"] + sizes["batch-totals"]
+                         + sizes[":rows"]) / CAMPAIGNS,
         "all_per_record": sizes["all"] / records,
     }  # fmt: skip
 

@@ -39,6 +39,12 @@ local band, bor = bit.band, bit.bor
 local increments = {}   -- key -> {field -> delta}, flushed with HINCRBY at the end
 local expiries = {}     -- key -> expireAt
 local touched = {}      -- batches ('' for none) whose totals must hold every field
+local rows_due = {}     -- counter hash -> {rows hash, row field, counter names}: rewrite its row
+
+-- The order of engine/keys.py (TOTAL_COUNTERS, DAILY_COUNTERS): the packed rows follow it.
+local TOTAL_FIELDS = {'totalCount', 'unCallCount', 'totalCalledCount', 'totalCallSucc',
+                      'totalFinishCount'}
+local DAILY_FIELDS = {'dailyCalledCount', 'dailyCallSucc', 'dailyFinishCount', 'dailyCount'}
 
 local function bump(key, field, delta)
   local fields = increments[key]
@@ -49,25 +55,39 @@ local function bump(key, field, delta)
   fields[field] = (fields[field] or 0) + delta
 end
 
--- Scopes: the campaign, and the record's batch when it has one.
+-- Scopes: the campaign, and the record's batch when it has one. A scope is the start of its
+-- counter hashes' keys and its field in the campaign's packed rows ('' for the campaign).
 local function scopes(batch)
   if batch == '' then
-    return {base}
+    return {{base, ''}}
   end
-  return {base, base .. ':batch:' .. batch}
+  return {{base, ''}, {base .. ':batch:' .. batch, batch}}
+end
+
+local function totals_of(scope)
+  local key = scope[1] .. ':totals'
+  if not rows_due[key] then
+    rows_due[key] = {base .. ':rows', scope[2], TOTAL_FIELDS}
+  end
+  return key
 end
 
 local function bump_totals(batch, field, delta)
   for _, scope in ipairs(scopes(batch)) do
-    bump(scope .. ':totals', field, delta)
+    bump(totals_of(scope), field, delta)
   end
 end
 
 local function bump_day(batch, day, expire_at, field)
   for _, scope in ipairs(scopes(batch)) do
-    local key = scope .. ':day:' .. day
+    local key = scope[1] .. ':day:' .. day
     bump(key, field, 1)
     expiries[key] = expire_at
+    if not rows_due[key] then
+      local rows_key = base .. ':day:' .. day .. ':rows'
+      rows_due[key] = {rows_key, scope[2], DAILY_FIELDS}
+      expiries[rows_key] = expire_at
+    end
   end
 end
 
@@ -208,12 +228,11 @@ end
 -- Every counter of a scope exists once the scope has a record: the API reads whole hashes.
 for batch in pairs(touched) do
   for _, scope in ipairs(scopes(batch)) do
-    local key = scope .. ':totals'
+    local key = totals_of(scope)
     if not increments[key] then
       increments[key] = {}
     end
-    for _, field in ipairs({'totalCount', 'unCallCount', 'totalCalledCount', 'totalCallSucc',
-                            'totalFinishCount'}) do
+    for _, field in ipairs(TOTAL_FIELDS) do
       increments[key][field] = increments[key][field] or 0
     end
   end
@@ -223,6 +242,18 @@ for key, fields in pairs(increments) do
   for field, delta in pairs(fields) do
     redis.call('HINCRBY', key, field, delta)
   end
+end
+
+-- The packed rows the API reads (engine/read_statistics.lua): every changed scope's counters,
+-- comma-separated, rewritten in this same atomic step, so that they never disagree with the
+-- hashes. A whole VDN is then two HGETALLs per campaign instead of two HMGETs per scope: a
+-- fifth of Redis' time (docs/benchmarks.md).
+for key, row in pairs(rows_due) do
+  local values = redis.call('HMGET', key, unpack(row[3]))
+  for i = 1, #row[3] do
+    values[i] = values[i] or '0' -- a daily counter not incremented yet that day
+  end
+  redis.call('HSET', row[1], row[2], table.concat(values, ','))
 end
 for key, expire_at in pairs(expiries) do
   redis.call('EXPIREAT', key, expire_at)

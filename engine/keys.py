@@ -10,6 +10,8 @@ touches a single Redis Cluster slot. The README's key table documents the same l
     {P}:{vdn:c}:batches                          hash   batchId -> small number (record state)
     {P}:{vdn:c}:batch:{b}:totals                 hash   batch counters since the start
     {P}:{vdn:c}:batch:{b}:day:{YYYY-MM-DD}       hash   batch counters of one day (expires)
+    {P}:{vdn:c}:rows                             hash   scope -> its totals, packed (API reads)
+    {P}:{vdn:c}:day:{YYYY-MM-DD}:rows            hash   scope -> daily counters, packed (expires)
     {P}:{vdn:c}:records                          hash   dataId -> record state (flags:batch)
     {P}:{vdn:c}:calls                            set    callIds counted (upstream duplicates)
     {P}:{vdn:c}:day:{YYYY-MM-DD}:records         hash   dataId -> day flags (expires)
@@ -34,10 +36,11 @@ TOTAL_COUNTERS = (
 )
 DAILY_COUNTERS = ("dailyCalledCount", "dailyCallSucc", "dailyFinishCount", "dailyCount")
 # The eleven counters of a response entry: the nine stored, then two the seed describes with the
-# same words as dailyCalledCount and totalFinishCount, of which they are copies. The order in
-# which engine/read_statistics.lua packs them (the end-to-end tests would catch a mismatch: they
-# compare served numbers with the reference model).
+# same words as dailyCalledCount and totalFinishCount, of which they are copies.
 RESPONSE_COUNTERS = (*TOTAL_COUNTERS, *DAILY_COUNTERS, "calledCount", "finishCount")
+# engine/count_events.lua packs each scope's counters into rows in the order of TOTAL_COUNTERS
+# and DAILY_COUNTERS (the end-to-end tests would catch a mismatch: they compare served numbers
+# with the reference model).
 
 # What an id (campaignId, dataId, callId, batchId) may hold: anything but control characters
 # and braces; braces would break the hash tag that keeps a campaign in one Redis Cluster slot.
@@ -86,6 +89,14 @@ class KeyLayout:
 
     def batch_day(self, vdn_id: int, campaign_id: str, batch_id: str, day: str) -> str:
         return self.campaign_base(vdn_id, campaign_id) + f":batch:{batch_id}:day:{day}"
+
+    def campaign_rows(self, vdn_id: int, campaign_id: str) -> str:
+        """Scope ("" = the campaign, else a batchId) -> "totalCount,…" (TOTAL_COUNTERS order)."""
+        return self.campaign_base(vdn_id, campaign_id) + ":rows"
+
+    def day_rows(self, vdn_id: int, campaign_id: str, day: str) -> str:
+        """Scope -> "dailyCalledCount,…" (DAILY_COUNTERS order), for the scopes active that day."""
+        return self.campaign_base(vdn_id, campaign_id) + f":day:{day}:rows"
 
     def campaign_records(self, vdn_id: int, campaign_id: str) -> str:
         return self.campaign_base(vdn_id, campaign_id) + ":records"

@@ -1,70 +1,56 @@
--- Read campaigns' counters, their batches' counters and one day's, as one snapshot.
+-- Read campaigns' packed counter rows, totals and one day's, as one snapshot.
 --
--- KEYS[i]  the totals hash of campaign i (on a Redis Cluster one campaign per call: its key
---          names the slot, and every key read for it shares its hash tag)
+-- KEYS[i]  the rows hash of campaign i, "{prefix}:{vdnId:campaignId}:rows" (on a Redis Cluster
+--          one campaign per call: its key names the slot, and the day's rows hash shares its
+--          hash tag)
 -- ARGV[1]  the day, "YYYY-MM-DD" in the VDN's zone ("today" of the caller)
 -- ARGV[2]  a batchId to restrict the batches to, or "" for every batch
--- return   per campaign: false when it is unknown, else a flat array: the campaign's counters,
---          then for each batch its id and its counters. A scope's counters come packed in one
---          string, the eleven of the interface in the order of engine/keys.py's
---          RESPONSE_COUNTERS, comma-separated:
---          totalCount unCallCount totalCalledCount totalCallSucc totalFinishCount
---          dailyCalledCount dailyCallSucc dailyFinishCount dailyCount calledCount finishCount
+-- return   per campaign: false when it is unknown, else {totals, daily}, each a flat array of
+--          field, row, field, row...: field "" is the campaign, any other a batchId; a totals
+--          row is the five TOTAL_COUNTERS of engine/keys.py, a daily row the four
+--          DAILY_COUNTERS, comma-separated. A scope without a daily row had no event that day.
 --
--- A script runs atomically: no event's effects are half in and half out of what it returns.
--- Why it is shaped so (a whole VDN is 200 campaigns x 6 scopes, see docs/benchmarks.md):
--- HMGET by position, not HGETALL, because building and parsing field names cost more than the
--- reads; one string per scope, not eleven integers, because Redis spends more turning a Lua
--- table of thousands of numbers into a reply than on all the reads put together.
+-- count_events.lua keeps these rows next to the counter hashes, in the same atomic step. A
+-- script runs atomically too: no event's effects are half in and half out of what it returns.
+-- Why rows and not the hashes (docs/benchmarks.md): a whole VDN of 200 campaigns x 6 scopes
+-- cost Redis 2,400 HMGETs, about 5 ms of its one thread; the rows are 400 HGETALLs, about 1 ms.
 
 local day, only_batch = ARGV[1], ARGV[2]
 local call = redis.call
+local ROWS_SUFFIX = ':rows'
 
-local function packed_counters(scope)
-  local counters = call('HMGET', scope .. ':totals', 'totalCount', 'unCallCount',
-                        'totalCalledCount', 'totalCallSucc', 'totalFinishCount')
-  local daily = call('HMGET', scope .. ':day:' .. day, 'dailyCalledCount', 'dailyCallSucc',
-                     'dailyFinishCount', 'dailyCount')
-  -- A counter never incremented (or a day without events) is a missing field: zero.
-  for i = 1, 5 do
-    counters[i] = counters[i] or '0'
+-- HMGET's answer as HGETALL would give it: field, value pairs, missing fields left out.
+local function as_pairs(fields, values)
+  local flat = {}
+  for i, field in ipairs(fields) do
+    if values[i] then
+      flat[#flat + 1] = field
+      flat[#flat + 1] = values[i]
+    end
   end
-  for i = 1, 4 do
-    counters[5 + i] = daily[i] or '0'
-  end
-  -- The seed describes these two with the same words as the two they copy.
-  counters[10] = counters[6] -- calledCount = dailyCalledCount
-  counters[11] = counters[5] -- finishCount = totalFinishCount
-  return table.concat(counters, ',')
+  return flat
 end
 
-local TOTALS_SUFFIX = ':totals'
-
-local function read_campaign(totals_key)
-  if call('EXISTS', totals_key) == 0 then
+local function read_campaign(rows_key)
+  local base = string.sub(rows_key, 1, -#ROWS_SUFFIX - 1)
+  local day_rows_key = base .. ':day:' .. day .. ROWS_SUFFIX
+  if only_batch == '' then
+    local totals = call('HGETALL', rows_key)
+    if #totals == 0 then
+      return false
+    end
+    return {totals, call('HGETALL', day_rows_key)}
+  end
+  local scopes = {'', only_batch}
+  local totals = call('HMGET', rows_key, '', only_batch)
+  if not totals[1] then
     return false
   end
-  -- "{prefix}:{vdnId:campaignId}", the start of every key of the campaign (engine/keys.py)
-  local base = string.sub(totals_key, 1, -#TOTALS_SUFFIX - 1)
-  local reply = { packed_counters(base) }
-  local batches
-  if only_batch ~= '' then
-    batches = {}
-    if call('HEXISTS', base .. ':batches', only_batch) == 1 then
-      batches[1] = only_batch
-    end
-  else
-    batches = call('HKEYS', base .. ':batches')
-  end
-  for _, batch in ipairs(batches) do
-    reply[#reply + 1] = batch
-    reply[#reply + 1] = packed_counters(base .. ':batch:' .. batch)
-  end
-  return reply
+  return {as_pairs(scopes, totals), as_pairs(scopes, call('HMGET', day_rows_key, '', only_batch))}
 end
 
 local replies = {}
-for i, totals_key in ipairs(KEYS) do
-  replies[i] = read_campaign(totals_key)
+for i, rows_key in ipairs(KEYS) do
+  replies[i] = read_campaign(rows_key)
 end
 return replies

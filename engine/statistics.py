@@ -4,10 +4,11 @@ Shared by the API and the tests. Campaigns are read by one Lua script, atomicall
 a whole VDN in one call, on a Redis Cluster one call per campaign (sent together). An event only
 ever touches one campaign, so a response never holds part of an event's effects.
 
-The body is written here as JSON bytes, straight from the script's packed counters: a whole VDN
-is 1,200 scopes of eleven counters, and going through Python dicts and integers cost more than
-Redis took to read them (docs/benchmarks.md). ``read_count_detail`` parses the same bytes back
-for callers that want Python values, so the API and the tests see one and the same output.
+The body is written here as JSON bytes, straight from the packed rows the engine keeps next to
+its counter hashes (engine/count_events.lua): a whole VDN is 1,200 scopes of eleven counters,
+and going through Python dicts and integers cost more than Redis took to read them
+(docs/benchmarks.md). ``read_count_detail`` parses the same bytes back for callers that want
+Python values, so the API and the tests see one and the same output.
 """
 
 from __future__ import annotations
@@ -20,18 +21,22 @@ from typing import Any
 import orjson
 from redis.asyncio.cluster import RedisCluster
 
-from engine.keys import RESPONSE_COUNTERS, KeyLayout
+from engine.keys import DAILY_COUNTERS, RESPONSE_COUNTERS, TOTAL_COUNTERS, KeyLayout
 from engine.redis_connection import AnyRedis, LuaScript, run_pipeline
 
 READ_STATISTICS = LuaScript(files("engine").joinpath("read_statistics.lua").read_text())
 
 Counters = dict[str, Any]
 
-# A scope's counters as read_statistics.lua packs them: "3,1,…", eleven integers as HINCRBY
-# writes them. Checked by what survives deleting digits and commas (nothing may), then by
-# orjson's number grammar (no empty field, no leading zero) and the count: ten times cheaper
-# than a regular expression over the same bytes, which cost a tenth of a whole-VDN request.
+# Rows as count_events.lua packs them: "5,2,…", integers as HINCRBY writes them. Checked by
+# what survives deleting digits and commas (nothing may), then by orjson's number grammar (no
+# empty field, no leading zero) and the count: ten times cheaper than a regular expression over
+# the same bytes, which cost a tenth of a whole-VDN request.
 _DIGITS_AND_COMMA = b"0123456789,"
+_NO_EVENT_THAT_DAY = b",".join([b"0"] * len(DAILY_COUNTERS))
+# calledCount and finishCount repeat these two (RESPONSE_COUNTERS).
+_DAILY_CALLED = DAILY_COUNTERS.index("dailyCalledCount")
+_TOTAL_FINISHED = TOTAL_COUNTERS.index("totalFinishCount")
 # The JSON members of one scope's counters, to be filled with its packed values in order.
 _COUNTER_MEMBERS = ",".join(f'"{name}":%s' for name in RESPONSE_COUNTERS).encode()
 
@@ -74,7 +79,7 @@ class StatisticsReader:
             for group in groups:
                 READ_STATISTICS.queue(
                     pipe,
-                    [self.layout.campaign_totals(vdn_id, campaign) for campaign in group],
+                    [self.layout.campaign_rows(vdn_id, campaign) for campaign in group],
                     [label, batch_id or ""],
                 )
 
@@ -100,34 +105,43 @@ class StatisticsReader:
         return detail
 
 
-def _campaign_json(campaign_id: str, reply: list[bytes]) -> bytes:
+def _campaign_json(campaign_id: str, reply: list[list[bytes]]) -> bytes:
     """One countDetail entry: the campaign's counters, then its batches ordered by batchId.
 
     One %-format per campaign fills a template with every id and counter of it: per-scope
     formatting was most of the Python time of a whole-VDN read (docs/benchmarks.md).
     """
-    check_packed_counters(campaign_id, reply[0::2])  # the campaign's packed counters, each batch's
+    totals_flat, daily_flat = reply
+    totals = dict(zip(totals_flat[0::2], totals_flat[1::2], strict=True))
+    daily = dict(zip(daily_flat[0::2], daily_flat[1::2], strict=True))
+    check_rows(campaign_id, totals, daily)
     # Byte order of UTF-8 is code point order: the same order as sorting the decoded ids.
-    batches = sorted(zip(reply[1::2], reply[2::2], strict=True))
-    values = [orjson.dumps(campaign_id), *reply[0].split(b",")]
-    for batch_id, packed in batches:
-        values.append(orjson.dumps(_text(batch_id)))
-        values += packed.split(b",")
+    batches = sorted(scope for scope in totals if scope)
+    values = [orjson.dumps(campaign_id)]
+    for scope in (b"", *batches):
+        if scope:
+            values.append(orjson.dumps(_text(scope)))
+        total = totals[scope].split(b",")
+        day = daily.get(scope, _NO_EVENT_THAT_DAY).split(b",")
+        values += total
+        values += day
+        values += (day[_DAILY_CALLED], total[_TOTAL_FINISHED])  # calledCount, finishCount
     return _campaign_template(len(batches)) % tuple(values)
 
 
-def check_packed_counters(campaign_id: str, scopes: list[bytes]) -> None:
-    """Refuse packed counters the engine cannot have written (see _DIGITS_AND_COMMA)."""
-    joined = b",".join(scopes)
-    if not joined.translate(None, _DIGITS_AND_COMMA):
+def check_rows(campaign_id: str, totals: dict[bytes, bytes], daily: dict[bytes, bytes]) -> None:
+    """Refuse rows the engine cannot have written (see _DIGITS_AND_COMMA)."""
+    joined = b",".join([*totals.values(), *daily.values()])
+    expected = len(TOTAL_COUNTERS) * len(totals) + len(DAILY_COUNTERS) * len(daily)
+    if b"" in totals and not joined.translate(None, _DIGITS_AND_COMMA):
         try:
-            if len(orjson.loads(b"[" + joined + b"]")) == len(RESPONSE_COUNTERS) * len(scopes):
+            if len(orjson.loads(b"[" + joined + b"]")) == expected:
                 return
         except orjson.JSONDecodeError:
             pass
     raise CorruptCounters(
-        f"campaign {campaign_id!r}: stored counters are not {len(RESPONSE_COUNTERS)} "
-        f"integers ≥ 0 per scope: {scopes!r:.300}"
+        f"campaign {campaign_id!r}: stored rows are not {len(TOTAL_COUNTERS)} totals and "
+        f"{len(DAILY_COUNTERS)} daily integers ≥ 0 per scope: {totals!r:.200} {daily!r:.200}"
     )
 
 

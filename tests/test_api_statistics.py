@@ -163,11 +163,11 @@ async def test_leading_zeros_name_the_same_vdn(
 async def test_a_counter_the_engine_did_not_write_is_an_error_not_a_wrong_body(
     test_settings: Settings, events: list[dict[str, Any]]
 ) -> None:
-    """Counters go from Redis into the body unparsed: anything but an integer ≥ 0 is refused."""
+    """Packed rows go from Redis into the body unparsed: anything but integers ≥ 0 is refused."""
     layout = KeyLayout(test_settings.key_prefix)
     redis = Redis.from_url(test_settings.redis_url)
     try:
-        await redis.hset(layout.batch_totals(VDN, "C10", "x"), "totalCount", "1e3")
+        await redis.hset(layout.campaign_rows(VDN, "C10"), "x", "1e3,2,3,2,1")
         with pytest.raises(CorruptCounters, match="1e3"):
             await StatisticsReader(redis, layout).read_body(
                 VDN, today_in(test_settings.time_zone_of(VDN)), "C10"

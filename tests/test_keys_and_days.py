@@ -29,6 +29,8 @@ def every_key_of_a_campaign(layout: KeyLayout, vdn: int, campaign: str) -> list[
         layout.campaign_batches(vdn, campaign),
         layout.batch_totals(vdn, campaign, "B:1"),
         layout.batch_day(vdn, campaign, "B:1", day),
+        layout.campaign_rows(vdn, campaign),
+        layout.day_rows(vdn, campaign, day),
         layout.campaign_records(vdn, campaign),
         layout.campaign_calls(vdn, campaign),
         layout.day_records(vdn, campaign, day),
@@ -108,6 +110,9 @@ def test_daily_keys_expire_after_the_retention_and_old_events_count_in_totals(
         expire_at = redis.expiretime(layout.campaign_day(1, "C1", "2026-11-28"))
         assert redis.expiretime(layout.day_records(1, "C1", "2026-11-28")) == expire_at
         assert redis.expiretime(layout.batch_day(1, "C1", "B1", "2026-11-28")) == expire_at
+        assert redis.expiretime(layout.day_rows(1, "C1", "2026-11-28")) == expire_at
+        assert not redis.exists(layout.day_rows(1, "C1", "2026-10-01"))
+        assert redis.ttl(layout.campaign_rows(1, "C1")) == -1
         assert not redis.exists(layout.campaign_day(1, "C1", "2026-10-01"))
         assert redis.ttl(layout.campaign_totals(1, "C1")) == -1  # totals never expire
     # The end of 2026-11-28 in GMT+08:00, plus 40 days.
@@ -145,6 +150,8 @@ def test_the_lua_script_writes_exactly_the_keys_the_layout_spells(test_settings:
         layout.campaign_batches(1, "C1"),
         layout.batch_totals(1, "C1", "B1"),
         layout.batch_day(1, "C1", "B1", day),
+        layout.campaign_rows(1, "C1"),
+        layout.day_rows(1, "C1", day),
         layout.campaign_records(1, "C1"),
         layout.campaign_calls(1, "C1"),
         layout.day_records(1, "C1", day),
