@@ -361,12 +361,11 @@ def _measure(settings: Settings, workdir: Path, events: int) -> str:
         "",
         f"Samples: {whole.requests} whole-VDN and {one.requests} one-campaign requests per "
         "server. The gap to the baseline is two Redis round trips (the VDN's campaign set, then "
-        "one Lua script reading every campaign's and batch's counters by position and packing "
-        "each scope's eleven in one string), checking those strings and filling one JSON "
-        "template per campaign with them; the baseline does none of that. The read-side row is "
-        "the share of the whole-VDN time spent in engine/statistics.py: most of it, and of that "
-        "most is Redis running the script (2,400 HMGETs over 1,200 scopes; the "
-        "row below it). p99 on this shared VM moves with whatever else runs on its two "
-        "cores; compare the rows of one run.",
+        "one Lua script reading every campaign's packed rows: two HGETALLs per campaign, the "
+        "rows kept by the counting script next to its counter hashes), checking those rows and "
+        "filling one JSON template per campaign with them; the baseline does none of that. The "
+        "read-side row is the share of the whole-VDN time spent in engine/statistics.py: most "
+        "of it; the row below it is Redis' own share. p99 on this shared VM moves with whatever "
+        "else runs on its two cores; compare the rows of one run.",
     ]
     return "\n".join(lines)
