@@ -95,6 +95,19 @@ class ManagedProcess:
         deadline = time.monotonic() + grace_seconds
         while time.monotonic() < deadline and _alive(pid):
             time.sleep(0.1)
+        self._kill_and_forget(pid)
+        return True
+
+    def kill(self) -> bool:
+        """SIGKILL at once, as in a crash (no shutdown hook runs). True when it was running."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        self._kill_and_forget(pid)
+        return True
+
+    def _kill_and_forget(self, pid: int) -> None:
+        """SIGKILL ``pid`` if it still runs, wait until it is gone, reap it, drop its pid file."""
         if _alive(pid):
             os.kill(pid, signal.SIGKILL)
             while _alive(pid):
@@ -103,21 +116,6 @@ class ManagedProcess:
         if child is not None:
             child.wait()
         self.pid_file.unlink(missing_ok=True)
-        return True
-
-    def kill(self) -> bool:
-        """SIGKILL at once, as in a crash (no shutdown hook runs). True when it was running."""
-        pid = self.pid()
-        if pid is None:
-            return False
-        os.kill(pid, signal.SIGKILL)
-        while _alive(pid):
-            time.sleep(0.05)
-        child = _CHILDREN.pop(pid, None)
-        if child is not None:
-            child.wait()
-        self.pid_file.unlink(missing_ok=True)
-        return True
 
     def tail(self, lines: int = 15) -> str:
         try:
