@@ -22,7 +22,6 @@ import http.client
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -53,6 +52,7 @@ from isales_stats.settings import Settings
 from isales_stats.stack.redis import RedisServer
 from tests.api_support import count_events
 from tests.conftest import delete_keys
+from tests.services import free_port
 
 VDN = 1
 CAMPAIGNS = 200
@@ -176,13 +176,6 @@ def _baseline_server(port: int, workdir: Path) -> Any:
     return _server(command, environment, port, workdir / "baseline.log")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 # --- load ------------------------------------------------------------------------------------
 
 
@@ -288,7 +281,7 @@ async def _script_stats(redis: Redis) -> tuple[int, int]:
 def _measure(settings: Settings, workdir: Path, events: int) -> str:
     whole_path = STATISTICS_PATH.format(vdn_id=VDN)
     one_path = f"{whole_path}?campaignId={ONE_CAMPAIGN}"
-    api_port, signed_port, baseline_port = _free_port(), _free_port(), _free_port()
+    api_port, signed_port, baseline_port = free_port(), free_port(), free_port()
     secured = settings.model_copy(
         update={
             "auth_enabled": True,

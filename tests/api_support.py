@@ -9,7 +9,6 @@ real ones with tests/services.py.
 from __future__ import annotations
 
 import random
-import socket
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -122,11 +121,3 @@ async def count_events(settings: Settings, events: Sequence[dict[str, Any]]) -> 
         await counter.count([event_from_json(event) for event in events])
     finally:
         await redis.aclose()
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now (for an API process of one test)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port

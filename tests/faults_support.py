@@ -11,7 +11,6 @@ import logging
 import os
 import random
 import re
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Sized
@@ -34,14 +33,6 @@ def fault_seed(name: str) -> int:
     seed = int(chosen) if chosen else random.SystemRandom().randrange(1, 2**31)
     print(f"[{name}] seed {seed} (replay with ISALES_FAULT_SEED={seed})", flush=True)
     return seed
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on now (for a worker's metrics endpoint)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)$")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,6 +15,14 @@ from typing import Any
 import httpx
 
 from isales_stats.settings import Settings
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on right now (for a process a test starts)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 class ServiceProcess:

@@ -33,12 +33,11 @@ from tests.api_support import (
     TEST_KEYS,
     campaign_events,
     count_events,
-    free_port,
     now_ms,
     serve,
     statistics_path,
 )
-from tests.services import ServiceProcess, wait_for_http
+from tests.services import ServiceProcess, free_port, wait_for_http
 from tests.test_signing import WORKED_EXAMPLE_AUTHORIZATION
 
 pytestmark = [pytest.mark.stack, pytest.mark.anyio]

@@ -14,8 +14,8 @@ import pytest
 from api.errors import UNAVAILABLE_MESSAGE, ErrorCode
 from api.telemetry import ACCESS_LOGGER
 from isales_stats.settings import Settings
-from tests.api_support import JSON_HEADERS, free_port, serve, statistics_path
-from tests.services import ServiceProcess, wait_for, wait_for_http
+from tests.api_support import JSON_HEADERS, serve, statistics_path
+from tests.services import ServiceProcess, free_port, wait_for, wait_for_http
 
 pytestmark = [pytest.mark.stack, pytest.mark.anyio]
 

@@ -24,11 +24,10 @@ from tests.api_support import (
     OTHER_SECRET_KEY,
     SECRET_KEY,
     TEST_KEYS,
-    free_port,
     serve,
     statistics_path,
 )
-from tests.services import ServiceProcess, wait_for_http
+from tests.services import ServiceProcess, free_port, wait_for_http
 
 pytestmark = [pytest.mark.stack, pytest.mark.anyio]
 

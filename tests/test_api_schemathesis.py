@@ -44,10 +44,9 @@ from tests.api_support import (
     TEST_KEYS,
     campaign_events,
     count_events,
-    free_port,
     now_ms,
 )
-from tests.services import ServiceProcess, wait_for_http
+from tests.services import ServiceProcess, free_port, wait_for_http
 
 pytestmark = pytest.mark.stack
 

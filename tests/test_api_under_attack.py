@@ -20,8 +20,8 @@ from pydantic import SecretStr
 
 from isales_stats.client import sign
 from isales_stats.settings import Settings
-from tests.api_support import ACCESS_KEY, JSON_HEADERS, SECRET_KEY, TEST_KEYS, free_port
-from tests.services import ServiceProcess, wait_for_http
+from tests.api_support import ACCESS_KEY, JSON_HEADERS, SECRET_KEY, TEST_KEYS
+from tests.services import ServiceProcess, free_port, wait_for_http
 
 pytestmark = pytest.mark.stack
 

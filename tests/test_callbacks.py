@@ -20,9 +20,9 @@ from isales_stats.callbacks import InvalidCallback, call_result_event, call_resu
 from isales_stats.client import AkSkAuth, StatisticsClient
 from isales_stats.settings import Settings
 from isales_stats.stack.kafka import KafkaBroker
-from tests.api_support import ACCESS_KEY, SECRET_KEY, TEST_KEYS, free_port, serve
+from tests.api_support import ACCESS_KEY, SECRET_KEY, TEST_KEYS, serve
 from tests.producing_support import read_topic, run_cli
-from tests.services import ServiceProcess, wait_for, wait_for_http
+from tests.services import ServiceProcess, free_port, wait_for, wait_for_http
 
 PATH = Settings().callback_path
 GMT8 = timezone(timedelta(hours=8))

@@ -27,12 +27,11 @@ from tests.faults_support import (
     PacedProducer,
     fault_seed,
     figures,
-    free_port,
     scrape_metric,
     wait_for_group,
     wait_until_exact,
 )
-from tests.services import ServiceProcess, wait_for
+from tests.services import ServiceProcess, free_port, wait_for
 from tests.test_engine_at_scale import expected_detail, read_detail
 from tests.workload import campaign_stream, encoded
 

@@ -22,13 +22,12 @@ from tests.faults_support import (
     PacedProducer,
     fault_seed,
     figures,
-    free_port,
     scrape_metric,
     wait_for_group,
     wait_for_metrics,
     wait_until_exact,
 )
-from tests.services import ServiceProcess
+from tests.services import ServiceProcess, free_port
 from tests.test_engine_at_scale import expected_detail, read_detail
 from tests.workload import campaign_stream, encoded
 

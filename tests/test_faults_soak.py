@@ -44,13 +44,12 @@ from tests.faults_support import (
     PacedProducer,
     fault_seed,
     figures,
-    free_port,
     rss_bytes,
     scrape_metric,
     wait_for_group,
     wait_until_exact,
 )
-from tests.services import ServiceProcess, wait_for_http
+from tests.services import ServiceProcess, free_port, wait_for_http
 from tests.test_engine_at_scale import distinct_identities_counted, expected_detail
 from tests.workload import campaign_stream
 

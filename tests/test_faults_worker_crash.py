@@ -21,12 +21,11 @@ from isales_stats.settings import Settings
 from tests.faults_support import (
     fault_seed,
     figures,
-    free_port,
     scrape_metric,
     wait_for_metrics,
     wait_until_exact,
 )
-from tests.services import ServiceProcess, wait_for
+from tests.services import ServiceProcess, free_port, wait_for
 from tests.test_engine_at_scale import (
     distinct_identities_counted,
     expected_detail,

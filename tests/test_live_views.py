@@ -37,7 +37,7 @@ from engine.keys import DAILY_COUNTERS, TOTAL_COUNTERS, KeyLayout
 from engine.topics import ensure_topics
 from isales_stats.client import StatisticsClient
 from isales_stats.settings import Settings
-from tests.api_support import ACCESS_KEY, SECRET_KEY, TEST_KEYS, free_port
+from tests.api_support import ACCESS_KEY, SECRET_KEY, TEST_KEYS
 from tests.conftest import delete_keys
 from tests.grafana_support import (
     Frame,
@@ -50,7 +50,7 @@ from tests.grafana_support import (
     variables_of,
 )
 from tests.producing_support import run_cli
-from tests.services import ServiceProcess, wait_for, wait_for_http
+from tests.services import ServiceProcess, free_port, wait_for, wait_for_http
 
 pytestmark = pytest.mark.stack
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import time
 from collections import defaultdict
 from datetime import date, datetime, timedelta
@@ -29,7 +28,7 @@ from isales_stats.simulator import (
 from tests import strategies
 from tests.producing_support import SCHEMA_PATH, run_cli
 from tests.reference_model import GMT8, reference_statistics
-from tests.services import ServiceProcess, wait_for, wait_for_http
+from tests.services import ServiceProcess, free_port, wait_for, wait_for_http
 
 NOW_MS = int(time.time() * 1000)
 
@@ -195,7 +194,7 @@ def test_the_engine_serves_what_simulate_expected(test_settings: Settings, tmp_p
     today = date.fromisoformat(prediction["day"])
     assert prediction["countDetail"] == reference_statistics(events).count_detail(1, today)
 
-    port = _free_port()
+    port = free_port()
     worker = ServiceProcess(test_settings, "worker", log_dir=tmp_path, worker_metrics_port=0)
     api = ServiceProcess(test_settings, "api", "--port", str(port), log_dir=tmp_path)
     with worker, api, StatisticsClient(f"http://127.0.0.1:{port}") as client:
@@ -204,10 +203,3 @@ def test_the_engine_serves_what_simulate_expected(test_settings: Settings, tmp_p
             lambda: (detail := client.count_detail(1)) == prediction["countDetail"] and detail, 60
         )
         assert served == prediction["countDetail"], f"{client.count_detail(1)}\n{worker.log()}"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port

@@ -12,6 +12,7 @@ import pytest
 
 from isales_stats.settings import Settings
 from isales_stats.stack.processes import port_is_open
+from tests.services import free_port
 
 pytestmark = pytest.mark.stack
 
@@ -66,12 +67,6 @@ def test_up_twice_is_harmless_and_down_leaves_nothing_behind(
     # The shared stack was not touched.
     assert port_is_open("127.0.0.1", local_stack.kafka_port)
     assert run_stack("status", environment).returncode == 3  # nothing answers now
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_up_refuses_a_port_taken_by_something_else(tmp_path: Path) -> None:
