@@ -21,7 +21,6 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,7 +37,7 @@ from isales_stats.publisher import EventPublisher
 from isales_stats.settings import Settings
 from isales_stats.stack import Stack
 from tests.conftest import delete_keys
-from tests.workload import campaign_stream, encoded, publish
+from tests.workload import campaign_stream, distinct_identities_counted, encoded, publish
 
 EVENTS = 300_000
 NAIVE_EVENTS = 30_000
@@ -197,21 +196,6 @@ def _identities(stream: list[dict[str, Any]]) -> int:
     return len(records) + len(calls)
 
 
-def _counted(settings: Settings) -> Callable[[], int]:
-    """Records and calls recorded so far: complete when it equals the stream's identities."""
-    layout = KeyLayout(settings.key_prefix)
-    redis = Redis.from_url(settings.redis_url)
-
-    def counted() -> int:
-        with redis.pipeline(transaction=False) as pipe:
-            for n in range(CAMPAIGNS):
-                pipe.hlen(layout.campaign_records(1, f"camp-{n:03d}"))
-                pipe.scard(layout.campaign_calls(1, f"camp-{n:03d}"))
-            return int(sum(pipe.execute()))
-
-    return counted
-
-
 def _worker_rate(
     settings: Settings, command: list[str], events: int, expected: int
 ) -> tuple[float, float]:
@@ -220,7 +204,11 @@ def _worker_rate(
         update={"key_prefix": f"{settings.key_prefix}:{uuid.uuid4().hex[:6]}",
                 "worker_group": f"{settings.worker_group}-{uuid.uuid4().hex[:6]}"}
     )  # fmt: skip
-    counted = _counted(run_settings)
+    campaigns = [f"camp-{n:03d}" for n in range(CAMPAIGNS)]
+
+    def counted() -> int:
+        return distinct_identities_counted(run_settings, campaigns)
+
     environment = {**os.environ, **run_settings.as_environment()}
     launched = time.monotonic()
     worker = subprocess.Popen(

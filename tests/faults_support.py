@@ -24,7 +24,7 @@ from kafka.errors import KafkaError
 
 from isales_stats.settings import Settings
 from tests.services import wait_for
-from tests.test_engine_at_scale import read_detail
+from tests.workload import read_detail
 
 
 def fault_seed(name: str) -> int:

@@ -6,54 +6,28 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from redis import Redis
 
-from engine.days import today_in
-from engine.keys import KeyLayout
-from engine.statistics import StatisticsReader
 from isales_stats.settings import Settings
-from tests.reference_model import GMT8, reference_statistics
 from tests.services import ServiceProcess, wait_for, wait_for_http
-from tests.workload import campaign_stream, publish
+from tests.workload import (
+    campaign_stream,
+    distinct_identities_counted,
+    expected_detail,
+    publish,
+    read_detail,
+)
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
 # The statistics API answers 0200001 to a request without the JSON Content-Type.
 JSON_CONTENT = {"Content-Type": "application/json; charset=UTF-8"}
 API_PORT = 8766
-
-
-def expected_detail(stream: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return reference_statistics(stream, default_zone=GMT8).count_detail(1, today_in(GMT8))
-
-
-def read_detail(settings: Settings) -> list[dict[str, Any]]:
-    async def read() -> list[dict[str, Any]]:
-        from redis.asyncio import Redis as AsyncRedis
-
-        async with AsyncRedis.from_url(settings.redis_url) as redis:
-            reader = StatisticsReader(redis, KeyLayout(settings.key_prefix))
-            return await reader.read_count_detail(1, today_in(GMT8))
-
-    return asyncio.run(read())
-
-
-def distinct_identities_counted(settings: Settings, campaigns: list[str]) -> int:
-    """Records and calls the engine has recorded so far: a progress gauge for the crash test."""
-    layout = KeyLayout(settings.key_prefix)
-    with Redis.from_url(settings.redis_url) as redis, redis.pipeline() as pipe:
-        for campaign in campaigns:
-            pipe.hlen(layout.campaign_records(1, campaign))
-            pipe.scard(layout.campaign_calls(1, campaign))
-        return sum(pipe.execute())
 
 
 def test_sixty_thousand_events_through_kafka_worker_and_http(

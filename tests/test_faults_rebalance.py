@@ -28,8 +28,7 @@ from tests.faults_support import (
     wait_until_exact,
 )
 from tests.services import ServiceProcess, free_port
-from tests.test_engine_at_scale import expected_detail, read_detail
-from tests.workload import campaign_stream, encoded
+from tests.workload import campaign_stream, encoded, expected_detail, read_detail
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow, pytest.mark.faults]
 

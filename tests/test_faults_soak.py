@@ -50,8 +50,7 @@ from tests.faults_support import (
     wait_until_exact,
 )
 from tests.services import ServiceProcess, free_port, wait_for_http
-from tests.test_engine_at_scale import distinct_identities_counted, expected_detail
-from tests.workload import campaign_stream
+from tests.workload import campaign_stream, distinct_identities_counted, expected_detail
 
 SOAK_SECONDS = int(os.environ.get("ISALES_SOAK_SECONDS", "600"))
 RATE = 5_000

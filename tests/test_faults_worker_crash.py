@@ -26,12 +26,13 @@ from tests.faults_support import (
     wait_until_exact,
 )
 from tests.services import ServiceProcess, free_port, wait_for
-from tests.test_engine_at_scale import (
+from tests.workload import (
+    campaign_stream,
     distinct_identities_counted,
     expected_detail,
+    publish,
     read_detail,
 )
-from tests.workload import campaign_stream, publish
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow, pytest.mark.faults]
 

@@ -15,8 +15,7 @@ from engine.keys import KeyLayout
 from isales_stats.settings import Settings
 from isales_stats.stack.redis import RedisClusterServers
 from tests.services import ServiceProcess, wait_for, wait_for_http
-from tests.test_engine_at_scale import expected_detail
-from tests.workload import campaign_stream, publish
+from tests.workload import campaign_stream, expected_detail, publish
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 

@@ -18,8 +18,7 @@ from redis import Redis
 from isales_stats.settings import Settings
 from isales_stats.stack.redis import RedisServer
 from tests.services import ServiceProcess, wait_for
-from tests.test_engine_at_scale import expected_detail, read_detail
-from tests.workload import campaign_stream, publish
+from tests.workload import campaign_stream, expected_detail, publish, read_detail
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 

@@ -20,7 +20,7 @@ from engine.topics import ensure_topics
 from isales_stats.publisher import EventPublisher
 from isales_stats.settings import Settings
 from tests.services import ServiceProcess, wait_for
-from tests.test_engine_at_scale import read_detail
+from tests.workload import read_detail
 
 pytestmark = pytest.mark.stack
 

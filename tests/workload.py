@@ -1,5 +1,8 @@
 """Large, realistic event streams for end-to-end tests and benchmarks, deterministic by seed.
 
+Also what the engine should make of a stream (the reference model's countDetail) and what it
+has made of it so far (read back from Redis), for the tests that compare the two.
+
 Records are imported in batches, dialled up to three times (a connected call is final, the
 third failed attempt too), some are removed; timestamps spread over the last hours and
 yesterday, in GMT+08:00. Upstream duplicates are exact copies placed later in the stream.
@@ -7,15 +10,22 @@ yesterday, in GMT+08:00. Upstream duplicates are exact copies placed later in th
 
 from __future__ import annotations
 
+import asyncio
 import random
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import orjson
 from kafka import KafkaProducer
+from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
 
+from engine.days import today_in
+from engine.keys import KeyLayout
+from engine.statistics import StatisticsReader
 from engine.topics import ensure_topics
 from isales_stats.settings import Settings
+from tests.reference_model import reference_statistics
 
 GMT8 = timezone(timedelta(hours=8))
 
@@ -94,3 +104,29 @@ def publish(settings: Settings, stream: list[dict[str, Any]]) -> None:
         producer.send(settings.call_events_topic, key=key, value=value)
     producer.flush()
     producer.close()
+
+
+def expected_detail(stream: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """VDN 1's countDetail today by the reference model (tests/reference_model.py)."""
+    return reference_statistics(stream, default_zone=GMT8).count_detail(1, today_in(GMT8))
+
+
+def read_detail(settings: Settings) -> list[dict[str, Any]]:
+    """VDN 1's countDetail today as the engine has counted it, read from Redis."""
+
+    async def read() -> list[dict[str, Any]]:
+        async with AsyncRedis.from_url(settings.redis_url) as redis:
+            reader = StatisticsReader(redis, KeyLayout(settings.key_prefix))
+            return await reader.read_count_detail(1, today_in(GMT8))
+
+    return asyncio.run(read())
+
+
+def distinct_identities_counted(settings: Settings, campaigns: list[str]) -> int:
+    """Records and calls the engine has recorded so far: a progress gauge (tests, benchmarks)."""
+    layout = KeyLayout(settings.key_prefix)
+    with Redis.from_url(settings.redis_url) as redis, redis.pipeline() as pipe:
+        for campaign in campaigns:
+            pipe.hlen(layout.campaign_records(1, campaign))
+            pipe.scard(layout.campaign_calls(1, campaign))
+        return sum(pipe.execute())
