@@ -25,7 +25,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiokafka
-from kafka.admin import KafkaAdminClient
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 
@@ -36,7 +35,7 @@ from engine.topics import ensure_topics
 from isales_stats.publisher import EventPublisher
 from isales_stats.settings import Settings
 from isales_stats.stack import Stack
-from tests.conftest import delete_keys
+from tests.conftest import delete_keys, delete_topics
 from tests.workload import campaign_stream, distinct_identities_counted, encoded, publish
 
 EVENTS = 300_000
@@ -54,23 +53,15 @@ def run() -> str:
     try:
         return _run(base, used)
     finally:
-        _clean_up(used)
+        _clean_up(base, used)
         Stack(base).down(only=report.started)
 
 
-def _clean_up(used: list[Settings]) -> None:
+def _clean_up(base: Settings, used: list[Settings]) -> None:
     """Delete the runs' keys and topics: hundreds of MB that would slow every later benchmark."""
-    admin = KafkaAdminClient(bootstrap_servers=used[0].kafka_bootstrap_servers) if used else None
-    try:
-        for settings in used:
-            delete_keys(settings.redis_url, settings.key_prefix)
-            assert admin is not None
-            # Not every run creates a dead-letter topic: "unknown topic" answers are expected.
-            topics = [settings.call_events_topic, settings.dead_letter_topic]
-            admin.delete_topics(topics, raise_errors=False)
-    finally:
-        if admin is not None:
-            admin.close()
+    for settings in used:
+        delete_keys(base.redis_url, settings.key_prefix)
+    delete_topics(base, [name for s in used for name in (s.call_events_topic, s.dead_letter_topic)])
 
 
 def _run(base: Settings, used: list[Settings]) -> str:

@@ -37,12 +37,7 @@ def test_topics(local_stack: Settings) -> Iterator[set[str]]:
     """
     names: set[str] = set()
     yield names
-    admin = KafkaAdminClient(bootstrap_servers=local_stack.kafka_bootstrap_servers)
-    try:
-        # Not every test creates its topics: the broker's "unknown topic" answers are expected.
-        admin.delete_topics(sorted(names), raise_errors=False)
-    finally:
-        admin.close()
+    delete_topics(local_stack, sorted(names))
 
 
 @pytest.fixture
@@ -85,3 +80,14 @@ def delete_keys(redis_url: str, prefix: str) -> None:
             batch = list(client.scan_iter(match=pattern, count=1000))
             for start in range(0, len(batch), 1000):
                 client.delete(*batch[start : start + 1000])
+
+
+def delete_topics(settings: Settings, names: list[str]) -> None:
+    """Delete these topics, those that exist: not every test or run creates all it was given."""
+    if not names:
+        return
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    try:
+        admin.delete_topics(names, raise_errors=False)  # "unknown topic" answers are expected
+    finally:
+        admin.close()
