@@ -64,7 +64,8 @@ local function scopes(batch)
   return {{base, ''}, {base .. ':batch:' .. batch, batch}}
 end
 
-local function totals_of(scope)
+-- The scope's totals hash. Asked for only to change it, so its packed row is marked due too.
+local function totals_key(scope)
   local key = scope[1] .. ':totals'
   if not rows_due[key] then
     rows_due[key] = {base .. ':rows', scope[2], TOTAL_FIELDS}
@@ -74,7 +75,7 @@ end
 
 local function bump_totals(batch, field, delta)
   for _, scope in ipairs(scopes(batch)) do
-    bump(totals_of(scope), field, delta)
+    bump(totals_key(scope), field, delta)
   end
 end
 
@@ -228,7 +229,7 @@ end
 -- Every counter of a scope exists once the scope has a record: the API reads whole hashes.
 for batch in pairs(touched) do
   for _, scope in ipairs(scopes(batch)) do
-    local key = totals_of(scope)
+    local key = totals_key(scope)
     if not increments[key] then
       increments[key] = {}
     end
