@@ -1,4 +1,4 @@
-"""Who is calling: the AK/SK request signature (``isales_stats.signing``) checked per request.
+"""Who is calling: the AK/SK request signature (``isales_stats.core.signing``) checked per request.
 
 Authentication is on unless ``ISALES_AUTH_ENABLED=false`` says otherwise; with it on and no keys
 the API refuses to start (``load_secret_keys`` raises). With it off, the caller is its client
@@ -14,11 +14,16 @@ from typing import Annotated
 from fastapi import Request, Security
 from fastapi.security import APIKeyHeader
 
-from api.errors import AUTHENTICATION_FAILED_MESSAGE, ApiError, ErrorCode
-from api.metrics import AUTH_FAILURES
-from api.parameters import decode_query
-from isales_stats.settings import Settings
-from isales_stats.signing import AUTH_SCHEME, AuthenticationError, parse_key_pairs, verify_request
+from isales_stats.api.errors import AUTHENTICATION_FAILED_MESSAGE, ApiError, ErrorCode
+from isales_stats.api.metrics import AUTH_FAILURES
+from isales_stats.api.parameters import decode_query
+from isales_stats.core.settings import Settings
+from isales_stats.core.signing import (
+    AUTH_SCHEME,
+    AuthenticationError,
+    parse_key_pairs,
+    verify_request,
+)
 
 NO_KEYS_MESSAGE = (
     "authentication is on (ISALES_AUTH_ENABLED=true, the default) but no keys are configured: "

@@ -10,12 +10,12 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from api.auth import Caller, authenticate_caller
-from api.parameters import StatisticsQuery, decode_query, parse_statistics_query
-from api.ratelimit import RateLimiter
-from engine.redis_connection import AnyRedis
-from engine.statistics import StatisticsReader
-from isales_stats.settings import Settings
+from isales_stats.api.auth import Caller, authenticate_caller
+from isales_stats.api.parameters import StatisticsQuery, decode_query, parse_statistics_query
+from isales_stats.api.ratelimit import RateLimiter
+from isales_stats.core.settings import Settings
+from isales_stats.engine.redis_connection import AnyRedis
+from isales_stats.engine.statistics import StatisticsReader
 
 
 async def _settings(request: Request) -> Settings:

@@ -11,15 +11,15 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api.auth import load_secret_keys
-from api.errors import EXCEPTION_HANDLERS
-from api.ratelimit import RateLimiter
-from api.routes import callbacks, health, live, metrics, statistics
-from api.telemetry import RequestTelemetry, configure_access_log
-from engine.keys import KeyLayout
-from engine.redis_connection import connect
-from engine.statistics import StatisticsReader
-from isales_stats.settings import Settings, get_settings
+from isales_stats.api.auth import load_secret_keys
+from isales_stats.api.errors import EXCEPTION_HANDLERS
+from isales_stats.api.ratelimit import RateLimiter
+from isales_stats.api.routes import callbacks, health, live, metrics, statistics
+from isales_stats.api.telemetry import RequestTelemetry, configure_access_log
+from isales_stats.core.keys import KeyLayout
+from isales_stats.core.settings import Settings, get_settings
+from isales_stats.engine.redis_connection import connect
+from isales_stats.engine.statistics import StatisticsReader
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

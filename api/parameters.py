@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
-from api.errors import ErrorCode, ParameterError
-from engine.events import MAX_BATCH_LENGTH, MAX_ID_LENGTH
-from engine.keys import FORBIDDEN_ID_CHARACTER_PATTERN, is_allowed_identifier
+from isales_stats.api.errors import ErrorCode, ParameterError
+from isales_stats.core.events import MAX_BATCH_LENGTH, MAX_ID_LENGTH
+from isales_stats.core.keys import FORBIDDEN_ID_CHARACTER_PATTERN, is_allowed_identifier
 
 MIN_VDN_ID, MAX_VDN_ID = 1, 9999
 MAX_QUERY_LENGTHS = {"campaignId": MAX_ID_LENGTH, "batchId": MAX_BATCH_LENGTH}

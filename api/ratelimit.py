@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import math
 
-from api.auth import Caller
-from api.errors import TOO_FREQUENT_MESSAGE, ApiError, ErrorCode
-from api.metrics import RATE_LIMITED
-from engine.keys import KeyLayout
-from engine.redis_connection import AnyRedis
+from isales_stats.api.auth import Caller
+from isales_stats.api.errors import TOO_FREQUENT_MESSAGE, ApiError, ErrorCode
+from isales_stats.api.metrics import RATE_LIMITED
+from isales_stats.core.keys import KeyLayout
+from isales_stats.engine.redis_connection import AnyRedis
 
 # KEYS[1]  the caller's request counter for one VDN
 # ARGV[1]  the window, in milliseconds

@@ -13,7 +13,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.errors import ErrorCode
+from isales_stats.api.errors import ErrorCode
 
 Count = Annotated[int, Field(ge=0)]
 

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.metrics import REQUEST_SECONDS, REQUESTS
+from isales_stats.api.metrics import REQUEST_SECONDS, REQUESTS
 
 ACCESS_LOGGER = "isales_stats.api.access"
 UNMATCHED_ROUTE = "unmatched"  # one label for every unknown path: no label per scanner probe

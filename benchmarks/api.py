@@ -43,13 +43,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from api.runtime import tune_garbage_collector
-from engine.days import today_in
-from engine.keys import KeyLayout
-from engine.statistics import StatisticsReader
+from isales_stats.api.runtime import tune_garbage_collector
 from isales_stats.client import CONTENT_TYPE, STATISTICS_PATH, sign
-from isales_stats.settings import Settings
-from isales_stats.stack.redis import RedisServer
+from isales_stats.commands.stack.redis import RedisServer
+from isales_stats.core.days import today_in
+from isales_stats.core.keys import KeyLayout
+from isales_stats.core.settings import Settings
+from isales_stats.engine.statistics import StatisticsReader
 from tests.api_support import count_events
 from tests.conftest import delete_keys
 from tests.services import free_port
@@ -152,7 +152,9 @@ def _server(command: list[str], environment: dict[str, str], port: int, log: Pat
         deadline = time.monotonic() + 30
         while True:
             try:
-                httpx.get(f"{base}/healthz" if "isales_stats.cli" in command else base, timeout=1)
+                httpx.get(
+                    f"{base}/healthz" if "isales_stats.commands.cli" in command else base, timeout=1
+                )
                 break
             except httpx.HTTPError:
                 if time.monotonic() > deadline or process.poll() is not None:
@@ -165,7 +167,7 @@ def _server(command: list[str], environment: dict[str, str], port: int, log: Pat
 
 
 def _api_server(settings: Settings, port: int, workdir: Path) -> Any:
-    command = [sys.executable, "-m", "isales_stats.cli", "api", "--port", str(port)]
+    command = [sys.executable, "-m", "isales_stats", "api", "--port", str(port)]
     return _server(command, settings.as_environment(), port, workdir / f"api-{port}.log")
 
 

@@ -28,13 +28,13 @@ import aiokafka
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 
-from engine.counting import EventCounter
-from engine.events import decode_event
-from engine.keys import KeyLayout
-from engine.topics import ensure_topics
-from isales_stats.publisher import EventPublisher
-from isales_stats.settings import Settings
-from isales_stats.stack import Stack
+from isales_stats.commands.stack import Stack
+from isales_stats.core.events import decode_event
+from isales_stats.core.keys import KeyLayout
+from isales_stats.core.settings import Settings
+from isales_stats.engine.counting import EventCounter
+from isales_stats.engine.topics import ensure_topics
+from isales_stats.producing.publisher import EventPublisher
 from tests.conftest import delete_keys, delete_topics
 from tests.workload import campaign_stream, distinct_identities_counted, encoded, publish
 
@@ -78,7 +78,7 @@ def _run(base: Settings, used: list[Settings]) -> str:
 
     ceiling = [_bare_consumer_rate(settings, len(stream)) for _ in range(RUNS)]
     ours = [
-        _worker_rate(settings, ["-m", "isales_stats.cli", "worker"], len(stream), identities)
+        _worker_rate(settings, ["-m", "isales_stats", "worker"], len(stream), identities)
         for _ in range(RUNS)
     ]
 
@@ -289,7 +289,7 @@ def _freshness(settings: Settings) -> dict[str, float]:
     layout = KeyLayout(settings.key_prefix)
     environment = {**os.environ, **settings.as_environment()}
     worker = subprocess.Popen(
-        [sys.executable, "-m", "isales_stats.cli", "worker"], env=environment,
+        [sys.executable, "-m", "isales_stats", "worker"], env=environment,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     pending: dict[tuple[str, str], float] = {}

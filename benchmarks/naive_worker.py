@@ -15,10 +15,10 @@ import sys
 import faust
 from redis.asyncio import Redis
 
-from engine.counting import EventCounter
-from engine.events import InvalidEvent, decode_event
-from engine.keys import KeyLayout
-from isales_stats.settings import get_settings
+from isales_stats.core.events import InvalidEvent, decode_event
+from isales_stats.core.keys import KeyLayout
+from isales_stats.core.settings import get_settings
+from isales_stats.engine.counting import EventCounter
 
 
 def main() -> None:

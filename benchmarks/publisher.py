@@ -2,8 +2,8 @@
 
     python -m benchmarks.run publisher
 
-The messages are simulated traffic (``isales_stats.simulator``, 3 campaigns, day timeline). The
-baseline is the leanest producer program: pre-serialised keys and values handed to
+The messages are simulated traffic (``isales_stats.producing.simulator``, 3 campaigns, day
+timeline). The baseline is the leanest producer program: pre-serialised keys and values handed to
 ``KafkaProducer.send`` in a loop, with the SDK's producer settings, then ``flush``. The SDK
 takes each event as a dict, validates it against the contract, checks its clock, serialises it
 and sends it. Both end when Kafka has acknowledged everything (``acks="all"``, idempotent).
@@ -29,11 +29,11 @@ import orjson
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 
-from engine.events import event_from_json
-from isales_stats.publisher import PRODUCER_DEFAULTS, EventPublisher
-from isales_stats.settings import Settings
-from isales_stats.simulator import TrafficOptions, simulate_traffic
-from isales_stats.stack.kafka import KafkaBroker
+from isales_stats.commands.stack.kafka import KafkaBroker
+from isales_stats.core.events import event_from_json
+from isales_stats.core.settings import Settings
+from isales_stats.producing.publisher import PRODUCER_DEFAULTS, EventPublisher
+from isales_stats.producing.simulator import TrafficOptions, simulate_traffic
 
 EVENTS = 40_000
 RUNS = 5

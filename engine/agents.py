@@ -12,13 +12,13 @@ from typing import Any
 from faust.types import TP
 from redis.exceptions import RedisError
 
-from engine import metrics
-from engine.counting import EventCounter
-from engine.keys import KeyLayout
-from engine.pipeline import AdmittedBatch, CountingPipeline
-from engine.redis_connection import connect
-from engine.transport import CountingApp
-from isales_stats.settings import Settings
+from isales_stats.core.keys import KeyLayout
+from isales_stats.core.settings import Settings
+from isales_stats.engine import metrics
+from isales_stats.engine.counting import EventCounter
+from isales_stats.engine.pipeline import AdmittedBatch, CountingPipeline
+from isales_stats.engine.redis_connection import connect
+from isales_stats.engine.transport import CountingApp
 
 log = logging.getLogger(__name__)
 

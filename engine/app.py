@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from engine.transport import CountingApp
-from isales_stats.settings import Settings
+from isales_stats.core.settings import Settings
+from isales_stats.engine.transport import CountingApp
 
 
 def create_app(settings: Settings) -> CountingApp:

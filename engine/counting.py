@@ -17,12 +17,12 @@ from typing import Any
 
 import orjson
 
-from engine.days import Clock, day_expiry, day_of, oldest_retained_day, system_clock
-from engine.events import CallEvent, EventKind
-from engine.keys import KeyLayout
-from engine.redis_connection import AnyRedis, LuaScript, run_pipeline
+from isales_stats.core.days import Clock, day_expiry, day_of, oldest_retained_day, system_clock
+from isales_stats.core.events import CallEvent, EventKind
+from isales_stats.core.keys import KeyLayout
+from isales_stats.engine.redis_connection import AnyRedis, LuaScript, run_pipeline
 
-COUNT_EVENTS = LuaScript(files("engine").joinpath("count_events.lua").read_text())
+COUNT_EVENTS = LuaScript(files("isales_stats.engine").joinpath("count_events.lua").read_text())
 STORE_HIGHER_OFFSET = LuaScript(
     """-- KEYS[1] offsets hash; ARGV[1] partition; ARGV[2] offset: store it unless lower.
     local stored = tonumber(redis.call('HGET', KEYS[1], ARGV[1]))

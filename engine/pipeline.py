@@ -14,10 +14,10 @@ from typing import Protocol
 
 from redis.exceptions import RedisError
 
-from engine import metrics
-from engine.counting import CountingOutcome, EventCounter
-from engine.days import Clock, system_clock
-from engine.events import CallEvent, InvalidEvent, decode_event
+from isales_stats.core.days import Clock, system_clock
+from isales_stats.core.events import CallEvent, InvalidEvent, decode_event
+from isales_stats.engine import metrics
+from isales_stats.engine.counting import CountingOutcome, EventCounter
 
 log = logging.getLogger(__name__)
 

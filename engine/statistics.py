@@ -21,10 +21,12 @@ from typing import Any
 import orjson
 from redis.asyncio.cluster import RedisCluster
 
-from engine.keys import DAILY_COUNTERS, RESPONSE_COUNTERS, TOTAL_COUNTERS, KeyLayout
-from engine.redis_connection import AnyRedis, LuaScript, run_pipeline
+from isales_stats.core.keys import DAILY_COUNTERS, RESPONSE_COUNTERS, TOTAL_COUNTERS, KeyLayout
+from isales_stats.engine.redis_connection import AnyRedis, LuaScript, run_pipeline
 
-READ_STATISTICS = LuaScript(files("engine").joinpath("read_statistics.lua").read_text())
+READ_STATISTICS = LuaScript(
+    files("isales_stats.engine").joinpath("read_statistics.lua").read_text()
+)
 
 Counters = dict[str, Any]
 

@@ -6,7 +6,7 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
-from isales_stats.settings import Settings
+from isales_stats.core.settings import Settings
 
 DEAD_LETTER_PARTITIONS = 3
 

@@ -7,10 +7,10 @@ from typing import NoReturn
 import faust
 from prometheus_client import start_http_server
 
-from engine.agents import register_agents
-from engine.app import create_app
-from engine.topics import ensure_topics
-from isales_stats.settings import Settings
+from isales_stats.core.settings import Settings
+from isales_stats.engine.agents import register_agents
+from isales_stats.engine.app import create_app
+from isales_stats.engine.topics import ensure_topics
 
 
 def run_worker(settings: Settings, loglevel: str = "warning") -> NoReturn:

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from isales_stats.signing import sign_request
+from isales_stats.core.signing import sign_request
 
 CONTENT_TYPE = "application/json; charset=UTF-8"
 STATISTICS_PATH = "/rest/isales/v2/openapi/campaigns/{vdn_id}/statistics"

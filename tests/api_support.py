@@ -18,12 +18,12 @@ import httpx
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
-from api.main import create_app
-from engine.counting import EventCounter
-from engine.events import event_from_json
-from engine.keys import KeyLayout
+from isales_stats.api.main import create_app
 from isales_stats.client import CONTENT_TYPE, STATISTICS_PATH, AkSkAuth
-from isales_stats.settings import Settings
+from isales_stats.core.events import event_from_json
+from isales_stats.core.keys import KeyLayout
+from isales_stats.core.settings import Settings
+from isales_stats.engine.counting import EventCounter
 
 BASE_URL = "http://127.0.0.1:8000"
 JSON_HEADERS = {"Content-Type": CONTENT_TYPE}

@@ -13,9 +13,9 @@ import pytest
 import redis
 from kafka.admin import KafkaAdminClient
 
-from engine.keys import KeyLayout
-from isales_stats.settings import Settings
-from isales_stats.stack import Stack
+from isales_stats.commands.stack import Stack
+from isales_stats.core.keys import KeyLayout
+from isales_stats.core.settings import Settings
 
 
 @pytest.fixture(scope="session")

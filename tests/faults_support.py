@@ -22,7 +22,7 @@ import httpx
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.errors import KafkaError
 
-from isales_stats.settings import Settings
+from isales_stats.core.settings import Settings
 from tests.services import wait_for
 from tests.workload import read_detail
 

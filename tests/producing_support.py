@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 from kafka import KafkaConsumer, TopicPartition
 
-from isales_stats.settings import Settings
+from isales_stats.core.settings import Settings
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "engine" / "call-event.schema.json"
 
@@ -50,7 +50,7 @@ def run_cli(
     """``isales-stats ARGUMENTS`` in a child process with ``settings`` as its environment."""
     environment = {**os.environ, **settings.as_environment()}
     return subprocess.run(
-        [sys.executable, "-m", "isales_stats.cli", *arguments],
+        [sys.executable, "-m", "isales_stats", *arguments],
         input=stdin.decode() if stdin is not None else None,
         capture_output=True,
         text=True,

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from isales_stats.settings import Settings
+from isales_stats.core.settings import Settings
 
 
 def free_port() -> int:
@@ -30,7 +30,7 @@ class ServiceProcess:
 
     def __init__(self, settings: Settings, *command: str, log_dir: Path, **overrides: Any) -> None:
         self.settings = settings.model_copy(update=overrides)
-        self.command = [sys.executable, "-m", "isales_stats.cli", *command]
+        self.command = [sys.executable, "-m", "isales_stats", *command]
         self.log_path = log_dir / f"{command[0]}-{time.monotonic_ns()}.log"
         self.process: subprocess.Popen[bytes] | None = None
 

@@ -19,12 +19,12 @@ import pytest
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
-from api.auth import NO_KEYS_MESSAGE, AuthConfigurationError, load_secret_keys
-from api.errors import AUTHENTICATION_FAILED_MESSAGE, ErrorCode
-from api.main import create_app
-from api.telemetry import ACCESS_LOGGER
+from isales_stats.api.auth import NO_KEYS_MESSAGE, AuthConfigurationError, load_secret_keys
+from isales_stats.api.errors import AUTHENTICATION_FAILED_MESSAGE, ErrorCode
+from isales_stats.api.main import create_app
+from isales_stats.api.telemetry import ACCESS_LOGGER
 from isales_stats.client import AkSkAuth, StatisticsApiError, StatisticsClient, sign
-from isales_stats.settings import Settings
+from isales_stats.core.settings import Settings
 from tests.api_support import (
     ACCESS_KEY,
     OTHER_ACCESS_KEY,
@@ -328,7 +328,7 @@ async def test_the_client_signs_and_reads_count_detail(api_process: tuple[Settin
 
 def run_query_command(settings: Settings, *arguments: str, **environment: str) -> Any:
     return subprocess.run(
-        [sys.executable, "-m", "isales_stats.cli", "query", *arguments],
+        [sys.executable, "-m", "isales_stats", "query", *arguments],
         env={**os.environ, **settings.as_environment(), **environment},
         capture_output=True,
         text=True,

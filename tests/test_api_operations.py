@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
-from api.errors import UNAVAILABLE_MESSAGE, ErrorCode
-from api.telemetry import ACCESS_LOGGER
-from isales_stats.settings import Settings
+from isales_stats.api.errors import UNAVAILABLE_MESSAGE, ErrorCode
+from isales_stats.api.telemetry import ACCESS_LOGGER
+from isales_stats.core.settings import Settings
 from tests.api_support import JSON_HEADERS, serve, statistics_path
 from tests.services import ServiceProcess, free_port, wait_for, wait_for_http
 

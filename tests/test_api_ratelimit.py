@@ -14,10 +14,10 @@ import redis
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
-from api.errors import TOO_FREQUENT_MESSAGE, ErrorCode
-from engine.keys import KeyLayout
+from isales_stats.api.errors import TOO_FREQUENT_MESSAGE, ErrorCode
 from isales_stats.client import StatisticsClient
-from isales_stats.settings import Settings
+from isales_stats.core.keys import KeyLayout
+from isales_stats.core.settings import Settings
 from tests.api_support import (
     ACCESS_KEY,
     OTHER_ACCESS_KEY,

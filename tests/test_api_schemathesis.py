@@ -34,10 +34,10 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from api.parameters import decode_query
+from isales_stats.api.parameters import decode_query
 from isales_stats.client import CONTENT_TYPE
-from isales_stats.settings import Settings
-from isales_stats.signing import sign_request
+from isales_stats.core.settings import Settings
+from isales_stats.core.signing import sign_request
 from tests.api_support import (
     ACCESS_KEY,
     SECRET_KEY,

@@ -13,12 +13,17 @@ import anyio
 import pytest
 from redis.asyncio import Redis
 
-from api.errors import INTERNAL_ERROR_MESSAGE, ErrorCode, envelope
-from api.schemas import BatchStatistics, CampaignStatistics, Counters, StatisticsResponse
-from engine.days import today_in
-from engine.keys import KeyLayout
-from engine.statistics import CorruptCounters, StatisticsReader
-from isales_stats.settings import Settings
+from isales_stats.api.errors import INTERNAL_ERROR_MESSAGE, ErrorCode, envelope
+from isales_stats.api.schemas import (
+    BatchStatistics,
+    CampaignStatistics,
+    Counters,
+    StatisticsResponse,
+)
+from isales_stats.core.days import today_in
+from isales_stats.core.keys import KeyLayout
+from isales_stats.core.settings import Settings
+from isales_stats.engine.statistics import CorruptCounters, StatisticsReader
 from tests.api_support import campaign_events, count_events, now_ms, serve, statistics_path
 from tests.reference_model import COUNTER_KEYS, reference_statistics
 

@@ -19,7 +19,7 @@ import pytest
 from pydantic import SecretStr
 
 from isales_stats.client import sign
-from isales_stats.settings import Settings
+from isales_stats.core.settings import Settings
 from tests.api_support import ACCESS_KEY, JSON_HEADERS, SECRET_KEY, TEST_KEYS
 from tests.services import ServiceProcess, free_port, wait_for_http
 

@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.errors import ErrorCode
-from api.parameters import is_valid_identifier
-from api.schemas import ErrorEnvelope
-from engine.events import InvalidEvent, event_from_json
-from isales_stats.settings import Settings
+from isales_stats.api.errors import ErrorCode
+from isales_stats.api.parameters import is_valid_identifier
+from isales_stats.api.schemas import ErrorEnvelope
+from isales_stats.core.events import InvalidEvent, event_from_json
+from isales_stats.core.settings import Settings
 from tests.api_support import JSON_HEADERS, serve, statistics_path
 
 pytestmark = [pytest.mark.stack, pytest.mark.anyio]

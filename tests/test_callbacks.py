@@ -14,12 +14,16 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from engine.events import CallEvent, EventKind
-from engine.topics import ensure_topics
-from isales_stats.callbacks import InvalidCallback, call_result_event, call_results_to_events
 from isales_stats.client import AkSkAuth, StatisticsClient
-from isales_stats.settings import Settings
-from isales_stats.stack.kafka import KafkaBroker
+from isales_stats.commands.stack.kafka import KafkaBroker
+from isales_stats.core.events import CallEvent, EventKind
+from isales_stats.core.settings import Settings
+from isales_stats.engine.topics import ensure_topics
+from isales_stats.producing.callbacks import (
+    InvalidCallback,
+    call_result_event,
+    call_results_to_events,
+)
 from tests.api_support import ACCESS_KEY, SECRET_KEY, TEST_KEYS, serve
 from tests.producing_support import read_topic, run_cli
 from tests.services import ServiceProcess, free_port, wait_for, wait_for_http

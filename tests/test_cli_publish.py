@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from engine.topics import ensure_topics
-from isales_stats.settings import Settings
+from isales_stats.core.settings import Settings
+from isales_stats.engine.topics import ensure_topics
 from tests.producing_support import read_topic, run_cli
 
 pytestmark = pytest.mark.stack

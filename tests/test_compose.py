@@ -25,8 +25,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from isales_stats.settings import Settings
-from isales_stats.stack.kafka import broker_properties
+from isales_stats.commands.stack.kafka import broker_properties
+from isales_stats.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"

@@ -19,9 +19,9 @@ import pytest
 import redis
 import yaml
 
-from engine.days import today_in
-from engine.keys import KeyLayout
-from isales_stats.settings import Settings, parse_time_zone
+from isales_stats.core.days import today_in
+from isales_stats.core.keys import KeyLayout
+from isales_stats.core.settings import Settings, parse_time_zone
 from tests.grafana_support import (
     ALL,
     DATASOURCE_UID,

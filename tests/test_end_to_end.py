@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from engine.topics import ensure_topics
-from isales_stats.publisher import EventPublisher
-from isales_stats.settings import Settings
+from isales_stats.core.settings import Settings
+from isales_stats.engine.topics import ensure_topics
+from isales_stats.producing.publisher import EventPublisher
 from tests.services import ServiceProcess, wait_for, wait_for_http
 
 pytestmark = pytest.mark.stack

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from isales_stats.settings import Settings
+from isales_stats.core.settings import Settings
 from tests.services import ServiceProcess, wait_for, wait_for_http
 from tests.workload import (
     campaign_stream,

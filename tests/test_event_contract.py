@@ -14,10 +14,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.events import OCCURRED_AT_PATTERN, InvalidEvent, decode_event, event_from_json
-from engine.keys import FORBIDDEN_ID_CHARACTER_PATTERN
+from isales_stats.core.events import (
+    OCCURRED_AT_PATTERN,
+    InvalidEvent,
+    decode_event,
+    event_from_json,
+)
+from isales_stats.core.keys import FORBIDDEN_ID_CHARACTER_PATTERN
 
-SCHEMA = json.loads(files("engine").joinpath("call-event.schema.json").read_text())
+SCHEMA = json.loads(files("isales_stats.engine").joinpath("call-event.schema.json").read_text())
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
 
 ids = st.text(min_size=1, max_size=64).filter(lambda s: not any(c in s for c in "{}"))

@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 from kafka import KafkaAdminClient
 
-from engine.topics import ensure_topics
-from isales_stats.settings import Settings
-from isales_stats.stack.kafka import KafkaCluster
+from isales_stats.commands.stack.kafka import KafkaCluster
+from isales_stats.core.settings import Settings
+from isales_stats.engine.topics import ensure_topics
 from tests.faults_support import (
     PacedProducer,
     fault_seed,

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.topics import ensure_topics
-from isales_stats.settings import Settings
+from isales_stats.core.settings import Settings
+from isales_stats.engine.topics import ensure_topics
 from tests.faults_support import (
     PacedProducer,
     fault_seed,

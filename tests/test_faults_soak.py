@@ -36,10 +36,10 @@ import orjson
 import pytest
 from redis import Redis
 
-from engine.keys import KeyLayout
-from engine.topics import ensure_topics
-from isales_stats.settings import Settings
-from isales_stats.stack.redis import RedisServer
+from isales_stats.commands.stack.redis import RedisServer
+from isales_stats.core.keys import KeyLayout
+from isales_stats.core.settings import Settings
+from isales_stats.engine.topics import ensure_topics
 from tests.faults_support import (
     PacedProducer,
     fault_seed,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from isales_stats.settings import Settings
+from isales_stats.core.settings import Settings
 from tests.faults_support import (
     fault_seed,
     figures,

@@ -18,7 +18,7 @@ import pytest
 import yaml
 from kubernetes_validate.utils import all_versions
 
-from isales_stats.settings import Settings
+from isales_stats.core.settings import Settings
 from tests.test_compose import environment_of, load_compose, services, with_defaults
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,12 +12,12 @@ from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 from redis.crc import key_slot
 
-from engine.counting import EventCounter
-from engine.days import day_expiry, today_in
-from engine.events import decode_event
-from engine.keys import KeyLayout
-from engine.statistics import StatisticsReader
-from isales_stats.settings import Settings
+from isales_stats.core.days import day_expiry, today_in
+from isales_stats.core.events import decode_event
+from isales_stats.core.keys import KeyLayout
+from isales_stats.core.settings import Settings
+from isales_stats.engine.counting import EventCounter
+from isales_stats.engine.statistics import StatisticsReader
 from tests.strategies import GMT8
 
 

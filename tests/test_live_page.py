@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr
 
-from engine.days import today_in
-from isales_stats.settings import Settings
+from isales_stats.core.days import today_in
+from isales_stats.core.settings import Settings
 from tests.api_support import (
     ACCESS_KEY,
     SECRET_KEY,

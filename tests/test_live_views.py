@@ -32,11 +32,11 @@ import redis
 from playwright.sync_api import Browser, Page, sync_playwright
 from pydantic import SecretStr
 
-from engine.days import today_in
-from engine.keys import DAILY_COUNTERS, TOTAL_COUNTERS, KeyLayout
-from engine.topics import ensure_topics
 from isales_stats.client import StatisticsClient
-from isales_stats.settings import Settings
+from isales_stats.core.days import today_in
+from isales_stats.core.keys import DAILY_COUNTERS, TOTAL_COUNTERS, KeyLayout
+from isales_stats.core.settings import Settings
+from isales_stats.engine.topics import ensure_topics
 from tests.api_support import ACCESS_KEY, SECRET_KEY, TEST_KEYS
 from tests.conftest import delete_keys
 from tests.grafana_support import (

@@ -10,10 +10,10 @@ from typing import Any
 import jsonschema
 import pytest
 
-from engine.events import InvalidEvent, event_from_json
-from engine.topics import ensure_topics
-from isales_stats.publisher import AsyncEventPublisher, EventPublisher, validate_event
-from isales_stats.settings import Settings
+from isales_stats.core.events import InvalidEvent, event_from_json
+from isales_stats.core.settings import Settings
+from isales_stats.engine.topics import ensure_topics
+from isales_stats.producing.publisher import AsyncEventPublisher, EventPublisher, validate_event
 from tests.producing_support import SCHEMA_PATH, read_topic
 
 pytestmark = pytest.mark.stack

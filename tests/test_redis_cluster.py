@@ -11,9 +11,9 @@ import httpx
 import pytest
 import redis
 
-from engine.keys import KeyLayout
-from isales_stats.settings import Settings
-from isales_stats.stack.redis import RedisClusterServers
+from isales_stats.commands.stack.redis import RedisClusterServers
+from isales_stats.core.keys import KeyLayout
+from isales_stats.core.settings import Settings
 from tests.services import ServiceProcess, wait_for, wait_for_http
 from tests.workload import campaign_stream, expected_detail, publish
 

@@ -10,12 +10,12 @@ import pytest
 from redis import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from engine.counting import EventCounter
-from engine.events import decode_event
-from engine.keys import KeyLayout
-from engine.redis_connection import connect
-from engine.statistics import StatisticsReader
-from isales_stats.settings import Settings
+from isales_stats.core.events import decode_event
+from isales_stats.core.keys import KeyLayout
+from isales_stats.core.settings import Settings
+from isales_stats.engine.counting import EventCounter
+from isales_stats.engine.redis_connection import connect
+from isales_stats.engine.statistics import StatisticsReader
 from tests.strategies import GMT8
 
 

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from redis import Redis
 
-from isales_stats.settings import Settings
-from isales_stats.stack.redis import RedisServer
+from isales_stats.commands.stack.redis import RedisServer
+from isales_stats.core.settings import Settings
 from tests.services import ServiceProcess, wait_for
 from tests.workload import campaign_stream, expected_detail, publish, read_detail
 

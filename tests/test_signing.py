@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from isales_stats.signing import (
+from isales_stats.core.signing import (
     AuthenticationError,
     canonical_request,
     format_timestamp,

@@ -14,12 +14,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.events import event_from_json
-from engine.topics import ensure_topics
 from isales_stats.client import StatisticsClient
-from isales_stats.expectations import ExpectedStatistics
-from isales_stats.settings import Settings
-from isales_stats.simulator import (
+from isales_stats.core.events import event_from_json
+from isales_stats.core.expectations import ExpectedStatistics
+from isales_stats.core.settings import Settings
+from isales_stats.engine.topics import ensure_topics
+from isales_stats.producing.simulator import (
     Timeline,
     TrafficOptions,
     simulate_traffic,

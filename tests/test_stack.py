@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from isales_stats.settings import Settings
-from isales_stats.stack.processes import port_is_open
+from isales_stats.commands.stack.processes import port_is_open
+from isales_stats.core.settings import Settings
 from tests.services import free_port
 
 pytestmark = pytest.mark.stack
@@ -21,7 +21,7 @@ KAFKA_PORT, REDIS_PORT = 19192, 16390
 
 def run_stack(action: str, environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "isales_stats.cli", "stack", action],
+        [sys.executable, "-m", "isales_stats", "stack", action],
         env=environment, capture_output=True, text=True, timeout=180, check=False,
     )  # fmt: skip
 

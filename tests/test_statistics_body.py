@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.statistics import CorruptCounters, check_rows
+from isales_stats.engine.statistics import CorruptCounters, check_rows
 
 TOTALS = b"5,2,3,2,1"
 DAILY = b"3,2,1,5"

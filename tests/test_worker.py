@@ -13,12 +13,12 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from engine.counting import CountingOutcome
-from engine.events import decode_event
-from engine.pipeline import CountingPipeline, RawMessage
-from engine.topics import ensure_topics
-from isales_stats.publisher import EventPublisher
-from isales_stats.settings import Settings
+from isales_stats.core.events import decode_event
+from isales_stats.core.settings import Settings
+from isales_stats.engine.counting import CountingOutcome
+from isales_stats.engine.pipeline import CountingPipeline, RawMessage
+from isales_stats.engine.topics import ensure_topics
+from isales_stats.producing.publisher import EventPublisher
 from tests.services import ServiceProcess, wait_for
 from tests.workload import read_detail
 

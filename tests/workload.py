@@ -20,11 +20,11 @@ from kafka import KafkaProducer
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 
-from engine.days import today_in
-from engine.keys import KeyLayout
-from engine.statistics import StatisticsReader
-from engine.topics import ensure_topics
-from isales_stats.settings import Settings
+from isales_stats.core.days import today_in
+from isales_stats.core.keys import KeyLayout
+from isales_stats.core.settings import Settings
+from isales_stats.engine.statistics import StatisticsReader
+from isales_stats.engine.topics import ensure_topics
 from tests.reference_model import reference_statistics
 
 GMT8 = timezone(timedelta(hours=8))

@@ -26,11 +26,11 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from kafka.errors import KafkaError
 
-from api.parameters import decode_query
-from isales_stats.callbacks import InvalidCallback, call_results_to_events
-from isales_stats.publisher import AsyncEventPublisher
-from isales_stats.settings import Settings
-from isales_stats.signing import AuthenticationError, verify_request
+from isales_stats.api.parameters import decode_query
+from isales_stats.core.settings import Settings
+from isales_stats.core.signing import AuthenticationError, verify_request
+from isales_stats.producing.callbacks import InvalidCallback, call_results_to_events
+from isales_stats.producing.publisher import AsyncEventPublisher
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 
-from api.dependencies import RedisDep
-from api.schemas import ProbeStatus
+from isales_stats.api.dependencies import RedisDep
+from isales_stats.api.schemas import ProbeStatus
 
 router = APIRouter(tags=["operations"])
 

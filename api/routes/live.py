@@ -19,13 +19,13 @@ import orjson
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
-from api.dependencies import ReaderDep, SettingsDep
-from api.errors import ErrorCode, ParameterError
-from engine.days import today_in
-from isales_stats.settings import Settings
+from isales_stats.api.dependencies import ReaderDep, SettingsDep
+from isales_stats.api.errors import ErrorCode, ParameterError
+from isales_stats.core.days import today_in
+from isales_stats.core.settings import Settings
 
 LIVE_STATISTICS_PATH = "/live/statistics/{vdnId}"
-PAGE = files("api").joinpath("static", "live.html").read_bytes()
+PAGE = files("isales_stats.api").joinpath("static", "live.html").read_bytes()
 OFF_MESSAGE = (
     "The live page is off. Start the API with ISALES_LIVE_PAGE_ENABLED=true to serve it here "
     "(it shows every VDN's counters without a signature: trusted networks only). "

@@ -18,17 +18,23 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from starlette.convertors import Convertor, register_url_convertor
 
-from api.dependencies import CallerDep, RateLimiterDep, ReaderDep, SettingsDep, StatisticsQueryDep
-from api.errors import (
+from isales_stats.api.dependencies import (
+    CallerDep,
+    RateLimiterDep,
+    ReaderDep,
+    SettingsDep,
+    StatisticsQueryDep,
+)
+from isales_stats.api.errors import (
     AUTHENTICATION_FAILED_MESSAGE,
     TOO_FREQUENT_MESSAGE,
     UNAVAILABLE_MESSAGE,
     ErrorCode,
     envelope,
 )
-from api.parameters import CONTENT_TYPE, openapi_parameters
-from api.schemas import ErrorEnvelope, StatisticsResponse
-from engine.days import today_in
+from isales_stats.api.parameters import CONTENT_TYPE, openapi_parameters
+from isales_stats.api.schemas import ErrorEnvelope, StatisticsResponse
+from isales_stats.core.days import today_in
 
 router = APIRouter(tags=["statistics"])
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from engine.keys import is_allowed_identifier
+from isales_stats.core.keys import is_allowed_identifier
 
 CONTRACT_VERSION = 1
 MAX_ID_LENGTH = 64

@@ -1,7 +1,7 @@
 """The Python SDK for producers: publish call events to Kafka with kafka-python.
 
-    from isales_stats.publisher import EventPublisher
-    from isales_stats.settings import get_settings
+    from isales_stats.producing.publisher import EventPublisher
+    from isales_stats.core.settings import get_settings
 
     with EventPublisher(get_settings()) as publisher:   # flushes and closes on exit
         publisher.publish({"eventType": "data.added", "vdnId": 1, "campaignId": "1001",
@@ -34,8 +34,8 @@ import orjson
 from kafka import KafkaProducer
 from kafka.net.compat import KafkaNetClient
 
-from engine.events import CallEvent, InvalidEvent, event_from_json
-from isales_stats.settings import Settings
+from isales_stats.core.events import CallEvent, InvalidEvent, event_from_json
+from isales_stats.core.settings import Settings
 
 __all__ = [
     "PRODUCER_DEFAULTS",

@@ -31,8 +31,8 @@ from collections.abc import Callable, Collection
 from datetime import datetime, tzinfo
 from typing import Any
 
-from engine.events import CONNECTED, CallEvent, InvalidEvent, event_from_json
-from isales_stats.publisher import validate_event
+from isales_stats.core.events import CONNECTED, CallEvent, InvalidEvent, event_from_json
+from isales_stats.producing.publisher import validate_event
 
 DEFAULT_FINAL_FAIL_CODES = ("00538",)
 
@@ -151,7 +151,7 @@ def _occurred_at_ms(value: object, zone: tzinfo) -> int:
         moment = local.replace(tzinfo=zone)
         offset = moment.utcoffset()
         assert offset is not None
-        # Integer arithmetic, as engine.events does: no float rounding near midnight.
+        # Integer arithmetic, as isales_stats.core.events does: no float rounding near midnight.
         naive_utc = local - offset
         seconds = (naive_utc - datetime(1970, 1, 1)) // _SECOND
         return seconds * 1000 + naive_utc.microsecond // 1000

@@ -32,7 +32,7 @@ from datetime import datetime, tzinfo
 from itertools import count
 from typing import Any, Literal
 
-from isales_stats.callbacks import DEFAULT_FINAL_FAIL_CODES, is_final
+from isales_stats.producing.callbacks import DEFAULT_FINAL_FAIL_CODES, is_final
 
 Timeline = Literal["live", "day", "midnight"]
 TIMELINES: tuple[Timeline, ...] = ("live", "day", "midnight")

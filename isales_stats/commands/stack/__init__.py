@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from isales_stats.settings import Settings
-from isales_stats.stack.kafka import KafkaBroker
-from isales_stats.stack.processes import ServiceStatus, StackError
-from isales_stats.stack.redis import RedisServer
+from isales_stats.commands.stack.kafka import KafkaBroker
+from isales_stats.commands.stack.processes import ServiceStatus, StackError
+from isales_stats.commands.stack.redis import RedisServer
+from isales_stats.core.settings import Settings
 
 __all__ = ["Stack", "StackError", "StackReport"]
 

@@ -1,8 +1,9 @@
 """Kafka for the local stack: Apache Kafka's own broker, KRaft mode, jars from Maven Central.
 
 No Docker engine and no Apache tarball are reachable where this project is built, but the
-broker is published on Maven Central. ``deploy/kafka/pom.xml`` lists it; Maven copies the jars
-once into the stack directory, and the broker runs as ``java -cp 'jars/*' kafka.Kafka``.
+broker is published on Maven Central. ``pom.xml`` beside this module (package data, so that
+it is there in an installed wheel too) lists it; Maven copies the jars once into the stack
+directory, and the broker runs as ``java -cp 'jars/*' kafka.Kafka``.
 
 ``KafkaBroker`` is the one-node broker of the local stack; ``KafkaCluster`` runs several nodes
 on loopback, replicated, for the fault tests (a broker killed and restarted mid-stream).
@@ -16,23 +17,23 @@ import subprocess
 import uuid
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from importlib.resources import files
 from pathlib import Path
 from types import TracebackType
 
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
-from isales_stats.settings import Settings
-from isales_stats.stack.processes import (
+from isales_stats.commands.stack.processes import (
     ManagedProcess,
     ServiceStatus,
     StackError,
     port_is_open,
     wait_until,
 )
+from isales_stats.core.settings import Settings
 
-REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
-BROKER_POM = REPOSITORY_ROOT / "deploy" / "kafka" / "pom.xml"
+BROKER_POM = files("isales_stats.commands.stack").joinpath("pom.xml")
 
 # Small and quick to start on two cores: the broker of a test stack needs no C2 compiler.
 JVM_OPTIONS = ["-Xms256m", "-Xmx512m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"]
@@ -396,9 +397,12 @@ def fetch_broker_jars(jars: Path, version: str) -> None:
     print(f"Fetching Apache Kafka {version} from Maven Central (once)...", flush=True)
     staging = jars.with_name("jars.partial")
     shutil.rmtree(staging, ignore_errors=True)
+    # Maven runs on a copy in the stack directory: an installed package may be read-only.
+    pom = jars.with_name("broker-pom.xml")
+    pom.write_text(BROKER_POM.read_text())
     result = subprocess.run(
         [
-            maven, "-B", "-q", "-f", str(BROKER_POM),
+            maven, "-B", "-q", "-f", str(pom),
             "dependency:copy-dependencies",
             "-DincludeScope=runtime",
             f"-Dkafka.version={version}",

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from isales_stats.settings import Settings, get_settings
+from isales_stats.core.settings import Settings, get_settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -67,7 +67,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _stack(arguments: argparse.Namespace, settings: Settings) -> int:
-    from isales_stats.stack import Stack, StackError
+    from isales_stats.commands.stack import Stack, StackError
 
     stack = Stack(settings)
     if arguments.action == "up":
@@ -95,7 +95,7 @@ def _stack(arguments: argparse.Namespace, settings: Settings) -> int:
 
 
 def _worker(arguments: argparse.Namespace, settings: Settings) -> int:
-    from engine.worker import run_worker
+    from isales_stats.engine.worker import run_worker
 
     return run_worker(settings, loglevel=arguments.loglevel)
 
@@ -103,9 +103,9 @@ def _worker(arguments: argparse.Namespace, settings: Settings) -> int:
 def _api(arguments: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from api.auth import AuthConfigurationError
-    from api.main import create_app
-    from api.runtime import tune_garbage_collector
+    from isales_stats.api.auth import AuthConfigurationError
+    from isales_stats.api.main import create_app
+    from isales_stats.api.runtime import tune_garbage_collector
 
     try:
         # Built once here so that a refusal to start is a message, not uvicorn's traceback.
@@ -116,7 +116,7 @@ def _api(arguments: argparse.Namespace, settings: Settings) -> int:
     # Everything the server needs is imported now: freeze it out of the collector's work.
     tune_garbage_collector()
     uvicorn.run(
-        "api.main:create_app",
+        "isales_stats.api.main:create_app",
         factory=True,
         host=arguments.host or settings.api_host,
         port=arguments.port or settings.api_port,
@@ -161,7 +161,7 @@ def _query(arguments: argparse.Namespace, settings: Settings) -> int:
 
 
 def _topics(arguments: argparse.Namespace, settings: Settings) -> int:
-    from engine.topics import ensure_topics
+    from isales_stats.engine.topics import ensure_topics
 
     created = ensure_topics(settings)
     print("created: " + (", ".join(created) if created else "nothing (all topics exist)"))
@@ -232,7 +232,7 @@ def _add_producer_commands(commands: Any) -> None:
 
 
 def _publish(arguments: argparse.Namespace, settings: Settings) -> int:
-    from isales_stats.producing import publish_file
+    from isales_stats.commands.producing import publish_file
 
     rejects = arguments.rejects or Path(
         "rejected.jsonl" if arguments.file == "-" else f"{arguments.file}.rejected.jsonl"
@@ -241,9 +241,9 @@ def _publish(arguments: argparse.Namespace, settings: Settings) -> int:
 
 
 def _simulate(arguments: argparse.Namespace, settings: Settings) -> int:
-    from engine.events import InvalidEvent, parse_occurred_at
-    from isales_stats.producing import random_seed, run_simulation
-    from isales_stats.simulator import TrafficOptions
+    from isales_stats.commands.producing import random_seed, run_simulation
+    from isales_stats.core.events import InvalidEvent, parse_occurred_at
+    from isales_stats.producing.simulator import TrafficOptions
 
     try:
         now_ms = None if arguments.now is None else parse_occurred_at(arguments.now)
@@ -277,7 +277,7 @@ def _simulate(arguments: argparse.Namespace, settings: Settings) -> int:
 
 
 def _demo(arguments: argparse.Namespace, settings: Settings) -> int:
-    from isales_stats.demo import run_demo
+    from isales_stats.commands.demo import run_demo
 
     return run_demo(settings)
 

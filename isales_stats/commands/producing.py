@@ -25,11 +25,11 @@ from typing import IO, Any, TextIO
 import orjson
 from kafka.errors import KafkaError
 
-from engine.events import InvalidEvent, event_from_json
-from isales_stats.expectations import ExpectedStatistics
-from isales_stats.publisher import EventPublisher
-from isales_stats.settings import Settings
-from isales_stats.simulator import TrafficOptions, simulate_traffic
+from isales_stats.core.events import InvalidEvent, event_from_json
+from isales_stats.core.expectations import ExpectedStatistics
+from isales_stats.core.settings import Settings
+from isales_stats.producing.publisher import EventPublisher
+from isales_stats.producing.simulator import TrafficOptions, simulate_traffic
 
 # Exit statuses of both commands.
 EXIT_OK = 0

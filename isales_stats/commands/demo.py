@@ -23,10 +23,10 @@ import httpx
 import orjson
 from pydantic import SecretStr
 
-from engine.topics import ensure_topics
 from isales_stats.client import StatisticsClient
-from isales_stats.settings import Settings
-from isales_stats.stack import Stack
+from isales_stats.commands.stack import Stack
+from isales_stats.core.settings import Settings
+from isales_stats.engine.topics import ensure_topics
 
 DEMO_VDN = 1
 # Known to everyone (the README's worked example uses it): for a local demo only.
@@ -117,7 +117,7 @@ def _start(settings: Settings, command: list[str], log: Path) -> subprocess.Pope
     environment = {**os.environ, **settings.as_environment()}
     with log.open("wb") as output:
         return subprocess.Popen(
-            [sys.executable, "-m", "isales_stats.cli", *command],
+            [sys.executable, "-m", "isales_stats", *command],
             stdout=output,
             stderr=subprocess.STDOUT,
             env=environment,

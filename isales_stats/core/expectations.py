@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 from typing import Any
 
-from engine.events import CallEvent, EventKind
+from isales_stats.core.events import CallEvent, EventKind
 
 COUNTER_NAMES = (
     "unCallCount",

@@ -7,14 +7,14 @@ import subprocess
 
 import redis
 
-from isales_stats.settings import Settings
-from isales_stats.stack.processes import (
+from isales_stats.commands.stack.processes import (
     ManagedProcess,
     ServiceStatus,
     StackError,
     port_is_open,
     wait_until,
 )
+from isales_stats.core.settings import Settings
 
 # AOF with a one-second fsync: a restart keeps the counters, at most one second of writes is
 # at risk on a power cut (the engine heals from that by re-reading Kafka; see the README).

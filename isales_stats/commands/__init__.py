@@ -1,0 +1,4 @@
+"""The top floor: what people run. The command line, the demo and the local stack.
+
+May use every floor below; nothing below imports it.
+"""
