@@ -399,6 +399,7 @@ def fetch_broker_jars(jars: Path, version: str) -> None:
     shutil.rmtree(staging, ignore_errors=True)
     # Maven runs on a copy in the stack directory: an installed package may be read-only.
     pom = jars.with_name("broker-pom.xml")
+    pom.parent.mkdir(parents=True, exist_ok=True)  # a fresh stack directory has no folders yet
     pom.write_text(BROKER_POM.read_text())
     result = subprocess.run(
         [
