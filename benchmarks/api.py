@@ -50,9 +50,9 @@ from isales_stats.core.days import today_in
 from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings
 from isales_stats.engine.statistics import StatisticsReader
-from tests.api_support import count_events
-from tests.conftest import delete_keys
-from tests.services import free_port
+from tests.support.cleanup import delete_keys
+from tests.support.counting import count_events
+from tests.support.ports import free_port
 
 VDN = 1
 CAMPAIGNS = 200

@@ -1,7 +1,8 @@
 """Fixtures over the real local stack: Kafka and Redis, started for the session if not running.
 
 Tests share the services but not their data: each test gets its own Redis key prefix and, when
-it needs Kafka, its own topics. What the session started, it stops at the end.
+it needs Kafka, its own topics. What the session started, it stops at the end. What the
+fixtures use, and what tests share besides, lives in tests/support/.
 """
 
 from __future__ import annotations
@@ -10,12 +11,12 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-import redis
-from kafka.admin import KafkaAdminClient
 
 from isales_stats.commands.stack import Stack
 from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings
+from tests.support.cleanup import delete_keys, delete_topics
+from tests.support.counting import EventCounters
 
 
 @pytest.fixture(scope="session")
@@ -74,20 +75,7 @@ def key_layout(test_settings: Settings) -> KeyLayout:
     return KeyLayout(test_settings.key_prefix)
 
 
-def delete_keys(redis_url: str, prefix: str) -> None:
-    with redis.Redis.from_url(redis_url) as client:
-        for pattern in (f"{prefix}:*",):
-            batch = list(client.scan_iter(match=pattern, count=1000))
-            for start in range(0, len(batch), 1000):
-                client.delete(*batch[start : start + 1000])
-
-
-def delete_topics(settings: Settings, names: list[str]) -> None:
-    """Delete these topics, those that exist: not every test or run creates all it was given."""
-    if not names:
-        return
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    try:
-        admin.delete_topics(names, raise_errors=False)  # "unknown topic" answers are expected
-    finally:
-        admin.close()
+@pytest.fixture
+def event_counter(test_settings: Settings) -> EventCounters:
+    """Builds the engine's EventCounter on a Redis client, under the test's key prefix."""
+    return EventCounters(test_settings.key_prefix)

@@ -14,8 +14,10 @@ import pytest
 from isales_stats.api.errors import UNAVAILABLE_MESSAGE, ErrorCode
 from isales_stats.api.telemetry import ACCESS_LOGGER
 from isales_stats.core.settings import Settings
-from tests.api_support import JSON_HEADERS, serve, statistics_path
-from tests.services import ServiceProcess, free_port, wait_for, wait_for_http
+from tests.support.app_client import JSON_HEADERS, serve, statistics_path
+from tests.support.ports import free_port
+from tests.support.processes import ServiceProcess
+from tests.support.waiting import wait_for, wait_for_http
 
 pytestmark = [pytest.mark.stack, pytest.mark.anyio]
 

@@ -18,16 +18,17 @@ from isales_stats.api.errors import TOO_FREQUENT_MESSAGE, ErrorCode
 from isales_stats.client import StatisticsClient
 from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings
-from tests.api_support import (
+from tests.support.app_client import serve, statistics_path
+from tests.support.credentials import (
     ACCESS_KEY,
     OTHER_ACCESS_KEY,
     OTHER_SECRET_KEY,
     SECRET_KEY,
     TEST_KEYS,
-    serve,
-    statistics_path,
 )
-from tests.services import ServiceProcess, free_port, wait_for_http
+from tests.support.ports import free_port
+from tests.support.processes import ServiceProcess
+from tests.support.waiting import wait_for_http
 
 pytestmark = [pytest.mark.stack, pytest.mark.anyio]
 

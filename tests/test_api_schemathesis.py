@@ -38,15 +38,13 @@ from isales_stats.api.parameters import decode_query
 from isales_stats.client import CONTENT_TYPE
 from isales_stats.core.settings import Settings
 from isales_stats.core.signing import sign_request
-from tests.api_support import (
-    ACCESS_KEY,
-    SECRET_KEY,
-    TEST_KEYS,
-    campaign_events,
-    count_events,
-    now_ms,
-)
-from tests.services import ServiceProcess, free_port, wait_for_http
+from tests.support.clock import now_ms
+from tests.support.counting import count_events
+from tests.support.credentials import ACCESS_KEY, SECRET_KEY, TEST_KEYS
+from tests.support.ports import free_port
+from tests.support.processes import ServiceProcess
+from tests.support.streams import campaign_events
+from tests.support.waiting import wait_for_http
 
 pytestmark = pytest.mark.stack
 

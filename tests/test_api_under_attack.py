@@ -20,8 +20,11 @@ from pydantic import SecretStr
 
 from isales_stats.client import sign
 from isales_stats.core.settings import Settings
-from tests.api_support import ACCESS_KEY, JSON_HEADERS, SECRET_KEY, TEST_KEYS
-from tests.services import ServiceProcess, free_port, wait_for_http
+from tests.support.app_client import JSON_HEADERS
+from tests.support.credentials import ACCESS_KEY, SECRET_KEY, TEST_KEYS
+from tests.support.ports import free_port
+from tests.support.processes import ServiceProcess
+from tests.support.waiting import wait_for_http
 
 pytestmark = pytest.mark.stack
 

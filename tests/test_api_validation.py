@@ -14,7 +14,7 @@ from isales_stats.api.parameters import is_valid_identifier
 from isales_stats.api.schemas import ErrorEnvelope
 from isales_stats.core.events import InvalidEvent, event_from_json
 from isales_stats.core.settings import Settings
-from tests.api_support import JSON_HEADERS, serve, statistics_path
+from tests.support.app_client import JSON_HEADERS, serve, statistics_path
 
 pytestmark = [pytest.mark.stack, pytest.mark.anyio]
 

@@ -24,9 +24,12 @@ from isales_stats.producing.callbacks import (
     call_result_event,
     call_results_to_events,
 )
-from tests.api_support import ACCESS_KEY, SECRET_KEY, TEST_KEYS, serve
-from tests.producing_support import read_topic, run_cli
-from tests.services import ServiceProcess, free_port, wait_for, wait_for_http
+from tests.support.app_client import serve
+from tests.support.credentials import ACCESS_KEY, SECRET_KEY, TEST_KEYS
+from tests.support.kafka_topics import read_topic
+from tests.support.ports import free_port
+from tests.support.processes import ServiceProcess, run_cli
+from tests.support.waiting import wait_for, wait_for_http
 
 PATH = Settings().callback_path
 GMT8 = timezone(timedelta(hours=8))

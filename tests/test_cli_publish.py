@@ -13,7 +13,8 @@ import pytest
 
 from isales_stats.core.settings import Settings
 from isales_stats.engine.topics import ensure_topics
-from tests.producing_support import read_topic, run_cli
+from tests.support.kafka_topics import read_topic
+from tests.support.processes import run_cli
 
 pytestmark = pytest.mark.stack
 

@@ -22,7 +22,7 @@ import yaml
 from isales_stats.core.days import today_in
 from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings, parse_time_zone
-from tests.grafana_support import (
+from tests.support.grafana import (
     ALL,
     DATASOURCE_UID,
     GRAFANA,

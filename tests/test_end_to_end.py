@@ -13,7 +13,8 @@ import pytest
 from isales_stats.core.settings import Settings
 from isales_stats.engine.topics import ensure_topics
 from isales_stats.producing.publisher import EventPublisher
-from tests.services import ServiceProcess, wait_for, wait_for_http
+from tests.support.processes import ServiceProcess
+from tests.support.waiting import wait_for, wait_for_http
 
 pytestmark = pytest.mark.stack
 

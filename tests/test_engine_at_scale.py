@@ -14,14 +14,11 @@ import httpx
 import pytest
 
 from isales_stats.core.settings import Settings
-from tests.services import ServiceProcess, wait_for, wait_for_http
-from tests.workload import (
-    campaign_stream,
-    distinct_identities_counted,
-    expected_detail,
-    publish,
-    read_detail,
-)
+from tests.support.detail import distinct_identities_counted, expected_detail, read_detail
+from tests.support.kafka_topics import publish
+from tests.support.processes import ServiceProcess
+from tests.support.streams import campaign_stream
+from tests.support.waiting import wait_for, wait_for_http
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 

@@ -23,7 +23,8 @@ from kafka import KafkaAdminClient
 from isales_stats.commands.stack.kafka import KafkaCluster
 from isales_stats.core.settings import Settings
 from isales_stats.engine.topics import ensure_topics
-from tests.faults_support import (
+from tests.support.detail import expected_detail, read_detail
+from tests.support.faults import (
     PacedProducer,
     fault_seed,
     figures,
@@ -31,8 +32,10 @@ from tests.faults_support import (
     wait_for_group,
     wait_until_exact,
 )
-from tests.services import ServiceProcess, free_port, wait_for
-from tests.workload import campaign_stream, encoded, expected_detail, read_detail
+from tests.support.ports import free_port
+from tests.support.processes import ServiceProcess
+from tests.support.streams import campaign_stream, encoded
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow, pytest.mark.faults]
 

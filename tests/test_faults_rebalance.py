@@ -18,7 +18,8 @@ import pytest
 
 from isales_stats.core.settings import Settings
 from isales_stats.engine.topics import ensure_topics
-from tests.faults_support import (
+from tests.support.detail import expected_detail, read_detail
+from tests.support.faults import (
     PacedProducer,
     fault_seed,
     figures,
@@ -27,8 +28,9 @@ from tests.faults_support import (
     wait_for_metrics,
     wait_until_exact,
 )
-from tests.services import ServiceProcess, free_port
-from tests.workload import campaign_stream, encoded, expected_detail, read_detail
+from tests.support.ports import free_port
+from tests.support.processes import ServiceProcess
+from tests.support.streams import campaign_stream, encoded
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow, pytest.mark.faults]
 

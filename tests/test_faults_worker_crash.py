@@ -18,21 +18,19 @@ from pathlib import Path
 import pytest
 
 from isales_stats.core.settings import Settings
-from tests.faults_support import (
+from tests.support.detail import distinct_identities_counted, expected_detail, read_detail
+from tests.support.faults import (
     fault_seed,
     figures,
     scrape_metric,
     wait_for_metrics,
     wait_until_exact,
 )
-from tests.services import ServiceProcess, free_port, wait_for
-from tests.workload import (
-    campaign_stream,
-    distinct_identities_counted,
-    expected_detail,
-    publish,
-    read_detail,
-)
+from tests.support.kafka_topics import publish
+from tests.support.ports import free_port
+from tests.support.processes import ServiceProcess
+from tests.support.streams import campaign_stream
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow, pytest.mark.faults]
 

@@ -18,7 +18,7 @@ from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings
 from isales_stats.engine.counting import EventCounter
 from isales_stats.engine.statistics import StatisticsReader
-from tests.strategies import GMT8
+from tests.support.clock import GMT8
 
 
 def every_key_of_a_campaign(layout: KeyLayout, vdn: int, campaign: str) -> list[str]:

@@ -1,7 +1,7 @@
 """The live page's server side: off by default, and when on, the API's own numbers unsigned.
 
-In-process (tests/api_support.py's ``serve``) against the real Redis; the page itself is driven in
-a real browser during a real workload in tests/test_live_views.py.
+In-process (tests/support/app_client.py's ``serve``) against the real Redis; the page itself is
+driven in a real browser during a real workload in tests/test_live_views.py.
 """
 
 from __future__ import annotations
@@ -11,16 +11,11 @@ from pydantic import SecretStr
 
 from isales_stats.core.days import today_in
 from isales_stats.core.settings import Settings
-from tests.api_support import (
-    ACCESS_KEY,
-    SECRET_KEY,
-    TEST_KEYS,
-    campaign_events,
-    count_events,
-    now_ms,
-    serve,
-    statistics_path,
-)
+from tests.support.app_client import serve, statistics_path
+from tests.support.clock import now_ms
+from tests.support.counting import count_events
+from tests.support.credentials import ACCESS_KEY, SECRET_KEY, TEST_KEYS
+from tests.support.streams import campaign_events
 
 pytestmark = [pytest.mark.stack, pytest.mark.anyio]
 

@@ -9,7 +9,7 @@ One real worker, one real API, real Kafka and Redis, traffic from ``isales-stats
 * VDN 2 feeds the live page, in a real headless Chromium (Debian's package, driven by
   Playwright; nothing is downloaded), while its traffic flows.
 
-Grafana itself cannot be installed here; tests/grafana_support.py plays its part and runs
+Grafana itself cannot be installed here; tests/support/grafana.py plays its part and runs
 every target of every dashboard against the real Redis.
 """
 
@@ -37,9 +37,9 @@ from isales_stats.core.days import today_in
 from isales_stats.core.keys import DAILY_COUNTERS, TOTAL_COUNTERS, KeyLayout
 from isales_stats.core.settings import Settings
 from isales_stats.engine.topics import ensure_topics
-from tests.api_support import ACCESS_KEY, SECRET_KEY, TEST_KEYS
-from tests.conftest import delete_keys
-from tests.grafana_support import (
+from tests.support.cleanup import delete_keys
+from tests.support.credentials import ACCESS_KEY, SECRET_KEY, TEST_KEYS
+from tests.support.grafana import (
     Frame,
     interpolate,
     load_dashboards,
@@ -49,8 +49,9 @@ from tests.grafana_support import (
     scopes,
     variables_of,
 )
-from tests.producing_support import run_cli
-from tests.services import ServiceProcess, free_port, wait_for, wait_for_http
+from tests.support.ports import free_port
+from tests.support.processes import ServiceProcess, run_cli
+from tests.support.waiting import wait_for, wait_for_http
 
 pytestmark = pytest.mark.stack
 

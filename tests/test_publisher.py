@@ -14,7 +14,8 @@ from isales_stats.core.events import InvalidEvent, event_from_json
 from isales_stats.core.settings import Settings
 from isales_stats.engine.topics import ensure_topics
 from isales_stats.producing.publisher import AsyncEventPublisher, EventPublisher, validate_event
-from tests.producing_support import SCHEMA_PATH, read_topic
+from tests.support.events import SCHEMA_PATH
+from tests.support.kafka_topics import read_topic
 
 pytestmark = pytest.mark.stack
 

@@ -14,8 +14,11 @@ import redis
 from isales_stats.commands.stack.redis import RedisClusterServers
 from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings
-from tests.services import ServiceProcess, wait_for, wait_for_http
-from tests.workload import campaign_stream, expected_detail, publish
+from tests.support.detail import expected_detail
+from tests.support.kafka_topics import publish
+from tests.support.processes import ServiceProcess
+from tests.support.streams import campaign_stream
+from tests.support.waiting import wait_for, wait_for_http
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 

@@ -16,7 +16,7 @@ from isales_stats.core.settings import Settings
 from isales_stats.engine.counting import EventCounter
 from isales_stats.engine.redis_connection import connect
 from isales_stats.engine.statistics import StatisticsReader
-from tests.strategies import GMT8
+from tests.support.clock import GMT8
 
 
 def test_a_cluster_url_gives_a_cluster_client_and_a_plain_one_a_plain_client() -> None:

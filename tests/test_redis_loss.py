@@ -17,8 +17,11 @@ from redis import Redis
 
 from isales_stats.commands.stack.redis import RedisServer
 from isales_stats.core.settings import Settings
-from tests.services import ServiceProcess, wait_for
-from tests.workload import campaign_stream, expected_detail, publish, read_detail
+from tests.support.detail import expected_detail, read_detail
+from tests.support.kafka_topics import publish
+from tests.support.processes import ServiceProcess
+from tests.support.streams import campaign_stream
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 

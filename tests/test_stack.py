@@ -12,7 +12,7 @@ import pytest
 
 from isales_stats.commands.stack.processes import port_is_open
 from isales_stats.core.settings import Settings
-from tests.services import free_port
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.stack
 

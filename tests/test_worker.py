@@ -19,8 +19,9 @@ from isales_stats.engine.counting import CountingOutcome
 from isales_stats.engine.pipeline import CountingPipeline, RawMessage
 from isales_stats.engine.topics import ensure_topics
 from isales_stats.producing.publisher import EventPublisher
-from tests.services import ServiceProcess, wait_for
-from tests.workload import read_detail
+from tests.support.detail import read_detail
+from tests.support.processes import ServiceProcess
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.stack
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import redis
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "deploy" / "grafana"
 DASHBOARDS = GRAFANA / "dashboards"
 DATASOURCE_UID = "isales-redis"

@@ -7,7 +7,9 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-GMT8 = timezone(timedelta(hours=8))
+from tests.support.clock import GMT8
+from tests.support.events import ADDED, CALL, REMOVED, call_event
+
 # Two VDNs, the second with its own zone: a day boundary that is not GMT+08:00's midnight.
 VDN_ZONES = {1: GMT8, 2: timezone(timedelta(hours=-5, minutes=-30))}
 # Three days around two midnights of GMT+08:00.
@@ -48,29 +50,26 @@ def records(draw: st.DrawFn) -> list[dict[str, Any]]:
             "campaignId": campaign_id,
             "dataId": f"d{record}",
         }
-        batch = draw(st.sampled_from([None, "B1", "B2"]))
-        if batch is not None:
-            common["batchId"] = batch
+        # None: no batchId at all, as most producers send a record without a batch.
+        common["batchId"] = draw(st.sampled_from([None, "B1", "B2"]))
         if draw(st.booleans()):
-            events.append({"eventType": "data.added", **common, "occurredAt": draw(occurred_at())})
+            events.append(call_event(ADDED, **common, occurredAt=draw(occurred_at())))
         for _ in range(draw(st.integers(0, 3))):
             call_number += 1
             events.append(
-                {
-                    "eventType": "call.result",
+                call_event(
+                    CALL,
                     **common,
-                    "callId": f"call{call_number}",
-                    "callStatus": draw(st.sampled_from([5, 6])),
-                    "final": draw(st.booleans()),
-                    "occurredAt": draw(occurred_at()),
-                }
+                    callId=f"call{call_number}",
+                    callStatus=draw(st.sampled_from([5, 6])),
+                    final=draw(st.booleans()),
+                    occurredAt=draw(occurred_at()),
+                )
             )
         if draw(st.integers(0, 4)) == 0:
-            events.append(
-                {"eventType": "data.removed", **common, "occurredAt": draw(occurred_at())}
-            )
+            events.append(call_event(REMOVED, **common, occurredAt=draw(occurred_at())))
         if not events or events[-1]["dataId"] != f"d{record}":
-            events.append({"eventType": "data.added", **common, "occurredAt": draw(occurred_at())})
+            events.append(call_event(ADDED, **common, occurredAt=draw(occurred_at())))
     return events
 
 
@@ -92,7 +91,7 @@ def contradicting(draw: st.DrawFn, events: list[dict[str, Any]]) -> list[dict[st
             original["batchId"] = draw(st.sampled_from(["B1", "B2", "B9"]))
         elif change == "drop-batch":
             original.pop("batchId", None)
-        elif original["eventType"] == "call.result":
+        elif original["eventType"] == CALL:
             original["callStatus"] = 11 - original["callStatus"]
             original["final"] = not original["final"]
         result.insert(draw(st.integers(0, len(result))), original)

@@ -23,8 +23,8 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.errors import KafkaError
 
 from isales_stats.core.settings import Settings
-from tests.services import wait_for
-from tests.workload import read_detail
+from tests.support.detail import read_detail
+from tests.support.waiting import wait_for
 
 
 def fault_seed(name: str) -> int:

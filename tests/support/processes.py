@@ -1,28 +1,46 @@
-"""Our own processes for tests: a real worker or API started as a user would start them."""
+"""Our own commands in child processes, started as a user would start them.
+
+``cli_command`` is the one place that spells how: the interpreter of this checkout's venv
+running ``python -m isales_stats``, so that the child runs this tree's code whatever
+``isales-stats`` on the PATH would be.
+"""
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-import httpx
 
 from isales_stats.core.settings import Settings
 
 
-def free_port() -> int:
-    """A loopback TCP port nobody listens on right now (for a process a test starts)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+def cli_command(*arguments: str) -> list[str]:
+    """The command line of ``isales-stats ARGUMENTS``."""
+    return [sys.executable, "-m", "isales_stats", *arguments]
+
+
+def run_cli(
+    settings: Settings,
+    *arguments: str,
+    stdin: bytes | None = None,
+    timeout: float = 120,
+    environment: Mapping[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """``isales-stats ARGUMENTS`` to its end, ``settings`` (then ``environment``) its variables."""
+    return subprocess.run(
+        cli_command(*arguments),
+        input=stdin.decode() if stdin is not None else None,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **settings.as_environment(), **(environment or {})},
+        timeout=timeout,
+        check=False,
+    )
 
 
 class ServiceProcess:
@@ -30,7 +48,7 @@ class ServiceProcess:
 
     def __init__(self, settings: Settings, *command: str, log_dir: Path, **overrides: Any) -> None:
         self.settings = settings.model_copy(update=overrides)
-        self.command = [sys.executable, "-m", "isales_stats", *command]
+        self.command = cli_command(*command)
         self.log_path = log_dir / f"{command[0]}-{time.monotonic_ns()}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -65,24 +83,3 @@ class ServiceProcess:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
-
-
-def wait_for(check: Callable[[], Any], timeout: float, interval: float = 0.25) -> Any:
-    """Poll until ``check`` returns something true; return it, or the last value at timeout."""
-    deadline = time.monotonic() + timeout
-    value = check()
-    while not value and time.monotonic() < deadline:
-        time.sleep(interval)
-        value = check()
-    return value
-
-
-def wait_for_http(url: str, timeout: float = 20) -> None:
-    def answers() -> bool:
-        try:
-            return httpx.get(url, timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    if not wait_for(answers, timeout):
-        raise TimeoutError(f"{url} did not answer within {timeout} s")

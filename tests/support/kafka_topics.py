@@ -1,20 +1,31 @@
-"""Helpers of the producer tests: read back what landed on a topic, run the CLI as a user would."""
+"""A test's call-events topic: a stream produced onto it fast, and read back to its end."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import orjson
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from isales_stats.core.settings import Settings
+from isales_stats.engine.topics import ensure_topics
+from tests.support.streams import encoded
 
-SCHEMA_PATH = Path(__file__).resolve().parents[1] / "engine" / "call-event.schema.json"
+
+def publish(settings: Settings, stream: list[dict[str, Any]]) -> None:
+    """Produce ``stream`` to the call-events topic, fast (big batches), acknowledged by all."""
+    ensure_topics(settings)
+    producer = KafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        acks="all",
+        linger_ms=20,
+        batch_size=512 * 1024,
+    )
+    for key, value in encoded(stream):
+        producer.send(settings.call_events_topic, key=key, value=value)
+    producer.flush()
+    producer.close()
 
 
 def read_topic(settings: Settings, timeout: float = 20.0) -> list[tuple[bytes, dict[str, Any]]]:
@@ -42,19 +53,3 @@ def read_topic(settings: Settings, timeout: float = 20.0) -> list[tuple[bytes, d
         return messages
     finally:
         consumer.close()
-
-
-def run_cli(
-    settings: Settings, *arguments: str, stdin: bytes | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    """``isales-stats ARGUMENTS`` in a child process with ``settings`` as its environment."""
-    environment = {**os.environ, **settings.as_environment()}
-    return subprocess.run(
-        [sys.executable, "-m", "isales_stats", *arguments],
-        input=stdin.decode() if stdin is not None else None,
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=timeout,
-        check=False,
-    )

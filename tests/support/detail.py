@@ -1,0 +1,46 @@
+"""VDN 1's countDetail today: what the reference model expects of a stream, what Redis holds.
+
+The end-to-end and fault tests compare the two; ``distinct_identities_counted`` tells them
+(and the benchmarks) how far a worker has got meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
+
+from isales_stats.core.days import today_in
+from isales_stats.core.keys import KeyLayout
+from isales_stats.core.reference_model import reference_statistics
+from isales_stats.core.settings import Settings
+from isales_stats.engine.statistics import StatisticsReader
+from tests.support.clock import GMT8
+
+
+def expected_detail(stream: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """VDN 1's countDetail today by the reference model (isales_stats.core.reference_model)."""
+    return reference_statistics(stream, default_zone=GMT8).count_detail(1, today_in(GMT8))
+
+
+def read_detail(settings: Settings) -> list[dict[str, Any]]:
+    """VDN 1's countDetail today as the engine has counted it, read from Redis."""
+
+    async def read() -> list[dict[str, Any]]:
+        async with AsyncRedis.from_url(settings.redis_url) as redis:
+            reader = StatisticsReader(redis, KeyLayout(settings.key_prefix))
+            return await reader.read_count_detail(1, today_in(GMT8))
+
+    return asyncio.run(read())
+
+
+def distinct_identities_counted(settings: Settings, campaigns: list[str]) -> int:
+    """Records and calls the engine has recorded so far: a progress gauge (tests, benchmarks)."""
+    layout = KeyLayout(settings.key_prefix)
+    with Redis.from_url(settings.redis_url) as redis, redis.pipeline() as pipe:
+        for campaign in campaigns:
+            pipe.hlen(layout.campaign_records(1, campaign))
+            pipe.scard(layout.campaign_calls(1, campaign))
+        return sum(pipe.execute())
