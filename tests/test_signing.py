@@ -24,7 +24,8 @@ from isales_stats.core.signing import (
 MOMENT = datetime(2026, 11, 28, 2, 30, tzinfo=UTC)
 KEYS = {"demo-ak": "demo-sk", "other-ak": "other-sk"}
 
-# The README quotes this value: it must only change together with the README.
+# docs/api.md (section "Authentication") quotes this value: it must only change together with
+# that page.
 WORKED_EXAMPLE_AUTHORIZATION = (
     "auth-v2/demo-ak/2026-11-28T02:30:00.000Z/content-type;host/"
     "fc41ff8f89713dd40ceff630a1030a0d12bb38fa49bd57576d2ce01054ce27b3"
