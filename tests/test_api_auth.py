@@ -42,7 +42,8 @@ from tests.test_signing import WORKED_EXAMPLE_AUTHORIZATION
 
 pytestmark = [pytest.mark.stack, pytest.mark.anyio]
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+# The worked example of the signature is quoted in the API docs (section "Authentication").
+API_DOCS = Path(__file__).resolve().parents[1] / "docs" / "api.md"
 UNAUTHORISED = {
     "resultCode": ErrorCode.AUTHENTICATION_FAILED.value,
     "resultDesc": AUTHENTICATION_FAILED_MESSAGE,
@@ -372,11 +373,11 @@ def test_the_printed_curl_command_is_ready_to_paste(
     assert response.status_code == 200, response.text
 
 
-def test_the_readme_quotes_the_worked_example() -> None:
-    readme = README.read_text(encoding="utf-8")
-    assert WORKED_EXAMPLE_AUTHORIZATION in readme
+def test_the_api_docs_quote_the_worked_example() -> None:
+    api_docs = API_DOCS.read_text(encoding="utf-8")
+    assert WORKED_EXAMPLE_AUTHORIZATION in api_docs
     for given in ("demo-ak", "demo-sk", "2026-11-28T02:30:00.000Z", "127.0.0.1:8000"):
-        assert given in readme
+        assert given in api_docs
 
 
 def test_the_signer_of_the_client_makes_the_worked_example() -> None:
