@@ -1,7 +1,7 @@
 """The statistics endpoint's 200 answers: shape, selection, order and snapshots, on real Redis.
 
-The expected bodies come from the reference model (tests/reference_model.py), fed the same
-events that EventCounter counted into Redis.
+The expected bodies come from the reference model (isales_stats/core/reference_model.py), fed
+the same events that EventCounter counted into Redis.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from isales_stats.api.schemas import (
 )
 from isales_stats.core.days import today_in
 from isales_stats.core.keys import KeyLayout
+from isales_stats.core.reference_model import COUNTER_KEYS, reference_statistics
 from isales_stats.core.settings import Settings
 from isales_stats.engine.statistics import CorruptCounters, StatisticsReader
 from tests.api_support import campaign_events, count_events, now_ms, serve, statistics_path
-from tests.reference_model import COUNTER_KEYS, reference_statistics
 
 pytestmark = [pytest.mark.stack, pytest.mark.anyio]
 

@@ -16,11 +16,11 @@ from redis.asyncio import Redis
 
 from isales_stats.core.events import decode_event
 from isales_stats.core.keys import KeyLayout
+from isales_stats.core.reference_model import reference_statistics
 from isales_stats.core.settings import Settings
 from isales_stats.engine.counting import CountingOutcome, EventCounter
 from isales_stats.engine.statistics import StatisticsReader
 from tests.conftest import delete_keys
-from tests.reference_model import reference_statistics
 from tests.strategies import GMT8, VDN_ZONES, contradicting, delivered, records, zone_of
 
 pytestmark = pytest.mark.stack

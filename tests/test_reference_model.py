@@ -1,4 +1,8 @@
-"""Handwritten unit tests of the reference model; every expected number is computed by hand."""
+"""Handwritten unit tests of the reference model; every expected number is computed by hand.
+
+The model is the oracle of the engine's tests and the prediction of ``simulate --expect``
+(isales_stats/core/reference_model.py), so it is checked here on its own, by hand.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,12 @@ from typing import Any
 
 import pytest
 
-from tests.reference_model import GMT8, ModelResult, occurred_day, reference_statistics
+from isales_stats.core.reference_model import (
+    GMT8,
+    ReferenceModel,
+    occurred_day,
+    reference_statistics,
+)
 
 D27, D28, D29 = date(2026, 11, 27), date(2026, 11, 28), date(2026, 11, 29)
 VDN = 7
@@ -193,6 +202,25 @@ def test_batch_conflict_is_rejected_in_order() -> None:
     assert result.batches(VDN, "C1") == ["B1"]
 
 
+def test_add_says_what_became_of_each_event() -> None:
+    at = "2026-11-28T10:00:00+08:00"
+    model = ReferenceModel(lambda vdn: GMT8)
+    outcomes = [
+        model.add(event)
+        for event in (
+            added("d1", at, "B1"),
+            added("d1", at, "B2"),  # same identity: a duplicate first, whatever its batch
+            call("k1", "d1", at, "B2"),  # d1 is in B1
+            call("k1", "d1", at, "B1"),  # k1 was a conflict, so not a duplicate
+            call("k1", "d1", at, "B1"),
+            removed("d1", at, "B1"),
+        )
+    ]
+    assert outcomes == ["counted", "duplicate", "conflict", "counted", "duplicate", "counted"]
+    assert len(model.accepted) == 3
+    assert len(model.rejected) == 1
+
+
 def test_duplicate_with_other_batch_is_ignored_not_rejected() -> None:
     at = "2026-11-28T10:00:00+08:00"
     result = reference_statistics([added("d1", at, "B1"), added("d1", at, "B2")])
@@ -220,7 +248,7 @@ def test_unknown_vdn_and_empty_day_give_nothing_or_zeros() -> None:
     }
 
 
-def _scenario() -> ModelResult:
+def _scenario() -> ReferenceModel:
     return reference_statistics(
         [
             added("d1", "2026-11-28T10:00:00+08:00", "B2", campaign="C2"),

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from isales_stats.client import StatisticsClient
 from isales_stats.core.events import event_from_json
-from isales_stats.core.expectations import ExpectedStatistics
+from isales_stats.core.reference_model import GMT8, ReferenceModel, reference_statistics
 from isales_stats.core.settings import Settings
 from isales_stats.engine.topics import ensure_topics
 from isales_stats.producing.simulator import (
@@ -27,7 +27,6 @@ from isales_stats.producing.simulator import (
 )
 from tests import strategies
 from tests.producing_support import SCHEMA_PATH, run_cli
-from tests.reference_model import GMT8, reference_statistics
 from tests.services import ServiceProcess, free_port, wait_for, wait_for_http
 
 NOW_MS = int(time.time() * 1000)
@@ -111,15 +110,14 @@ def test_midnight_traffic_moves_the_counters_of_two_days() -> None:
     assert {day_of(event) for event in events} == {date(2026, 11, 27), date(2026, 11, 28)}
 
 
-# --- the prediction against the reference model -----------------------------------------------
+# --- the prediction: the reference model, fed the events as they go on the wire --------------
 
 
 @pytest.mark.parametrize("timeline", ["day", "midnight", "live"])
 def test_the_prediction_is_the_reference_models(timeline: str) -> None:
+    """``--expect`` feeds the model each event in its wire form (``CallEvent.to_json``)."""
     events = traffic(timeline=timeline, duplicate_rate=0.2, remove_rate=0.2)
-    expected = ExpectedStatistics(lambda vdn: GMT8)
-    for event in events:
-        expected.add(event_from_json(event))
+    expected = reference_statistics(event_from_json(event).to_json() for event in events)
     model = reference_statistics(events)
     for day in sorted({day_of(event) for event in events}):
         assert expected.count_detail(1, day) == model.count_detail(1, day)
@@ -132,9 +130,9 @@ def test_the_prediction_is_the_reference_models_for_any_stream(data: st.DataObje
     events = data.draw(strategies.records())
     events = data.draw(strategies.contradicting(events))
     events = data.draw(strategies.delivered(events))
-    expected = ExpectedStatistics(strategies.zone_of)
+    expected = ReferenceModel(strategies.zone_of)
     for event in events:
-        expected.add(event_from_json(event))
+        expected.add(event_from_json(event).to_json())
     model = reference_statistics(events, vdn_zones=strategies.VDN_ZONES)
     first = strategies.FIRST_MOMENT.date()
     for vdn_id in (1, 2):

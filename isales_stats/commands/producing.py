@@ -26,7 +26,7 @@ import orjson
 from kafka.errors import KafkaError
 
 from isales_stats.core.events import InvalidEvent, event_from_json
-from isales_stats.core.expectations import ExpectedStatistics
+from isales_stats.core.reference_model import ReferenceModel
 from isales_stats.core.settings import Settings
 from isales_stats.producing.publisher import EventPublisher
 from isales_stats.producing.simulator import TrafficOptions, simulate_traffic
@@ -312,7 +312,7 @@ def run_simulation(
         return EXIT_CANNOT_START
     zone = settings.time_zone_of(options.vdn_id)
     traffic = simulate_traffic(options, now_ms or wall_ms, zone, clock_ms=_now_ms)
-    expected = ExpectedStatistics(settings.time_zone_of) if expect_path else None
+    expected = ReferenceModel(settings.time_zone_of) if expect_path else None
     kinds: Counter[str] = Counter()
     deliveries = _Deliveries()
     produced = 0
@@ -363,7 +363,7 @@ def run_simulation(
                     assert output is not None
                     output.write(orjson.dumps(event.to_json()) + b"\n")
                 if expected is not None:
-                    expected.add(event)
+                    expected.add(event.to_json())  # the event as it goes on the wire
                 produced += 1
                 kinds[event.kind.value] += 1
                 line.update(render)

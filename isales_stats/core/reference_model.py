@@ -1,35 +1,50 @@
-"""Reference model (test oracle) of the isales-stats counting rules.
+"""The counting rules as a naive Python model: the test suite's oracle and ``simulate --expect``.
 
-Deliberately naive and independent of the engine (imports nothing from ``engine``, ``api``
-or ``isales_stats``), so that property-based tests can compare the engine against it.
+One model serves both on purpose: what ``isales-stats simulate --expect`` predicts is what the
+tests hold the engine to. It is written apart from the engine, which counts in Lua
+(``engine/count_events.lua``), and imports nothing of it: a prediction computed by the code under
+test would prove nothing. It reads events as the contract spells them (JSON objects: the wire
+form, or ``CallEvent.to_json()``), so that it does not lean on the decoder either. Memory grows
+with the accepted events (each is kept): fine for tests and for ``simulate``'s finite traffic.
 
 Two steps:
 
-1. Acceptance, the only order-dependent part. Events are walked in the given order:
+1. Acceptance, the only order-dependent part (Kafka keeps a campaign's order). Events are
+   walked in the given order (``ReferenceModel.add``):
 
    * an event whose identity was already accepted is a duplicate and is ignored (neither
      accepted nor rejected), even if its batchId differs: the duplicate check runs first.
      Identities: ``data.added`` -> (vdnId, campaignId, dataId), ``data.removed`` -> (vdnId,
      campaignId, dataId), ``call.result`` -> (vdnId, campaignId, callId);
-   * otherwise the event is rejected (dead-lettered) if its batchId (None when absent)
-     differs from the batch of its record (vdnId, campaignId, dataId), which is the batchId
-     of the first accepted event of that record;
-   * otherwise it is accepted.
+   * otherwise the event is a conflict, rejected (dead-lettered), if its batchId (None when
+     absent) differs from the batch of its record (vdnId, campaignId, dataId), which is the
+     batchId of the first accepted event of that record;
+   * otherwise it is accepted (counted).
 
-2. Counting. Every counter is a set/len expression over the final accepted events of one
-   scope: a campaign (vdnId, campaignId), or one batch of it. Records without a batch belong
-   to their campaign but to no batch. Days are dates of occurredAt in the VDN's time zone.
+2. Counting. Every counter is a set/len expression over the accepted events of one scope: a
+   campaign (vdnId, campaignId), or one batch of it. Records without a batch belong to their
+   campaign but to no batch. Days are dates of occurredAt in the VDN's time zone. The rules, as
+   the README states them: ``totalCount`` the known records not removed, ``unCallCount`` those
+   also never called, ``totalCalledCount`` / ``totalCallSucc`` the calls and connected calls,
+   ``totalFinishCount`` the records with a final call (a removal does not undo it);
+   ``dailyCount`` the records with an import or a call that day, ``dailyFinishCount`` those with
+   a final call that day; ``calledCount`` repeats ``dailyCalledCount`` and ``finishCount``
+   repeats ``totalFinishCount``.
+
+Not modelled: what the worker refuses before counting (events stamped in the future beyond the
+clock skew, events that break the contract) and days older than the retention. ``simulate``
+never produces them, and the tests that do check the engine's refusals on their own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 Event = Mapping[str, Any]
+Outcome = Literal["counted", "duplicate", "conflict"]
 
 ADDED = "data.added"
 CALL = "call.result"
@@ -85,37 +100,36 @@ def _identity(event: Event) -> tuple[Any, ...]:
     raise ValueError(f"unknown eventType {kind!r}")
 
 
-def _accept(events: Iterable[Event]) -> tuple[list[Event], list[Event]]:
-    """Step 1: split events into (accepted, rejected); duplicates end up in neither."""
-    seen: set[tuple[Any, ...]] = set()
-    batch_of: dict[tuple[Any, Any, Any], str | None] = {}
-    accepted: list[Event] = []
-    rejected: list[Event] = []
-    for event in events:
+class ReferenceModel:
+    """Feed events with ``add`` in publishing order; read any counter at any time.
+
+    ``zone_of`` gives a VDN's time zone (``Settings.time_zone_of``, or a test's own).
+    """
+
+    def __init__(self, zone_of: Callable[[int], tzinfo]) -> None:
+        self.zone_of = zone_of
+        self.accepted: list[Event] = []
+        self.rejected: list[Event] = []
+        self._seen: set[tuple[Any, ...]] = set()
+        self._batch_of: dict[tuple[Any, Any, Any], str | None] = {}
+        # (vdnId, campaignId) -> its accepted events: only an index, so that a long simulated
+        # run does not filter every event of every campaign for each scope.
+        self._by_campaign: dict[tuple[Any, Any], list[Event]] = {}
+
+    def add(self, event: Event) -> Outcome:
+        """Step 1 for one event: ``"counted"``, ``"duplicate"`` or ``"conflict"``."""
         identity = _identity(event)
-        if identity in seen:
-            continue
+        if identity in self._seen:
+            return "duplicate"
         batch = event.get("batchId")
         # setdefault: the first event of a record that gets here is accepted and fixes the batch.
-        if batch_of.setdefault(_record(event), batch) != batch:
-            rejected.append(event)
-            continue
-        seen.add(identity)
-        accepted.append(event)
-    return accepted, rejected
-
-
-@dataclass(frozen=True)
-class ModelResult:
-    """Accepted/rejected events plus the zones needed to compute any counter on demand."""
-
-    accepted: list[Event]
-    rejected: list[Event]
-    default_zone: tzinfo
-    vdn_zones: Mapping[int, tzinfo]
-
-    def zone_of(self, vdn_id: int) -> tzinfo:
-        return self.vdn_zones.get(vdn_id, self.default_zone)
+        if self._batch_of.setdefault(_record(event), batch) != batch:
+            self.rejected.append(event)
+            return "conflict"
+        self._seen.add(identity)
+        self.accepted.append(event)
+        self._by_campaign.setdefault((event["vdnId"], event["campaignId"]), []).append(event)
+        return "counted"
 
     def _events(self, vdn_id: int, campaign_id: str, batch_id: str | None) -> list[Event]:
         """Accepted events of a campaign, or of one batch of it when ``batch_id`` is given."""
@@ -123,15 +137,13 @@ class ModelResult:
         # of a record carry the same batchId (step 1 rejects the others).
         return [
             e
-            for e in self.accepted
-            if e["vdnId"] == vdn_id
-            and e["campaignId"] == campaign_id
-            and (batch_id is None or e.get("batchId") == batch_id)
+            for e in self._by_campaign.get((vdn_id, campaign_id), [])
+            if batch_id is None or e.get("batchId") == batch_id
         ]
 
     def campaigns(self, vdn_id: int) -> list[str]:
         """Campaigns of a VDN that have at least one accepted event, sorted."""
-        return sorted({e["campaignId"] for e in self.accepted if e["vdnId"] == vdn_id})
+        return sorted(campaign for vdn, campaign in self._by_campaign if vdn == vdn_id)
 
     def batches(self, vdn_id: int, campaign_id: str) -> list[str]:
         """Batches of a campaign (None, meaning no batch, excluded), sorted."""
@@ -205,11 +217,14 @@ class ModelResult:
 
 
 def reference_statistics(
-    events: Iterable[Mapping[str, Any]],
+    events: Iterable[Event],
     *,
     default_zone: tzinfo = GMT8,
     vdn_zones: Mapping[int, tzinfo] = MappingProxyType({}),  # read-only: safe shared default
-) -> ModelResult:
-    """Run step 1 on ``events`` (in order); counters are computed lazily from the result."""
-    accepted, rejected = _accept(events)
-    return ModelResult(accepted, rejected, default_zone, dict(vdn_zones))
+) -> ReferenceModel:
+    """The model after ``events`` (in order); counters are computed on demand from it."""
+    zones = dict(vdn_zones)
+    model = ReferenceModel(lambda vdn_id: zones.get(vdn_id, default_zone))
+    for event in events:
+        model.add(event)
+    return model
