@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import tzinfo
-from importlib.resources import files
 from typing import Any
 
 import orjson
@@ -21,8 +20,9 @@ from isales_stats.core.days import Clock, day_expiry, day_of, oldest_retained_da
 from isales_stats.core.events import CallEvent, EventKind
 from isales_stats.core.keys import KeyLayout
 from isales_stats.engine.redis_connection import AnyRedis, LuaScript, run_pipeline
+from isales_stats.engine.scripts import load_script
 
-COUNT_EVENTS = LuaScript(files("isales_stats.engine").joinpath("count_events.lua").read_text())
+COUNT_EVENTS = load_script("count_events.lua")
 STORE_HIGHER_OFFSET = LuaScript(
     """-- KEYS[1] offsets hash; ARGV[1] partition; ARGV[2] offset: store it unless lower.
     local stored = tonumber(redis.call('HGET', KEYS[1], ARGV[1]))

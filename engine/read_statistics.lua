@@ -1,4 +1,5 @@
 -- Read campaigns' packed counter rows, totals and one day's, as one snapshot.
+-- (Key suffixes come from the prelude, rendered from the key layout: engine/scripts.py.)
 --
 -- KEYS[i]  the rows hash of campaign i, "{prefix}:{vdnId:campaignId}:rows" (on a Redis Cluster
 --          one campaign per call: its key names the slot, and the day's rows hash shares its
@@ -7,7 +8,7 @@
 -- ARGV[2]  a batchId to restrict the batches to, or "" for every batch
 -- return   per campaign: false when it is unknown, else {totals, daily}, each a flat array of
 --          field, row, field, row...: field "" is the campaign, any other a batchId; a totals
---          row is the five TOTAL_COUNTERS of engine/keys.py, a daily row the four
+--          row is the five TOTAL_COUNTERS of isales_stats/core/keys.py, a daily row the four
 --          DAILY_COUNTERS, comma-separated. A scope without a daily row had no event that day.
 --
 -- count_events.lua keeps these rows next to the counter hashes, in the same atomic step. A
@@ -17,7 +18,6 @@
 
 local day, only_batch = ARGV[1], ARGV[2]
 local call = redis.call
-local ROWS_SUFFIX = ':rows'
 
 -- HMGET's answer as HGETALL would give it: field, value pairs, missing fields left out.
 local function as_pairs(fields, values)
@@ -32,8 +32,8 @@ local function as_pairs(fields, values)
 end
 
 local function read_campaign(rows_key)
-  local base = string.sub(rows_key, 1, -#ROWS_SUFFIX - 1)
-  local day_rows_key = base .. ':day:' .. day .. ROWS_SUFFIX
+  local base = string.sub(rows_key, 1, -#SUFFIX.rows - 1)
+  local day_rows_key = base .. SUFFIX.day .. day .. SUFFIX.rows
   if only_batch == '' then
     local totals = call('HGETALL', rows_key)
     if #totals == 0 then

@@ -15,18 +15,16 @@ from __future__ import annotations
 
 from datetime import date
 from functools import lru_cache
-from importlib.resources import files
 from typing import Any
 
 import orjson
 from redis.asyncio.cluster import RedisCluster
 
 from isales_stats.core.keys import DAILY_COUNTERS, RESPONSE_COUNTERS, TOTAL_COUNTERS, KeyLayout
-from isales_stats.engine.redis_connection import AnyRedis, LuaScript, run_pipeline
+from isales_stats.engine.redis_connection import AnyRedis, run_pipeline
+from isales_stats.engine.scripts import load_script
 
-READ_STATISTICS = LuaScript(
-    files("isales_stats.engine").joinpath("read_statistics.lua").read_text()
-)
+READ_STATISTICS = load_script("read_statistics.lua")
 
 Counters = dict[str, Any]
 

@@ -38,9 +38,25 @@ DAILY_COUNTERS = ("dailyCalledCount", "dailyCallSucc", "dailyFinishCount", "dail
 # The eleven counters of a response entry: the nine stored, then two the seed describes with the
 # same words as dailyCalledCount and totalFinishCount, of which they are copies.
 RESPONSE_COUNTERS = (*TOTAL_COUNTERS, *DAILY_COUNTERS, "calledCount", "finishCount")
-# engine/count_events.lua packs each scope's counters into rows in the order of TOTAL_COUNTERS
-# and DAILY_COUNTERS (the end-to-end tests would catch a mismatch: they compare served numbers
-# with the reference model).
+# The fields of a campaign's progress stream and of its current minute (besides "minute").
+PROGRESS_FIELDS = ("calls", "connects", "finished")
+# The Lua scripts get these names, and the suffixes below, from a prelude rendered from this
+# module (isales_stats/engine/scripts.py): they spell none themselves, and a test that needs no
+# Redis fails when one does. Packed rows follow the order of TOTAL_COUNTERS and DAILY_COUNTERS.
+
+# What follows a campaign's key base "{P}:{vdn:c}", by role (the table in the docstring above).
+CAMPAIGN_KEY_SUFFIXES = {
+    "totals": ":totals",
+    "day": ":day:",  # + YYYY-MM-DD; a day key takes "rows" or "records" after it too
+    "batch": ":batch:",  # + batchId, then "totals" or "day"
+    "batches": ":batches",
+    "rows": ":rows",
+    "records": ":records",
+    "calls": ":calls",
+    "progress": ":progress",
+    "progress_current": ":progress:current",
+}
+_S = CAMPAIGN_KEY_SUFFIXES
 
 # What an id (campaignId, dataId, callId, batchId) may hold: anything but control characters
 # and braces; braces would break the hash tag that keeps a campaign in one Redis Cluster slot.
@@ -76,41 +92,41 @@ class KeyLayout:
         return f"{self.prefix}:{{{vdn_id}:{campaign_id}}}"
 
     def campaign_totals(self, vdn_id: int, campaign_id: str) -> str:
-        return self.campaign_base(vdn_id, campaign_id) + ":totals"
+        return self.campaign_base(vdn_id, campaign_id) + _S["totals"]
 
     def campaign_day(self, vdn_id: int, campaign_id: str, day: str) -> str:
-        return self.campaign_base(vdn_id, campaign_id) + f":day:{day}"
+        return self.campaign_base(vdn_id, campaign_id) + _S["day"] + day
 
     def campaign_batches(self, vdn_id: int, campaign_id: str) -> str:
-        return self.campaign_base(vdn_id, campaign_id) + ":batches"
+        return self.campaign_base(vdn_id, campaign_id) + _S["batches"]
 
     def batch_totals(self, vdn_id: int, campaign_id: str, batch_id: str) -> str:
-        return self.campaign_base(vdn_id, campaign_id) + f":batch:{batch_id}:totals"
+        return self.campaign_base(vdn_id, campaign_id) + _S["batch"] + batch_id + _S["totals"]
 
     def batch_day(self, vdn_id: int, campaign_id: str, batch_id: str, day: str) -> str:
-        return self.campaign_base(vdn_id, campaign_id) + f":batch:{batch_id}:day:{day}"
+        return self.campaign_base(vdn_id, campaign_id) + _S["batch"] + batch_id + _S["day"] + day
 
     def campaign_rows(self, vdn_id: int, campaign_id: str) -> str:
         """Scope ("" = the campaign, else a batchId) -> "totalCount,…" (TOTAL_COUNTERS order)."""
-        return self.campaign_base(vdn_id, campaign_id) + ":rows"
+        return self.campaign_base(vdn_id, campaign_id) + _S["rows"]
 
     def day_rows(self, vdn_id: int, campaign_id: str, day: str) -> str:
         """Scope -> "dailyCalledCount,…" (DAILY_COUNTERS order), for the scopes active that day."""
-        return self.campaign_base(vdn_id, campaign_id) + f":day:{day}:rows"
+        return self.campaign_day(vdn_id, campaign_id, day) + _S["rows"]
 
     def campaign_records(self, vdn_id: int, campaign_id: str) -> str:
-        return self.campaign_base(vdn_id, campaign_id) + ":records"
+        return self.campaign_base(vdn_id, campaign_id) + _S["records"]
 
     def campaign_calls(self, vdn_id: int, campaign_id: str) -> str:
-        return self.campaign_base(vdn_id, campaign_id) + ":calls"
+        return self.campaign_base(vdn_id, campaign_id) + _S["calls"]
 
     def day_records(self, vdn_id: int, campaign_id: str, day: str) -> str:
-        return self.campaign_base(vdn_id, campaign_id) + f":day:{day}:records"
+        return self.campaign_day(vdn_id, campaign_id, day) + _S["records"]
 
     def campaign_progress(self, vdn_id: int, campaign_id: str) -> str:
         """Stream of finished minutes: id = the minute's start, fields calls/connects/finished."""
-        return self.campaign_base(vdn_id, campaign_id) + ":progress"
+        return self.campaign_base(vdn_id, campaign_id) + _S["progress"]
 
     def campaign_progress_current(self, vdn_id: int, campaign_id: str) -> str:
         """The minute still accumulating: fields minute (epoch ms), calls, connects, finished."""
-        return self.campaign_base(vdn_id, campaign_id) + ":progress:current"
+        return self.campaign_base(vdn_id, campaign_id) + _S["progress_current"]

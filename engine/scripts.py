@@ -1,0 +1,74 @@
+"""The engine's Lua scripts, each loaded behind a prelude rendered from the key layout.
+
+Counter names and key suffixes are spelled once, in ``isales_stats/core/keys.py``. A script
+names them as ``COUNTER.totalCount`` and ``SUFFIX.records``: the prelude defines both tables
+from Python, and makes them strict, so that a name the layout does not define is an error in
+Redis instead of a nil that writes a counter no reader knows. ``tests/test_lua_names.py``
+checks the scripts against the layout without Redis: a counter renamed in Python but not in
+a script fails it.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+from isales_stats.core.keys import (
+    CAMPAIGN_KEY_SUFFIXES,
+    DAILY_COUNTERS,
+    PROGRESS_FIELDS,
+    TOTAL_COUNTERS,
+)
+from isales_stats.engine.redis_connection import LuaScript
+
+PRELUDE_END = "-- end of the prelude"
+
+
+def _lua_string(text: str) -> str:
+    # Names and suffixes are plain ASCII without quotes (keys.py): no escaping needed.
+    if not text.isascii() or "'" in text or "\\" in text:
+        raise ValueError(f"not a plain name for Lua: {text!r}")
+    return f"'{text}'"
+
+
+def _lua_table(entries: dict[str, str]) -> str:
+    return (
+        "{" + ", ".join(f"{name} = {_lua_string(value)}" for name, value in entries.items()) + "}"
+    )
+
+
+def prelude() -> str:
+    """The Lua lines that name what ``isales_stats.core.keys`` defines."""
+    counters = {name: name for name in (*TOTAL_COUNTERS, *DAILY_COUNTERS)}
+    return "\n".join(
+        [
+            "-- Rendered from isales_stats/core/keys.py by isales_stats/engine/scripts.py.",
+            "local function strict(what, names)",
+            "  return setmetatable(names, {__index = function(_, name)",
+            "    error('the key layout defines no ' .. what .. ' ' .. tostring(name))",
+            "  end})",
+            "end",
+            f"local COUNTER = strict('counter', {_lua_table(counters)})",
+            f"local SUFFIX = strict('key suffix', {_lua_table(CAMPAIGN_KEY_SUFFIXES)})",
+            "local TOTAL_FIELDS = {"
+            + ", ".join(f"COUNTER.{name}" for name in TOTAL_COUNTERS)
+            + "}",
+            "local DAILY_FIELDS = {"
+            + ", ".join(f"COUNTER.{name}" for name in DAILY_COUNTERS)
+            + "}",
+            "local PROGRESS_FIELDS = {"
+            + ", ".join(_lua_string(name) for name in PROGRESS_FIELDS)
+            + "}",
+            PRELUDE_END,
+            "",
+        ]
+    )
+
+
+def script_source(name: str) -> str:
+    """The script as stored in the package, without its prelude."""
+    return files("isales_stats.engine").joinpath(name).read_text()
+
+
+def load_script(name: str) -> LuaScript:
+    """The script ``name`` (a file beside this module) behind its prelude."""
+    return LuaScript(prelude() + script_source(name))

@@ -1,0 +1,93 @@
+"""The Lua scripts spell no counter name and no key suffix: they take them from the layout.
+
+No Redis needed. ``isales_stats/core/keys.py`` defines the names; ``engine/scripts.py``
+renders them into each script's prelude as ``COUNTER.<name>`` and ``SUFFIX.<role>``. A name
+renamed in Python but not in a script must fail here, before any stream is counted wrong.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from importlib.resources import files
+
+import pytest
+
+from isales_stats.core import keys
+from isales_stats.engine import scripts
+
+SCRIPTS = sorted(
+    entry.name for entry in files("isales_stats.engine").iterdir() if entry.name.endswith(".lua")
+)
+# What a counter looks like (dailyCount, totalCallSucc, unCallCount...) and a key suffix
+# (":records", ":day:"): such a literal in a script is a second spelling of the layout.
+COUNTER_LIKE = re.compile(r"^[a-z]+(?:[A-Z][a-z]*)+(?:Count|Succ)$")
+SUFFIX_LIKE = re.compile(r"^:[a-z_]+:?$")
+
+
+def literals(lua: str) -> list[str]:
+    """The contents of the script's string literals ('...' and "..."), comments left out."""
+    code = re.sub(r"--[^\n]*", "", lua)
+    found = re.finditer(r"'([^'\n]*)'|\"([^\"\n]*)\"", code)
+    return [match[1] if match[1] is not None else match[2] for match in found]
+
+
+def undefined_names(lua: str, counters: Iterable[str], suffixes: Iterable[str]) -> list[str]:
+    """Every COUNTER.x or SUFFIX.x of the script that the layout does not define."""
+    code = re.sub(r"--[^\n]*", "", lua)
+    known = {"COUNTER": set(counters), "SUFFIX": set(suffixes)}
+    return [
+        f"{table}.{name}"
+        for table, name in re.findall(r"\b(COUNTER|SUFFIX)\.(\w+)", code)
+        if name not in known[table]
+    ]
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_a_script_names_only_counters_and_suffixes_the_layout_defines(script: str) -> None:
+    undefined = undefined_names(
+        scripts.script_source(script),
+        (*keys.TOTAL_COUNTERS, *keys.DAILY_COUNTERS),
+        keys.CAMPAIGN_KEY_SUFFIXES,
+    )
+    assert undefined == [], f"{script} names what isales_stats/core/keys.py does not define"
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_a_script_spells_no_counter_and_no_key_suffix_itself(script: str) -> None:
+    spelled = [
+        text
+        for text in literals(scripts.script_source(script))
+        if COUNTER_LIKE.match(text)
+        or SUFFIX_LIKE.match(text)
+        or text in keys.RESPONSE_COUNTERS
+        or text in keys.CAMPAIGN_KEY_SUFFIXES.values()
+        or text in keys.PROGRESS_FIELDS
+    ]
+    assert spelled == [], f"{script} spells layout names itself: use COUNTER.x / SUFFIX.x"
+
+
+def test_a_counter_renamed_in_python_but_not_in_lua_is_caught() -> None:
+    """The check above, against a layout where totalCount was renamed and the Lua was not."""
+    renamed = tuple(
+        "totalRecordCount" if name == "totalCount" else name for name in keys.TOTAL_COUNTERS
+    )
+    undefined = undefined_names(
+        scripts.script_source("count_events.lua"),
+        (*renamed, *keys.DAILY_COUNTERS),
+        keys.CAMPAIGN_KEY_SUFFIXES,
+    )
+    assert "COUNTER.totalCount" in undefined
+
+
+def test_the_prelude_defines_every_name_of_the_layout_once() -> None:
+    prelude = scripts.prelude()
+    for name in (*keys.TOTAL_COUNTERS, *keys.DAILY_COUNTERS):
+        assert prelude.count(f"{name} = '{name}'") == 1
+    for role, suffix in keys.CAMPAIGN_KEY_SUFFIXES.items():
+        assert f"{role} = '{suffix}'" in prelude
+    # The packed rows follow the layout's order.
+    assert (
+        "local TOTAL_FIELDS = {" + ", ".join(f"COUNTER.{name}" for name in keys.TOTAL_COUNTERS)
+        in prelude
+    )
