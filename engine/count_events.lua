@@ -2,7 +2,7 @@
 --
 -- KEYS[1]  the campaign's totals hash; it names the Redis Cluster slot, and every key built
 --          below from ARGV[1] carries the same {vdnId:campaignId} hash tag.
--- ARGV[1]  the campaign's key base, "{prefix}:{vdnId:campaignId}" (engine/keys.py)
+-- ARGV[1]  the campaign's key base, "{prefix}:{vdnId:campaignId}" (isales_stats/core/keys.py)
 -- ARGV[2]  the events, a JSON array (one argument: packing thousands of small arguments costs
 --          the Python client more than the whole script costs Redis); each event an array:
 --          kind     "a" data.added | "c" call.result | "r" data.removed
@@ -21,13 +21,24 @@
 -- Idempotence lives here, next to the counters it protects: a record's state (which of its
 -- events were counted) and the callIds counted change in the same script as the counters, so
 -- a replay after any crash finds its events already counted and changes nothing.
+--
+-- Counter names and key suffixes come from the prelude (COUNTER, SUFFIX, TOTAL_FIELDS,
+-- DAILY_FIELDS), rendered from the key layout by isales_stats/engine/scripts.py.
+--
+-- Bytes written, not only time: Redis replicates a script by its effects, so every write
+-- below goes to the append-only file and to each replica (docs/adr/0004-write-amplification.md).
+-- The script therefore reads as it goes but writes once at the end: one HSET of the record
+-- states, one SADD of the callIds, one HSET per day of the day's record flags, one HSET of
+-- the changed fields per counter hash and one per rows hash. Nothing is written that did not
+-- change: Redis propagates an HSET of the same value, but not a SADD of a member it holds nor
+-- an EXPIREAT ... NX of a key that already expires, so day keys get their expiry once.
 
 local base = ARGV[1]
 local events = cjson.decode(ARGV[2])
 local minute_ms = tonumber(ARGV[3])
-local records_key = base .. ':records'
-local calls_key = base .. ':calls'
-local batches_key = base .. ':batches'
+local records_key = base .. SUFFIX.records
+local calls_key = base .. SUFFIX.calls
+local batches_key = base .. SUFFIX.batches
 
 -- record flags (in the records hash as "flags" or "flags:batchNumber")
 local ADDED, CALLED, REMOVED, FINISHED = 1, 2, 4, 8
@@ -35,16 +46,18 @@ local ADDED, CALLED, REMOVED, FINISHED = 1, 2, 4, 8
 local SEEN_TODAY, FINISHED_TODAY = 1, 2
 
 local band, bor = bit.band, bit.bor
+local call = redis.call
 
-local increments = {}   -- key -> {field -> delta}, flushed with HINCRBY at the end
-local expiries = {}     -- key -> expireAt
-local touched = {}      -- batches ('' for none) whose totals must hold every field
-local rows_due = {}     -- counter hash -> {rows hash, row field, counter names}: rewrite its row
-
--- The order of engine/keys.py (TOTAL_COUNTERS, DAILY_COUNTERS): the packed rows follow it.
-local TOTAL_FIELDS = {'totalCount', 'unCallCount', 'totalCalledCount', 'totalCallSucc',
-                      'totalFinishCount'}
-local DAILY_FIELDS = {'dailyCalledCount', 'dailyCallSucc', 'dailyFinishCount', 'dailyCount'}
+-- What this call has decided so far, read before Redis by every later event of the batch.
+local records = {}      -- dataId -> its new state
+local records_order = {} -- dataIds in the order first written (a deterministic HSET)
+local calls = {}        -- callId -> true: counted by this call
+local calls_order = {}
+local day_flags = {}    -- day records key -> {flags = {dataId -> flags}, read = {as in
+                        -- Redis before}, order = {dataIds}}
+local increments = {}   -- counter hash -> {field -> delta}
+local rows_due = {}     -- counter hash -> {rows hash, row field, fields, every field kept}
+local expiries = {}     -- day key -> expireAt
 
 local function bump(key, field, delta)
   local fields = increments[key]
@@ -61,14 +74,15 @@ local function scopes(batch)
   if batch == '' then
     return {{base, ''}}
   end
-  return {{base, ''}, {base .. ':batch:' .. batch, batch}}
+  return {{base, ''}, {base .. SUFFIX.batch .. batch, batch}}
 end
 
 -- The scope's totals hash. Asked for only to change it, so its packed row is marked due too.
+-- Every total of a scope exists once the scope has a record: the API reads whole hashes.
 local function totals_key(scope)
-  local key = scope[1] .. ':totals'
+  local key = scope[1] .. SUFFIX.totals
   if not rows_due[key] then
-    rows_due[key] = {base .. ':rows', scope[2], TOTAL_FIELDS}
+    rows_due[key] = {base .. SUFFIX.rows, scope[2], TOTAL_FIELDS, true}
   end
   return key
 end
@@ -81,12 +95,12 @@ end
 
 local function bump_day(batch, day, expire_at, field)
   for _, scope in ipairs(scopes(batch)) do
-    local key = scope[1] .. ':day:' .. day
+    local key = scope[1] .. SUFFIX.day .. day
     bump(key, field, 1)
-    expiries[key] = expire_at
     if not rows_due[key] then
-      local rows_key = base .. ':day:' .. day .. ':rows'
-      rows_due[key] = {rows_key, scope[2], DAILY_FIELDS}
+      local rows_key = base .. SUFFIX.day .. day .. SUFFIX.rows
+      rows_due[key] = {rows_key, scope[2], DAILY_FIELDS, false}
+      expiries[key] = expire_at
       expiries[rows_key] = expire_at
     end
   end
@@ -94,24 +108,51 @@ end
 
 -- Set a per-day flag of a record; true when it was not set yet (the record counts once a day).
 local function mark_day(data_id, day, expire_at, flag)
-  local key = base .. ':day:' .. day .. ':records'
-  local flags = tonumber(redis.call('HGET', key, data_id) or '0')
-  expiries[key] = expire_at
+  local key = base .. SUFFIX.day .. day .. SUFFIX.records
+  local day = day_flags[key]
+  if not day then
+    day = {flags = {}, read = {}, order = {}}
+    day_flags[key] = day
+    expiries[key] = expire_at
+  end
+  local flags = day.flags[data_id]
+  if not flags then
+    flags = tonumber(call('HGET', key, data_id) or '0')
+    day.read[data_id] = flags
+    day.order[#day.order + 1] = data_id
+  end
   if band(flags, flag) ~= 0 then
+    day.flags[data_id] = flags
     return false
   end
-  redis.call('HSET', key, data_id, bor(flags, flag))
+  day.flags[data_id] = bor(flags, flag)
   return true
+end
+
+local function record_state(data_id)
+  return records[data_id] or call('HGET', records_key, data_id) or nil
+end
+
+local function set_record_state(data_id, state)
+  if not records[data_id] then
+    records_order[#records_order + 1] = data_id
+  end
+  records[data_id] = state
+end
+
+local function call_counted(call_id)
+  return calls[call_id] or call('SISMEMBER', calls_key, call_id) == 1
 end
 
 local function batch_number(batch)
   if batch == '' then
     return '0'
   end
-  local number = redis.call('HGET', batches_key, batch)
+  local number = call('HGET', batches_key, batch)
   if not number then
-    number = tostring(redis.call('HLEN', batches_key) + 1)
-    redis.call('HSET', batches_key, batch, number)
+    -- Written at once (a new batch is rare): the next HLEN must count it.
+    number = tostring(call('HLEN', batches_key) + 1)
+    call('HSET', batches_key, batch, number)
   end
   return number
 end
@@ -122,8 +163,7 @@ for _, event in ipairs(events) do
   local connected, final = event[5] == 1, event[6] == 1
   local day, expire_at = event[7], event[8]
 
-  -- a missing field comes back as false, not nil
-  local state = redis.call('HGET', records_key, data_id) or nil
+  local state = record_state(data_id)
   local flags, recorded_batch = 0, nil
   if state then
     local colon = string.find(state, ':', 1, true)
@@ -139,7 +179,7 @@ for _, event in ipairs(events) do
   -- 1. duplicates: the same identity was counted before (a redelivery or an upstream retry)
   local duplicate
   if kind == 'c' then
-    duplicate = redis.call('SISMEMBER', calls_key, call_id) == 1
+    duplicate = call_counted(call_id)
   elseif kind == 'a' then
     duplicate = band(flags, ADDED) ~= 0
   else
@@ -154,7 +194,7 @@ for _, event in ipairs(events) do
     if state then
       local number = '0'
       if batch ~= '' then
-        number = redis.call('HGET', batches_key, batch) or '-1'
+        number = call('HGET', batches_key, batch) or '-1'
       end
       conflict = number ~= recorded_batch
     end
@@ -166,51 +206,56 @@ for _, event in ipairs(events) do
       local removed = band(flags, REMOVED) ~= 0
       local called = band(flags, CALLED) ~= 0
       local new_flags = flags
-      touched[batch] = true
+      for _, scope in ipairs(scopes(batch)) do
+        totals_key(scope) -- the scope has a record now: its totals must exist
+      end
 
       if kind == 'a' then
         new_flags = bor(new_flags, ADDED)
         if not known then
-          bump_totals(batch, 'totalCount', 1)
-          bump_totals(batch, 'unCallCount', 1)
+          bump_totals(batch, COUNTER.totalCount, 1)
+          bump_totals(batch, COUNTER.unCallCount, 1)
         end
         if day ~= '' and mark_day(data_id, day, expire_at, SEEN_TODAY) then
-          bump_day(batch, day, expire_at, 'dailyCount')
+          bump_day(batch, day, expire_at, COUNTER.dailyCount)
         end
       elseif kind == 'r' then
         new_flags = bor(new_flags, REMOVED)
         if known and not removed then
-          bump_totals(batch, 'totalCount', -1)
+          bump_totals(batch, COUNTER.totalCount, -1)
           if not called then
-            bump_totals(batch, 'unCallCount', -1)
+            bump_totals(batch, COUNTER.unCallCount, -1)
           end
         end
       else
-        redis.call('SADD', calls_key, call_id)
+        if not calls[call_id] then
+          calls_order[#calls_order + 1] = call_id
+        end
+        calls[call_id] = true
         new_flags = bor(new_flags, CALLED)
         if not known then
-          bump_totals(batch, 'totalCount', 1)
+          bump_totals(batch, COUNTER.totalCount, 1)
         elseif not called and not removed then
-          bump_totals(batch, 'unCallCount', -1)
+          bump_totals(batch, COUNTER.unCallCount, -1)
         end
-        bump_totals(batch, 'totalCalledCount', 1)
+        bump_totals(batch, COUNTER.totalCalledCount, 1)
         if connected then
-          bump_totals(batch, 'totalCallSucc', 1)
+          bump_totals(batch, COUNTER.totalCallSucc, 1)
         end
         if final and band(flags, FINISHED) == 0 then
           new_flags = bor(new_flags, FINISHED)
-          bump_totals(batch, 'totalFinishCount', 1)
+          bump_totals(batch, COUNTER.totalFinishCount, 1)
         end
         if day ~= '' then
-          bump_day(batch, day, expire_at, 'dailyCalledCount')
+          bump_day(batch, day, expire_at, COUNTER.dailyCalledCount)
           if connected then
-            bump_day(batch, day, expire_at, 'dailyCallSucc')
+            bump_day(batch, day, expire_at, COUNTER.dailyCallSucc)
           end
           if mark_day(data_id, day, expire_at, SEEN_TODAY) then
-            bump_day(batch, day, expire_at, 'dailyCount')
+            bump_day(batch, day, expire_at, COUNTER.dailyCount)
           end
           if final and mark_day(data_id, day, expire_at, FINISHED_TODAY) then
-            bump_day(batch, day, expire_at, 'dailyFinishCount')
+            bump_day(batch, day, expire_at, COUNTER.dailyFinishCount)
           end
         end
       end
@@ -220,71 +265,118 @@ for _, event in ipairs(events) do
       if number ~= '0' then
         encoded = encoded .. ':' .. number
       end
-      redis.call('HSET', records_key, data_id, encoded)
+      if encoded ~= state then
+        set_record_state(data_id, encoded)
+      end
       result[#result + 1] = 'A'
     end
   end
 end
 
--- Every counter of a scope exists once the scope has a record: the API reads whole hashes.
-for batch in pairs(touched) do
-  for _, scope in ipairs(scopes(batch)) do
-    local key = totals_key(scope)
-    if not increments[key] then
-      increments[key] = {}
-    end
-    for _, field in ipairs(TOTAL_FIELDS) do
-      increments[key][field] = increments[key][field] or 0
-    end
+-- The writes, once each. Lua's unpack takes a few thousand values at most: long argument
+-- lists go in slices.
+local SLICE = 2000
+local function write(command, key, values)
+  for first = 1, #values, SLICE do
+    call(command, key, unpack(values, first, math.min(first + SLICE - 1, #values)))
   end
 end
 
-for key, fields in pairs(increments) do
-  for field, delta in pairs(fields) do
-    redis.call('HINCRBY', key, field, delta)
+local function pairs_of(order, values)
+  local flat = {}
+  for _, name in ipairs(order) do
+    flat[#flat + 1] = name
+    flat[#flat + 1] = values[name]
   end
+  return flat
 end
 
--- The packed rows the API reads (engine/read_statistics.lua): every changed scope's counters,
--- comma-separated, rewritten in this same atomic step, so that they never disagree with the
--- hashes. A whole VDN is then two HGETALLs per campaign instead of two HMGETs per scope: a
--- fifth of Redis' time (docs/benchmarks.md).
-for key, row in pairs(rows_due) do
-  local values = redis.call('HMGET', key, unpack(row[3]))
-  for i = 1, #row[3] do
-    values[i] = values[i] or '0' -- a daily counter not incremented yet that day
+write('HSET', records_key, pairs_of(records_order, records))
+write('SADD', calls_key, calls_order)
+for key, day in pairs(day_flags) do
+  local changed = {}
+  for _, data_id in ipairs(day.order) do
+    if day.flags[data_id] ~= day.read[data_id] then
+      changed[#changed + 1] = data_id
+    end
   end
-  redis.call('HSET', row[1], row[2], table.concat(values, ','))
+  write('HSET', key, pairs_of(changed, day.flags))
+end
+
+-- Counters and the packed rows the API reads (engine/read_statistics.lua): each changed
+-- hash gets one HSET of the fields that changed, and its scope's row, in this same atomic
+-- step, so that rows never disagree with the hashes. A whole VDN is then two HGETALLs per
+-- campaign instead of two HMGETs per scope (docs/adr/0003-packed-rows.md).
+local rows = {}         -- rows hash -> {row field, row, ...}
+for key, due in pairs(rows_due) do
+  local rows_key, scope_field, fields, keep_every_field = due[1], due[2], due[3], due[4]
+  local deltas = increments[key] or {}
+  local stored = call('HMGET', key, unpack(fields))
+  local changed, values = {}, {}
+  for i, field in ipairs(fields) do
+    local delta = deltas[field] or 0
+    -- a daily counter not incremented yet that day is absent from its hash, 0 in its row
+    local value = tonumber(stored[i] or '0') + delta
+    values[i] = string.format('%d', value)
+    if delta ~= 0 or (keep_every_field and not stored[i]) then
+      changed[#changed + 1] = field
+      changed[#changed + 1] = values[i]
+    end
+  end
+  if #changed > 0 then
+    call('HSET', key, unpack(changed))
+    local row = rows[rows_key]
+    if not row then
+      row = {}
+      rows[rows_key] = row
+    end
+    row[#row + 1] = scope_field
+    row[#row + 1] = table.concat(values, ',')
+  end
+end
+for rows_key, row in pairs(rows) do
+  call('HSET', rows_key, unpack(row))
 end
 for key, expire_at in pairs(expiries) do
-  redis.call('EXPIREAT', key, expire_at)
+  call('EXPIREAT', key, expire_at, 'NX')
 end
 
 -- Progress per minute, for dashboards: the current minute accumulates in a small hash; when a
 -- batch arrives in a later minute, the finished minute becomes one entry of a capped stream,
 -- with the minute's start as its id (Grafana's Redis plugin draws it with XRANGE).
-local totals = increments[base .. ':totals'] or {}
-local calls, connects, finished = totals['totalCalledCount'] or 0, totals['totalCallSucc'] or 0,
-                                  totals['totalFinishCount'] or 0
-if calls > 0 or finished > 0 then
-  local current_key, stream_key = base .. ':progress:current', base .. ':progress'
-  local current = redis.call('HMGET', current_key, 'minute', 'calls', 'connects', 'finished')
+local totals = increments[base .. SUFFIX.totals] or {}
+local calls_made = totals[COUNTER.totalCalledCount] or 0
+local connects = totals[COUNTER.totalCallSucc] or 0
+local finished = totals[COUNTER.totalFinishCount] or 0
+if calls_made > 0 or finished > 0 then
+  local current_key, stream_key = base .. SUFFIX.progress_current, base .. SUFFIX.progress
+  local current = call('HMGET', current_key, 'minute', unpack(PROGRESS_FIELDS))
   local open_minute = tonumber(current[1])
+  local sums = {tonumber(current[2] or '0'), tonumber(current[3] or '0'),
+                tonumber(current[4] or '0')}
+  local update = {}
+  local fresh_minute = false
   if open_minute and open_minute < minute_ms then
     -- pcall: an id not above the stream's last (a worker clock behind another's after a
     -- rebalance) loses that minute's entry; it must never fail the counting above.
     redis.pcall('XADD', stream_key, 'MAXLEN', '~', 2880, current[1] .. '-0',
-                'calls', current[2] or 0, 'connects', current[3] or 0,
-                'finished', current[4] or 0)
-    redis.call('DEL', current_key)
+                PROGRESS_FIELDS[1], sums[1], PROGRESS_FIELDS[2], sums[2],
+                PROGRESS_FIELDS[3], sums[3])
     open_minute = nil
+    sums = {0, 0, 0}
   end
   if not open_minute then
-    redis.call('HSET', current_key, 'minute', ARGV[3])
+    update = {'minute', ARGV[3]}
+    fresh_minute = true
   end
-  redis.call('HINCRBY', current_key, 'calls', calls)
-  redis.call('HINCRBY', current_key, 'connects', connects)
-  redis.call('HINCRBY', current_key, 'finished', finished)
+  -- A new minute writes all three sums; an open one only those that grew.
+  for i, added in ipairs({calls_made, connects, finished}) do
+    if added > 0 or fresh_minute then
+      update[#update + 1] = PROGRESS_FIELDS[i]
+      update[#update + 1] = string.format('%d', sums[i] + added)
+    end
+  end
+  call('HSET', current_key, unpack(update))
 end
 
 return table.concat(result)
