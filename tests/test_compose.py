@@ -19,17 +19,26 @@ import subprocess
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
 from isales_stats.commands.stack.kafka import broker_properties
+from isales_stats.commands.stack.redis import REDIS_PERSISTENCE
 from isales_stats.core.settings import Settings
+from tests.support.compose import (
+    COMPOSE_FILE,
+    command_of,
+    depends_on,
+    environment_of,
+    load_compose,
+    services,
+    with_defaults,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
-COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 COMPOSE_CHECK = ROOT / "deploy" / "compose-check"
@@ -53,45 +62,6 @@ ADDRESS_PROPERTIES = {
     "controller.quorum.voters",
     "log.dirs",
 }
-
-_DEFAULTED = re.compile(r"\$\{(\w+):-([^}]*)\}")
-
-
-def load_compose() -> dict[str, Any]:
-    document = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
-    assert isinstance(document, dict), "docker-compose.yml is not a mapping"
-    return cast(dict[str, Any], document)
-
-
-def services() -> dict[str, dict[str, Any]]:
-    found = load_compose().get("services")
-    assert isinstance(found, dict), "docker-compose.yml has no services"
-    return cast(dict[str, dict[str, Any]], found)
-
-
-def environment_of(service: Mapping[str, Any]) -> dict[str, str]:
-    """A service's environment as strings, whether written as a mapping or as a list."""
-    raw = service.get("environment") or {}
-    if isinstance(raw, list):
-        return dict(str(item).partition("=")[::2] for item in raw)
-    assert isinstance(raw, dict)
-    return {str(name): "" if value is None else str(value) for name, value in raw.items()}
-
-
-def with_defaults(text: str) -> str:
-    """``${VAR:-default}`` replaced by its default: the value when nothing overrides it."""
-    return _DEFAULTED.sub(lambda match: match.group(2), text)
-
-
-def command_of(service: Mapping[str, Any]) -> list[str]:
-    command = service.get("command", [])
-    return shlex.split(command) if isinstance(command, str) else [str(part) for part in command]
-
-
-def depends_on(service: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    raw = service.get("depends_on") or {}
-    assert isinstance(raw, dict), "depends_on as a list has no conditions; use the long form"
-    return cast(dict[str, dict[str, Any]], raw)
 
 
 def one_shot_services() -> set[str]:
@@ -158,9 +128,9 @@ def test_redis_persists_like_the_local_stack() -> None:
     command = command_of(redis)
     assert command[0] == "redis-server"
     options = dict(zip(command[1::2], command[2::2], strict=True))
-    assert options["--appendonly"] == "yes"
-    assert options["--appendfsync"] == "everysec"
-    assert options["--save"] == ""
+    assert options == {
+        f"--{name}": "" if value == '""' else value for name, value in REDIS_PERSISTENCE.items()
+    }
 
 
 def test_published_ports_listen_on_loopback_only() -> None:
@@ -344,13 +314,13 @@ def test_grafana_reads_the_redis_the_workers_write() -> None:
 def test_the_image_ships_the_live_page() -> None:
     """The wheel the Dockerfile builds carries api/static (package data), and the context too."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    patterns = project["tool"]["setuptools"]["package-data"]["api"]
+    patterns = project["tool"]["setuptools"]["package-data"]["isales_stats.api"]
     static = sorted((ROOT / "api" / "static").iterdir())
     assert static
     for path in static:
         assert any(path.match(pattern) for pattern in patterns), f"{path} is not package data"
     ignored = DOCKERIGNORE.read_text(encoding="utf-8").split()
-    assert not {"api", "api/static", "api/static/*", "*.html"} & set(ignored)
+    assert not {"api", "api/static", "api/static/*", "*.html", "isales_stats"} & set(ignored)
 
 
 def test_dockerfile_is_multi_stage_and_runs_unprivileged() -> None:

@@ -18,8 +18,9 @@ import pytest
 import yaml
 from kubernetes_validate.utils import all_versions
 
+from isales_stats.commands.stack.redis import REDIS_PERSISTENCE
 from isales_stats.core.settings import Settings
-from tests.test_compose import environment_of, load_compose, services, with_defaults
+from tests.support.compose import environment_of, load_compose, services, with_defaults
 
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "deploy" / "k8s"
@@ -81,6 +82,7 @@ def test_every_manifest_is_valid_kubernetes(version: str) -> None:
         "PodDisruptionBudget",
         "Secret",
         "Service",
+        "StatefulSet",
     ]
 
 
@@ -216,3 +218,14 @@ def test_api_service_selects_the_api_pods() -> None:
     service = objects()[("Service", "isales-stats-api")]["spec"]
     assert service["selector"].items() <= pod_labels("api").items()
     assert [port["targetPort"] for port in service["ports"]] == ["http"]
+
+
+def test_redis_persists_like_the_local_stack() -> None:
+    config = objects()[("ConfigMap", "isales-stats-redis")]["data"]["redis.conf"]
+    settings = dict(line.split(" ", 1) for line in config.splitlines() if line.strip())
+    assert settings.pop("dir") == "/data"
+    assert settings == REDIS_PERSISTENCE
+    (redis,) = objects()[("StatefulSet", "isales-stats-redis")]["spec"]["template"]["spec"][
+        "containers"
+    ]
+    assert redis["args"] == ["/etc/redis/redis.conf"]

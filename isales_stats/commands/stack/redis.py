@@ -16,18 +16,35 @@ from isales_stats.commands.stack.processes import (
 )
 from isales_stats.core.settings import Settings
 
-# AOF with a one-second fsync: a restart keeps the counters, at most one second of writes is
-# at risk on a power cut (the engine heals from that by re-reading Kafka; see the README).
+# Persistence for a write-heavy workload, the same in docker-compose.yml and deploy/k8s (tests
+# compare them with this table; docs/operations.md gives the reasoning and the figures):
+# - the append-only file, fsynced every second: a restart keeps the counters; a power cut
+#   loses at most about a second of writes, and the worker heals that by reading Kafka again
+#   from the resume points that were lost with them (docs/architecture.md, "Exactly once");
+# - no RDB snapshots: the AOF's base is one (aof-use-rdb-preamble), written at each rewrite;
+# - a rewrite forks and writes the whole dataset to shrink what a restart replays. The default
+#   threshold (64 MB) made the counting workload rewrite every 15-20 s (docs/benchmarks.md):
+#   rewrite when the AOF has doubled since the last one and is at least 1 GB;
+# - during a rewrite, no fsync of the growing AOF: the child's write of the dataset and the
+#   parent's fsync compete for the disk, and the parent's would stall Redis' one thread. The
+#   writes at risk are then those of the rewrite's duration, healed like a power cut's.
+REDIS_PERSISTENCE = {
+    "appendonly": "yes",
+    "appendfsync": "everysec",
+    "save": '""',
+    "aof-use-rdb-preamble": "yes",
+    "auto-aof-rewrite-percentage": "100",
+    "auto-aof-rewrite-min-size": "1gb",
+    "no-appendfsync-on-rewrite": "yes",
+}
+
 _CONFIG = """\
 bind 127.0.0.1
 port {port}
 protected-mode yes
 daemonize no
 dir {data_dir}
-appendonly yes
-appendfsync everysec
-save ""
-"""
+""" + "".join(f"{name} {value}\n" for name, value in REDIS_PERSISTENCE.items())
 
 
 class RedisServer:
