@@ -25,19 +25,20 @@ from isales_stats.api.main import create_app
 from isales_stats.api.telemetry import ACCESS_LOGGER
 from isales_stats.client import AkSkAuth, StatisticsApiError, StatisticsClient, sign
 from isales_stats.core.settings import Settings
-from tests.api_support import (
+from tests.support.app_client import serve, statistics_path
+from tests.support.clock import now_ms
+from tests.support.counting import count_events
+from tests.support.credentials import (
     ACCESS_KEY,
     OTHER_ACCESS_KEY,
     OTHER_SECRET_KEY,
     SECRET_KEY,
     TEST_KEYS,
-    campaign_events,
-    count_events,
-    now_ms,
-    serve,
-    statistics_path,
 )
-from tests.services import ServiceProcess, free_port, wait_for_http
+from tests.support.ports import free_port
+from tests.support.processes import ServiceProcess
+from tests.support.streams import campaign_events
+from tests.support.waiting import wait_for_http
 from tests.test_signing import WORKED_EXAMPLE_AUTHORIZATION
 
 pytestmark = [pytest.mark.stack, pytest.mark.anyio]

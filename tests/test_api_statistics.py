@@ -25,7 +25,10 @@ from isales_stats.core.keys import KeyLayout
 from isales_stats.core.reference_model import COUNTER_KEYS, reference_statistics
 from isales_stats.core.settings import Settings
 from isales_stats.engine.statistics import CorruptCounters, StatisticsReader
-from tests.api_support import campaign_events, count_events, now_ms, serve, statistics_path
+from tests.support.app_client import serve, statistics_path
+from tests.support.clock import now_ms
+from tests.support.counting import count_events
+from tests.support.streams import campaign_events
 
 pytestmark = [pytest.mark.stack, pytest.mark.anyio]
 

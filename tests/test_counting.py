@@ -20,8 +20,9 @@ from isales_stats.core.reference_model import reference_statistics
 from isales_stats.core.settings import Settings
 from isales_stats.engine.counting import CountingOutcome, EventCounter
 from isales_stats.engine.statistics import StatisticsReader
-from tests.conftest import delete_keys
-from tests.strategies import GMT8, VDN_ZONES, contradicting, delivered, records, zone_of
+from tests.support.cleanup import delete_keys
+from tests.support.clock import GMT8
+from tests.support.strategies import VDN_ZONES, contradicting, delivered, records, zone_of
 
 pytestmark = pytest.mark.stack
 

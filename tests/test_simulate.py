@@ -25,9 +25,11 @@ from isales_stats.producing.simulator import (
     simulate_traffic,
     simulation_window,
 )
-from tests import strategies
-from tests.producing_support import SCHEMA_PATH, run_cli
-from tests.services import ServiceProcess, free_port, wait_for, wait_for_http
+from tests.support import strategies
+from tests.support.events import SCHEMA_PATH
+from tests.support.ports import free_port
+from tests.support.processes import ServiceProcess, run_cli
+from tests.support.waiting import wait_for, wait_for_http
 
 NOW_MS = int(time.time() * 1000)
 
