@@ -1,4 +1,4 @@
-"""Engine benchmark: worker throughput, freshness, and Redis memory.
+"""Engine benchmark: worker throughput, what Redis writes for it, freshness, and memory.
 
 Throughput of one worker process, end to end: events are produced to Kafka beforehand, then a
 worker is started; the clock runs from the first event counted until the counters are complete
@@ -6,9 +6,16 @@ worker is started; the clock runs from the first event counted until the counter
 - the ceiling: a bare aiokafka consumer that only reads and decodes;
 - the naive baseline: a plain Faust agent doing one Redis round trip per event;
 - for context, a Faust agent on the default transport that does nothing at all.
-Freshness: a steady 5,000 events/s from the SDK publisher; for every 50th event, the time from
-``publish`` until its record is visible in Redis. Memory: MEMORY USAGE of each kind of key
-after counting a realistic stream.
+Writes: the worker counts into a Redis of its own, configured as the local stack's
+(REDIS_PERSISTENCE), so that its append-only file holds our writes only: AOF bytes per event
+and AOF rewrites per minute beside each rate, and in one more run a replica attached, whose
+replication stream is measured too. The worker's CPU-seconds per million events come from
+/proc (user + system), steadier than wall time on a shared machine.
+Capacity and freshness: capacity is what one worker counts while this process publishes as
+fast as the SDK can, both on the same two cores; then freshness at 30 %, 50 % and 70 % of that
+capacity, for every 50th event the time from ``publish`` until its record is visible in Redis,
+beside the worker's batches (events per batch, Redis time per batch) and the AOF's growth.
+Memory: MEMORY USAGE of each kind of key after counting a realistic stream.
 """
 
 from __future__ import annotations
@@ -18,10 +25,13 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import aiokafka
@@ -29,32 +39,49 @@ from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 
 from isales_stats.commands.stack import Stack
+from isales_stats.commands.stack.redis import RedisServer
 from isales_stats.core.events import decode_event
 from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings
 from isales_stats.engine.counting import EventCounter
 from isales_stats.engine.topics import ensure_topics
 from isales_stats.producing.publisher import EventPublisher
-from tests.conftest import delete_keys, delete_topics
-from tests.workload import campaign_stream, distinct_identities_counted, encoded, publish
+from tests.support.aof import read_writes
+from tests.support.cleanup import delete_keys, delete_topics
+from tests.support.detail import distinct_identities_counted
+from tests.support.faults import scrape_metric
+from tests.support.kafka_topics import publish
+from tests.support.ports import free_port
+from tests.support.streams import campaign_stream, encoded
 
 EVENTS = 300_000
 NAIVE_EVENTS = 30_000
 CAMPAIGNS = 20
 RUNS = 3
-FRESHNESS_RATE = 5_000
 FRESHNESS_SECONDS = 30
+LOAD_FRACTIONS = (0.3, 0.5, 0.7)
+CAPACITY_EVENTS = 150_000
 
 
 def run() -> str:
-    base = Settings()
-    report = Stack(base).up()
-    used: list[Settings] = []
-    try:
-        return _run(base, used)
-    finally:
-        _clean_up(base, used)
-        Stack(base).down(only=report.started)
+    dev = Settings()
+    report = Stack(dev).up()
+    with tempfile.TemporaryDirectory(prefix="isales-bench-") as directory:
+        base = dev.model_copy(
+            update={
+                "redis_url": f"redis://127.0.0.1:{free_port()}/0",
+                "stack_dir": Path(directory),
+            }
+        )
+        redis_server = RedisServer(base)
+        redis_server.ensure_running()
+        used: list[Settings] = []
+        try:
+            return _run(base, used)
+        finally:
+            _clean_up(base, used)
+            redis_server.stop()
+            Stack(dev).down(only=report.started)
 
 
 def _clean_up(base: Settings, used: list[Settings]) -> None:
@@ -96,46 +123,75 @@ def _run(base: Settings, used: list[Settings]) -> str:
     ]
     no_op = _no_op_rate(settings, len(stream))
 
-    freshness = _freshness(fresh())
+    with Replica(base) as replica:
+        replicated = _worker_rate(
+            settings, ["-m", "isales_stats", "worker"], len(stream), identities
+        )
+        replica_lag = replica.lag_bytes()
+
+    capacity = _capacity(fresh())
+    loads = [(fraction, _freshness(fresh(), fraction * capacity)) for fraction in LOAD_FRACTIONS]
     memory = _memory(fresh())
 
-    ours_rate = statistics.median(rate for rate, _ in ours)
-    naive_rate = statistics.median(rate for rate, _ in naive)
+    ours_rate = statistics.median(run.rate for run in ours)
+    naive_rate = statistics.median(run.rate for run in naive)
     ceiling_rate = statistics.median(ceiling)
     lines = [
         "## Engine: one worker process",
         "",
         f"{EVENTS:,} events ({CAMPAIGNS} campaigns, 5 batches, 2% upstream duplicates) produced "
         "to a 12-partition topic beforehand; rates are events/s from the first event counted to "
-        f"the last (median of {RUNS} runs; the naive baseline: {NAIVE_EVENTS:,} events, 2 runs).",
+        f"the last (median of {RUNS} runs; the naive baseline: {NAIVE_EVENTS:,} events, 2 runs). "
+        "Redis is a private one with the local stack's persistence (REDIS_PERSISTENCE): AOF "
+        "bytes are our writes only; CPU is the worker process' user + system time.",
         "",
-        "| consumer | events/s (median) | runs | start-up s | vs our worker |",
-        "| --- | ---: | --- | ---: | ---: |",
+        "| consumer | events/s (median) | runs | start-up s | vs our worker "
+        "| AOF B/event | AOF rewrites/min | worker CPU-s per 1M events |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
         _row(
             "isales-stats worker (batch delivery, one Lua call per campaign per fetch)",
             ours,
             ours_rate,
         ),
         _row("naive baseline: Faust agent, one Redis round trip per event", naive, ours_rate),
-        _row("Faust agent on the default transport doing nothing (context)", [no_op], ours_rate),
+        f"| Faust agent on the default transport doing nothing (context) | {no_op[0]:,.0f} | "
+        f"{no_op[0]:,.0f} | {no_op[1]:.1f} | {no_op[0] / ours_rate:.2f}x | - | - | - |",
         f"| ceiling: bare aiokafka consumer, read + decode only | {ceiling_rate:,.0f} | "
-        f"{', '.join(f'{r:,.0f}' for r in ceiling)} | - | {ceiling_rate / ours_rate:.2f}x |",
+        f"{', '.join(f'{r:,.0f}' for r in ceiling)} | - | {ceiling_rate / ours_rate:.2f}x "
+        "| - | - | - |",
         "",
         f"Our worker: **{ours_rate:,.0f} events/s** (target >= 30,000), "
         f"{ours_rate / naive_rate:.1f}x the naive baseline, "
-        f"{ours_rate / ceiling_rate:.0%} of the read-and-decode ceiling.",
+        f"{ours_rate / ceiling_rate:.0%} of the read-and-decode ceiling; "
+        f"**{statistics.median(run.aof_per_event for run in ours):.0f} AOF bytes per event** "
+        "(target <= 200).",
         "",
-        f"### Freshness at a steady {FRESHNESS_RATE:,} events/s",
+        f"With a replica attached (one more run, {replicated.rate:,.0f} events/s): "
+        f"AOF {replicated.aof_per_event:.0f} B/event, replication stream "
+        f"{replicated.replication_bytes / replicated.events:.0f} B/event, the replica "
+        f"{replica_lag:,} bytes behind at the end.",
         "",
-        f"{freshness['sent']:,} events in {FRESHNESS_SECONDS} s (achieved "
-        f"{freshness['rate']:,.0f}/s); {freshness['samples']:,} sampled from `publish()` to "
-        "visible in Redis:",
+        "### Freshness at fractions of capacity",
         "",
-        "| p50 | p90 | p99 | max |",
-        "| ---: | ---: | ---: | ---: |",
-        "| " + " | ".join(f"{freshness[q]:.0f} ms" for q in ("p50", "p90", "p99", "max")) + " |",
+        f"Capacity, measured in this run: **{capacity:,.0f} events/s**, one worker counting while "
+        "this process publishes as fast as the SDK can (both on the same two cores). Then "
+        f"{FRESHNESS_SECONDS} s at each fraction of it; every 50th event timed from `publish()` "
+        "to visible in Redis. Batches: what the worker's metrics say of the same seconds.",
         "",
-        "Target: p99 <= 500 ms.",
+        "| load | events/s | samples | p50 | p90 | p99 | max | batches/s | events/batch "
+        "| Redis ms/batch | AOF B/event | AOF rewrites/min | worker CPU-s per 1M events |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+        "| ---: |",
+        *[
+            f"| {fraction:.0%} | {f['rate']:,.0f} | {f['samples']:,} | {f['p50']:.0f} ms "
+            f"| {f['p90']:.0f} ms | {f['p99']:.0f} ms | {f['max']:.0f} ms "
+            f"| {f['batches_per_second']:.0f} | {f['events_per_batch']:.1f} "
+            f"| {f['batch_ms']:.2f} | {f['aof_per_event']:.0f} | {f['rewrites_per_minute']:.1f} "
+            f"| {f['cpu_per_million']:.1f} |"
+            for fraction, f in loads
+        ],
+        "",
+        "Target: p99 <= 250 ms at 50 % of capacity.",
         "",
         "### Redis memory",
         "",
@@ -159,13 +215,51 @@ def _run(base: Settings, used: list[Settings]) -> str:
     return "\n".join(lines)
 
 
-def _row(name: str, runs: list[tuple[float, float]], reference: float) -> str:
-    rate = statistics.median(r for r, _ in runs)
-    startup = statistics.median(s for _, s in runs)
+def _row(name: str, runs: list[WorkerRun], reference: float) -> str:
+    rate = statistics.median(run.rate for run in runs)
     return (
-        f"| {name} | {rate:,.0f} | {', '.join(f'{r:,.0f}' for r, _ in runs)} | "
-        f"{startup:.1f} | {rate / reference:.2f}x |"
+        f"| {name} | {rate:,.0f} | {', '.join(f'{run.rate:,.0f}' for run in runs)} | "
+        f"{statistics.median(run.startup for run in runs):.1f} | {rate / reference:.2f}x "
+        f"| {statistics.median(run.aof_per_event for run in runs):.0f} "
+        f"| {statistics.median(run.rewrites_per_minute for run in runs):.1f} "
+        f"| {statistics.median(run.cpu_per_million for run in runs):.1f} |"
     )
+
+
+class Replica:
+    """A replica of the benchmark's Redis while the block runs: its replication stream flows."""
+
+    def __init__(self, primary: Settings) -> None:
+        self.primary_port = primary.redis_port
+        self.settings = primary.model_copy(
+            update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"}
+        )
+        self.server = RedisServer(
+            self.settings, extra_config=f"replicaof 127.0.0.1 {self.primary_port}\n"
+        )
+
+    def __enter__(self) -> Replica:
+        self.server.ensure_running()
+        with Redis.from_url(self.settings.redis_url) as redis:
+            deadline = time.monotonic() + 60
+            while redis.info("replication").get("master_link_status") != "up":
+                if time.monotonic() > deadline:
+                    raise TimeoutError("the replica did not connect to the benchmark's Redis")
+                time.sleep(0.1)
+        return self
+
+    def lag_bytes(self) -> int:
+        """How far the replica's offset is behind the primary's."""
+        with (
+            Redis(port=self.primary_port) as primary,
+            Redis.from_url(self.settings.redis_url) as me,
+        ):
+            return int(primary.info("replication")["master_repl_offset"]) - int(
+                me.info("replication")["slave_repl_offset"]
+            )
+
+    def __exit__(self, *_: object) -> None:
+        self.server.stop()
 
 
 def _fresh_settings(base: Settings) -> Settings:
@@ -187,10 +281,27 @@ def _identities(stream: list[dict[str, Any]]) -> int:
     return len(records) + len(calls)
 
 
-def _worker_rate(
-    settings: Settings, command: list[str], events: int, expected: int
-) -> tuple[float, float]:
-    """(events/s from first counted to complete, seconds from launch to first counted)."""
+@dataclass(frozen=True)
+class WorkerRun:
+    rate: float  # events/s from the first event counted to the last
+    startup: float  # seconds from launch to the first event counted
+    events: int
+    aof_bytes: int  # appended to the AOF while the worker ran
+    rewrites_per_minute: float
+    cpu_seconds: float  # the worker's user + system time
+    replication_bytes: int  # the replication stream (0 without a replica)
+
+    @property
+    def aof_per_event(self) -> float:
+        return self.aof_bytes / self.events
+
+    @property
+    def cpu_per_million(self) -> float:
+        return self.cpu_seconds * 1_000_000 / self.events
+
+
+def _worker_rate(settings: Settings, command: list[str], events: int, expected: int) -> WorkerRun:
+    """One worker counting ``events`` already in the topic, with what Redis wrote for them."""
     run_settings = settings.model_copy(
         update={"key_prefix": f"{settings.key_prefix}:{uuid.uuid4().hex[:6]}",
                 "worker_group": f"{settings.worker_group}-{uuid.uuid4().hex[:6]}"}
@@ -200,7 +311,9 @@ def _worker_rate(
     def counted() -> int:
         return distinct_identities_counted(run_settings, campaigns)
 
+    redis = Redis.from_url(run_settings.redis_url)
     environment = {**os.environ, **run_settings.as_environment()}
+    before = read_writes(redis)
     launched = time.monotonic()
     worker = subprocess.Popen(
         [sys.executable, *command], env=environment,
@@ -219,11 +332,28 @@ def _worker_rate(
                 raise TimeoutError(f"{command} did not finish: {progress}/{expected}")
             time.sleep(0.05)
         assert first is not None
+        cpu = cpu_seconds(worker.pid)
+        after = read_writes(redis)
         share_left = 1 - first[1] / expected
-        return events * share_left / max(now - first[0], 1e-3), first[0] - launched
+        return WorkerRun(
+            rate=events * share_left / max(now - first[0], 1e-3),
+            startup=first[0] - launched,
+            events=events,
+            aof_bytes=after.aof_appended_since(before),
+            rewrites_per_minute=after.rewrites_per_minute_since(before),
+            cpu_seconds=cpu,
+            replication_bytes=after.replication_offset - before.replication_offset,
+        )
     finally:
         worker.terminate()
         worker.wait(30)
+        redis.close()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (/proc/PID/stat, fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _no_op_rate(settings: Settings, events: int) -> tuple[float, float]:
@@ -284,26 +414,77 @@ def _bare_consumer_rate(settings: Settings, events: int) -> float:
     return asyncio.run(consume())
 
 
-def _freshness(settings: Settings) -> dict[str, float]:
+def _start_worker(settings: Settings) -> tuple[subprocess.Popen[bytes], int]:
+    """A worker counting ``settings``' topic, running, and its metrics port."""
     ensure_topics(settings)
-    layout = KeyLayout(settings.key_prefix)
-    environment = {**os.environ, **settings.as_environment()}
+    port = free_port()
+    environment = {
+        **os.environ, **settings.model_copy(update={"worker_metrics_port": port}).as_environment()
+    }  # fmt: skip
     worker = subprocess.Popen(
         [sys.executable, "-m", "isales_stats", "worker"], env=environment,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
+    _wait_until_consuming(settings, worker)
+    return worker, port
+
+
+def _stop(worker: subprocess.Popen[bytes]) -> None:
+    worker.terminate()
+    worker.wait(30)
+
+
+def _capacity(settings: Settings) -> float:
+    """Events/s one worker counts while this process publishes them as fast as it can.
+
+    The producer competes for the same two cores, as in the freshness runs that follow: this
+    is the rate the whole machine sustains, of which they take fractions.
+    """
+    worker, _ = _start_worker(settings)
+    redis = Redis.from_url(settings.redis_url)
+    layout = KeyLayout(settings.key_prefix)
+    campaigns = [f"camp-{n:03d}" for n in range(CAMPAIGNS)]
+    try:
+        began = time.perf_counter()
+        with EventPublisher(settings) as publisher:
+            now_ms = int(time.time() * 1000)
+            for sent in range(CAPACITY_EVENTS):
+                publisher.publish(_added(sent, now_ms, "cap"))
+        deadline = time.monotonic() + 300
+        while sum(redis.hlen(layout.campaign_records(1, c)) for c in campaigns) < CAPACITY_EVENTS:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the capacity run did not finish")
+            time.sleep(0.02)
+        return CAPACITY_EVENTS / (time.perf_counter() - began)
+    finally:
+        _stop(worker)
+        redis.close()
+
+
+def _added(sent: int, now_ms: int, tag: str) -> dict[str, Any]:
+    return {
+        "eventType": "data.added", "vdnId": 1, "campaignId": f"camp-{sent % CAMPAIGNS:03d}",
+        "dataId": f"{tag}-{sent}", "batchId": f"batch-{sent % 5}", "occurredAt": now_ms,
+    }  # fmt: skip
+
+
+def _freshness(settings: Settings, rate: float) -> dict[str, float]:
+    """Publish ``rate`` events/s for FRESHNESS_SECONDS; time every 50th until it is counted."""
+    layout = KeyLayout(settings.key_prefix)
+    worker, metrics_port = _start_worker(settings)
+    redis = Redis.from_url(settings.redis_url)
     pending: dict[tuple[str, str], float] = {}
     latencies: list[float] = []
     lock = threading.Lock()
     done = threading.Event()
 
     def watch() -> None:
-        redis = Redis.from_url(settings.redis_url)
+        watcher_redis = Redis.from_url(settings.redis_url)
         while not done.is_set() or pending:
             with lock:
                 waiting = list(pending.items())
             if waiting:
-                with redis.pipeline(transaction=False) as pipe:
+                with watcher_redis.pipeline(transaction=False) as pipe:
                     for (campaign, data_id), _ in waiting:
                         pipe.hexists(layout.campaign_records(1, campaign), data_id)
                     visible = pipe.execute()
@@ -315,26 +496,30 @@ def _freshness(settings: Settings) -> dict[str, float]:
                             del pending[key]
             time.sleep(0.002)
 
+    def batches() -> tuple[float, float, float]:
+        return (
+            scrape_metric(metrics_port, "isales_counting_batch_seconds_count"),
+            scrape_metric(metrics_port, "isales_counting_batch_seconds_sum"),
+            scrape_metric(metrics_port, "isales_events_counted_total"),
+        )
+
     watcher = threading.Thread(target=watch, daemon=True)
     try:
-        _wait_until_consuming(settings, worker)
         watcher.start()
         sent = 0
+        batches_before, writes_before = batches(), read_writes(redis)
+        cpu_before = cpu_seconds(worker.pid)
         began = time.perf_counter()
         with EventPublisher(settings) as publisher:
             while (elapsed := time.perf_counter() - began) < FRESHNESS_SECONDS:
-                due = int(elapsed * FRESHNESS_RATE)
+                due = int(elapsed * rate)
                 now_ms = int(datetime.now(UTC).timestamp() * 1000)
                 while sent < due:
-                    campaign = f"camp-{sent % CAMPAIGNS:03d}"
-                    data_id = f"fresh-{sent}"
-                    publisher.publish(
-                        {"eventType": "data.added", "vdnId": 1, "campaignId": campaign,
-                         "dataId": data_id, "batchId": f"batch-{sent % 5}", "occurredAt": now_ms}
-                    )  # fmt: skip
+                    event = _added(sent, now_ms, "fresh")
+                    publisher.publish(event)
                     if sent % 50 == 0:
                         with lock:
-                            pending[(campaign, data_id)] = time.perf_counter()
+                            pending[(event["campaignId"], event["dataId"])] = time.perf_counter()
                     sent += 1
                 time.sleep(0.002)
             achieved = sent / (time.perf_counter() - began)
@@ -343,17 +528,27 @@ def _freshness(settings: Settings) -> dict[str, float]:
             time.sleep(0.05)
         done.set()
         watcher.join(5)
+        writes_after, batches_after = read_writes(redis), batches()
+        cpu = cpu_seconds(worker.pid) - cpu_before
     finally:
-        worker.terminate()
-        worker.wait(30)
+        _stop(worker)
+        redis.close()
     ordered = sorted(latencies)
 
     def quantile(q: float) -> float:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
+    count = batches_after[0] - batches_before[0]
+    counted = batches_after[2] - batches_before[2]
     return {
         "sent": sent, "rate": achieved, "samples": len(ordered), "p50": quantile(0.5),
         "p90": quantile(0.9), "p99": quantile(0.99), "max": ordered[-1],
+        "batches_per_second": count / FRESHNESS_SECONDS,
+        "events_per_batch": counted / max(count, 1),
+        "batch_ms": (batches_after[1] - batches_before[1]) * 1000 / max(count, 1),
+        "aof_per_event": writes_after.aof_appended_since(writes_before) / max(sent, 1),
+        "rewrites_per_minute": writes_after.rewrites_per_minute_since(writes_before),
+        "cpu_per_million": cpu * 1_000_000 / max(sent, 1),
     }  # fmt: skip
 
 

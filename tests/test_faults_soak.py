@@ -14,6 +14,8 @@ Measured per minute and printed (docs/reliability.md keeps the last full run):
   (p99 under 5 s in every minute, and no drift: on a shared 2-core machine the other tenants'
   load shows in it, see docs/reliability.md);
 - each worker's resident memory, Redis ``used_memory`` and its bytes per record-or-call held;
+- what Redis writes for it: AOF bytes per event and AOF rewrites per minute (the private
+  Redis has the local stack's persistence settings, REDIS_PERSISTENCE);
 - the API: GET statistics of the VDN every 0.5 s; latency p99 and any non-200 answer.
 At the end the statistics must be exactly the model's; memory and freshness must not drift.
 """
@@ -40,7 +42,9 @@ from isales_stats.commands.stack.redis import RedisServer
 from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings
 from isales_stats.engine.topics import ensure_topics
-from tests.faults_support import (
+from tests.support.aof import WriteReading, read_writes
+from tests.support.detail import distinct_identities_counted, expected_detail
+from tests.support.faults import (
     PacedProducer,
     fault_seed,
     figures,
@@ -49,8 +53,10 @@ from tests.faults_support import (
     wait_for_group,
     wait_until_exact,
 )
-from tests.services import ServiceProcess, free_port, wait_for_http
-from tests.workload import campaign_stream, distinct_identities_counted, expected_detail
+from tests.support.ports import free_port
+from tests.support.processes import ServiceProcess
+from tests.support.streams import campaign_stream
+from tests.support.waiting import wait_for_http
 
 SOAK_SECONDS = int(os.environ.get("ISALES_SOAK_SECONDS", "600"))
 RATE = 5_000
@@ -147,6 +153,20 @@ def expected_statistics(seed: int, sizes: list[int], now: datetime) -> list[dict
     return as_detail(total, keys, batch_keys)
 
 
+def writes_of(snapshot: dict[str, float]) -> WriteReading:
+    return WriteReading(
+        at=snapshot["at"],
+        aof_size=int(snapshot["aof_size"]),
+        aof_base=int(snapshot["aof_base"]),
+        rewrites=int(snapshot["aof_rewrites"]),
+        replication_offset=0,
+    )
+
+
+def aof_appended(before: dict[str, float], after: dict[str, float]) -> float:
+    return float(writes_of(after).aof_appended_since(writes_of(before)))
+
+
 def quantile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else math.nan
@@ -226,12 +246,16 @@ class Soak:
 def snapshot(soak: Soak, workers: list[ServiceProcess], sent: int) -> dict[str, float]:
     with Redis.from_url(soak.settings.redis_url) as redis:
         used = float(redis.info("memory")["used_memory"])
+        writes = read_writes(redis)
     identities = distinct_identities_counted(soak.settings, CAMPAIGNS)
     return {
         "at": time.perf_counter() - soak.began,
         "sent": sent,
         "redis": used,
         "identities": identities,
+        "aof_size": float(writes.aof_size),
+        "aof_base": float(writes.aof_base),
+        "aof_rewrites": float(writes.rewrites),
         **{
             f"rss{number}": float(rss_bytes(worker.process.pid))
             for number, worker in enumerate(workers, start=1)
@@ -351,6 +375,11 @@ def minute_rows(soak: Soak, snapshots: list[dict[str, float]]) -> list[dict[str,
                 "polls": len(polls),
                 "poll_p99": quantile([ms for _, ms in polls], 0.99),
                 "poll_errors": sum(1 for status, _ in polls if status != 200),
+                "aof_per_event": aof_appended(before, after)
+                / max(1.0, after["sent"] - before["sent"]),
+                "rewrites_per_minute": writes_of(after).rewrites_per_minute_since(
+                    writes_of(before)
+                ),
             }
         )
     return rows
@@ -362,17 +391,18 @@ def report(
     rows = minute_rows(soak, snapshots)
     table = [
         "| until | events/s | fresh samples | p50 ms | p99 ms | max ms | worker 1 RSS MB "
-        "| worker 2 RSS MB | Redis used MB | Redis B per record-or-call | API polls "
-        "| API p99 ms | API errors |",
+        "| worker 2 RSS MB | Redis used MB | Redis B per record-or-call | AOF B/event "
+        "| AOF rewrites/min | API polls | API p99 ms | API errors |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
-        "| ---: |",
+        "| ---: | ---: | ---: |",
     ]
     for row in rows:
         table.append(
             f"| {row['until']:.0f} s | {row['rate']:,.0f} | {row['samples']:,} "
             f"| {row['p50']:.0f} | {row['p99']:.0f} | {row['max']:.0f} "
             f"| {row['rss1'] / MB:.0f} | {row['rss2'] / MB:.0f} | {row['redis'] / MB:.0f} "
-            f"| {row['per_identity']:.0f} | {row['polls']} | {row['poll_p99']:.0f} "
+            f"| {row['per_identity']:.0f} | {row['aof_per_event']:.0f} "
+            f"| {row['rewrites_per_minute']:.1f} | {row['polls']} | {row['poll_p99']:.0f} "
             f"| {row['poll_errors']} |"
         )
     first, last = snapshots[0], snapshots[-1]
@@ -393,6 +423,8 @@ def report(
         "API": f"{len(soak.polls):,} polls, p99 {quantile([p[2] for p in soak.polls], 0.99):.0f}"
         f" ms, {sum(1 for p in soak.polls if p[1] != 200)} errors",
         "workers counted": " + ".join(f"{n:,.0f}" for n in counted),
+        "Redis AOF": f"{aof_appended(first, last) / max(1.0, last['sent']):.0f} bytes per event, "
+        f"{last['aof_rewrites'] - first['aof_rewrites']:.0f} rewrites",
         "result": "exact (= reference model, summed over the chunks)",
     }
     return table, summary
