@@ -14,10 +14,9 @@ import pytest
 from isales_stats.api.errors import UNAVAILABLE_MESSAGE, ErrorCode
 from isales_stats.api.telemetry import ACCESS_LOGGER
 from isales_stats.core.settings import Settings
+from tests.support.api_process import ApiProcess
 from tests.support.app_client import JSON_HEADERS, serve, statistics_path
-from tests.support.ports import free_port
-from tests.support.processes import ServiceProcess
-from tests.support.waiting import wait_for, wait_for_http
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.stack, pytest.mark.anyio]
 
@@ -145,10 +144,8 @@ async def test_the_openapi_document_describes_every_answer(test_settings: Settin
 def test_a_real_api_process_writes_json_access_lines(
     test_settings: Settings, tmp_path: Path
 ) -> None:
-    port = free_port()
-    with ServiceProcess(test_settings, "api", "--port", str(port), log_dir=tmp_path) as api:
-        wait_for_http(f"http://127.0.0.1:{port}/healthz")
-        url = f"http://127.0.0.1:{port}{statistics_path(1)}"
+    with ApiProcess(test_settings, log_dir=tmp_path) as api:
+        url = f"{api.url}{statistics_path(1)}"
         assert httpx.get(url, headers=JSON_HEADERS).status_code == 200
 
         def statistics_line() -> dict[str, Any] | None:

@@ -18,6 +18,7 @@ from isales_stats.api.errors import TOO_FREQUENT_MESSAGE, ErrorCode
 from isales_stats.client import StatisticsClient
 from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings
+from tests.support.api_process import ApiProcess
 from tests.support.app_client import serve, statistics_path
 from tests.support.credentials import (
     ACCESS_KEY,
@@ -26,9 +27,6 @@ from tests.support.credentials import (
     SECRET_KEY,
     TEST_KEYS,
 )
-from tests.support.ports import free_port
-from tests.support.processes import ServiceProcess
-from tests.support.waiting import wait_for_http
 
 pytestmark = [pytest.mark.stack, pytest.mark.anyio]
 
@@ -133,16 +131,11 @@ async def test_zero_switches_flow_control_off(limited_settings: Settings) -> Non
 
 @pytest.fixture
 def two_api_processes(limited_settings: Settings, tmp_path: Path) -> Iterator[list[str]]:
-    ports = [free_port(), free_port()]
-    processes = [
-        ServiceProcess(limited_settings, "api", "--port", str(port), log_dir=tmp_path)
-        for port in ports
-    ]
-    with processes[0], processes[1]:
-        urls = [f"http://127.0.0.1:{port}" for port in ports]
-        for url in urls:
-            wait_for_http(f"{url}/healthz")
-        yield urls
+    with (
+        ApiProcess(limited_settings, log_dir=tmp_path) as first,
+        ApiProcess(limited_settings, log_dir=tmp_path) as second,
+    ):
+        yield [first.url, second.url]
 
 
 def test_two_api_processes_share_one_limit(two_api_processes: list[str]) -> None:

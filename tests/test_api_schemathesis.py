@@ -38,13 +38,11 @@ from isales_stats.api.parameters import decode_query
 from isales_stats.client import CONTENT_TYPE
 from isales_stats.core.settings import Settings
 from isales_stats.core.signing import sign_request
+from tests.support.api_process import ApiProcess
 from tests.support.clock import now_ms
 from tests.support.counting import count_events
 from tests.support.credentials import ACCESS_KEY, SECRET_KEY, TEST_KEYS
-from tests.support.ports import free_port
-from tests.support.processes import ServiceProcess
 from tests.support.streams import campaign_events
-from tests.support.waiting import wait_for_http
 
 pytestmark = pytest.mark.stack
 
@@ -78,11 +76,8 @@ def api_url(test_settings: Settings, tmp_path: Path) -> Iterator[str]:
             await count_events(settings, events)
 
     anyio.run(fill)
-    port = free_port()
-    with ServiceProcess(settings, "api", "--port", str(port), log_dir=tmp_path):
-        url = f"http://127.0.0.1:{port}"
-        wait_for_http(f"{url}/healthz")
-        yield url
+    with ApiProcess(settings, log_dir=tmp_path) as api:
+        yield api.url
 
 
 def sign_as_sent(request: requests.PreparedRequest) -> requests.PreparedRequest:

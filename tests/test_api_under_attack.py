@@ -20,11 +20,9 @@ from pydantic import SecretStr
 
 from isales_stats.client import sign
 from isales_stats.core.settings import Settings
+from tests.support.api_process import ApiProcess
 from tests.support.app_client import JSON_HEADERS
 from tests.support.credentials import ACCESS_KEY, SECRET_KEY, TEST_KEYS
-from tests.support.ports import free_port
-from tests.support.processes import ServiceProcess
-from tests.support.waiting import wait_for_http
 
 pytestmark = pytest.mark.stack
 
@@ -42,11 +40,8 @@ def api_url(test_settings: Settings, tmp_path: Path) -> Iterator[str]:
             "access_log": False,
         }
     )
-    port = free_port()
-    with ServiceProcess(settings, "api", "--port", str(port), log_dir=tmp_path):
-        url = f"http://127.0.0.1:{port}"
-        wait_for_http(f"{url}/healthz")
-        yield url
+    with ApiProcess(settings, log_dir=tmp_path) as api:
+        yield api.url
 
 
 def attack(kind: str, base_url: str) -> httpx.Request:

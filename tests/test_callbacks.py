@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -24,12 +23,13 @@ from isales_stats.producing.callbacks import (
     call_result_event,
     call_results_to_events,
 )
+from tests.support.api_process import ApiProcess
 from tests.support.app_client import serve
 from tests.support.credentials import ACCESS_KEY, SECRET_KEY, TEST_KEYS
 from tests.support.kafka_topics import read_topic
-from tests.support.ports import free_port
+from tests.support.ports import free_port_pair
 from tests.support.processes import ServiceProcess, run_cli
-from tests.support.waiting import wait_for, wait_for_http
+from tests.support.waiting import wait_for
 
 PATH = Settings().callback_path
 GMT8 = timezone(timedelta(hours=8))
@@ -224,16 +224,13 @@ def test_pushed_results_are_counted_once_however_often_pushed(
     test_settings: Settings, tmp_path: Path
 ) -> None:
     ensure_topics(test_settings)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     first = [result(f"s{n}", f"c{n}", 6 if n % 3 == 0 else 5, "00603") for n in range(12)]
     retries = [result(f"s{n}", f"r{n}", 6, "00000") for n in range(1, 3)]
-    api = ServiceProcess(test_settings, "api", "--port", str(port), log_dir=tmp_path)
+    api = ApiProcess(test_settings, log_dir=tmp_path)
     worker = ServiceProcess(test_settings, "worker", log_dir=tmp_path, worker_metrics_port=0)
-    with api, worker, StatisticsClient(url) as statistics:
-        wait_for_http(f"{url}/healthz")
+    with api, worker, StatisticsClient(api.url) as statistics:
         for body in (first, first, retries, first):  # iSales pushes again at will
-            answer = httpx.post(f"{url}{PATH}", json=body, timeout=30)
+            answer = httpx.post(f"{api.url}{PATH}", json=body, timeout=30)
             assert (answer.status_code, answer.json()) == (200, SUCCESS)
 
         def campaign() -> dict[str, Any] | None:
@@ -267,7 +264,7 @@ class PrivateKafka:
         shared_jars = settings.stack_dir / f"kafka-{settings.kafka_version}" / "jars"
         (version_dir / "jars").symlink_to(shared_jars)
         self.settings = settings.model_copy(
-            update={"kafka_url": f"kafka://127.0.0.1:{_free_port_pair()}", "stack_dir": stack_dir}
+            update={"kafka_url": f"kafka://127.0.0.1:{free_port_pair()}", "stack_dir": stack_dir}
         )
 
     def start(self) -> None:
@@ -294,21 +291,19 @@ def test_while_kafka_is_down_pushes_fail_and_nothing_is_lost(
 ) -> None:
     broker = private_kafka
     settings = broker.settings.model_copy(update={"callback_ack_timeout_seconds": 3.0})
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
+    api = ApiProcess(settings, log_dir=tmp_path)
     morning = [result(f"m{n}", f"mc{n}", 6 if n % 2 else 5, "00603") for n in range(10)]
     noon = [result(f"n{n}", f"nc{n}", 6, "00000") for n in range(10)]
     evening = [result(f"e{n}", f"ec{n}", 5, "00538") for n in range(10)]
 
     def push(body: list[Any]) -> int:
-        return httpx.post(f"{url}{PATH}", json=body, timeout=30).status_code
+        return httpx.post(f"{api.url}{PATH}", json=body, timeout=30).status_code
 
     def push_until_accepted(body: list[Any]) -> bool:
         """What iSales does: push again after a failure (here every second)."""
         return bool(wait_for(lambda: push(body) == 200, timeout=60, interval=1))
 
-    with ServiceProcess(settings, "api", "--port", str(port), log_dir=tmp_path) as api:
-        wait_for_http(f"{url}/healthz")
+    with api:
         # Kafka has not started yet: the API serves, the callback is refused in time.
         began = time.monotonic()
         assert push(morning) == 503
@@ -328,7 +323,7 @@ def test_while_kafka_is_down_pushes_fail_and_nothing_is_lost(
 
         # Counted once each, whatever reached Kafka during the failed pushes.
         worker = ServiceProcess(settings, "worker", log_dir=tmp_path, worker_metrics_port=0)
-        with worker, StatisticsClient(url) as statistics:
+        with worker, StatisticsClient(api.url) as statistics:
 
             def campaign() -> dict[str, Any] | None:
                 detail = statistics.count_detail(11, "3")
@@ -340,16 +335,3 @@ def test_while_kafka_is_down_pushes_fail_and_nothing_is_lost(
     assert (served["totalCallSucc"], served["totalFinishCount"]) == (15, 25)
     landed = [value["callId"] for _, value in read_topic(settings, timeout=10)]
     assert set(landed) == {event["callId"] for event in morning + noon + evening}
-
-
-def _free_port_pair() -> int:
-    """A port whose next port is free too (the private broker's controller listens there)."""
-    for _ in range(50):
-        port = free_port()
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no two adjacent free ports")

@@ -13,6 +13,7 @@ import pytest
 
 from isales_stats.core.settings import Settings
 from isales_stats.engine.topics import ensure_topics
+from tests.support.events import ADDED, call_event
 from tests.support.kafka_topics import read_topic
 from tests.support.processes import run_cli
 
@@ -22,9 +23,9 @@ NOW_MS = int(time.time() * 1000)
 
 
 def event(data_id: str, **changes: Any) -> dict[str, Any]:
-    body = {"eventType": "data.added", "vdnId": 3, "campaignId": "C1", "batchId": "B1",
-            "dataId": data_id, "occurredAt": NOW_MS}  # fmt: skip
-    return {**body, **changes}
+    """Record ``data_id`` added to VDN 3's campaign C1, batch B1."""
+    fields = {"vdnId": 3, "batchId": "B1", "dataId": data_id, "occurredAt": NOW_MS}
+    return call_event(ADDED, **{**fields, **changes})
 
 
 def test_json_lines_with_bad_events_sends_the_good_and_lists_the_bad(

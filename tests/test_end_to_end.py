@@ -1,9 +1,12 @@
-"""One path through every real part: kafka-python -> Kafka -> Faust worker -> Redis -> HTTP."""
+"""One path through every real part: kafka-python -> Kafka -> Faust worker -> Redis -> HTTP.
+
+Before the worker starts, every event is in Kafka, the workers' consumer group has committed
+nothing, and the API (up and answering) serves no numbers: what it serves afterwards was
+counted by the worker, from Kafka, and by nothing else.
+"""
 
 from __future__ import annotations
 
-import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,50 +16,62 @@ import pytest
 from isales_stats.core.settings import Settings
 from isales_stats.engine.topics import ensure_topics
 from isales_stats.producing.publisher import EventPublisher
+from tests.support.api_process import ApiProcess
+from tests.support.app_client import JSON_HEADERS, statistics_path
+from tests.support.clock import now_ms
+from tests.support.events import ADDED, CALL, call_event
+from tests.support.kafka_topics import committed_offsets, read_topic
 from tests.support.processes import ServiceProcess
-from tests.support.waiting import wait_for, wait_for_http
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.stack
 
-# The statistics API answers 0200001 to a request without the JSON Content-Type.
-JSON_CONTENT = {"Content-Type": "application/json; charset=UTF-8"}
-API_PORT = 8765
 
-
-def sample_events(now_ms: int) -> list[dict[str, Any]]:
-    common = {"vdnId": 1, "campaignId": "C100", "batchId": "B1"}
+def sample_events(moment_ms: int) -> list[dict[str, Any]]:
+    """20 records of campaign C100, batch B1; 12 of them called once, 4 of those connected."""
     events: list[dict[str, Any]] = []
     for n in range(20):
-        record = {**common, "dataId": f"d{n}", "occurredAt": now_ms}
-        events.append({"eventType": "data.added", **record})
+        record = {"campaignId": "C100", "batchId": "B1", "dataId": f"d{n}", "occurredAt": moment_ms}
+        events.append(call_event(ADDED, **record))
         if n < 12:
             connected = n % 3 == 0
             events.append(
-                {"eventType": "call.result", **record, "callId": f"call{n}",
-                 "callStatus": 6 if connected else 5, "final": connected}
-            )  # fmt: skip
+                call_event(
+                    CALL,
+                    **record,
+                    callId=f"call{n}",
+                    callStatus=6 if connected else 5,
+                    final=connected,
+                )
+            )
     return events
+
+
+def identity(event: dict[str, Any]) -> tuple[str, str]:
+    return event["dataId"], event["eventType"]
 
 
 def test_a_published_event_is_served_by_the_api(test_settings: Settings, tmp_path: Path) -> None:
     ensure_topics(test_settings)
-    now_ms = int(datetime.now(UTC).timestamp() * 1000)
+    events = sample_events(now_ms())
     with EventPublisher(test_settings) as publisher:
-        for event in sample_events(now_ms):
+        for event in events:
             publisher.publish(event)
+    # All of them are in Kafka (in the contract's form), and no worker has consumed any.
+    landed = sorted((value for _key, value in read_topic(test_settings)), key=identity)
+    assert landed == sorted(({"version": 1, **event} for event in events), key=identity)
+    assert committed_offsets(test_settings) == {}
 
-    url = f"http://127.0.0.1:{API_PORT}/rest/isales/v2/openapi/campaigns/1/statistics"
+    with ApiProcess(test_settings, log_dir=tmp_path) as api:
+        url = f"{api.url}{statistics_path(1)}"
 
-    def count_detail() -> list[dict[str, Any]]:
-        body: list[dict[str, Any]] = httpx.get(url, timeout=5, headers=JSON_CONTENT).json()[
-            "countDetail"
-        ]
-        return body
+        def count_detail() -> list[dict[str, Any]]:
+            body: list[dict[str, Any]] = httpx.get(url, timeout=5, headers=JSON_HEADERS).json()[
+                "countDetail"
+            ]
+            return body
 
-    with ServiceProcess(test_settings, "api", "--port", str(API_PORT), log_dir=tmp_path):
-        wait_for_http(f"http://127.0.0.1:{API_PORT}/healthz")
         # Without a worker nothing is counted: the numbers below come from the worker alone.
-        time.sleep(1)
         assert count_detail() == []
 
         worker = ServiceProcess(test_settings, "worker", log_dir=tmp_path, worker_metrics_port=0)

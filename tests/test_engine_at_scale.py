@@ -14,17 +14,15 @@ import httpx
 import pytest
 
 from isales_stats.core.settings import Settings
+from tests.support.api_process import ApiProcess
+from tests.support.app_client import JSON_HEADERS, statistics_path
 from tests.support.detail import distinct_identities_counted, expected_detail, read_detail
 from tests.support.kafka_topics import publish
 from tests.support.processes import ServiceProcess
 from tests.support.streams import campaign_stream
-from tests.support.waiting import wait_for, wait_for_http
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
-
-# The statistics API answers 0200001 to a request without the JSON Content-Type.
-JSON_CONTENT = {"Content-Type": "application/json; charset=UTF-8"}
-API_PORT = 8766
 
 
 def test_sixty_thousand_events_through_kafka_worker_and_http(
@@ -34,18 +32,16 @@ def test_sixty_thousand_events_through_kafka_worker_and_http(
     expected = expected_detail(stream)
     publish(test_settings, stream)
 
-    url = f"http://127.0.0.1:{API_PORT}/rest/isales/v2/openapi/campaigns/1/statistics"
     worker = ServiceProcess(test_settings, "worker", log_dir=tmp_path, worker_metrics_port=0)
-    api = ServiceProcess(test_settings, "api", "--port", str(API_PORT), log_dir=tmp_path)
-    with worker, api:
-        wait_for_http(f"http://127.0.0.1:{API_PORT}/healthz")
+    with worker, ApiProcess(test_settings, log_dir=tmp_path) as api:
+        url = f"{api.url}{statistics_path(1)}"
         served = wait_for(
             lambda: (
-                httpx.get(url, timeout=5, headers=JSON_CONTENT).json()["countDetail"] == expected
+                httpx.get(url, timeout=5, headers=JSON_HEADERS).json()["countDetail"] == expected
             ),
             120,
         )
-        body = httpx.get(url, timeout=5, headers=JSON_CONTENT).json()["countDetail"]
+        body = httpx.get(url, timeout=5, headers=JSON_HEADERS).json()["countDetail"]
     assert served, f"served numbers differ from the model:\n{worker.log()}"
     assert body == expected
 

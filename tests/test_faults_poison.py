@@ -27,6 +27,7 @@ from kafka import KafkaConsumer
 from isales_stats.core.settings import Settings
 from isales_stats.engine.topics import ensure_topics
 from tests.support.detail import expected_detail, read_detail
+from tests.support.events import CALL, call_event
 from tests.support.faults import (
     PacedProducer,
     fault_seed,
@@ -102,17 +103,18 @@ class PoisonMaker:
         """A valid event that nothing else in the stream shares an identity with."""
         self.serial += 1
         campaign = self.rng.choice(self.campaigns)
-        body: dict[str, Any] = {
-            "eventType": kind or self.rng.choice(list(REQUIRED)),
-            "vdnId": 1,
-            "campaignId": campaign,
-            "dataId": f"poison-{self.serial}",
-            "occurredAt": self.now_ms - self.rng.randint(0, 3 * HOUR_MS),
-        }
-        if self.rng.random() < 0.8:
-            body["batchId"] = f"batch-{self.rng.randrange(3)}"
-        if body["eventType"] == "call.result":
-            body |= {"callId": f"poison-call-{self.serial}", "callStatus": 6, "final": True}
+        event_type = kind or self.rng.choice(list(REQUIRED))
+        occurred_at = self.now_ms - self.rng.randint(0, 3 * HOUR_MS)
+        batch = f"batch-{self.rng.randrange(3)}" if self.rng.random() < 0.8 else None
+        body = call_event(
+            event_type,
+            campaignId=campaign,
+            dataId=f"poison-{self.serial}",
+            occurredAt=occurred_at,
+            batchId=batch,
+            # A connected, final call (the factory's default) of an identity of its own.
+            **({"callId": f"poison-call-{self.serial}"} if event_type == CALL else {}),
+        )
         return f"1:{campaign}".encode(), body
 
     def make(self, kind: str, known: list[Record]) -> Poison:
@@ -146,13 +148,16 @@ class PoisonMaker:
             self.serial += 1
             other = [None, "", *(f"batch-{n}" for n in range(4))]
             batch = rng.choice([b for b in other if (b or None) != record.batch])
-            body = {
-                "eventType": "call.result", "vdnId": 1, "campaignId": record.campaign,
-                "dataId": record.data_id, "callId": f"conflict-{self.serial}", "callStatus": 5,
-                "final": False, "occurredAt": self.now_ms - rng.randint(0, HOUR_MS),
-            }  # fmt: skip
-            if batch is not None:
-                body["batchId"] = batch
+            body = call_event(
+                CALL,
+                campaignId=record.campaign,
+                dataId=record.data_id,
+                callId=f"conflict-{self.serial}",
+                callStatus=5,
+                final=False,
+                occurredAt=self.now_ms - rng.randint(0, HOUR_MS),
+                batchId=batch,  # None: no batchId at all
+            )
             key = f"1:{record.campaign}".encode()  # its record's partition, after its events
             return Poison(kind, key, orjson.dumps(body), "batch-conflict", "contradicts")
         raise ValueError(kind)

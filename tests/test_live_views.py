@@ -37,6 +37,7 @@ from isales_stats.core.days import today_in
 from isales_stats.core.keys import DAILY_COUNTERS, TOTAL_COUNTERS, KeyLayout
 from isales_stats.core.settings import Settings
 from isales_stats.engine.topics import ensure_topics
+from tests.support.api_process import ApiProcess
 from tests.support.cleanup import delete_keys
 from tests.support.credentials import ACCESS_KEY, SECRET_KEY, TEST_KEYS
 from tests.support.grafana import (
@@ -49,9 +50,8 @@ from tests.support.grafana import (
     scopes,
     variables_of,
 )
-from tests.support.ports import free_port
 from tests.support.processes import ServiceProcess, run_cli
-from tests.support.waiting import wait_for, wait_for_http
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.stack
 
@@ -162,10 +162,8 @@ def workload(
     test_topics.update({settings.call_events_topic, settings.dead_letter_topic})
     ensure_topics(settings)
     log_dir = tmp_path_factory.mktemp("live-views")
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
     worker = ServiceProcess(settings, "worker", log_dir=log_dir)
-    api = ServiceProcess(settings, "api", "--port", str(port), log_dir=log_dir)
+    api = ApiProcess(settings, log_dir=log_dir)
     failures: list[str] = []
     cancelled = threading.Event()
 
@@ -179,11 +177,10 @@ def workload(
         except AssertionError as error:
             failures.append(str(error))
 
-    with worker, api, StatisticsClient(base_url, ACCESS_KEY, SECRET_KEY, timeout=5) as client:
-        wait_for_http(f"{base_url}/healthz")
+    with worker, api, StatisticsClient(api.url, ACCESS_KEY, SECRET_KEY, timeout=5) as client:
         simulate(settings, log_dir, DASHBOARD_VDN, 1, "--records", "25")
         thread = threading.Thread(target=second_part, name="dashboard-traffic", daemon=True)
-        found = Workload(settings, base_url, client, log_dir, thread, worker, failures)
+        found = Workload(settings, api.url, client, log_dir, thread, worker, failures)
         counted = wait_for(lambda: client.count_detail(DASHBOARD_VDN) == found.expected(1), 60)
         assert counted, f"the first part was not counted:\n{worker.log()}"
         thread.start()

@@ -14,7 +14,7 @@ from isales_stats.core.events import InvalidEvent, event_from_json
 from isales_stats.core.settings import Settings
 from isales_stats.engine.topics import ensure_topics
 from isales_stats.producing.publisher import AsyncEventPublisher, EventPublisher, validate_event
-from tests.support.events import SCHEMA_PATH
+from tests.support.events import ADDED, CALL, REMOVED, SCHEMA_PATH, call_event
 from tests.support.kafka_topics import read_topic
 
 pytestmark = pytest.mark.stack
@@ -24,17 +24,14 @@ TOLERANCE = Settings().future_tolerance_seconds
 
 
 def call_result(data_id: str, call_id: str, **changes: Any) -> dict[str, Any]:
-    event = {
-        "eventType": "call.result", "vdnId": 7, "campaignId": "C1", "batchId": "B1",
-        "dataId": data_id, "callId": call_id, "callStatus": 6, "final": True,
-        "failCode": "00000", "occurredAt": "2026-11-27T09:30:00+08:00",
-    }  # fmt: skip
-    return {**event, **changes}
+    """A connected, final call of VDN 7's campaign C1, batch B1, at a fixed moment."""
+    fields = {"vdnId": 7, "batchId": "B1", "dataId": data_id, "callId": call_id,
+              "failCode": "00000", "occurredAt": "2026-11-27T09:30:00+08:00"}  # fmt: skip
+    return call_event(CALL, **{**fields, **changes})
 
 
 def added(data_id: str, campaign: str = "C1") -> dict[str, Any]:
-    return {"eventType": "data.added", "vdnId": 7, "campaignId": campaign, "dataId": data_id,
-            "occurredAt": NOW_MS}  # fmt: skip
+    return call_event(ADDED, vdnId=7, campaignId=campaign, dataId=data_id, occurredAt=NOW_MS)
 
 
 def test_events_go_out_keyed_by_campaign_in_the_contract_form(test_settings: Settings) -> None:
@@ -64,7 +61,7 @@ def test_published_json_satisfies_the_contract_schema(test_settings: Settings) -
         added("r1"),
         call_result("r1", "k1"),
         call_result("r2", "k2", callStatus=5, final=False, failCode="00603"),
-        {**added("r3"), "batchId": "B1", "eventType": "data.removed"},
+        call_event(REMOVED, vdnId=7, dataId="r3", batchId="B1", occurredAt=NOW_MS),
     ]
     with EventPublisher(test_settings) as publisher:
         for event in events:

@@ -13,10 +13,10 @@ from redis.asyncio.cluster import RedisCluster
 from isales_stats.core.events import decode_event
 from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings
-from isales_stats.engine.counting import EventCounter
 from isales_stats.engine.redis_connection import connect
 from isales_stats.engine.statistics import StatisticsReader
-from tests.support.clock import GMT8
+from tests.support.counting import EventCounters
+from tests.support.events import ADDED, call_event
 
 
 def test_a_cluster_url_gives_a_cluster_client_and_a_plain_one_a_plain_client() -> None:
@@ -26,18 +26,15 @@ def test_a_cluster_url_gives_a_cluster_client_and_a_plain_one_a_plain_client() -
 
 @pytest.mark.stack
 def test_counting_and_reading_work_after_the_script_cache_is_flushed(
-    test_settings: Settings,
+    test_settings: Settings, event_counter: EventCounters
 ) -> None:
-    event = decode_event(
-        orjson.dumps({"eventType": "data.added", "vdnId": 1, "campaignId": "C1",
-                      "dataId": "d1", "occurredAt": "2026-11-28T10:00:00+08:00"})
-    )  # fmt: skip
+    event = decode_event(orjson.dumps(call_event(ADDED, occurredAt="2026-11-28T10:00:00+08:00")))
 
     async def run() -> int:
         redis = connect(test_settings.redis_url)
         async with redis:
             layout = KeyLayout(test_settings.key_prefix)
-            counter = EventCounter(redis, layout, lambda vdn: GMT8, 40)
+            counter = event_counter(redis)
             with Redis.from_url(test_settings.redis_url) as sync_redis:
                 sync_redis.script_flush()
             await counter.count([event])

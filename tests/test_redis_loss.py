@@ -19,20 +19,19 @@ from isales_stats.commands.stack.redis import RedisServer
 from isales_stats.core.settings import Settings
 from tests.support.detail import expected_detail, read_detail
 from tests.support.kafka_topics import publish
+from tests.support.ports import free_port
 from tests.support.processes import ServiceProcess
 from tests.support.streams import campaign_stream
 from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
-PRIVATE_REDIS_PORT = 16379
-
 
 @pytest.fixture
 def private_redis(test_settings: Settings, tmp_path: Path) -> Any:
     settings = test_settings.model_copy(
         update={
-            "redis_url": f"redis://127.0.0.1:{PRIVATE_REDIS_PORT}/0",
+            "redis_url": f"redis://127.0.0.1:{free_port()}/0",
             "stack_dir": tmp_path / "stack",
         }
     )

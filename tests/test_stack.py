@@ -5,23 +5,21 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from isales_stats.commands.stack.processes import port_is_open
 from isales_stats.core.settings import Settings
-from tests.support.ports import free_port
+from tests.support.ports import free_port, free_port_pair
+from tests.support.processes import cli_command
 
 pytestmark = pytest.mark.stack
-
-KAFKA_PORT, REDIS_PORT = 19192, 16390
 
 
 def run_stack(action: str, environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "isales_stats", "stack", action],
+        cli_command("stack", action),
         env=environment, capture_output=True, text=True, timeout=180, check=False,
     )  # fmt: skip
 
@@ -30,14 +28,15 @@ def test_up_twice_is_harmless_and_down_leaves_nothing_behind(
     local_stack: Settings, tmp_path: Path
 ) -> None:
     stack_dir = tmp_path / "stack"
+    kafka_port, redis_port = free_port_pair(), free_port()  # Kafka's controller: the next port
     # Share the jars already fetched for the main stack: this test is about processes.
     jars = local_stack.stack_dir / f"kafka-{local_stack.kafka_version}" / "jars"
     (stack_dir / f"kafka-{local_stack.kafka_version}").mkdir(parents=True)
     (stack_dir / f"kafka-{local_stack.kafka_version}" / "jars").symlink_to(jars)
     environment = {
         **os.environ,
-        "ISALES_KAFKA_URL": f"kafka://127.0.0.1:{KAFKA_PORT}",
-        "ISALES_REDIS_URL": f"redis://127.0.0.1:{REDIS_PORT}/0",
+        "ISALES_KAFKA_URL": f"kafka://127.0.0.1:{kafka_port}",
+        "ISALES_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
         "ISALES_STACK_DIR": str(stack_dir),
     }
     try:
@@ -46,7 +45,7 @@ def test_up_twice_is_harmless_and_down_leaves_nothing_behind(
         assert "redis: started" in first.stdout
         assert "kafka: started" in first.stdout
         pids = [int((stack_dir / name).read_text()) for name in
-                (f"redis-{REDIS_PORT}/redis.pid", f"kafka-{KAFKA_PORT}/kafka.pid")]  # fmt: skip
+                (f"redis-{redis_port}/redis.pid", f"kafka-{kafka_port}/kafka.pid")]  # fmt: skip
 
         second = run_stack("up", environment)
         assert second.returncode == 0, second.stderr
@@ -62,8 +61,8 @@ def test_up_twice_is_harmless_and_down_leaves_nothing_behind(
     assert "stopped: redis, kafka" in down.stdout or "stopped: kafka, redis" in down.stdout
     for pid in pids:
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
-    assert not port_is_open("127.0.0.1", KAFKA_PORT)
-    assert not port_is_open("127.0.0.1", REDIS_PORT)
+    assert not port_is_open("127.0.0.1", kafka_port)
+    assert not port_is_open("127.0.0.1", redis_port)
     # The shared stack was not touched.
     assert port_is_open("127.0.0.1", local_stack.kafka_port)
     assert run_stack("status", environment).returncode == 3  # nothing answers now

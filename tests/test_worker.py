@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from isales_stats.core.events import decode_event
@@ -20,6 +19,8 @@ from isales_stats.engine.pipeline import CountingPipeline, RawMessage
 from isales_stats.engine.topics import ensure_topics
 from isales_stats.producing.publisher import EventPublisher
 from tests.support.detail import read_detail
+from tests.support.events import CALL, call_event
+from tests.support.kafka_topics import committed_offsets, end_offsets
 from tests.support.processes import ServiceProcess
 from tests.support.waiting import wait_for
 
@@ -27,13 +28,8 @@ pytestmark = pytest.mark.stack
 
 
 def call_result(**changes: Any) -> dict[str, Any]:
-    event = {
-        "eventType": "call.result", "vdnId": 1, "campaignId": "C1", "dataId": "d1",
-        "batchId": "B1", "callId": "x1", "callStatus": 6, "final": True,
-        "occurredAt": int(datetime.now(UTC).timestamp() * 1000),
-    }  # fmt: skip
-    event.update(changes)
-    return event
+    """A connected, final call x1 of record d1 in batch B1 (VDN 1, campaign C1), now."""
+    return call_event(CALL, **{"batchId": "B1", **changes})
 
 
 def read_dead_letters(settings: Settings, expected: int) -> list[Any]:
@@ -107,17 +103,9 @@ def test_a_stopped_worker_has_committed_what_it_counted(
         assert wait_for(lambda: sum(c["totalCalledCount"] for c in read_detail(test_settings))
                         == 3000, 60)  # fmt: skip
     # A graceful stop commits; a restart would resume at the end, not replay the topic.
-    admin = KafkaAdminClient(bootstrap_servers=test_settings.kafka_bootstrap_servers)
-    committed = admin.list_group_offsets(test_settings.worker_group)[test_settings.worker_group]
-    admin.close()
-    consumer = KafkaConsumer(bootstrap_servers=test_settings.kafka_bootstrap_servers)
-    partitions = [
-        TopicPartition(test_settings.call_events_topic, p)
-        for p in range(test_settings.call_events_partitions)
-    ]
-    ends = consumer.end_offsets(partitions)
-    consumer.close()
-    assert {tp: committed[tp].offset for tp in partitions if ends[tp]} == {
+    committed = committed_offsets(test_settings)
+    ends = end_offsets(test_settings)
+    assert {tp: committed[tp] for tp in ends if ends[tp]} == {
         tp: end for tp, end in ends.items() if end
     }
 

@@ -1,4 +1,5 @@
-"""A test's call-events topic: a stream produced onto it fast, and read back to its end."""
+"""A test's call-events topic: a stream produced onto it fast, read back to its end, and how
+far the workers' consumer group has committed on it."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import time
 from typing import Any
 
 import orjson
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from isales_stats.core.settings import Settings
 from isales_stats.engine.topics import ensure_topics
@@ -53,3 +54,27 @@ def read_topic(settings: Settings, timeout: float = 20.0) -> list[tuple[bytes, d
         return messages
     finally:
         consumer.close()
+
+
+def end_offsets(settings: Settings) -> dict[TopicPartition, int]:
+    """The offset after the last message of each partition of the call-events topic."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    try:
+        partitions = [
+            TopicPartition(settings.call_events_topic, number)
+            for number in range(settings.call_events_partitions)
+        ]
+        ends: dict[TopicPartition, int] = consumer.end_offsets(partitions)
+        return ends
+    finally:
+        consumer.close()
+
+
+def committed_offsets(settings: Settings) -> dict[TopicPartition, int]:
+    """What the workers' consumer group has committed, by partition (empty: it never has)."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    try:
+        group = admin.list_group_offsets(settings.worker_group)[settings.worker_group]
+    finally:
+        admin.close()
+    return {partition: metadata.offset for partition, metadata in group.items()}
