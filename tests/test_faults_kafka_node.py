@@ -1,6 +1,6 @@
 """Fault row 3: a Kafka node killed with SIGKILL mid-stream and restarted later.
 
-A private three-node KRaft cluster on loopback (``KafkaCluster``: ports 19092/29092/39092,
+A private three-node KRaft cluster on loopback (tests/support/kafka_cluster.py, on free ports,
 every node broker and controller, replication 3, ``min.insync.replicas`` 2). A worker counts
 while a producer (kafka-python, ``acks="all"``, idempotent, retrying) sends 150,000 events at
 5,000/s; at a quarter of the stream the node that coordinates the workers' consumer group
@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 from kafka import KafkaAdminClient
 
-from isales_stats.commands.stack.kafka import KafkaCluster
 from isales_stats.core.settings import Settings
 from isales_stats.engine.topics import ensure_topics
 from tests.support.detail import expected_detail, read_detail
@@ -32,6 +31,7 @@ from tests.support.faults import (
     wait_for_group,
     wait_until_exact,
 )
+from tests.support.kafka_cluster import KafkaCluster
 from tests.support.ports import free_port
 from tests.support.processes import ServiceProcess
 from tests.support.streams import campaign_stream, encoded

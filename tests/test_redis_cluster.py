@@ -11,62 +11,56 @@ import httpx
 import pytest
 import redis
 
-from isales_stats.commands.stack.redis import RedisClusterServers
 from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings
+from tests.support.api_process import ApiProcess
+from tests.support.app_client import JSON_HEADERS, statistics_path
 from tests.support.detail import expected_detail
 from tests.support.kafka_topics import publish
 from tests.support.processes import ServiceProcess
+from tests.support.redis_cluster import RedisClusterServers
 from tests.support.streams import campaign_stream
-from tests.support.waiting import wait_for, wait_for_http
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
-CLUSTER_PORTS = [17000, 17001, 17002]
-API_PORT = 8767
-
 
 @pytest.fixture
-def redis_cluster(test_settings: Settings, tmp_path: Path) -> Iterator[Settings]:
+def redis_cluster(test_settings: Settings, tmp_path: Path) -> Iterator[RedisClusterServers]:
     servers = RedisClusterServers(
-        test_settings.model_copy(update={"stack_dir": tmp_path / "cluster"}), CLUSTER_PORTS
+        test_settings.model_copy(update={"stack_dir": tmp_path / "cluster"})
     )
     try:
         servers.start()
-        yield test_settings.model_copy(update={"redis_url": servers.url})
+        yield servers
     finally:
         servers.stop()
 
 
 def test_worker_and_api_count_exactly_on_a_redis_cluster(
-    redis_cluster: Settings, tmp_path: Path
+    test_settings: Settings, redis_cluster: RedisClusterServers, tmp_path: Path
 ) -> None:
-    settings = redis_cluster
+    settings = test_settings.model_copy(update={"redis_url": redis_cluster.url})
     stream = campaign_stream(30_000, seed=31, now=datetime.now(UTC))
     expected = expected_detail(stream)
     publish(settings, stream)
 
-    url = f"http://127.0.0.1:{API_PORT}/rest/isales/v2/openapi/campaigns/1/statistics"
-
-    def served() -> list[dict[str, Any]]:
-        body: list[dict[str, Any]] = httpx.get(
-            url, headers={"Content-Type": "application/json"}, timeout=5
-        ).json()["countDetail"]
-        return body
-
     worker = ServiceProcess(settings, "worker", log_dir=tmp_path, worker_metrics_port=0)
-    api = ServiceProcess(
-        settings, "api", "--port", str(API_PORT), log_dir=tmp_path, auth_enabled=False
-    )
-    with worker, api:
-        wait_for_http(f"http://127.0.0.1:{API_PORT}/healthz")
+    with worker, ApiProcess(settings, log_dir=tmp_path, auth_enabled=False) as api:
+
+        def served() -> list[dict[str, Any]]:
+            body: list[dict[str, Any]] = httpx.get(
+                f"{api.url}{statistics_path(1)}", headers=JSON_HEADERS, timeout=5
+            ).json()["countDetail"]
+            return body
+
         done = wait_for(lambda: served() == expected, 90)
         assert done, f"{worker.log()}\n{api.log()}"
 
     # The campaigns really are spread over the nodes: each node holds some campaign totals.
     layout = KeyLayout(settings.key_prefix)
     holding = set()
-    for port in CLUSTER_PORTS:
+    for port in redis_cluster.ports:
         with redis.Redis(port=port) as node:
             if any(node.scan_iter(match=layout.campaign_totals(1, "*"))):
                 holding.add(port)

@@ -1,4 +1,8 @@
-"""Redis for the local stack: Debian's redis-server, installed with apt-get when missing."""
+"""Redis for the local stack: Debian's redis-server, installed with apt-get when missing.
+
+One server, as the product runs it. The Redis Cluster that tests/test_redis_cluster.py counts
+on is made of these servers with cluster mode on (tests/support/redis_cluster.py).
+"""
 
 from __future__ import annotations
 
@@ -121,50 +125,3 @@ def install_redis_server() -> str:
     if not binary:
         raise StackError("redis-server is still missing after apt-get install redis-server")
     return binary
-
-
-class RedisClusterServers:
-    """A Redis Cluster of primaries on loopback ports (no replicas): for tests and trials.
-
-    ``redis+cluster://127.0.0.1:{first port}`` reaches it (engine/redis_connection.py).
-    """
-
-    def __init__(self, settings: Settings, ports: list[int]) -> None:
-        self.ports = ports
-        self.nodes = [
-            RedisServer(
-                settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{port}/0"}),
-                extra_config="cluster-enabled yes\ncluster-config-file nodes.conf\n"
-                "cluster-node-timeout 5000\n",
-            )
-            for port in ports
-        ]
-
-    @property
-    def url(self) -> str:
-        return f"redis+cluster://127.0.0.1:{self.ports[0]}"
-
-    def start(self) -> None:
-        for node in self.nodes:
-            node.ensure_running()
-        addresses = [f"127.0.0.1:{port}" for port in self.ports]
-        result = subprocess.run(
-            ["redis-cli", "--cluster", "create", *addresses, "--cluster-replicas", "0",
-             "--cluster-yes"],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        if result.returncode != 0 and "already" not in result.stdout + result.stderr:
-            raise StackError(f"redis-cli --cluster create failed:\n{result.stdout}{result.stderr}")
-        if not wait_until(self._cluster_ok, timeout=30, still_starting=lambda: True):
-            raise StackError("the Redis Cluster did not reach cluster_state:ok")
-
-    def stop(self) -> None:
-        for node in self.nodes:
-            node.stop()
-
-    def _cluster_ok(self) -> bool:
-        for port in self.ports:
-            with redis.Redis(host="127.0.0.1", port=port, socket_timeout=1) as client:
-                if client.cluster("info").get("cluster_state") != "ok":
-                    return False
-        return True
