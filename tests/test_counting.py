@@ -18,10 +18,11 @@ from isales_stats.core.events import decode_event
 from isales_stats.core.keys import KeyLayout
 from isales_stats.core.reference_model import reference_statistics
 from isales_stats.core.settings import Settings
-from isales_stats.engine.counting import CountingOutcome, EventCounter
+from isales_stats.engine.counting import CountingOutcome
 from isales_stats.engine.statistics import StatisticsReader
 from tests.support.cleanup import delete_keys
 from tests.support.clock import GMT8
+from tests.support.counting import EventCounters
 from tests.support.strategies import VDN_ZONES, contradicting, delivered, records, zone_of
 
 pytestmark = pytest.mark.stack
@@ -33,7 +34,10 @@ _prefixes = itertools.count()
 
 
 def count_and_read(
-    settings: Settings, events: Sequence[dict[str, Any]], batch_sizes: Sequence[int]
+    settings: Settings,
+    event_counter: EventCounters,
+    events: Sequence[dict[str, Any]],
+    batch_sizes: Sequence[int],
 ) -> tuple[list[CountingOutcome], dict[tuple[int, date], list[dict[str, Any]]]]:
     """Count ``events`` in batches of the given sizes, then read every VDN on every day."""
     prefix = f"{settings.key_prefix}:{next(_prefixes)}"
@@ -42,7 +46,7 @@ def count_and_read(
         redis = Redis.from_url(settings.redis_url)
         async with redis:
             layout = KeyLayout(prefix)
-            counter = EventCounter(redis, layout, zone_of, 40, clock=QUERY_CLOCK)
+            counter = event_counter(redis, key_prefix=prefix, zone_of=zone_of, clock=QUERY_CLOCK)
             decoded = [decode_event(orjson.dumps(event)) for event in events]
             outcomes = []
             start = 0
@@ -78,12 +82,12 @@ slow_settings = settings(
 @slow_settings
 @given(data=st.data())
 def test_any_order_and_duplicates_give_the_model_numbers(
-    test_settings: Settings, data: st.DataObject
+    test_settings: Settings, event_counter: EventCounters, data: st.DataObject
 ) -> None:
     events = data.draw(records())
     stream = data.draw(delivered(events))
     batch_sizes = data.draw(st.lists(st.integers(1, 7), min_size=1, max_size=4))
-    outcomes, views = count_and_read(test_settings, stream, batch_sizes)
+    outcomes, views = count_and_read(test_settings, event_counter, stream, batch_sizes)
     assert views == model_views(events)
     assert sum(outcome.applied for outcome in outcomes) == len(
         {orjson.dumps(event, option=orjson.OPT_SORT_KEYS) for event in events}
@@ -94,11 +98,11 @@ def test_any_order_and_duplicates_give_the_model_numbers(
 @slow_settings
 @given(data=st.data())
 def test_contradictions_are_rejected_like_the_model_rejects_them(
-    test_settings: Settings, data: st.DataObject
+    test_settings: Settings, event_counter: EventCounters, data: st.DataObject
 ) -> None:
     stream = data.draw(contradicting(data.draw(records())))
     batch_sizes = data.draw(st.lists(st.integers(1, 7), min_size=1, max_size=4))
-    outcomes, views = count_and_read(test_settings, stream, batch_sizes)
+    outcomes, views = count_and_read(test_settings, event_counter, stream, batch_sizes)
     model = reference_statistics(stream, default_zone=GMT8, vdn_zones=VDN_ZONES)
     assert views == model_views(stream)
     # Within a batch the engine answers campaign by campaign: compare the rejects as multisets.
@@ -107,7 +111,9 @@ def test_contradictions_are_rejected_like_the_model_rejects_them(
     assert sorted(map(orjson.dumps, rejected)) == sorted(map(orjson.dumps, expected))
 
 
-def test_counting_the_same_batch_twice_changes_nothing(test_settings: Settings) -> None:
+def test_counting_the_same_batch_twice_changes_nothing(
+    test_settings: Settings, event_counter: EventCounters
+) -> None:
     events = [
         {"eventType": "data.added", "vdnId": 1, "campaignId": "C1", "dataId": "d1",
          "batchId": "B1", "occurredAt": "2026-11-28T23:59:59.999+08:00"},
@@ -115,7 +121,7 @@ def test_counting_the_same_batch_twice_changes_nothing(test_settings: Settings) 
          "batchId": "B1", "callId": "x1", "callStatus": 6, "final": True,
          "occurredAt": "2026-11-29T00:00:00.000+08:00"},
     ]  # fmt: skip
-    outcomes, views = count_and_read(test_settings, events + events, [2])
+    outcomes, views = count_and_read(test_settings, event_counter, events + events, [2])
     assert [(o.applied, o.duplicates) for o in outcomes] == [(2, 0), (0, 2)]
     saturday, sunday = views[(1, date(2026, 11, 28))][0], views[(1, date(2026, 11, 29))][0]
     assert (saturday["dailyCount"], saturday["dailyCalledCount"]) == (1, 0)

@@ -65,7 +65,6 @@ CHUNK_CAMPAIGNS = 12  # each chunk's; the chunks take turns over four groups of 
 CAMPAIGNS = [f"camp-{n:03d}" for n in range(4 * CHUNK_CAMPAIGNS)]
 SAMPLE_EVERY = 50
 API_POLL_SECONDS = 0.5
-PRIVATE_REDIS_PORT = 16391
 MB = 1024 * 1024
 
 pytestmark = [
@@ -81,7 +80,7 @@ def soak_settings(test_settings: Settings, tmp_path: Path) -> Iterator[Settings]
     """The test's settings on a private Redis (stopped by its pid file at the end)."""
     settings = test_settings.model_copy(
         update={
-            "redis_url": f"redis://127.0.0.1:{PRIVATE_REDIS_PORT}/0",
+            "redis_url": f"redis://127.0.0.1:{free_port()}/0",
             "stack_dir": tmp_path / "stack",
         }
     )

@@ -16,9 +16,10 @@ from isales_stats.core.days import day_expiry, today_in
 from isales_stats.core.events import decode_event
 from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings
-from isales_stats.engine.counting import EventCounter
 from isales_stats.engine.statistics import StatisticsReader
 from tests.support.clock import GMT8
+from tests.support.counting import EventCounters
+from tests.support.events import CALL, call_event
 
 
 def every_key_of_a_campaign(layout: KeyLayout, vdn: int, campaign: str) -> list[str]:
@@ -50,17 +51,14 @@ def at(moment: str) -> Any:
 
 
 def call(call_id: str, occurred_at: str, data_id: str = "d1") -> dict[str, Any]:
-    return {"eventType": "call.result", "vdnId": 1, "campaignId": "C1", "dataId": data_id,
-            "batchId": "B1", "callId": call_id, "callStatus": 6, "final": True,
-            "occurredAt": occurred_at}  # fmt: skip
+    """A connected, final call of record ``data_id`` (VDN 1, campaign C1, batch B1)."""
+    return call_event(CALL, dataId=data_id, batchId="B1", callId=call_id, occurredAt=occurred_at)
 
 
 def count(settings: Settings, events: list[dict[str, Any]], clock: Any) -> Any:
     async def run() -> Any:
         async with AsyncRedis.from_url(settings.redis_url) as redis:
-            counter = EventCounter(
-                redis, KeyLayout(settings.key_prefix), lambda vdn: GMT8, 40, clock=clock
-            )
+            counter = EventCounters(settings.key_prefix)(redis, clock=clock)
             return await counter.count([decode_event(orjson.dumps(e)) for e in events])
 
     return asyncio.run(run())

@@ -26,10 +26,10 @@ from isales_stats.producing.simulator import (
     simulation_window,
 )
 from tests.support import strategies
+from tests.support.api_process import ApiProcess
 from tests.support.events import SCHEMA_PATH
-from tests.support.ports import free_port
 from tests.support.processes import ServiceProcess, run_cli
-from tests.support.waiting import wait_for, wait_for_http
+from tests.support.waiting import wait_for
 
 NOW_MS = int(time.time() * 1000)
 
@@ -194,11 +194,9 @@ def test_the_engine_serves_what_simulate_expected(test_settings: Settings, tmp_p
     today = date.fromisoformat(prediction["day"])
     assert prediction["countDetail"] == reference_statistics(events).count_detail(1, today)
 
-    port = free_port()
     worker = ServiceProcess(test_settings, "worker", log_dir=tmp_path, worker_metrics_port=0)
-    api = ServiceProcess(test_settings, "api", "--port", str(port), log_dir=tmp_path)
-    with worker, api, StatisticsClient(f"http://127.0.0.1:{port}") as client:
-        wait_for_http(f"http://127.0.0.1:{port}/healthz")
+    api = ApiProcess(test_settings, log_dir=tmp_path)
+    with worker, api, StatisticsClient(api.url) as client:
         served = wait_for(
             lambda: (detail := client.count_detail(1)) == prediction["countDetail"] and detail, 60
         )
