@@ -20,16 +20,10 @@ from isales_stats.core.signing import (
     sign_request,
     verify_request,
 )
+from tests.support.credentials import WORKED_EXAMPLE_AUTHORIZATION
 
 MOMENT = datetime(2026, 11, 28, 2, 30, tzinfo=UTC)
 KEYS = {"demo-ak": "demo-sk", "other-ak": "other-sk"}
-
-# docs/api.md (section "Authentication") quotes this value: it must only change together with
-# that page.
-WORKED_EXAMPLE_AUTHORIZATION = (
-    "auth-v2/demo-ak/2026-11-28T02:30:00.000Z/content-type;host/"
-    "fc41ff8f89713dd40ceff630a1030a0d12bb38fa49bd57576d2ce01054ce27b3"
-)
 
 
 @dataclasses.dataclass(frozen=True)

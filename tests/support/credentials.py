@@ -9,3 +9,12 @@ from __future__ import annotations
 ACCESS_KEY, SECRET_KEY = "test-ak", "test-sk"
 OTHER_ACCESS_KEY, OTHER_SECRET_KEY = "other-ak", "other-sk"
 TEST_KEYS = f"{ACCESS_KEY}:{SECRET_KEY},{OTHER_ACCESS_KEY}:{OTHER_SECRET_KEY}"
+
+# The worked example: GET /rest/isales/v2/openapi/campaigns/1/statistics?campaignId=C1 signed
+# by demo-ak/demo-sk at 2026-11-28T02:30:00Z. docs/api.md (section "Authentication") quotes
+# this value: it must only change together with that page. tests/test_signing.py recomputes
+# it; tests/test_api_auth.py checks the page and the client's signer against it.
+WORKED_EXAMPLE_AUTHORIZATION = (
+    "auth-v2/demo-ak/2026-11-28T02:30:00.000Z/content-type;host/"
+    "fc41ff8f89713dd40ceff630a1030a0d12bb38fa49bd57576d2ce01054ce27b3"
+)
