@@ -14,6 +14,7 @@ from typing import Protocol
 
 from redis.exceptions import RedisError
 
+from isales_stats.core.clock_skew import latest_admitted_ms
 from isales_stats.core.days import Clock, system_clock
 from isales_stats.core.events import CallEvent, InvalidEvent, decode_event
 from isales_stats.engine import metrics
@@ -99,7 +100,7 @@ class CountingPipeline:
         retry_delays: Sequence[float] = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0),
     ) -> None:
         self.counter = counter
-        self.future_tolerance_ms = future_tolerance_seconds * 1000
+        self.future_tolerance_seconds = future_tolerance_seconds
         self.clock = clock
         self.retry_delays = retry_delays
 
@@ -114,7 +115,7 @@ class CountingPipeline:
         still counting the previous one.
         """
         batch = AdmittedBatch()
-        latest_ms = int(self.clock() * 1000) + self.future_tolerance_ms
+        latest_ms = latest_admitted_ms(self.clock(), self.future_tolerance_seconds)
         for message in messages:
             if message.partition >= 0:
                 batch.last_offsets[(message.topic, message.partition)] = message.offset
@@ -126,7 +127,7 @@ class CountingPipeline:
             if event.occurred_at_ms > latest_ms:
                 reason = (
                     f"occurredAt is {(event.occurred_at_ms - latest_ms) // 1000 + 1} s beyond "
-                    f"the allowed clock skew of {self.future_tolerance_ms // 1000} s"
+                    f"the allowed clock skew of {self.future_tolerance_seconds} s"
                 )
                 batch.dead_letters.append(DeadLetter(message, reason, "future"))
                 continue

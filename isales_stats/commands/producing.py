@@ -25,10 +25,11 @@ from typing import IO, Any, TextIO
 import orjson
 from kafka.errors import KafkaError
 
+from isales_stats.core.clock_skew import latest_admitted_ms
 from isales_stats.core.events import InvalidEvent, event_from_json
 from isales_stats.core.reference_model import ReferenceModel
 from isales_stats.core.settings import Settings
-from isales_stats.producing.publisher import EventPublisher
+from isales_stats.producing.publisher import EventPublisher, producer_timeouts
 from isales_stats.producing.simulator import TrafficOptions, simulate_traffic
 
 # Exit statuses of both commands.
@@ -82,19 +83,6 @@ class _Rate:
             self.value = (total - self._count) / (now - self._at)
             self._at, self._count = now, total
         return self.value
-
-
-def producer_options(timeout: float) -> dict[str, Any]:
-    """KafkaProducer settings that make an unreachable Kafka an error within ``timeout``."""
-    milliseconds = int(timeout * 1000)
-    request = min(30_000, milliseconds)
-    return {
-        "bootstrap_timeout_ms": milliseconds,
-        "max_block_ms": milliseconds,
-        "request_timeout_ms": request,
-        "delivery_timeout_ms": max(milliseconds, request + 100),
-        "reconnect_backoff_max_ms": 1000,
-    }
 
 
 # --- publish ---------------------------------------------------------------------------------
@@ -161,7 +149,7 @@ def publish_file(
         print(f"cannot read {source}: {error.strerror}", file=sys.stderr)
         return EXIT_CANNOT_START
     try:
-        publisher = EventPublisher(settings, **producer_options(timeout))
+        publisher = EventPublisher(settings, **producer_timeouts(timeout))
     except KafkaError as error:
         print(f"cannot reach Kafka at {settings.kafka_url}: {error!r}", file=sys.stderr)
         stream.close()
@@ -307,7 +295,8 @@ def run_simulation(
     1 when some events were not acknowledged by Kafka, 2 when it could not start.
     """
     wall_ms = _now_ms()
-    if now_ms is not None and now_ms > wall_ms + settings.future_tolerance_seconds * 1000:
+    latest_ms = latest_admitted_ms(time.time(), settings.future_tolerance_seconds)
+    if now_ms is not None and now_ms > latest_ms:
         print("--now lies in the future beyond the allowed clock skew", file=sys.stderr)
         return EXIT_CANNOT_START
     zone = settings.time_zone_of(options.vdn_id)
@@ -329,7 +318,7 @@ def run_simulation(
     publisher: EventPublisher | None = None
     try:
         if output_path is None:
-            publisher = EventPublisher(settings, **producer_options(timeout))
+            publisher = EventPublisher(settings, **producer_timeouts(timeout))
         elif str(output_path) == "-":
             output = sys.stdout.buffer
         else:

@@ -34,6 +34,7 @@ import orjson
 from kafka import KafkaProducer
 from kafka.net.compat import KafkaNetClient
 
+from isales_stats.core.clock_skew import latest_admitted_ms
 from isales_stats.core.events import CallEvent, InvalidEvent, event_from_json
 from isales_stats.core.settings import Settings
 
@@ -42,6 +43,7 @@ __all__ = [
     "AsyncEventPublisher",
     "EventPublisher",
     "InvalidEvent",
+    "producer_timeouts",
     "validate_event",
 ]
 
@@ -62,6 +64,26 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
 }
 
 
+def producer_timeouts(timeout: float) -> dict[str, Any]:
+    """KafkaProducer settings that make an unreachable Kafka an error within ``timeout`` seconds.
+
+    kafka-python's own defaults wait up to 60 s for metadata and retry a send for 120 s, with a
+    reconnect backoff growing to 30 s: too long for a command or a callback that has a caller
+    waiting. Requests keep their 30 s unless the whole budget is shorter, and the delivery
+    timeout must be at least the request timeout plus linger (kafka-python's rule).
+    """
+    milliseconds = int(timeout * 1000)
+    request = min(30_000, milliseconds)
+    return {
+        "bootstrap_timeout_ms": milliseconds,
+        "max_block_ms": milliseconds,
+        "request_timeout_ms": request,
+        "delivery_timeout_ms": max(milliseconds, request + 100),
+        # Reconnect within a second or two of Kafka coming back, not after 30 s of backoff.
+        "reconnect_backoff_max_ms": 1000,
+    }
+
+
 class EventPublisher:
     """An idempotent, ``acks="all"`` producer of call events, keyed ``{vdnId}:{campaignId}``.
 
@@ -77,7 +99,7 @@ class EventPublisher:
         **producer_options: Any,
     ) -> None:
         self.topic = settings.call_events_topic
-        self.future_tolerance_ms = settings.future_tolerance_seconds * 1000
+        self.future_tolerance_seconds = settings.future_tolerance_seconds
         self.clock = clock
         options: dict[str, Any] = {
             "bootstrap_servers": settings.kafka_bootstrap_servers,
@@ -88,7 +110,7 @@ class EventPublisher:
 
     def validate(self, event: CallEvent | Mapping[str, Any]) -> CallEvent:
         """The event as the contract reads it; ``InvalidEvent`` naming the field otherwise."""
-        return validate_event(event, self.future_tolerance_ms // 1000, self.clock())
+        return validate_event(event, self.future_tolerance_seconds, self.clock())
 
     def publish(self, event: CallEvent | Mapping[str, Any]) -> Any:
         """Validate and send one event; returns kafka-python's future of the send.
@@ -178,7 +200,7 @@ def validate_event(
         if not isinstance(event, Mapping):
             raise InvalidEvent(f"an event must be a JSON object, got {type(event).__name__}")
         event = event_from_json(dict(event))
-    latest_ms = int(now * 1000) + future_tolerance_seconds * 1000
+    latest_ms = latest_admitted_ms(now, future_tolerance_seconds)
     if event.occurred_at_ms > latest_ms:
         ahead = (event.occurred_at_ms - latest_ms) // 1000 + future_tolerance_seconds
         raise InvalidEvent(
@@ -205,14 +227,8 @@ class AsyncEventPublisher:
     def __init__(self, settings: Settings, timeout: float, **producer_options: Any) -> None:
         self.timeout = timeout
         self._settings = settings
-        self._options: dict[str, Any] = {
-            # Give up on a broker that does not answer within the caller's patience.
-            "bootstrap_timeout_ms": int(timeout * 1000),
-            "max_block_ms": int(timeout * 1000),
-            # Reconnect within a second or two of Kafka coming back, not after 30 s of backoff.
-            "reconnect_backoff_max_ms": 1000,
-            **producer_options,
-        }
+        # Give up on a broker that does not answer within the caller's patience.
+        self._options: dict[str, Any] = {**producer_timeouts(timeout), **producer_options}
         self._publisher: EventPublisher | None = None
         self._opening = threading.Lock()
 
