@@ -19,13 +19,11 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from isales_stats.api.errors import ErrorCode, ParameterError
-from isales_stats.core.events import MAX_BATCH_LENGTH, MAX_ID_LENGTH
+from isales_stats.core.events import MAX_BATCH_LENGTH, MAX_ID_LENGTH, MAX_VDN_ID, MIN_VDN_ID
+from isales_stats.core.interface import CONTENT_TYPE, JSON_MEDIA_TYPE
 from isales_stats.core.keys import FORBIDDEN_ID_CHARACTER_PATTERN, is_allowed_identifier
 
-MIN_VDN_ID, MAX_VDN_ID = 1, 9999
 MAX_QUERY_LENGTHS = {"campaignId": MAX_ID_LENGTH, "batchId": MAX_BATCH_LENGTH}
-JSON_MEDIA_TYPE = "application/json"
-CONTENT_TYPE = "application/json; charset=UTF-8"
 
 # ASCII digits only: int() would also take "٣", "1_000" and " 7 ".
 _INTEGER = re.compile(r"-?[0-9]+")
@@ -176,7 +174,7 @@ def openapi_parameters() -> list[dict[str, Any]]:
             "name": "vdnId",
             "in": "path",
             "required": True,
-            "description": "The VDN (tenant), an integer from 1 to 9999.",
+            "description": f"The VDN (tenant), an integer from {MIN_VDN_ID} to {MAX_VDN_ID}.",
             "schema": {"type": "integer", "minimum": MIN_VDN_ID, "maximum": MAX_VDN_ID},
             "example": 1,
         },

@@ -18,10 +18,10 @@ from typing import Any
 
 import httpx
 
+# Re-exported: callers of the client build their own requests with them too.
+from isales_stats.core.interface import CONTENT_TYPE as CONTENT_TYPE
+from isales_stats.core.interface import STATISTICS_PATH as STATISTICS_PATH
 from isales_stats.core.signing import sign_request
-
-CONTENT_TYPE = "application/json; charset=UTF-8"
-STATISTICS_PATH = "/rest/isales/v2/openapi/campaigns/{vdn_id}/statistics"
 
 Clock = Callable[[], datetime]
 

@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from isales_stats.api.dependencies import ReaderDep, SettingsDep
 from isales_stats.api.errors import ErrorCode, ParameterError
 from isales_stats.core.days import today_in
+from isales_stats.core.events import MAX_VDN_ID, MIN_VDN_ID
 from isales_stats.core.settings import Settings
 
 LIVE_STATISTICS_PATH = "/live/statistics/{vdnId}"
@@ -31,7 +32,9 @@ OFF_MESSAGE = (
     "(it shows every VDN's counters without a signature: trusted networks only). "
     "The API's documentation is at /docs.\n"
 )
-_VDN_ID = re.compile(r"[1-9][0-9]{0,3}")
+# ASCII decimal without leading zeros ("0001" is refused); the range is checked apart.
+_VDN_ID = re.compile(r"[1-9][0-9]*")
+_VDN_ID_MESSAGE = f"vdnId must be an integer from {MIN_VDN_ID} to {MAX_VDN_ID}"
 
 
 def build_router(settings: Settings) -> APIRouter:
@@ -49,7 +52,7 @@ def build_router(settings: Settings) -> APIRouter:
         summary="Counters of a VDN for the live page (no signature; ISALES_LIVE_PAGE_ENABLED)",
         responses={
             200: {"description": "vdnId, day (in the VDN's zone) and countDetail."},
-            400: {"description": "vdnId is not an integer from 1 to 9999."},
+            400: {"description": f"vdnId is not an integer from {MIN_VDN_ID} to {MAX_VDN_ID}."},
             503: {"description": "Redis is unreachable; try again."},
         },
     )
@@ -68,14 +71,21 @@ async def live_page_off() -> Response:
 
 async def live_statistics(vdnId: str, reader: ReaderDep, settings: SettingsDep) -> Response:
     """Today's and total counters of every campaign of the VDN, with their batches."""
-    if not _VDN_ID.fullmatch(vdnId):
-        raise ParameterError(
-            ErrorCode.WRONG_VALUE, f"vdnId must be an integer from 1 to 9999, got {vdnId[:20]!r}"
-        )
+    if not _is_vdn_id(vdnId):
+        raise ParameterError(ErrorCode.WRONG_VALUE, f"{_VDN_ID_MESSAGE}, got {vdnId[:20]!r}")
     vdn_id = int(vdnId)
     today = today_in(settings.time_zone_of(vdn_id))
     detail = await reader.read_count_detail(vdn_id, today)
     body = {"vdnId": vdn_id, "day": today.isoformat(), "countDetail": detail}
     return Response(
         orjson.dumps(body), media_type="application/json", headers={"Cache-Control": "no-store"}
+    )
+
+
+def _is_vdn_id(text: str) -> bool:
+    # The length first: int() of a long text is slow, and refused past 4,300 digits.
+    return (
+        _VDN_ID.fullmatch(text) is not None
+        and len(text) <= len(str(MAX_VDN_ID))
+        and MIN_VDN_ID <= int(text) <= MAX_VDN_ID
     )

@@ -32,9 +32,11 @@ from isales_stats.api.errors import (
     ErrorCode,
     envelope,
 )
-from isales_stats.api.parameters import CONTENT_TYPE, openapi_parameters
+from isales_stats.api.parameters import openapi_parameters
 from isales_stats.api.schemas import ErrorEnvelope, StatisticsResponse
 from isales_stats.core.days import today_in
+from isales_stats.core.events import MAX_VDN_ID, MIN_VDN_ID
+from isales_stats.core.interface import CONTENT_TYPE, STATISTICS_PATH
 
 router = APIRouter(tags=["statistics"])
 
@@ -53,8 +55,6 @@ class AnyPathText(Convertor[str]):
 
 register_url_convertor("anytext", AnyPathText())
 
-STATISTICS_PATH = "/rest/isales/v2/openapi/campaigns/{vdnId}/statistics"
-
 
 def _example(code: ErrorCode, description: str) -> dict[str, Any]:
     return {"summary": f"{code.value}: {description}", "value": envelope(code, description)}
@@ -64,7 +64,10 @@ _PARAMETER_ERROR_EXAMPLES = {
     code.name.lower(): _example(code, description)
     for code, description in [
         (ErrorCode.WRONG_TYPE, "vdnId must be an integer, got 'abc'"),
-        (ErrorCode.WRONG_VALUE, "vdnId must be from 1 to 9999, got '10000'"),
+        (
+            ErrorCode.WRONG_VALUE,
+            f"vdnId must be from {MIN_VDN_ID} to {MAX_VDN_ID}, got '{MAX_VDN_ID + 1}'",
+        ),
         (ErrorCode.WRONG_COMBINATION, "batchId is given without campaignId: give both or neither"),
         (ErrorCode.TOO_MANY_PARAMETERS, "campaignId is given 2 times; give it at most once"),
         (
@@ -128,7 +131,7 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 # ``{vdnId:anytext}``: a vdnId holding an encoded '/' or line break, or nothing at all, still
 # reaches the checks below and gets the iSales answer (02000006), not a bare 404.
 @router.get(
-    STATISTICS_PATH.replace("{vdnId}", "{vdnId:anytext}"),
+    STATISTICS_PATH.replace("{vdn_id}", "{vdnId:anytext}"),
     response_model=StatisticsResponse,
     responses=RESPONSES,
     summary="Outbound call statistics of the current day",

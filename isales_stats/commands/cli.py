@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from isales_stats.core.events import MAX_VDN_ID, MIN_VDN_ID
 from isales_stats.core.settings import Settings, get_settings
 
 
@@ -46,7 +47,9 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Signs with ISALES_CLIENT_ACCESS_KEY and ISALES_CLIENT_SECRET_KEY (or "
         "--access-key); without keys the request goes unsigned (an API with auth off).",
     )
-    query.add_argument("--vdn", type=int, required=True, help="the VDN (1..9999)")
+    query.add_argument(
+        "--vdn", type=int, required=True, help=f"the VDN ({MIN_VDN_ID}..{MAX_VDN_ID})"
+    )
     query.add_argument("--campaign", default=None, help="only this campaign")
     query.add_argument("--batch", default=None, help="only this batch (needs --campaign)")
     query.add_argument("--url", default=None, help="the API (default: ISALES_API_HOST/PORT)")

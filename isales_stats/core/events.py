@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -18,6 +18,9 @@ import orjson
 from isales_stats.core.keys import is_allowed_identifier
 
 CONTRACT_VERSION = 1
+# A VDN is an iSales tenant, numbered 1..9999: events, callbacks and the API's paths all hold
+# vdnId to this range (the JSON Schema states it for publishers).
+MIN_VDN_ID, MAX_VDN_ID = 1, 9999
 MAX_ID_LENGTH = 64
 MAX_BATCH_LENGTH = 200  # iSales' customField
 CONNECTED = 6
@@ -101,8 +104,10 @@ def event_from_json(body: dict[str, Any]) -> CallEvent:
     except ValueError:
         raise InvalidEvent(f"unknown eventType: {_short(body.get('eventType'))}") from None
     vdn_id = body.get("vdnId")
-    if type(vdn_id) is not int or not 1 <= vdn_id <= 9999:
-        raise InvalidEvent(f"vdnId must be an integer 1..9999, got {_short(vdn_id)}")
+    if type(vdn_id) is not int or not MIN_VDN_ID <= vdn_id <= MAX_VDN_ID:
+        raise InvalidEvent(
+            f"vdnId must be an integer {MIN_VDN_ID}..{MAX_VDN_ID}, got {_short(vdn_id)}"
+        )
     campaign_id = _identifier(body, "campaignId", MAX_ID_LENGTH)
     data_id = _identifier(body, "dataId", MAX_ID_LENGTH)
     batch_id = body.get("batchId")
@@ -149,22 +154,30 @@ def parse_occurred_at(value: object) -> int:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise InvalidEvent(f"occurredAt is not a valid date and time: {_short(value)}") from None
-    # Integer arithmetic on the parts: a float timestamp could round 23:59:59.9995 into tomorrow.
-    offset = moment.utcoffset()
-    assert offset is not None  # the pattern requires an offset
     try:
-        naive_utc = moment.replace(tzinfo=None) - offset
+        milliseconds = epoch_ms(moment)  # the pattern requires an offset: moment is aware
     except OverflowError:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
         raise InvalidEvent(f"occurredAt out of range: {_short(value)}") from None
-    epoch_days = naive_utc.toordinal() - _EPOCH_ORDINAL
-    seconds = epoch_days * 86400 + naive_utc.hour * 3600 + naive_utc.minute * 60 + naive_utc.second
-    epoch_ms = seconds * 1000 + naive_utc.microsecond // 1000
-    if not 0 <= epoch_ms < 10**14:
+    if not 0 <= milliseconds < 10**14:
         raise InvalidEvent(f"occurredAt out of range: {_short(value)}")
-    return epoch_ms
+    return milliseconds
 
 
-_EPOCH_ORDINAL = datetime(1970, 1, 1).toordinal()
+def epoch_ms(moment: datetime) -> int:
+    """Epoch milliseconds of the aware ``moment`` (sub-millisecond digits dropped).
+
+    Integer arithmetic on timedeltas: a float timestamp could round 23:59:59.9995 into
+    tomorrow, and the day decides which daily counters an event moves. ``OverflowError`` when
+    ``moment`` falls before year 1 in UTC.
+    """
+    offset = moment.utcoffset()
+    if offset is None:
+        raise ValueError(f"a naive time has no instant: {moment!r}")
+    return (moment.replace(tzinfo=None) - offset - _EPOCH) // _MILLISECOND
+
+
+_EPOCH = datetime(1970, 1, 1)
+_MILLISECOND = timedelta(milliseconds=1)
 
 
 def _identifier(body: dict[str, Any], name: str, max_length: int, allow_empty: bool = False) -> str:

@@ -31,7 +31,15 @@ from collections.abc import Callable, Collection
 from datetime import datetime, tzinfo
 from typing import Any
 
-from isales_stats.core.events import CONNECTED, CallEvent, InvalidEvent, event_from_json
+from isales_stats.core.events import (
+    CONNECTED,
+    MAX_VDN_ID,
+    MIN_VDN_ID,
+    CallEvent,
+    InvalidEvent,
+    epoch_ms,
+    event_from_json,
+)
 from isales_stats.producing.publisher import validate_event
 
 DEFAULT_FINAL_FAIL_CODES = ("00538",)
@@ -92,8 +100,8 @@ def call_result_event(
     if not isinstance(element, dict):
         raise InvalidEvent("a call result must be a JSON object")
     vdn_id = _integer(element, "vdnId")
-    if not 1 <= vdn_id <= 9999:
-        raise InvalidEvent(f"vdnId must be 1..9999, got {vdn_id}")
+    if not MIN_VDN_ID <= vdn_id <= MAX_VDN_ID:
+        raise InvalidEvent(f"vdnId must be {MIN_VDN_ID}..{MAX_VDN_ID}, got {vdn_id}")
     status = _integer(element, "callStatus")
     fail_code = element.get("failCode")
     if fail_code is not None and not isinstance(fail_code, str):
@@ -148,17 +156,8 @@ def _occurred_at_ms(value: object, zone: tzinfo) -> int:
         except ValueError:
             continue
         # An hour that a DST zone repeats reads as its first occurrence (fold=0).
-        moment = local.replace(tzinfo=zone)
-        offset = moment.utcoffset()
-        assert offset is not None
-        # Integer arithmetic, as isales_stats.core.events does: no float rounding near midnight.
-        naive_utc = local - offset
-        seconds = (naive_utc - datetime(1970, 1, 1)) // _SECOND
-        return seconds * 1000 + naive_utc.microsecond // 1000
+        return epoch_ms(local.replace(tzinfo=zone))
     raise InvalidEvent(f"callTimeStr must look like 2020-08-30 20:00:00, got {_short(value)}")
-
-
-_SECOND = datetime(1970, 1, 1, 0, 0, 1) - datetime(1970, 1, 1)
 
 
 def _in_callback_terms(message: str) -> str:

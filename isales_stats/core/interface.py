@@ -1,0 +1,18 @@
+"""Names of the statistics interface that the client and the API must spell alike.
+
+The signing client (``isales_stats.client``) and the API (``isales_stats.api``) stand on
+different floors, neither importing the other, and a path or a Content-Type spelled twice
+drifts apart silently: a signed request to a path the API does not serve is a 404, and the
+Content-Type is a signed header. So both take them from here, the floor below them.
+"""
+
+from __future__ import annotations
+
+# The CC-iSales path, a str.format template (vdn_id=...). The API routes it with the path
+# parameter named vdnId, as the iSales documentation names it.
+STATISTICS_PATH = "/rest/isales/v2/openapi/campaigns/{vdn_id}/statistics"
+
+# iSales requires this Content-Type on the request (and signs it); the API also accepts the
+# bare media type, with any case and spacing (api/parameters.py).
+JSON_MEDIA_TYPE = "application/json"
+CONTENT_TYPE = f"{JSON_MEDIA_TYPE}; charset=UTF-8"
