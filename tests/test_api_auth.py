@@ -8,7 +8,6 @@ import logging
 import os
 import shlex
 import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +23,7 @@ from isales_stats.api.errors import AUTHENTICATION_FAILED_MESSAGE, ErrorCode
 from isales_stats.api.main import create_app
 from isales_stats.api.telemetry import ACCESS_LOGGER
 from isales_stats.client import AkSkAuth, StatisticsApiError, StatisticsClient, sign
+from isales_stats.commands import cli_command
 from isales_stats.core.settings import Settings
 from tests.support.app_client import serve, statistics_path
 from tests.support.clock import now_ms
@@ -330,7 +330,7 @@ async def test_the_client_signs_and_reads_count_detail(api_process: tuple[Settin
 
 def run_query_command(settings: Settings, *arguments: str, **environment: str) -> Any:
     return subprocess.run(
-        [sys.executable, "-m", "isales_stats", "query", *arguments],
+        cli_command("query", *arguments),
         env={**os.environ, **settings.as_environment(), **environment},
         capture_output=True,
         text=True,

@@ -2,3 +2,7 @@
 
 May use every floor below; nothing below imports it.
 """
+
+from isales_stats.commands.launch import cli_command
+
+__all__ = ["cli_command"]

@@ -24,6 +24,7 @@ import orjson
 from pydantic import SecretStr
 
 from isales_stats.client import StatisticsClient
+from isales_stats.commands.launch import cli_command
 from isales_stats.commands.stack import Stack
 from isales_stats.core.settings import Settings
 from isales_stats.engine.topics import ensure_topics
@@ -117,7 +118,7 @@ def _start(settings: Settings, command: list[str], log: Path) -> subprocess.Pope
     environment = {**os.environ, **settings.as_environment()}
     with log.open("wb") as output:
         return subprocess.Popen(
-            [sys.executable, "-m", "isales_stats", *command],
+            cli_command(*command),
             stdout=output,
             stderr=subprocess.STDOUT,
             env=environment,

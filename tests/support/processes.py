@@ -1,8 +1,8 @@
 """Our own commands in child processes, started as a user would start them.
 
-``cli_command`` is the one place that spells how: the interpreter of this checkout's venv
-running ``python -m isales_stats``, so that the child runs this tree's code whatever
-``isales-stats`` on the PATH would be.
+``cli_command`` (the package's own, ``isales_stats.commands.launch``) spells how: the
+interpreter of this checkout's venv running ``python -m isales_stats``, so that the child runs
+this tree's code whatever ``isales-stats`` on the PATH would be.
 """
 
 from __future__ import annotations
@@ -10,18 +10,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from isales_stats.commands import cli_command as cli_command  # re-exported: tests use it
 from isales_stats.core.settings import Settings
-
-
-def cli_command(*arguments: str) -> list[str]:
-    """The command line of ``isales-stats ARGUMENTS``."""
-    return [sys.executable, "-m", "isales_stats", *arguments]
 
 
 def run_cli(
