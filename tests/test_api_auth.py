@@ -25,6 +25,7 @@ from isales_stats.api.telemetry import ACCESS_LOGGER
 from isales_stats.client import AkSkAuth, StatisticsApiError, StatisticsClient, sign
 from isales_stats.commands import cli_command
 from isales_stats.core.settings import Settings
+from tests.support.api_process import ApiProcess
 from tests.support.app_client import serve, statistics_path
 from tests.support.clock import now_ms
 from tests.support.counting import count_events
@@ -34,12 +35,11 @@ from tests.support.credentials import (
     OTHER_SECRET_KEY,
     SECRET_KEY,
     TEST_KEYS,
+    WORKED_EXAMPLE_AUTHORIZATION,
 )
 from tests.support.ports import free_port
 from tests.support.processes import ServiceProcess
 from tests.support.streams import campaign_events
-from tests.support.waiting import wait_for_http
-from tests.test_signing import WORKED_EXAMPLE_AUTHORIZATION
 
 pytestmark = [pytest.mark.stack, pytest.mark.anyio]
 
@@ -306,11 +306,8 @@ def test_the_api_process_refuses_to_start_without_keys(
 
 @pytest.fixture
 def api_process(auth_settings: Settings, tmp_path: Path) -> Iterator[tuple[Settings, str]]:
-    port = free_port()
-    with ServiceProcess(auth_settings, "api", "--port", str(port), log_dir=tmp_path):
-        base_url = f"http://127.0.0.1:{port}"
-        wait_for_http(f"{base_url}/healthz")
-        yield auth_settings, base_url
+    with ApiProcess(auth_settings, log_dir=tmp_path) as api:
+        yield auth_settings, api.url
 
 
 async def test_the_client_signs_and_reads_count_detail(api_process: tuple[Settings, str]) -> None:
