@@ -235,7 +235,7 @@ def _add_producer_commands(commands: Any) -> None:
 
 
 def _publish(arguments: argparse.Namespace, settings: Settings) -> int:
-    from isales_stats.commands.producing import publish_file
+    from isales_stats.commands.publish import publish_file
 
     rejects = arguments.rejects or Path(
         "rejected.jsonl" if arguments.file == "-" else f"{arguments.file}.rejected.jsonl"
@@ -244,7 +244,8 @@ def _publish(arguments: argparse.Namespace, settings: Settings) -> int:
 
 
 def _simulate(arguments: argparse.Namespace, settings: Settings) -> int:
-    from isales_stats.commands.producing import random_seed, run_simulation
+    from isales_stats.commands.exit_status import EXIT_CANNOT_START
+    from isales_stats.commands.simulate import random_seed, run_simulation
     from isales_stats.core.events import InvalidEvent, parse_occurred_at
     from isales_stats.producing.simulator import TrafficOptions
 
@@ -266,7 +267,7 @@ def _simulate(arguments: argparse.Namespace, settings: Settings) -> int:
         )
     except (InvalidEvent, ValueError) as error:
         print(f"isales-stats simulate: {error}", file=sys.stderr)
-        return 2
+        return EXIT_CANNOT_START
     return run_simulation(
         settings,
         options,
