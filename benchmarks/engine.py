@@ -46,8 +46,8 @@ from isales_stats.core.settings import Settings
 from isales_stats.engine.counting import EventCounter
 from isales_stats.engine.topics import ensure_topics
 from isales_stats.producing.publisher import EventPublisher
-from tests.support.aof import read_writes
-from tests.support.cleanup import delete_keys, delete_topics
+from tests.support.aof import aof_mark, bytes_by_write, read_writes
+from tests.support.cleanup import delete_topics
 from tests.support.detail import distinct_identities_counted
 from tests.support.faults import scrape_metric
 from tests.support.kafka_topics import publish
@@ -85,10 +85,16 @@ def run() -> str:
 
 
 def _clean_up(base: Settings, used: list[Settings]) -> None:
-    """Delete the runs' keys and topics: hundreds of MB that would slow every later benchmark."""
-    for settings in used:
-        delete_keys(base.redis_url, settings.key_prefix)
+    """Delete the runs' topics (the private Redis goes with its temporary directory)."""
     delete_topics(base, [name for s in used for name in (s.call_events_topic, s.dead_letter_topic)])
+
+
+def _empty_redis(settings: Settings) -> None:
+    """Each measured run starts on an empty Redis under the production key prefix: its keys,
+    and so its AOF bytes, are those a deployment writes (a longer prefix per run would add
+    its length to every command)."""
+    with Redis.from_url(settings.redis_url) as redis:
+        redis.flushall()
 
 
 def _run(base: Settings, used: list[Settings]) -> str:
@@ -193,6 +199,7 @@ def _run(base: Settings, used: list[Settings]) -> str:
         "",
         "Target: p99 <= 250 ms at 50 % of capacity.",
         "",
+        *_bytes_table(loads),
         "### Redis memory",
         "",
         f"After counting {memory['events']:,} events of {memory['records']:,} records "
@@ -213,6 +220,34 @@ def _run(base: Settings, used: list[Settings]) -> str:
         f"| in all, per record (everything above / records) | {memory['all_per_record']:.0f} |",
     ]
     return "\n".join(lines)
+
+
+def _bytes_table(loads: list[tuple[float, dict[str, Any]]]) -> list[str]:
+    """Where the AOF bytes of each load went, by command and key (read back from the AOF)."""
+    roles = sorted(
+        {role for _, load in loads for role in load["by_write"]},
+        key=lambda role: -max(load["by_write"].get(role, (0, 0))[1] for _, load in loads),
+    )
+    header = " | ".join(f"{fraction:.0%}: per 1k events / B per event" for fraction, _ in loads)
+    rows = [
+        "#### Where the AOF bytes go",
+        "",
+        "Every write the worker's scripts made in those runs, read back from the append-only "
+        "file and grouped by command and key (D a day, B a batch). The events are "
+        "`data.added`: a record state and a day flag each; the rest is per script call (one "
+        "per campaign per fetch), so it shrinks per event as fetches grow with the load.",
+        "",
+        f"| write | {header} |",
+        "| --- |" + " ---: |" * len(loads),
+    ]
+    for role in roles:
+        cells = []
+        for _, load in loads:
+            count, size = load["by_write"].get(role, (0, 0))
+            cells.append(f"{count * 1000 / load['sent']:,.0f} / {size / load['sent']:.1f}")
+        rows.append(f"| `{role}` | " + " | ".join(cells) + " |")
+    rows.append("")
+    return rows
 
 
 def _row(name: str, runs: list[WorkerRun], reference: float) -> str:
@@ -268,7 +303,6 @@ def _fresh_settings(base: Settings) -> Settings:
         update={
             "call_events_topic": f"{tag}.call-events",
             "dead_letter_topic": f"{tag}.dead-letter",
-            "key_prefix": f"bench:{tag}",
             "worker_group": f"{tag}-group",
             "worker_metrics_port": 0,
         }
@@ -303,9 +337,9 @@ class WorkerRun:
 def _worker_rate(settings: Settings, command: list[str], events: int, expected: int) -> WorkerRun:
     """One worker counting ``events`` already in the topic, with what Redis wrote for them."""
     run_settings = settings.model_copy(
-        update={"key_prefix": f"{settings.key_prefix}:{uuid.uuid4().hex[:6]}",
-                "worker_group": f"{settings.worker_group}-{uuid.uuid4().hex[:6]}"}
-    )  # fmt: skip
+        update={"worker_group": f"{settings.worker_group}-{uuid.uuid4().hex[:6]}"}
+    )
+    _empty_redis(run_settings)
     campaigns = [f"camp-{n:03d}" for n in range(CAMPAIGNS)]
 
     def counted() -> int:
@@ -358,9 +392,9 @@ def cpu_seconds(pid: int) -> float:
 
 def _no_op_rate(settings: Settings, events: int) -> tuple[float, float]:
     run_settings = settings.model_copy(
-        update={"key_prefix": f"{settings.key_prefix}:noop{uuid.uuid4().hex[:6]}",
-                "worker_group": f"{settings.worker_group}-noop{uuid.uuid4().hex[:6]}"}
-    )  # fmt: skip
+        update={"worker_group": f"{settings.worker_group}-noop{uuid.uuid4().hex[:6]}"}
+    )
+    _empty_redis(run_settings)
     redis = Redis.from_url(run_settings.redis_url)
     environment = {**os.environ, **run_settings.as_environment()}
     launched = time.monotonic()
@@ -415,7 +449,8 @@ def _bare_consumer_rate(settings: Settings, events: int) -> float:
 
 
 def _start_worker(settings: Settings) -> tuple[subprocess.Popen[bytes], int]:
-    """A worker counting ``settings``' topic, running, and its metrics port."""
+    """A worker counting ``settings``' topic on an empty Redis, running, and its metrics port."""
+    _empty_redis(settings)
     ensure_topics(settings)
     port = free_port()
     environment = {
@@ -468,7 +503,7 @@ def _added(sent: int, now_ms: int, tag: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _freshness(settings: Settings, rate: float) -> dict[str, float]:
+def _freshness(settings: Settings, rate: float) -> dict[str, Any]:
     """Publish ``rate`` events/s for FRESHNESS_SECONDS; time every 50th until it is counted."""
     layout = KeyLayout(settings.key_prefix)
     worker, metrics_port = _start_worker(settings)
@@ -507,7 +542,7 @@ def _freshness(settings: Settings, rate: float) -> dict[str, float]:
     try:
         watcher.start()
         sent = 0
-        batches_before, writes_before = batches(), read_writes(redis)
+        batches_before, writes_before, mark = batches(), read_writes(redis), aof_mark(redis)
         cpu_before = cpu_seconds(worker.pid)
         began = time.perf_counter()
         with EventPublisher(settings) as publisher:
@@ -529,6 +564,7 @@ def _freshness(settings: Settings, rate: float) -> dict[str, float]:
         done.set()
         watcher.join(5)
         writes_after, batches_after = read_writes(redis), batches()
+        by_write = bytes_by_write(mark)
         cpu = cpu_seconds(worker.pid) - cpu_before
     finally:
         _stop(worker)
@@ -549,6 +585,7 @@ def _freshness(settings: Settings, rate: float) -> dict[str, float]:
         "aof_per_event": writes_after.aof_appended_since(writes_before) / max(sent, 1),
         "rewrites_per_minute": writes_after.rewrites_per_minute_since(writes_before),
         "cpu_per_million": cpu * 1_000_000 / max(sent, 1),
+        "by_write": by_write,
     }  # fmt: skip
 
 
@@ -567,6 +604,7 @@ def _wait_until_consuming(settings: Settings, worker: subprocess.Popen[bytes]) -
 
 
 def _memory(settings: Settings) -> dict[str, Any]:
+    _empty_redis(settings)
     stream = campaign_stream(100_000, campaigns=CAMPAIGNS, batches=5, seed=9)
     layout = KeyLayout(settings.key_prefix)
 

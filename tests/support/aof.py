@@ -7,8 +7,11 @@ counting script makes: bytes per event is write amplification, on disk and on th
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -45,3 +48,71 @@ def read_writes(redis: Any) -> WriteReading:
         rewrites=int(persistence.get("aof_rewrites", 0)),
         replication_offset=int(replication.get("master_repl_offset", 0)),
     )
+
+
+@dataclass(frozen=True)
+class AofMark:
+    """Where the AOF's current increment file ends now: what is appended after it is new."""
+
+    path: Path
+    offset: int
+
+
+def aof_mark(redis: Any) -> AofMark:
+    """The end of the increment file ``redis`` appends to (Redis 7's multi-part AOF)."""
+    directory = (
+        Path(redis.config_get("dir")["dir"]) / redis.config_get("appenddirname")["appenddirname"]
+    )
+    manifest = directory / f"{redis.config_get('appendfilename')['appendfilename']}.manifest"
+    increments = [
+        line.split()[1] for line in manifest.read_text().splitlines() if line.split()[-1:] == ["i"]
+    ]
+    path = directory / increments[-1]
+    return AofMark(path, path.stat().st_size)
+
+
+def _commands(data: bytes) -> Iterator[tuple[list[bytes], int]]:
+    """The RESP arrays in ``data``, each with its length in bytes."""
+    position = 0
+    while position < len(data):
+        start = position
+        end = data.index(b"\r\n", position)
+        count = int(data[position + 1 : end])
+        position = end + 2
+        words = []
+        for _ in range(count):
+            end = data.index(b"\r\n", position)
+            size = int(data[position + 1 : end])
+            words.append(data[end + 2 : end + 2 + size])
+            position = end + 2 + size + 2
+        yield words, position - start
+
+
+_DAY = re.compile(rb":day:\d{4}-\d{2}-\d{2}")
+_BATCH = re.compile(rb":batch:[^:]*")
+
+
+def _role(words: list[bytes]) -> str:
+    """A command by what it writes: "HSET :day:D:records", "SADD :calls", "MULTI"..."""
+    command = words[0].decode().upper()
+    if len(words) < 2:
+        return command
+    key = words[1]
+    if b"}" in key:
+        suffix = _BATCH.sub(b":batch:B", _DAY.sub(b":day:D", key.rsplit(b"}", 1)[1]))
+    else:
+        suffix = re.sub(rb"^[^:]*:", b"", key).split(b":")[0] + b":..."
+    return f"{command} {suffix.decode()}"
+
+
+def bytes_by_write(mark: AofMark) -> dict[str, tuple[int, int]]:
+    """What was appended to the AOF since ``mark``: role -> (commands, bytes), largest first."""
+    with mark.path.open("rb") as appended:
+        appended.seek(mark.offset)
+        data = appended.read()
+    found: dict[str, tuple[int, int]] = {}
+    for words, size in _commands(data):
+        role = _role(words)
+        count, total = found.get(role, (0, 0))
+        found[role] = (count + 1, total + size)
+    return dict(sorted(found.items(), key=lambda item: -item[1][1]))
