@@ -15,10 +15,10 @@ from redis.exceptions import RedisError
 from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings
 from isales_stats.engine import metrics
+from isales_stats.engine.batch_delivery import CountingApp
 from isales_stats.engine.counting import EventCounter
 from isales_stats.engine.pipeline import AdmittedBatch, CountingPipeline
 from isales_stats.engine.redis_connection import connect
-from isales_stats.engine.transport import CountingApp
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def register_agents(app: CountingApp, settings: Settings) -> Any:
             if str(tp.partition).encode() in counted
         }
 
-    app.resume_points = resume_points
+    app.resume_from(resume_points)
 
     async def read_again(lost_since: dict[tuple[str, int], int]) -> None:
         """Seek back to where Redis lost counts; counting them again is harmless."""

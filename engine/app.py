@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from isales_stats.core.settings import Settings
-from isales_stats.engine.transport import CountingApp
+from isales_stats.engine.batch_delivery import CountingApp
 
 
 def create_app(settings: Settings) -> CountingApp:
@@ -19,7 +19,7 @@ def create_app(settings: Settings) -> CountingApp:
         topic_disable_leader=True,
         topic_partitions=settings.call_events_partitions,
         consumer_auto_offset_reset="earliest",
-        # One fetch is one counting batch (engine/transport.py): this bounds its size.
+        # One fetch is one counting batch (engine/batch_delivery.py): this bounds its size.
         broker_max_poll_records=settings.worker_batch_size,
         producer_acks=-1,
         broker_session_timeout=settings.worker_session_timeout_seconds,

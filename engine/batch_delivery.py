@@ -1,4 +1,4 @@
-"""A Faust Kafka transport that hands the counting agent whole fetches instead of single events.
+"""Batch delivery: a Faust Kafka transport that hands the counting agent whole fetches.
 
 Why: Faust delivers every Kafka message through its conductor, a per-message ``Event``, a
 stream queue with flow-control pressure checks, and ``Service.wait_first`` (four asyncio tasks
@@ -7,7 +7,7 @@ messages/s before any work is done, while a bare aiokafka consumer reads and dec
 than 150,000/s (both measured by ``make bench``; see docs/benchmarks.md). Counting needs
 neither per-message events nor per-message tasks: it counts a batch in one Redis round trip.
 
-How: topics registered in ``CountingApp.batch_handlers`` are still subscribed, fetched and
+How: topics registered with ``CountingApp.deliver_in_batches`` are still subscribed, fetched and
 offset-tracked by Faust's own consumer (group membership, rebalances, gap tracking, periodic
 commits of acknowledged offsets are all Faust's). Only the hand-over changes: the messages of
 one fetch go to the handler as one list, and the agent acknowledges each message through
@@ -16,12 +16,15 @@ topic keeps Faust's per-message path.
 
 Correctness does not rest on this loop or on the commits: counting is idempotent in Redis,
 so a message delivered again after a crash or a rebalance changes nothing.
+
+The consumer reaches the app's hooks (the batch handlers, the resume points) through typed
+methods of ``CountingApp``, looked up once per drain loop or seek, never per message.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
 
 import faust
@@ -46,12 +49,14 @@ class BatchDeliveryConsumer(faust_aiokafka.Consumer):
         everything: it is read again from the beginning (counting is idempotent).
         """
         await super().perform_seek()
-        resume_points: ResumePoints | None = getattr(self.app, "resume_points", None)
-        batch_topics = getattr(self.app, "batch_handlers", {})
+        app = self.counting_app
+        batch_topics = app.batch_handlers()
         partitions = {tp for tp in self.assignment() if tp.topic in batch_topics}
-        if resume_points is None or not partitions:
+        if not partitions:
             return
-        points = await resume_points(partitions)
+        points = await app.resume_points(partitions)
+        if points is None:
+            return
         targets: dict[Any, int] = {}
         for tp in sorted(partitions):
             if tp in points:
@@ -76,7 +81,7 @@ class BatchDeliveryConsumer(faust_aiokafka.Consumer):
         get_read_offset = self._read_offset.__getitem__
         set_read_offset = self._read_offset.__setitem__
         acks_enabled_for = self.app.topics.acks_enabled_for
-        batch_handlers: dict[str, BatchHandler] = getattr(self.app, "batch_handlers", {})
+        batch_handlers = self.counting_app.batch_handlers()
         track = self.track_message
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
@@ -114,6 +119,14 @@ class BatchDeliveryConsumer(faust_aiokafka.Consumer):
                 return
             raise
 
+    @property
+    def counting_app(self) -> CountingApp:
+        """The app, typed: only ``CountingApp`` makes this consumer (``_new_transport``)."""
+        app = self.app
+        if not isinstance(app, CountingApp):
+            raise TypeError(f"batch delivery needs a CountingApp, not {type(app).__name__}")
+        return app
+
 
 class BatchDeliveryTransport(faust_aiokafka.Transport):
     Consumer = BatchDeliveryConsumer
@@ -124,8 +137,8 @@ class CountingApp(faust.App):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.batch_handlers: dict[str, BatchHandler] = {}
-        self.resume_points: ResumePoints | None = None
+        self._batch_handlers: dict[str, BatchHandler] = {}
+        self._resume_points: ResumePoints | None = None
 
     def _new_transport(self) -> Any:
         return BatchDeliveryTransport(self.conf.broker_consumer, self)
@@ -133,5 +146,19 @@ class CountingApp(faust.App):
     def deliver_in_batches(self, topic: Any, handler: BatchHandler) -> None:
         """Subscribe to ``topic`` and hand each fetch of its messages to ``handler``."""
         for name in topic.topics:
-            self.batch_handlers[name] = handler
+            self._batch_handlers[name] = handler
         self.topics.add(topic)
+
+    def resume_from(self, resume_points: ResumePoints) -> None:
+        """After each assignment, seek the batch topics' partitions to ``resume_points``."""
+        self._resume_points = resume_points
+
+    def batch_handlers(self) -> Mapping[str, BatchHandler]:
+        """Topic name -> the handler of its fetches (``deliver_in_batches``)."""
+        return self._batch_handlers
+
+    async def resume_points(self, partitions: set[Any]) -> dict[Any, int] | None:
+        """Partition -> the next offset to count; None when no resume points are kept."""
+        if self._resume_points is None:
+            return None
+        return await self._resume_points(partitions)
