@@ -26,7 +26,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -50,6 +49,7 @@ from tests.support.aof import aof_mark, bytes_by_write, read_writes
 from tests.support.cleanup import delete_topics
 from tests.support.detail import distinct_identities_counted
 from tests.support.faults import scrape_metric
+from tests.support.freshness import FreshnessWatcher
 from tests.support.kafka_topics import publish
 from tests.support.ports import free_port
 from tests.support.streams import campaign_stream, encoded
@@ -505,31 +505,9 @@ def _added(sent: int, now_ms: int, tag: str) -> dict[str, Any]:
 
 def _freshness(settings: Settings, rate: float) -> dict[str, Any]:
     """Publish ``rate`` events/s for FRESHNESS_SECONDS; time every 50th until it is counted."""
-    layout = KeyLayout(settings.key_prefix)
     worker, metrics_port = _start_worker(settings)
     redis = Redis.from_url(settings.redis_url)
-    pending: dict[tuple[str, str], float] = {}
-    latencies: list[float] = []
-    lock = threading.Lock()
-    done = threading.Event()
-
-    def watch() -> None:
-        watcher_redis = Redis.from_url(settings.redis_url)
-        while not done.is_set() or pending:
-            with lock:
-                waiting = list(pending.items())
-            if waiting:
-                with watcher_redis.pipeline(transaction=False) as pipe:
-                    for (campaign, data_id), _ in waiting:
-                        pipe.hexists(layout.campaign_records(1, campaign), data_id)
-                    visible = pipe.execute()
-                now = time.perf_counter()
-                with lock:
-                    for (key, sent), seen in zip(waiting, visible, strict=True):
-                        if seen:
-                            latencies.append((now - sent) * 1000)
-                            del pending[key]
-            time.sleep(0.002)
+    watcher = FreshnessWatcher(settings.redis_url, KeyLayout(settings.key_prefix))
 
     def batches() -> tuple[float, float, float]:
         return (
@@ -538,7 +516,6 @@ def _freshness(settings: Settings, rate: float) -> dict[str, Any]:
             scrape_metric(metrics_port, "isales_events_counted_total"),
         )
 
-    watcher = threading.Thread(target=watch, daemon=True)
     try:
         watcher.start()
         sent = 0
@@ -553,23 +530,19 @@ def _freshness(settings: Settings, rate: float) -> dict[str, Any]:
                     event = _added(sent, now_ms, "fresh")
                     publisher.publish(event)
                     if sent % 50 == 0:
-                        with lock:
-                            pending[(event["campaignId"], event["dataId"])] = time.perf_counter()
+                        watcher.sent(event["campaignId"], event["dataId"])
                     sent += 1
                 time.sleep(0.002)
             achieved = sent / (time.perf_counter() - began)
-        deadline = time.monotonic() + 30
-        while pending and time.monotonic() < deadline:
-            time.sleep(0.05)
-        done.set()
-        watcher.join(5)
+        watcher.wait_for_pending(30)
+        watcher.stop()
         writes_after, batches_after = read_writes(redis), batches()
         by_write = bytes_by_write(mark)
         cpu = cpu_seconds(worker.pid) - cpu_before
     finally:
         _stop(worker)
         redis.close()
-    ordered = sorted(latencies)
+    ordered = sorted(watcher.milliseconds())
 
     def quantile(q: float) -> float:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]

@@ -53,6 +53,7 @@ from tests.support.faults import (
     wait_for_group,
     wait_until_exact,
 )
+from tests.support.freshness import FreshnessWatcher
 from tests.support.ports import free_port
 from tests.support.processes import ServiceProcess
 from tests.support.streams import campaign_stream
@@ -180,10 +181,8 @@ class Soak:
         self.sizes = sizes
         self.now = now
         self.layout = KeyLayout(settings.key_prefix)
-        self.lock = threading.Lock()
         self.candidates: dict[int, tuple[str, str]] = {}  # stream index -> record to time
-        self.pending: dict[tuple[str, str], float] = {}  # record -> perf_counter at send
-        self.freshness: list[tuple[float, float]] = []  # (sent at, ms until in Redis)
+        self.watcher = FreshnessWatcher(settings.redis_url, self.layout, poll_seconds=0.005)
         self.polls: list[tuple[float, int, float]] = []  # (at, status, ms)
         self.done = threading.Event()
         self.began = time.perf_counter()
@@ -207,26 +206,16 @@ class Soak:
     def on_send(self, index: int, at: float) -> None:
         record = self.candidates.pop(index, None)
         if record is not None:
-            with self.lock:
-                self.pending[record] = at
+            self.watcher.sent(*record, at=at)
 
-    def watch_freshness(self) -> None:
-        with Redis.from_url(self.settings.redis_url) as redis:
-            while not self.done.is_set() or self.pending:
-                with self.lock:
-                    waiting = list(self.pending.items())
-                if waiting:
-                    with redis.pipeline(transaction=False) as pipe:
-                        for (campaign, data_id), _ in waiting:
-                            pipe.hexists(self.layout.campaign_records(1, campaign), data_id)
-                        visible = pipe.execute()
-                    now = time.perf_counter()
-                    with self.lock:
-                        for (record, sent), seen in zip(waiting, visible, strict=True):
-                            if seen:
-                                self.freshness.append((sent - self.began, (now - sent) * 1000))
-                                del self.pending[record]
-                time.sleep(0.005)
+    @property
+    def pending(self) -> dict[tuple[str, str], float]:
+        return self.watcher.pending
+
+    @property
+    def freshness(self) -> list[tuple[float, float]]:
+        """(sent at, seconds into the soak; ms until in Redis) per sample."""
+        return [(sent - self.began, ms) for sent, ms in self.watcher.samples]
 
     def poll_api(self, url: str) -> None:
         headers = {"Content-Type": "application/json; charset=UTF-8"}
@@ -298,10 +287,8 @@ def test_soak_at_5000_events_per_second_with_two_workers_and_the_api_polled(
 
         soak.began = time.perf_counter()
         snapshots.append(snapshot(soak, workers, 0))
-        threads = [
-            threading.Thread(target=soak.watch_freshness, daemon=True),
-            threading.Thread(target=soak.poll_api, args=(url,), daemon=True),
-        ]
+        soak.watcher.start()
+        threads = [threading.Thread(target=soak.poll_api, args=(url,), daemon=True)]
         for thread in threads:
             thread.start()
         producer = PacedProducer(
@@ -327,12 +314,11 @@ def test_soak_at_5000_events_per_second_with_two_workers_and_the_api_polled(
         assert not producer.failures, producer.failures[:5]
 
         # The model takes the test's CPU (and GIL) for a while: time the last samples first.
-        deadline = time.monotonic() + 60
-        while soak.pending and time.monotonic() < deadline:
-            time.sleep(0.1)
+        soak.watcher.wait_for_pending(60)
         expected = expected_statistics(seed, sizes, now)
         exact = wait_until_exact(settings, expected, timeout=300)
         soak.done.set()
+        soak.watcher.stop()
         for thread in threads:
             thread.join(30)
         assert exact, "the statistics after the soak differ from the model:\n" + "\n".join(
@@ -344,6 +330,7 @@ def test_soak_at_5000_events_per_second_with_two_workers_and_the_api_polled(
             assert worker.process.poll() is None, f"a process died:\n{worker.log()}"
     finally:
         soak.done.set()
+        soak.watcher.done.set()
         for process in [*workers, api]:
             process.stop()
 
