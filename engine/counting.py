@@ -116,10 +116,38 @@ class EventCounter:
         by_campaign: dict[tuple[int, str], list[CallEvent]] = {}
         for event in events:
             by_campaign.setdefault((event.vdn_id, event.campaign_id), []).append(event)
+        scripts = self._scripts(by_campaign, outcome)
+        offsets = dict(counted_offsets or {})
 
+        def queue(pipe: Any) -> None:
+            for topic, partition in offsets:
+                pipe.hget(self.layout.counted_offsets(topic), str(partition))
+            # The index comes first: a campaign is listed before its counters can be read.
+            for vdn_id, campaign_id in by_campaign:
+                pipe.sadd(self.layout.vdn_campaigns(vdn_id), campaign_id)
+            for keys, arguments in scripts:
+                COUNT_EVENTS.queue(pipe, keys, arguments)
+            # Last: an offset stored is never ahead of the counts it stands for. Only a higher
+            # one replaces it: after a rebalance the old owner's last batch may come late.
+            for (topic, partition), offset in offsets.items():
+                STORE_HIGHER_OFFSET.queue(
+                    pipe, [self.layout.counted_offsets(topic)], [str(partition), offset]
+                )
+
+        replies = await run_pipeline(self.redis, [COUNT_EVENTS, STORE_HIGHER_OFFSET], queue)
+        self._note_stored_offsets(offsets, replies[: len(offsets)], outcome)
+        first_script = len(offsets) + len(by_campaign)
+        verdicts = replies[first_script : first_script + len(by_campaign)]
+        for campaign_events, letters in zip(by_campaign.values(), verdicts, strict=True):
+            _tally(campaign_events, _text(letters), outcome)
+        return outcome
+
+    def _scripts(
+        self, by_campaign: dict[tuple[int, str], list[CallEvent]], outcome: CountingOutcome
+    ) -> list[tuple[list[str], list[Any]]]:
+        """One counting script call per campaign: its keys and arguments (count_events.lua)."""
         oldest: dict[int, str] = {}
         minute_ms = int(self.clock() // 60) * 60_000
-        offsets = dict(counted_offsets or {})
         scripts: list[tuple[list[str], list[Any]]] = []
         for (vdn_id, campaign_id), campaign_events in by_campaign.items():
             zone = self.zone_of(vdn_id)
@@ -154,40 +182,20 @@ class EventCounter:
                     ],
                 )
             )
+        return scripts
 
-        def queue(pipe: Any) -> None:
-            for topic, partition in offsets:
-                pipe.hget(self.layout.counted_offsets(topic), str(partition))
-            # The index comes first: a campaign is listed before its counters can be read.
-            for vdn_id, campaign_id in by_campaign:
-                pipe.sadd(self.layout.vdn_campaigns(vdn_id), campaign_id)
-            for keys, arguments in scripts:
-                COUNT_EVENTS.queue(pipe, keys, arguments)
-            # Last: an offset stored is never ahead of the counts it stands for. Only a higher
-            # one replaces it: after a rebalance the old owner's last batch may come late.
-            for (topic, partition), offset in offsets.items():
-                STORE_HIGHER_OFFSET.queue(
-                    pipe, [self.layout.counted_offsets(topic)], [str(partition), offset]
-                )
-
-        replies = await run_pipeline(self.redis, [COUNT_EVENTS, STORE_HIGHER_OFFSET], queue)
-
-        for (source, offset), before in zip(offsets.items(), replies, strict=False):
+    def _note_stored_offsets(
+        self,
+        offsets: dict[tuple[str, int], int],
+        before: Sequence[Any],
+        outcome: CountingOutcome,
+    ) -> None:
+        """Remember the offsets stored; one found lower than this process stored lost writes."""
+        for (source, offset), found in zip(offsets.items(), before, strict=True):
             stored_last = self._last_stored.get(source)
-            if stored_last is not None and (before is None or int(before) < stored_last):
-                outcome.lost_since[source] = 0 if before is None else int(before) + 1
+            if stored_last is not None and (found is None or int(found) < stored_last):
+                outcome.lost_since[source] = 0 if found is None else int(found) + 1
             self._last_stored[source] = offset
-        first_script = len(offsets) + len(by_campaign)
-        verdict_replies = replies[first_script : first_script + len(by_campaign)]
-        for campaign_events, verdicts in zip(by_campaign.values(), verdict_replies, strict=True):
-            for event, verdict in zip(campaign_events, _text(verdicts), strict=True):
-                if verdict == "A":
-                    outcome.applied += 1
-                elif verdict == "D":
-                    outcome.duplicates += 1
-                else:
-                    outcome.conflicts.append(event)
-        return outcome
 
     def _day_of(self, event: CallEvent, zone: tzinfo, oldest: str) -> tuple[str, int]:
         day = day_of(event.occurred_at_ms, zone)
@@ -195,6 +203,17 @@ class EventCounter:
         if label < oldest:
             return "", 0
         return label, day_expiry(day, zone, self.retention_days)
+
+
+def _tally(events: list[CallEvent], verdicts: str, outcome: CountingOutcome) -> None:
+    """The script's verdict per event: "A" applied, "D" duplicate, "C" conflict."""
+    for event, verdict in zip(events, verdicts, strict=True):
+        if verdict == "A":
+            outcome.applied += 1
+        elif verdict == "D":
+            outcome.duplicates += 1
+        else:
+            outcome.conflicts.append(event)
 
 
 def _text(reply: bytes | str) -> str:
