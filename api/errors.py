@@ -91,7 +91,8 @@ def error_response(
 
 
 async def answer_api_error(request: Request, error: Exception) -> Response:
-    assert isinstance(error, ApiError)
+    if not isinstance(error, ApiError):  # registered for ApiError only: Starlette's typing
+        raise error
     return error_response(error.status, error.code, error.description, error.headers)
 
 

@@ -16,7 +16,8 @@ from isales_stats.engine.topics import ensure_topics
 def run_worker(settings: Settings, loglevel: str = "warning") -> NoReturn:
     ensure_topics(settings)
     if settings.worker_metrics_port:
-        start_http_server(settings.worker_metrics_port, addr="0.0.0.0")
+        # Every interface: Prometheus scrapes the pod's address (the port is not the public one).
+        start_http_server(settings.worker_metrics_port, addr="0.0.0.0")  # noqa: S104
     app = create_app(settings)
     register_agents(app, settings)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
