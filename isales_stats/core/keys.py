@@ -2,7 +2,8 @@
 
 The engine writes these keys, the API and the Grafana dashboards read them. Every key of one
 campaign carries the hash tag ``{vdnId:campaignId}``, so that one counting step (a Lua script)
-touches a single Redis Cluster slot. The README's key table documents the same layout.
+touches a single Redis Cluster slot. The key table of docs/architecture.md (section "Redis keys")
+documents the same layout.
 
     {P}:vdn:{vdn}:campaigns                      set    campaignIds of a VDN
     {P}:{vdn:c}:totals                           hash   campaign counters since the start

@@ -24,9 +24,10 @@ Two steps:
 2. Counting. Every counter is a set/len expression over the accepted events of one scope: a
    campaign (vdnId, campaignId), or one batch of it. Records without a batch belong to their
    campaign but to no batch. Days are dates of occurredAt in the VDN's time zone. The rules, as
-   the README states them: ``totalCount`` the known records not removed, ``unCallCount`` those
-   also never called, ``totalCalledCount`` / ``totalCallSucc`` the calls and connected calls,
-   ``totalFinishCount`` the records with a final call (a removal does not undo it);
+   docs/events.md states them (section "Counting rules"): ``totalCount`` the known records not
+   removed, ``unCallCount`` those also never called, ``totalCalledCount`` / ``totalCallSucc``
+   the calls and connected calls, ``totalFinishCount`` the records with a final call (a
+   removal does not undo it);
    ``dailyCount`` the records with an import or a call that day, ``dailyFinishCount`` those with
    a final call that day; ``calledCount`` repeats ``dailyCalledCount`` and ``finishCount``
    repeats ``totalFinishCount``.
