@@ -3,10 +3,10 @@
 A whole-VDN answer builds some 15,000 short-lived objects (a dict per campaign and batch, an
 int per counter). With CPython's default gen-0 threshold of 700 that is about twenty young
 collections per request, and the older generations fill up quickly enough to trigger full
-collections over the whole framework heap (FastAPI, pydantic, redis-py: ~90,000 objects),
-which are the p99 spikes of docs/benchmarks.md. A larger young generation lets a request's
-garbage die between collections, and freezing the start-up heap keeps it out of every
-collection for good. The answers' objects hold no reference cycles, so memory stays flat.
+collections over the whole framework heap (FastAPI, pydantic, redis-py), which are the p99
+spikes that docs/benchmarks.md, section "Statistics API", measures. A larger young generation
+lets a request's garbage die between collections, and freezing the start-up heap keeps it out
+of every collection for good. The answers' objects hold no reference cycles, so memory stays flat.
 """
 
 from __future__ import annotations

@@ -13,8 +13,9 @@
 --
 -- count_events.lua keeps these rows next to the counter hashes, in the same atomic step. A
 -- script runs atomically too: no event's effects are half in and half out of what it returns.
--- Why rows and not the hashes (docs/benchmarks.md): a whole VDN of 200 campaigns x 6 scopes
--- cost Redis 2,400 HMGETs, about 5 ms of its one thread; the rows are 400 HGETALLs, about 1.4 ms.
+-- Why rows and not the hashes (docs/adr/0003-packed-rows.md): a whole VDN of 200 campaigns x 6
+-- scopes was 2,400 HMGETs, all on Redis' one thread; the rows are 400 HGETALLs. Redis' share of
+-- a whole-VDN read is measured in docs/benchmarks.md, section "Statistics API".
 
 local day, only_batch = ARGV[1], ARGV[2]
 local call = redis.call

@@ -7,8 +7,9 @@ ever touches one campaign, so a response never holds part of an event's effects.
 The body is written here as JSON bytes, straight from the packed rows the engine keeps next to
 its counter hashes (engine/count_events.lua): a whole VDN is 1,200 scopes of eleven counters,
 and going through Python dicts and integers cost more than Redis took to read them
-(docs/benchmarks.md). ``read_count_detail`` parses the same bytes back for callers that want
-Python values, so the API and the tests see one and the same output.
+(docs/benchmarks.md, section "Statistics API"; docs/adr/0003-packed-rows.md).
+``read_count_detail`` parses the same bytes back for callers that want Python values, so the API
+and the tests see one and the same output.
 """
 
 from __future__ import annotations

@@ -61,8 +61,8 @@ class Settings(BaseSettings):
     # The consumer group (Faust app id); two deployments sharing a broker need different ones.
     worker_group: str = "isales-stats"
     # The most events one Kafka fetch hands the agent, counted in one Redis round trip: the
-    # lever for throughput (docs/benchmarks.md). Fetches are not held back to fill up, so at
-    # low traffic an event is counted as soon as it is fetched.
+    # lever for throughput (docs/benchmarks.md, "Engine: one worker process"). Fetches are not
+    # held back to fill up, so at low traffic an event is counted as soon as it is fetched.
     worker_batch_size: int = 10000
     # A worker that stops heartbeating is replaced after this long (Faust's 60 s default
     # leaves a crashed worker's partitions idle for a minute).

@@ -47,9 +47,9 @@ __all__ = [
     "validate_event",
 ]
 
-# Batching, measured in docs/benchmarks.md (section "publisher"): on loopback and two cores the
-# producer is bound by Python's CPU time per message, not by the network, so what helps is fewer
-# and bigger produce requests. linger_ms=5 lets a batch fill while the caller keeps sending
+# Batching, measured in docs/benchmarks.md (section "Publisher SDK"): on loopback and two cores
+# the producer is bound by Python's CPU time per message, not by the network, so what helps is
+# fewer and bigger produce requests. linger_ms=5 lets a batch fill while the caller keeps sending
 # (at most 5 ms of extra latency for a lone event); 256 KiB batches hold ~1,000 events of ~250
 # bytes, so one request per partition carries a whole burst. Compression is left off: the
 # events are small, and codecs cost producer CPU, the scarce resource here; pass

@@ -21,14 +21,16 @@ from isales_stats.commands.stack.processes import (
 from isales_stats.core.settings import Settings
 
 # Persistence for a write-heavy workload, the same in docker-compose.yml and deploy/k8s (tests
-# compare them with this table; docs/operations.md gives the reasoning and the figures):
+# compare them with this table; docs/operations.md, "Redis persistence", gives the reasoning):
 # - the append-only file, fsynced every second: a restart keeps the counters; a power cut
 #   loses at most about a second of writes, and the worker heals that by reading Kafka again
 #   from the resume points that were lost with them (docs/architecture.md, "Exactly once");
 # - no RDB snapshots: the AOF's base is one (aof-use-rdb-preamble), written at each rewrite;
 # - a rewrite forks and writes the whole dataset to shrink what a restart replays. The default
-#   threshold (64 MB) made the counting workload rewrite every 15-20 s (docs/benchmarks.md):
-#   rewrite when the AOF has doubled since the last one and is at least 1 GB;
+#   threshold (64 MB) made the counting workload rewrite far too often
+#   (docs/adr/0004-write-amplification.md; the rewrites per minute with these settings are in
+#   docs/benchmarks.md, "Engine: one worker process"): rewrite when the AOF has doubled since
+#   the last one and is at least 1 GB;
 # - during a rewrite, no fsync of the growing AOF: the child's write of the dataset and the
 #   parent's fsync compete for the disk, and the parent's would stall Redis' one thread. The
 #   writes at risk are then those of the rewrite's duration, healed like a power cut's.
