@@ -3,7 +3,7 @@
 iSales answers errors as ``{"resultCode", "resultDesc", "returnCode", "returnDesc"}``, the
 ``return*`` pair mirroring ``result*``. The 400 codes are the seed's (``0200001`` has seven
 digits there, the others eight). The seed gives no code for 401, 429 or 503: the ones here name
-their HTTP status (our decision, listed in the README).
+their HTTP status (our decision, listed in docs/api.md, section "Errors").
 """
 
 from __future__ import annotations
