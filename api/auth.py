@@ -37,7 +37,8 @@ authorization_header = APIKeyHeader(
     scheme_name=AUTH_SCHEME,
     description=(
         "auth-v2/{AK}/{timestamp}/{signedHeaders}/{signature}: an HMAC-SHA256 signature of the "
-        "request with the secret key of AK (see the README's worked example)."
+        "request with the secret key of AK (a worked example: docs/api.md, section "
+        '"Authentication").'
     ),
     auto_error=False,
 )

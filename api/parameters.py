@@ -5,9 +5,9 @@ repeated parameter, ignores unknown ones and cannot tell ``campaignId=`` from a 
 route declares no parameters of its own; this module checks the raw request and describes the
 same parameters to the OpenAPI document, from the same constants.
 
-Checks run in this order and the first failure answers (the README lists the same order):
-vdnId's type, vdnId's range, unknown query parameters, repeated ones, characters and length of
-each value, batchId without campaignId, and last the Content-Type header.
+Checks run in this order and the first failure answers (docs/api.md, section "Errors", lists the
+same order): vdnId's type, vdnId's range, unknown query parameters, repeated ones, characters
+and length of each value, batchId without campaignId, and last the Content-Type header.
 """
 
 from __future__ import annotations
