@@ -16,11 +16,11 @@ from fastapi.security import APIKeyHeader
 
 from isales_stats.api.errors import AUTHENTICATION_FAILED_MESSAGE, ApiError, ErrorCode
 from isales_stats.api.metrics import AUTH_FAILURES
-from isales_stats.api.parameters import decode_query
 from isales_stats.core.settings import Settings
 from isales_stats.core.signing import (
     AUTH_SCHEME,
     AuthenticationError,
+    decode_query,
     parse_key_pairs,
     verify_request,
 )

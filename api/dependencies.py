@@ -11,9 +11,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from isales_stats.api.auth import Caller, authenticate_caller
-from isales_stats.api.parameters import StatisticsQuery, decode_query, parse_statistics_query
+from isales_stats.api.parameters import StatisticsQuery, parse_statistics_query
 from isales_stats.api.ratelimit import RateLimiter
 from isales_stats.core.settings import Settings
+from isales_stats.core.signing import decode_query
 from isales_stats.engine.redis_connection import AnyRedis
 from isales_stats.engine.statistics import StatisticsReader
 

@@ -16,7 +16,6 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl
 
 from isales_stats.api.errors import ErrorCode, ParameterError
 from isales_stats.core.events import MAX_BATCH_LENGTH, MAX_ID_LENGTH, MAX_VDN_ID, MIN_VDN_ID
@@ -39,20 +38,6 @@ class StatisticsQuery:
     batch_id: str | None = None
 
 
-def decode_query(raw: bytes) -> list[tuple[str, str]]:
-    """The query string's name/value pairs, decoded exactly as the signature covers them.
-
-    Bytes that are not UTF-8 become lone surrogates rather than U+FFFD, so that validation turns
-    them away as invalid characters instead of serving a campaign whose id was guessed.
-    """
-    return parse_qsl(
-        raw.decode("utf-8", "surrogateescape"),
-        keep_blank_values=True,
-        encoding="utf-8",
-        errors="surrogateescape",
-    )
-
-
 def parse_statistics_query(
     vdn_text: str, query: Sequence[tuple[str, str]], content_types: Sequence[str]
 ) -> StatisticsQuery:
@@ -71,8 +56,8 @@ def parse_statistics_query(
 
 def is_valid_identifier(value: str) -> bool:
     """The rule engine/events.py applies to ids (no control characters, no hash-tag braces), and
-    valid UTF-8: bytes that are not become lone surrogates in ``decode_query``, which Redis
-    could not be asked about (events cannot hold them: they arrive as UTF-8 JSON)."""
+    valid UTF-8: bytes that are not become lone surrogates in ``decode_query`` (core/signing.py),
+    which Redis could not be asked about (events cannot hold them: they arrive as UTF-8 JSON)."""
     return is_allowed_identifier(value) and _is_utf8(value)
 
 

@@ -34,10 +34,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from isales_stats.api.parameters import decode_query
 from isales_stats.client import CONTENT_TYPE
 from isales_stats.core.settings import Settings
-from isales_stats.core.signing import sign_request
+from isales_stats.core.signing import decode_query, sign_request
 from tests.support.api_process import ApiProcess
 from tests.support.clock import now_ms
 from tests.support.counting import count_events

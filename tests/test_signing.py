@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from isales_stats.core.signing import (
     AuthenticationError,
     canonical_request,
+    decode_query,
     format_timestamp,
     parse_key_pairs,
     sign_request,
@@ -205,6 +206,37 @@ def test_percent_encoding_is_rfc3986() -> None:
     assert canonical == (
         b"GET\n/a%20b/%C3%BC~%2B/%25\ne=&k=v%20w%2Bx%2Fy&~=-._\nhost\nhost:h\nraw\xff"
     )
+
+
+def test_decode_query_keeps_blanks_repeats_and_order() -> None:
+    raw = b"campaignId=C%201&batchId=&batchId=b+2&flag&%C3%BC=%E2%82%AC"
+    assert decode_query(raw) == [
+        ("campaignId", "C 1"),
+        ("batchId", ""),
+        ("batchId", "b 2"),  # '+' is a space in a query string
+        ("flag", ""),
+        ("ü", "€"),
+    ]
+
+
+def test_decode_query_turns_bytes_that_are_not_utf8_into_lone_surrogates() -> None:
+    # Not U+FFFD: a guessed character could name a real campaign; a surrogate names none.
+    for raw, value in (
+        (b"c=%FF", "\udcff"),
+        (b"c=\xff", "\udcff"),
+        (b"c=a%ED%B3%BF", "a\udced\udcb3\udcbf"),
+    ):
+        ((name, decoded),) = decode_query(raw)
+        assert (name, decoded) == ("c", value)
+        with pytest.raises(UnicodeEncodeError):
+            decoded.encode("utf-8")  # what the signature and the id checks then refuse
+
+
+def test_a_decoded_query_verifies_as_the_client_signed_it() -> None:
+    query = (("campaignId", "C 1"), ("batchId", "ü/€"), ("e", ""))
+    authorization = Request(query=query).sign()
+    raw = b"campaignId=C+1&batchId=%C3%BC%2F%E2%82%AC&e="
+    assert Request(query=tuple(decode_query(raw))).verify(authorization) == "demo-ak"
 
 
 def test_format_timestamp_is_utc_with_milliseconds() -> None:

@@ -15,7 +15,9 @@ Decisions taken here (Huawei documents the header only as an image):
 - ``path`` and query names/values are passed *decoded*; they are percent-encoded here with the
   RFC 3986 unreserved set (``A-Z a-z 0-9 - . _ ~``, UTF-8, upper-case hex), ``/`` kept in the path.
 - The query is canonicalised as the encoded ``name=value`` strings, sorted, joined with ``&``; a
-  parameter without a value is ``name=``. Repeated parameters are all kept.
+  parameter without a value is ``name=``. Repeated parameters are all kept. A server reads the
+  pairs out of the raw query string with ``decode_query``, the same decoding that its
+  parameter checks then see.
 - Exactly the headers named in ``signedHeaders`` are signed, and each must be present in the
   request; header values are only trimmed of spaces and tabs (HTTP's optional whitespace).
 - The canonical request is built as bytes so the body is signed exactly as received, whatever
@@ -32,12 +34,13 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
 __all__ = [
     "AUTH_SCHEME",
     "AuthenticationError",
     "canonical_request",
+    "decode_query",
     "format_timestamp",
     "parse_key_pairs",
     "sign_request",
@@ -105,6 +108,21 @@ def _encode(text: str, *, safe: str = "") -> str:
     # quote() keeps exactly the RFC 3986 unreserved set plus `safe`, writes upper-case hex and
     # encodes UTF-8; it raises UnicodeEncodeError on lone surrogates.
     return quote(text, safe=safe)
+
+
+def decode_query(raw: bytes) -> list[tuple[str, str]]:
+    """The query string's name/value pairs, decoded exactly as the signature covers them.
+
+    Bytes that are not UTF-8 become lone surrogates rather than U+FFFD, so that validation turns
+    them away as invalid characters instead of serving a campaign whose id was guessed (and
+    ``_encode`` refuses to sign them).
+    """
+    return parse_qsl(
+        raw.decode("utf-8", "surrogateescape"),
+        keep_blank_values=True,
+        encoding="utf-8",
+        errors="surrogateescape",
+    )
 
 
 def _canonical_query(query: Sequence[tuple[str, str]]) -> str:
@@ -240,28 +258,8 @@ def verify_request(
         raise ValueError("now must be timezone-aware")
     if window < timedelta(0):
         raise ValueError("window must not be negative")
-    text = (authorization or "").strip(_HTTP_WHITESPACE)
-    if not text:
-        raise AuthenticationError("missing")
-    # No part may contain '/': ts has none, signedHeaders joins with ';', AKs exclude it.
-    parts = text.split("/")
-    if len(parts) != 5:
-        raise AuthenticationError("malformed")
-    scheme, access_key, stamp, signed, signature = parts
-    names = signed.split(";")
-    if (
-        scheme != AUTH_SCHEME
-        or not _is_access_key(access_key)
-        or not _SIGNATURE.fullmatch(signature)
-        or not all(_HEADER_NAME.fullmatch(name) for name in names)
-        # Sorted and unique, as a conforming client writes it: anything else was not canonical.
-        or any(left >= right for left, right in pairwise(names))
-    ):
-        raise AuthenticationError("malformed")
-    try:
-        moment = _parse_timestamp(stamp)
-    except ValueError:
-        raise AuthenticationError("malformed") from None
+    parts, names, moment = _parse_authorization(authorization)
+    access_key, signature = parts[1], parts[4]
     secret_key = secret_keys.get(access_key)
     if secret_key is None:
         raise AuthenticationError("unknown-key")
@@ -285,6 +283,32 @@ def verify_request(
     if not hmac.compare_digest(expected.encode("ascii"), signature.encode("ascii")):
         raise AuthenticationError("bad-signature")
     return access_key
+
+
+def _parse_authorization(authorization: str | None) -> tuple[list[str], list[str], datetime]:
+    """The header's five parts, its signed header names and its moment; or why it is refused."""
+    text = (authorization or "").strip(_HTTP_WHITESPACE)
+    if not text:
+        raise AuthenticationError("missing")
+    # No part may contain '/': ts has none, signedHeaders joins with ';', AKs exclude it.
+    parts = text.split("/")
+    if len(parts) != 5:
+        raise AuthenticationError("malformed")
+    scheme, access_key, stamp, signed, signature = parts
+    names = signed.split(";")
+    if (
+        scheme != AUTH_SCHEME
+        or not _is_access_key(access_key)
+        or not _SIGNATURE.fullmatch(signature)
+        or not all(_HEADER_NAME.fullmatch(name) for name in names)
+        # Sorted and unique, as a conforming client writes it: anything else was not canonical.
+        or any(left >= right for left, right in pairwise(names))
+    ):
+        raise AuthenticationError("malformed")
+    try:
+        return parts, names, _parse_timestamp(stamp)
+    except ValueError:
+        raise AuthenticationError("malformed") from None
 
 
 def parse_key_pairs(text: str) -> dict[str, str]:
