@@ -23,11 +23,19 @@ from isales_stats.engine.redis_connection import AnyRedis, LuaScript, run_pipeli
 from isales_stats.engine.scripts import load_script
 
 COUNT_EVENTS = load_script("count_events.lua")
-STORE_HIGHER_OFFSET = LuaScript(
-    """-- KEYS[1] offsets hash; ARGV[1] partition; ARGV[2] offset: store it unless lower.
-    local stored = tonumber(redis.call('HGET', KEYS[1], ARGV[1]))
-    if stored == nil or stored < tonumber(ARGV[2]) then
-      redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+STORE_HIGHER_OFFSETS = LuaScript(
+    """-- KEYS[1] a topic's offsets hash; ARGV partition, offset, partition, offset...: store
+    -- each offset unless a higher one is stored; one HSET of those that grow.
+    local higher = {}
+    for i = 1, #ARGV, 2 do
+      local stored = tonumber(redis.call('HGET', KEYS[1], ARGV[i]))
+      if stored == nil or stored < tonumber(ARGV[i + 1]) then
+        higher[#higher + 1] = ARGV[i]
+        higher[#higher + 1] = ARGV[i + 1]
+      end
+    end
+    if #higher > 0 then
+      redis.call('HSET', KEYS[1], unpack(higher))
     end
     return 0"""
 )
@@ -117,30 +125,48 @@ class EventCounter:
         for event in events:
             by_campaign.setdefault((event.vdn_id, event.campaign_id), []).append(event)
         scripts = self._scripts(by_campaign, outcome)
-        offsets = dict(counted_offsets or {})
+        # A batch's fixed cost is its commands, whatever its size: one per topic for the
+        # offsets and one per VDN for the index, not one per partition or campaign.
+        by_topic: dict[str, dict[int, int]] = {}
+        for (topic, partition), offset in (counted_offsets or {}).items():
+            by_topic.setdefault(topic, {})[partition] = offset
+        campaigns_of: dict[int, list[str]] = {}
+        for vdn_id, campaign_id in by_campaign:
+            campaigns_of.setdefault(vdn_id, []).append(campaign_id)
 
-        def queue(pipe: Any) -> None:
-            for topic, partition in offsets:
-                pipe.hget(self.layout.counted_offsets(topic), str(partition))
-            # The index comes first: a campaign is listed before its counters can be read.
-            for vdn_id, campaign_id in by_campaign:
-                pipe.sadd(self.layout.vdn_campaigns(vdn_id), campaign_id)
-            for keys, arguments in scripts:
-                COUNT_EVENTS.queue(pipe, keys, arguments)
-            # Last: an offset stored is never ahead of the counts it stands for. Only a higher
-            # one replaces it: after a rebalance the old owner's last batch may come late.
-            for (topic, partition), offset in offsets.items():
-                STORE_HIGHER_OFFSET.queue(
-                    pipe, [self.layout.counted_offsets(topic)], [str(partition), offset]
-                )
-
-        replies = await run_pipeline(self.redis, [COUNT_EVENTS, STORE_HIGHER_OFFSET], queue)
-        self._note_stored_offsets(offsets, replies[: len(offsets)], outcome)
-        first_script = len(offsets) + len(by_campaign)
+        replies = await run_pipeline(
+            self.redis,
+            [COUNT_EVENTS, STORE_HIGHER_OFFSETS],
+            lambda pipe: self._queue(pipe, by_topic, campaigns_of, scripts),
+        )
+        for (topic, partitions), found in zip(by_topic.items(), replies, strict=False):
+            self._note_stored_offsets(topic, partitions, found, outcome)
+        first_script = len(by_topic) + len(campaigns_of)
         verdicts = replies[first_script : first_script + len(by_campaign)]
         for campaign_events, letters in zip(by_campaign.values(), verdicts, strict=True):
             _tally(campaign_events, _text(letters), outcome)
         return outcome
+
+    def _queue(
+        self,
+        pipe: Any,
+        by_topic: dict[str, dict[int, int]],
+        campaigns_of: dict[int, list[str]],
+        scripts: list[tuple[list[str], list[Any]]],
+    ) -> None:
+        """A batch's commands, in the order that keeps the offsets honest."""
+        for topic, partitions in by_topic.items():
+            pipe.hmget(self.layout.counted_offsets(topic), [str(p) for p in partitions])
+        # The index comes first: a campaign is listed before its counters can be read.
+        for vdn_id, campaign_ids in campaigns_of.items():
+            pipe.sadd(self.layout.vdn_campaigns(vdn_id), *campaign_ids)
+        for keys, arguments in scripts:
+            COUNT_EVENTS.queue(pipe, keys, arguments)
+        # Last: an offset stored is never ahead of the counts it stands for. Only a higher one
+        # replaces it: after a rebalance the old owner's last batch may come late.
+        for topic, partitions in by_topic.items():
+            pairs = [value for item in partitions.items() for value in item]
+            STORE_HIGHER_OFFSETS.queue(pipe, [self.layout.counted_offsets(topic)], pairs)
 
     def _scripts(
         self, by_campaign: dict[tuple[int, str], list[CallEvent]], outcome: CountingOutcome
@@ -186,12 +212,14 @@ class EventCounter:
 
     def _note_stored_offsets(
         self,
-        offsets: dict[tuple[str, int], int],
+        topic: str,
+        offsets: dict[int, int],
         before: Sequence[Any],
         outcome: CountingOutcome,
     ) -> None:
         """Remember the offsets stored; one found lower than this process stored lost writes."""
-        for (source, offset), found in zip(offsets.items(), before, strict=True):
+        for (partition, offset), found in zip(offsets.items(), before, strict=True):
+            source = (topic, partition)
             stored_last = self._last_stored.get(source)
             if stored_last is not None and (found is None or int(found) < stored_last):
                 outcome.lost_since[source] = 0 if found is None else int(found) + 1
