@@ -39,8 +39,9 @@ format: install
 	$(BIN)/ruff check --fix .
 
 # The test session starts Kafka and Redis if they are not running and stops what it started.
+# Branch coverage of the pytest process is printed at the end (pyproject.toml, [tool.coverage]).
 test: lint
-	$(BIN)/pytest -m "not faults"
+	$(BIN)/pytest -m "not faults" --cov --cov-report=term
 
 # Crashes, rebalances, a Kafka node lost, poison input and a 10-minute soak; figures printed.
 test-faults: install

@@ -72,7 +72,9 @@ class BatchDeliveryConsumer(faust_aiokafka.Consumer):
             for tp, offset in targets.items():
                 self._read_offset[tp] = offset or None
 
-    async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - Faust's loop
+    # C901 on purpose: Faust's own drain loop, kept line for line beside its original so that an
+    # upgrade of faust-streaming can be diffed against it; splitting it would hide the diff.
+    async def _drain_messages(self, fetcher: Any) -> None:  # noqa: C901  # pragma: no cover
         callback = self.callback
         getmany = self.getmany
         consumer_should_stop = cast(Service, self)._stopped.is_set
