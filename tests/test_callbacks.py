@@ -116,6 +116,9 @@ def test_numbers_written_as_strings_and_no_batch_are_accepted() -> None:
         ([result("a", "1"), "x"], r"call result \[1\]: a call result must be a JSON object"),
         ([result("a", "1"), result(None, "2")], r"\[1\]: sessionId must be a string"),
         ([result("a", "1", callTimeStr="30/08/2020 20:00")], r"\[0\]: callTimeStr must look like"),
+        # Before year 1 in UTC once GMT+08:00 is taken off (was an OverflowError, a 500).
+        ([result("a", "1", callTimeStr="0001-01-01 00:00:00")], r"\[0\]: .* out of range"),
+        ([result("a", "1", callTimeStr="1969-12-31 23:00:00")], r"\[0\]: .* out of range"),
         ([result("a", "1", status=3)], r"\[0\]: callStatus must be 6"),
         ([result("a", "1", vdnId=0)], r"\[0\]: vdnId must be 1..9999"),
         ([result("a", None)], r"\[0\]: callId must be a string"),

@@ -154,12 +154,21 @@ def parse_occurred_at(value: object) -> int:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise InvalidEvent(f"occurredAt is not a valid date and time: {_short(value)}") from None
+    return occurred_at_ms(moment, value)  # the pattern requires an offset: moment is aware
+
+
+def occurred_at_ms(moment: datetime, shown: object) -> int:
+    """The aware ``moment`` as an event's occurredAt, or ``InvalidEvent`` naming ``shown``.
+
+    One rule for every way an event gets its time (ISO-8601 here, a callback's local time):
+    from the epoch up to 10^14 ms (year 5138).
+    """
     try:
-        milliseconds = epoch_ms(moment)  # the pattern requires an offset: moment is aware
+        milliseconds = epoch_ms(moment)
     except OverflowError:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
-        raise InvalidEvent(f"occurredAt out of range: {_short(value)}") from None
+        raise InvalidEvent(f"occurredAt out of range: {_short(shown)}") from None
     if not 0 <= milliseconds < 10**14:
-        raise InvalidEvent(f"occurredAt out of range: {_short(value)}")
+        raise InvalidEvent(f"occurredAt out of range: {_short(shown)}")
     return milliseconds
 
 

@@ -37,8 +37,8 @@ from isales_stats.core.events import (
     MIN_VDN_ID,
     CallEvent,
     InvalidEvent,
-    epoch_ms,
     event_from_json,
+    occurred_at_ms,
 )
 from isales_stats.producing.publisher import validate_event
 
@@ -156,7 +156,7 @@ def _occurred_at_ms(value: object, zone: tzinfo) -> int:
         except ValueError:
             continue
         # An hour that a DST zone repeats reads as its first occurrence (fold=0).
-        return epoch_ms(local.replace(tzinfo=zone))
+        return occurred_at_ms(local.replace(tzinfo=zone), value)
     raise InvalidEvent(f"callTimeStr must look like 2020-08-30 20:00:00, got {_short(value)}")
 
 
