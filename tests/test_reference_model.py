@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from isales_stats.core.reference_model import (
+    COUNTER_KEYS,
     GMT8,
     ReferenceModel,
     occurred_day,
@@ -268,20 +269,8 @@ def _scenario() -> ReferenceModel:
 
 
 def _counters(*values: int) -> dict[str, int]:
-    keys = (
-        "unCallCount",
-        "calledCount",
-        "finishCount",
-        "totalCalledCount",
-        "totalCallSucc",
-        "totalFinishCount",
-        "totalCount",
-        "dailyCalledCount",
-        "dailyCallSucc",
-        "dailyFinishCount",
-        "dailyCount",
-    )
-    return dict(zip(keys, values, strict=True))
+    """The eleven counters from values in the API body's documentation order."""
+    return dict(zip(COUNTER_KEYS, values, strict=True))
 
 
 def test_count_detail_full_body() -> None:
