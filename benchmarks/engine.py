@@ -38,6 +38,7 @@ from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 
 from isales_stats.commands.stack import Stack
+from isales_stats.commands.stack.kafka import KafkaBroker
 from isales_stats.commands.stack.redis import RedisServer
 from isales_stats.core.events import decode_event
 from isales_stats.core.keys import KeyLayout
@@ -198,6 +199,18 @@ def _run(base: Settings, used: list[Settings]) -> str:
         ],
         "",
         "Target: p99 <= 250 ms at 50 % of capacity.",
+        "",
+        "Where the two cores went in those seconds (CPU time of each process / wall time; the "
+        "rest of the machine, the shared VM's other tenants included, is not listed):",
+        "",
+        "| load | " + " | ".join(loads[0][1]["cores"]) + " | sum |",
+        "| ---: |" + " ---: |" * (len(loads[0][1]["cores"]) + 1),
+        *[
+            f"| {fraction:.0%} | "
+            + " | ".join(f"{value:.2f}" for value in f["cores"].values())
+            + f" | {sum(f['cores'].values()):.2f} |"
+            for fraction, f in loads
+        ],
         "",
         *_bytes_table(loads),
         "### Redis memory",
@@ -464,6 +477,15 @@ def _start_worker(settings: Settings) -> tuple[subprocess.Popen[bytes], int]:
     return worker, port
 
 
+def _stack_pids(settings: Settings) -> dict[str, int]:
+    """The Kafka broker's and the benchmark Redis' process ids (from their pid files)."""
+    found = {
+        "Kafka": KafkaBroker(Settings()).process.pid(),
+        "Redis": RedisServer(settings).process.pid(),
+    }
+    return {name: pid for name, pid in found.items() if pid is not None}
+
+
 def _stop(worker: subprocess.Popen[bytes]) -> None:
     worker.terminate()
     worker.wait(30)
@@ -520,7 +542,9 @@ def _freshness(settings: Settings, rate: float) -> dict[str, Any]:
         watcher.start()
         sent = 0
         batches_before, writes_before, mark = batches(), read_writes(redis), aof_mark(redis)
-        cpu_before = cpu_seconds(worker.pid)
+        processes = {"worker": worker.pid, "this process (publisher)": os.getpid(),
+                     **_stack_pids(settings)}  # fmt: skip
+        cpu_before = {name: cpu_seconds(pid) for name, pid in processes.items()}
         began = time.perf_counter()
         with EventPublisher(settings) as publisher:
             while (elapsed := time.perf_counter() - began) < FRESHNESS_SECONDS:
@@ -538,7 +562,11 @@ def _freshness(settings: Settings, rate: float) -> dict[str, Any]:
         watcher.stop()
         writes_after, batches_after = read_writes(redis), batches()
         by_write = bytes_by_write(mark)
-        cpu = cpu_seconds(worker.pid) - cpu_before
+        window = time.perf_counter() - began
+        cores = {
+            name: (cpu_seconds(pid) - cpu_before[name]) / window for name, pid in processes.items()
+        }
+        cpu = cores["worker"] * window
     finally:
         _stop(worker)
         redis.close()
@@ -559,6 +587,7 @@ def _freshness(settings: Settings, rate: float) -> dict[str, Any]:
         "rewrites_per_minute": writes_after.rewrites_per_minute_since(writes_before),
         "cpu_per_million": cpu * 1_000_000 / max(sent, 1),
         "by_write": by_write,
+        "cores": cores,
     }  # fmt: skip
 
 
