@@ -21,4 +21,9 @@ def run_worker(settings: Settings, loglevel: str = "warning") -> NoReturn:
     app = create_app(settings)
     register_agents(app, settings)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    # No terminal spinner: to spin on every log line, Faust sets the root logger to DEBUG and
+    # hands every record to it, so each debug call in aiokafka (several per fetch) built a
+    # LogRecord only for it to be dropped (a few % of the worker's CPU in a profile). Without
+    # it the root logger keeps ``loglevel``.
+    worker.spinner = None
     worker.execute_from_commandline()  # exits the process when the worker is told to stop
