@@ -45,6 +45,7 @@ from starlette.routing import Route
 
 from isales_stats.api.runtime import tune_garbage_collector
 from isales_stats.client import CONTENT_TYPE, STATISTICS_PATH, sign
+from isales_stats.commands import cli_command
 from isales_stats.commands.stack.redis import RedisServer
 from isales_stats.core.days import today_in
 from isales_stats.core.keys import KeyLayout
@@ -167,7 +168,7 @@ def _server(command: list[str], environment: dict[str, str], port: int, log: Pat
 
 
 def _api_server(settings: Settings, port: int, workdir: Path) -> Any:
-    command = [sys.executable, "-m", "isales_stats", "api", "--port", str(port)]
+    command = cli_command("api", "--port", str(port))
     return _server(command, settings.as_environment(), port, workdir / f"api-{port}.log")
 
 

@@ -37,6 +37,7 @@ import aiokafka
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 
+from isales_stats.commands import cli_command
 from isales_stats.commands.stack import Stack
 from isales_stats.commands.stack.kafka import KafkaBroker
 from isales_stats.commands.stack.redis import RedisServer
@@ -100,7 +101,7 @@ def _empty_redis(settings: Settings) -> None:
 
 def _run(base: Settings, used: list[Settings]) -> str:
     def fresh() -> Settings:
-        """Settings of one run: its own topics, keys and group, remembered for the clean-up."""
+        """Settings of one run: its own topics and group, remembered for the clean-up."""
         settings = _fresh_settings(base)
         used.append(settings)
         return settings
@@ -112,8 +113,7 @@ def _run(base: Settings, used: list[Settings]) -> str:
 
     ceiling = [_bare_consumer_rate(settings, len(stream)) for _ in range(RUNS)]
     ours = [
-        _worker_rate(settings, ["-m", "isales_stats", "worker"], len(stream), identities)
-        for _ in range(RUNS)
+        _worker_rate(settings, cli_command("worker"), len(stream), identities) for _ in range(RUNS)
     ]
 
     naive_stream = stream[:NAIVE_EVENTS]
@@ -122,7 +122,7 @@ def _run(base: Settings, used: list[Settings]) -> str:
     naive = [
         _worker_rate(
             naive_settings,
-            ["-m", "benchmarks.naive_worker"],
+            [sys.executable, "-m", "benchmarks.naive_worker"],
             len(naive_stream),
             _identities(naive_stream),
         )
@@ -131,9 +131,7 @@ def _run(base: Settings, used: list[Settings]) -> str:
     no_op = _no_op_rate(settings, len(stream))
 
     with Replica(base) as replica:
-        replicated = _worker_rate(
-            settings, ["-m", "isales_stats", "worker"], len(stream), identities
-        )
+        replicated = _worker_rate(settings, cli_command("worker"), len(stream), identities)
         replica_lag = replica.lag_bytes()
 
     capacity = _capacity(fresh())
@@ -363,7 +361,7 @@ def _worker_rate(settings: Settings, command: list[str], events: int, expected: 
     before = read_writes(redis)
     launched = time.monotonic()
     worker = subprocess.Popen(
-        [sys.executable, *command], env=environment,
+        command, env=environment,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
@@ -392,8 +390,7 @@ def _worker_rate(settings: Settings, command: list[str], events: int, expected: 
             replication_bytes=after.replication_offset - before.replication_offset,
         )
     finally:
-        worker.terminate()
-        worker.wait(30)
+        _stop(worker)
         redis.close()
 
 
@@ -428,8 +425,7 @@ def _no_op_rate(settings: Settings, events: int) -> tuple[float, float]:
         assert first is not None
         return (seen - first[1]) / (now - first[0]), first[0] - launched
     finally:
-        worker.terminate()
-        worker.wait(30)
+        _stop(worker)
 
 
 def _bare_consumer_rate(settings: Settings, events: int) -> float:
@@ -470,7 +466,7 @@ def _start_worker(settings: Settings) -> tuple[subprocess.Popen[bytes], int]:
         **os.environ, **settings.model_copy(update={"worker_metrics_port": port}).as_environment()
     }  # fmt: skip
     worker = subprocess.Popen(
-        [sys.executable, "-m", "isales_stats", "worker"], env=environment,
+        cli_command("worker"), env=environment,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     _wait_until_consuming(settings, worker)
@@ -563,10 +559,7 @@ def _freshness(settings: Settings, rate: float) -> dict[str, Any]:
         writes_after, batches_after = read_writes(redis), batches()
         by_write = bytes_by_write(mark)
         window = time.perf_counter() - began
-        cores = {
-            name: (cpu_seconds(pid) - cpu_before[name]) / window for name, pid in processes.items()
-        }
-        cpu = cores["worker"] * window
+        cpu_used = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in processes.items()}
     finally:
         _stop(worker)
         redis.close()
@@ -585,9 +578,9 @@ def _freshness(settings: Settings, rate: float) -> dict[str, Any]:
         "batch_ms": (batches_after[1] - batches_before[1]) * 1000 / max(count, 1),
         "aof_per_event": writes_after.aof_appended_since(writes_before) / max(sent, 1),
         "rewrites_per_minute": writes_after.rewrites_per_minute_since(writes_before),
-        "cpu_per_million": cpu * 1_000_000 / max(sent, 1),
+        "cpu_per_million": cpu_used["worker"] * 1_000_000 / max(sent, 1),
         "by_write": by_write,
-        "cores": cores,
+        "cores": {name: used / window for name, used in cpu_used.items()},
     }  # fmt: skip
 
 
