@@ -139,7 +139,8 @@ class EventCounter:
             [COUNT_EVENTS, STORE_HIGHER_OFFSETS],
             lambda pipe: self._queue(pipe, by_topic, campaigns_of, scripts),
         )
-        for (topic, partitions), found in zip(by_topic.items(), replies, strict=False):
+        stored = replies[: len(by_topic)]
+        for (topic, partitions), found in zip(by_topic.items(), stored, strict=True):
             self._note_stored_offsets(topic, partitions, found, outcome)
         first_script = len(by_topic) + len(campaigns_of)
         verdicts = replies[first_script : first_script + len(by_campaign)]
