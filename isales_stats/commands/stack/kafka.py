@@ -202,8 +202,10 @@ def broker_command(jars: Path, config: Path) -> list[str]:
     """The command line of a broker whose files are next to ``config``."""
     java = shutil.which("java") or "java"
     log4j2 = config.parent / "log4j2.properties"
+    # The JVM's pauses, beside the broker's log: a stall of every client at once is read here.
+    gc_log = f"-Xlog:gc:file={config.parent / 'gc.log'}:time,uptime:filecount=2,filesize=10m"
     return [
-        java, *JVM_OPTIONS, f"-Dlog4j2.configurationFile={log4j2}",
+        java, *JVM_OPTIONS, gc_log, f"-Dlog4j2.configurationFile={log4j2}",
         "-cp", f"{jars}/*", "kafka.Kafka", str(config),
     ]  # fmt: skip
 
