@@ -334,6 +334,11 @@ def test_soak_at_5000_events_per_second_with_two_workers_and_the_api_polled(
         for process in [*workers, api]:
             process.stop()
 
+    # The raw samples stay beside the workers' logs, to line an excursion up with them.
+    began_unix = time.time() - (time.perf_counter() - soak.began)
+    (tmp_path / "freshness.json").write_bytes(
+        orjson.dumps({"began_unix": began_unix, "sent_s_and_ms": soak.freshness})
+    )
     rows, summary = report(soak, snapshots, produced_in, counted)
     print("\n".join(rows), flush=True)
     figures("row 8: soak", summary)
