@@ -63,6 +63,11 @@ class BatchDeliveryConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 class BatchDeliveryConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer with a drain loop that delivers batch topics a fetch at a time."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Resume points ahead of Kafka's commit: the drain loop commits them once it runs.
+        self._resume_commits: dict[Any, int] = {}
+
     def _new_consumer_thread(self) -> BatchDeliveryConsumerThread:
         return BatchDeliveryConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
@@ -98,6 +103,21 @@ class BatchDeliveryConsumer(faust_aiokafka.Consumer):
             await self.seek_wait(targets)
             for tp, offset in targets.items():
                 self._read_offset[tp] = offset or None
+                if offset > (self._committed_offset.get(tp) or 0):
+                    # Everything before the resume point is counted. Faust's bookkeeping must
+                    # start there too: from Kafka's older commit, it would wait forever for
+                    # acks of offsets never delivered again, commit nothing more on the
+                    # partition, and keep every later ack in memory (the commit freeze). And
+                    # Kafka is told at once: a partition resumed at its end acks nothing, so
+                    # nothing else would ever move its commit.
+                    self._committed_offset[tp] = offset
+                    self._resume_commits[tp] = offset
+
+    async def _commit_resume_points(self) -> None:
+        """Commit what ``perform_seek`` found counted already (outside the rebalance)."""
+        offsets = dict(self._resume_commits)
+        self._resume_commits.clear()
+        await self._commit_offsets(offsets)  # leaves out partitions no longer assigned
 
     # C901 on purpose: Faust's own drain loop, kept line for line beside its original so that an
     # upgrade of faust-streaming can be diffed against it; splitting it would hide the diff.
@@ -114,6 +134,8 @@ class BatchDeliveryConsumer(faust_aiokafka.Consumer):
         track = self.track_message
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
+                if self._resume_commits and not flow_suspended():  # (not Faust's)
+                    await self._commit_resume_points()
                 fetched = getmany(timeout=1.0)
                 await asyncio.sleep(0)
                 if self.should_stop:

@@ -25,6 +25,7 @@ from isales_stats.engine.topics import ensure_topics
 from tests.support.detail import expected_detail, read_detail
 from tests.support.faults import (
     PacedProducer,
+    assert_fully_committed,
     fault_seed,
     figures,
     scrape_metric,
@@ -120,6 +121,7 @@ def test_a_kafka_node_killed_and_restarted_mid_stream_loses_nothing(
         assert read_detail(settings) == expected
         assert worker.process is not None
         assert worker.process.poll() is None, f"the worker died:\n{worker.log()}"
+        committed = assert_fully_committed(settings, worker.log)
         counted = scrape_metric(metrics_port, "isales_events_counted_total")
         retries = scrape_metric(metrics_port, "isales_counting_retries_total")
 
@@ -137,6 +139,7 @@ def test_a_kafka_node_killed_and_restarted_mid_stream_loses_nothing(
             "worker": f"same process throughout, counted {counted:,.0f} events, "
             f"{retries:.0f} Redis retries",
             "result": "exact (= reference model)",
+            "committed": committed,
             "duration": f"{time.monotonic() - began:.0f} s after the cluster was up",
         },
     )

@@ -30,6 +30,7 @@ from tests.support.detail import expected_detail, read_detail
 from tests.support.events import CALL, call_event
 from tests.support.faults import (
     PacedProducer,
+    assert_fully_committed,
     fault_seed,
     figures,
     scrape_metric,
@@ -267,6 +268,7 @@ def test_ten_thousand_poison_messages_are_dead_lettered_and_the_rest_counted_exa
         assert exact, f"the valid events were not counted exactly:\n{worker.log()}"
         letters = read_all_dead_letters(test_settings, len(poison), timeout=180)
         assert read_detail(test_settings) == expected
+        committed = assert_fully_committed(test_settings, worker.log)
         dead_lettered = scrape_metric(metrics_port, "isales_events_dead_lettered_total")
         counted = scrape_metric(metrics_port, "isales_events_counted_total")
         assert worker.process.pid == pid
@@ -310,6 +312,7 @@ def test_ten_thousand_poison_messages_are_dead_lettered_and_the_rest_counted_exa
             + "; each once, original key and bytes, expected category and reason",
             "valid events": f"exact (= reference model), {counted:,.0f} counted",
             "worker": f"pid {pid} throughout, alive at the end, no traceback in its log",
+            "committed": committed,
             "duration": f"{time.monotonic() - began:.0f} s",
         },
     )

@@ -21,6 +21,7 @@ from isales_stats.engine.topics import ensure_topics
 from tests.support.detail import expected_detail, read_detail
 from tests.support.faults import (
     PacedProducer,
+    assert_fully_committed,
     fault_seed,
     figures,
     scrape_metric,
@@ -89,6 +90,9 @@ def test_a_worker_joins_and_one_leaves_mid_stream_and_the_counts_stay_exact(
         )
         time.sleep(2)
         assert read_detail(test_settings) == expected
+        committed = assert_fully_committed(
+            test_settings, lambda: "\n".join(worker.log() for worker in workers[1:])
+        )
         for number, port in enumerate(ports[1:], start=2):
             counted[number] = scrape_metric(port, "isales_events_counted_total")
             duplicates[number] = scrape_metric(port, "isales_events_duplicate_total")
@@ -115,6 +119,7 @@ def test_a_worker_joins_and_one_leaves_mid_stream_and_the_counts_stay_exact(
             "Redis loss alarms": f"{sum(false_alarms.values()):.0f} partitions read again "
             "for a loss that did not happen (isales_redis_lost_writes_total)",
             "result": "exact (= reference model); every worker counted events",
+            "committed": committed,
             "duration": f"{time.monotonic() - began:.0f} s",
         },
     )

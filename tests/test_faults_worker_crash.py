@@ -4,7 +4,9 @@
 Kafka; a worker counts them and is killed with ``kill -9`` when the counted share reaches a
 random fraction (seeded, printed; ``ISALES_FAULT_SEED`` replays a run), then a new worker
 takes over. Nothing is committed on a kill, so every restart replays what the dead worker had
-not committed: the final statistics must still be exactly the reference model's.
+not committed: the final statistics must still be exactly the reference model's, and the
+consumer group must commit every partition to its log end (a worker that resumes past Kafka's
+commit, from the offsets stored with the counts, must not freeze the group's commits).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import pytest
 from isales_stats.core.settings import Settings
 from tests.support.detail import distinct_identities_counted, expected_detail, read_detail
 from tests.support.faults import (
+    assert_fully_committed,
     fault_seed,
     figures,
     scrape_metric,
@@ -94,6 +97,7 @@ def test_three_kill_nines_at_random_moments_change_nothing(
         assert exact, f"numbers after {KILLS} crashes differ from the model:\n{last.log()}"
         time.sleep(2)  # anything still replayed after that must change nothing
         assert read_detail(test_settings) == expected
+        committed = assert_fully_committed(test_settings, last.log)
         wait_for_metrics(metrics_port)
         replayed = scrape_metric(metrics_port, "isales_events_duplicate_total")
         counted_last = scrape_metric(metrics_port, "isales_events_counted_total")
@@ -108,6 +112,7 @@ def test_three_kill_nines_at_random_moments_change_nothing(
             f"{replayed:,.0f} already counted (replays and upstream duplicates)",
             "restart to exact": f"{to_exact:.1f} s",
             "result": "exact (= reference model), still exact 2 s later",
+            "committed": committed,
             "duration": f"{time.monotonic() - began:.0f} s",
         },
     )

@@ -18,6 +18,7 @@ from redis import Redis
 from isales_stats.commands.stack.redis import RedisServer
 from isales_stats.core.settings import Settings
 from tests.support.detail import expected_detail, read_detail
+from tests.support.faults import assert_fully_committed
 from tests.support.kafka_topics import publish
 from tests.support.ports import free_port
 from tests.support.processes import ServiceProcess
@@ -78,6 +79,7 @@ def test_counts_lost_by_redis_while_no_worker_runs_are_counted_again(
     with ServiceProcess(settings, "worker", log_dir=tmp_path, worker_metrics_port=0) as worker:
         healed = wait_for(lambda: read_detail(settings) == expected_detail(stream), 60)
         assert healed, worker.log()
+        assert_fully_committed(settings, worker.log)  # the seek back froze no commit
 
 
 def test_a_running_worker_notices_the_loss_and_counts_again(
@@ -98,6 +100,7 @@ def test_a_running_worker_notices_the_loss_and_counts_again(
         # No event follows: the worker's periodic check finds the loss and reads again.
         healed = wait_for(lambda: read_detail(settings) == expected_detail(stream), 60)
         assert healed, worker.log()
+        assert_fully_committed(settings, worker.log)  # the seek back froze no commit
         with Redis.from_url(settings.redis_url) as redis:
             assert redis.ping()
     assert "Redis lost counts" in worker.log()
@@ -113,3 +116,4 @@ def test_sigterm_of_redis_mid_stream_loses_nothing(private_redis: Any, tmp_path:
         server.ensure_running()
         healed = wait_for(lambda: read_detail(settings) == expected_detail(stream), 90)
         assert healed, worker.log()
+        assert_fully_committed(settings, worker.log)  # the seek back froze no commit

@@ -2,7 +2,8 @@
 
 A seed printed by every test that draws at random, a producer that keeps a steady rate while
 a fault happens (so the stream is produced *during* the failure, not only before it), the
-workers' own Prometheus counters, process memory, and the consumer group as Kafka sees it.
+workers' own Prometheus counters, process memory, and the consumer group as Kafka sees it
+(its members, and whether it committed everything).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from kafka.errors import KafkaError
 
 from isales_stats.core.settings import Settings
 from tests.support.detail import read_detail
+from tests.support.kafka_topics import wait_until_committed
 from tests.support.waiting import wait_for
 
 
@@ -101,6 +103,16 @@ def wait_for_group(settings: Settings, members: int, timeout: float = 90) -> flo
 
 def wait_until_exact(settings: Settings, expected: list[dict[str, Any]], timeout: float) -> bool:
     return bool(wait_for(lambda: read_detail(settings) == expected, timeout, interval=0.5))
+
+
+def assert_fully_committed(settings: Settings, log: Callable[[], str] = str) -> str:
+    """Wait until the group has committed every partition to its log end (a fault test's
+    second check, beside exact counts); fail naming the partitions that froze and ``log()``.
+    Returns the figure: how long it took."""
+    began = time.monotonic()
+    behind = wait_until_committed(settings)
+    assert not behind, f"the group's commits froze; uncommitted: {behind}\n{log()}"
+    return f"every partition to its log end, {time.monotonic() - began:.1f} s after exact"
 
 
 @dataclass

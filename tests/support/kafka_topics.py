@@ -78,3 +78,27 @@ def committed_offsets(settings: Settings) -> dict[TopicPartition, int]:
     finally:
         admin.close()
     return {partition: metadata.offset for partition, metadata in group.items()}
+
+
+def uncommitted(settings: Settings) -> dict[TopicPartition, int]:
+    """Partition -> messages the workers' group has not committed yet, for those behind."""
+    ends = end_offsets(settings)
+    committed = committed_offsets(settings)
+    return {
+        tp: end - committed.get(tp, 0) for tp, end in ends.items() if committed.get(tp, 0) < end
+    }
+
+
+def wait_until_committed(settings: Settings, timeout: float = 60.0) -> dict[TopicPartition, int]:
+    """Wait until the workers' group has committed every partition up to its log end.
+
+    Returns what is still uncommitted at the deadline (empty: everything). Faust commits every
+    few seconds, so a fully counted stream is fully committed soon after; one that is not has
+    a frozen commit (a consumer that will never move the group's offset on that partition).
+    """
+    deadline = time.monotonic() + timeout
+    behind = uncommitted(settings)
+    while behind and time.monotonic() < deadline:
+        time.sleep(0.5)
+        behind = uncommitted(settings)
+    return behind
