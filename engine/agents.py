@@ -56,7 +56,7 @@ def register_agents(app: CountingApp, settings: Settings) -> Any:  # noqa: C901
         """The next offset to count per partition, from the offsets stored with the counts."""
         if counter is not None:
             counter.forget_offsets((tp.topic, tp.partition) for tp in partitions)
-        async with connect(settings.redis_url) as redis:
+        async with connect(settings) as redis:
             counted = await redis.hgetall(layout.counted_offsets(settings.call_events_topic))
         return {
             tp: int(counted[str(tp.partition).encode()]) + 1
@@ -91,7 +91,7 @@ def register_agents(app: CountingApp, settings: Settings) -> Any:  # noqa: C901
     @app.agent(fetches, name="count-call-events")
     async def count_call_events(stream: Any) -> None:
         nonlocal counter
-        redis = connect(settings.redis_url)
+        redis = connect(settings)
         counter = EventCounter(
             redis,
             layout,
@@ -99,6 +99,7 @@ def register_agents(app: CountingApp, settings: Settings) -> Any:  # noqa: C901
             settings.daily_retention_days,
         )
         pipeline = CountingPipeline(counter, settings.future_tolerance_seconds)
+        metrics.PARTITION_LAG.attach(app.consumer, settings.call_events_topic)
 
         async def finish(batch: AdmittedBatch, messages: list[Any]) -> None:
             report = await pipeline.count(batch)
@@ -113,6 +114,7 @@ def register_agents(app: CountingApp, settings: Settings) -> Any:  # noqa: C901
             await read_again(report.lost_since)
             for message in messages:
                 app.consumer.ack(message)
+            metrics.PARTITION_LAG.counted(messages)
 
         # Two stages: the next fetch is decoded while Redis counts the previous one. Batches
         # still reach Redis one after the other, in fetch order.

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import REGISTRY, Counter, Histogram
+
+from isales_stats.engine.lag import PartitionLag
 
 EVENTS_COUNTED = Counter("isales_events_counted_total", "Events applied to the counters")
 EVENTS_DUPLICATE = Counter(
@@ -27,3 +29,7 @@ REDIS_LOSSES = Counter(
     "isales_redis_lost_writes_total",
     "Partitions read again because Redis had lost counts (restart within its fsync second)",
 )
+
+# Per partition, worked out at each scrape (engine/lag.py).
+PARTITION_LAG = PartitionLag()
+REGISTRY.register(PARTITION_LAG)

@@ -46,7 +46,7 @@ COMPOSE_CHECK_SOURCES = ("go.mod", "go.sum", "main.go")
 GO_BUILD_TIMEOUT = 300
 
 KAFKA_IMAGE = "apache/kafka:4.3.1"
-SERVICES = {"kafka", "redis", "topics-init", "worker", "api", "grafana"}
+SERVICES = {"kafka", "redis", "topics-init", "worker", "api", "prometheus", "grafana"}
 DEPENDENCY_CONDITIONS = {"service_healthy", "service_completed_successfully"}
 # Variables whose values must come from the operator, never from a default in the file.
 SECRETS = {"ISALES_AUTH_KEYS"}
