@@ -18,7 +18,7 @@ from isales_stats.api.routes import callbacks, health, live, metrics, statistics
 from isales_stats.api.telemetry import RequestTelemetry, configure_access_log
 from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings, get_settings
-from isales_stats.engine.redis_connection import connect
+from isales_stats.engine.redis_connection import connect, verify_access
 from isales_stats.engine.statistics import StatisticsReader
 
 
@@ -28,7 +28,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        redis = connect(settings.redis_url)
+        await verify_access(settings)  # a wrong password or CA stops start-up, named
+        redis = connect(settings)
         app.state.redis = redis
         app.state.reader = StatisticsReader(redis, KeyLayout(settings.key_prefix))
         app.state.rate_limiter = RateLimiter(

@@ -1,20 +1,27 @@
 """One way to reach Redis, standalone or Cluster, and to run Lua scripts in pipelines of both.
 
 ``redis://host:6379/0`` is one Redis; ``redis+cluster://host:7000`` (any node) is a Redis
-Cluster. The engine and the API hold whichever client the URL calls for and use only commands
-that both understand; every key one script touches shares a hash tag (engine/keys.py).
+Cluster; ``rediss://`` either of them over TLS. The engine and the API hold whichever client
+the URL calls for and use only commands that both understand; every key one script touches
+shares a hash tag (engine/keys.py). ``verify_access`` runs once at start-up, so that a wrong
+password or certificate stops a process at once, naming the setting.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import NoScriptError
+from redis.exceptions import AuthenticationError, NoScriptError, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from isales_stats.core.settings import Settings
 
 AnyRedis = Redis | RedisCluster
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
@@ -28,17 +35,46 @@ POOL_SIZE = 64
 POOL_WAIT_SECONDS = 10.0
 
 
-def connect(url: str) -> AnyRedis:
-    """A client for ``url``: a Redis Cluster client when the scheme says ``+cluster``."""
-    scheme, _, rest = url.partition("://")
+def connect(settings: Settings) -> AnyRedis:
+    """A client for ``settings.redis_url``: a Redis Cluster client when the scheme says
+    ``+cluster``; TLS, the ACL user and the timeouts from ``connection_options``."""
+    scheme, _, rest = settings.redis_url.partition("://")
+    options = connection_options(settings)
     if scheme in CLUSTER_SCHEMES:
         return RedisCluster.from_url(
-            f"{CLUSTER_SCHEMES[scheme]}://{rest}", max_connections=POOL_SIZE
+            f"{CLUSTER_SCHEMES[scheme]}://{rest}", max_connections=POOL_SIZE, **options
         )
     pool = BlockingConnectionPool.from_url(
-        url, max_connections=POOL_SIZE, timeout=POOL_WAIT_SECONDS
+        settings.redis_url, max_connections=POOL_SIZE, timeout=POOL_WAIT_SECONDS, **options
     )
     return Redis.from_pool(pool)  # owns the pool: closing the client closes its connections
+
+
+def connection_options(settings: Settings) -> dict[str, Any]:
+    """redis-py's keyword arguments for the settings beyond the URL.
+
+    Timeouts always: a Redis that accepts connections but never answers (a stopped process, a
+    black-holed network) must raise, so that the API answers 503 and the worker retries. The
+    user and password only when set, so that a URL's own ``user:password@`` still works.
+    """
+    options: dict[str, Any] = {
+        "socket_connect_timeout": settings.redis_connect_timeout_seconds,
+        "socket_timeout": settings.redis_timeout_seconds,
+    }
+    if settings.redis_username:
+        options["username"] = settings.redis_username
+    password = settings.redis_password_value()
+    if password:
+        options["password"] = password
+    if settings.redis_url.startswith("rediss"):
+        # The server's certificate must chain to the CA and name the host: redis-py's
+        # defaults (ssl_cert_reqs "required", ssl_check_hostname True) are kept.
+        if settings.redis_ca_file is not None:
+            options["ssl_ca_certs"] = str(settings.redis_ca_file)
+        if settings.redis_cert_file is not None and settings.redis_key_file is not None:
+            options["ssl_certfile"] = str(settings.redis_cert_file)
+            options["ssl_keyfile"] = str(settings.redis_key_file)
+    return options
 
 
 class LuaScript:
@@ -144,3 +180,57 @@ async def _reset(pipe: Any) -> None:
         result = reset()
         if result is not None:
             await result
+
+
+class RedisAccessRefused(Exception):
+    """Redis answered, and refused us: a setting is wrong (the message names it)."""
+
+
+async def verify_access(settings: Settings) -> None:
+    """PING Redis once at start-up, so that a misconfiguration stops the process in seconds.
+
+    A wrong user or password and a TLS failure (an untrusted CA, a certificate the server
+    refuses) raise ``RedisAccessRefused`` naming the settings to check. An unreachable Redis
+    does not: that is an outage, not a mistake, and the worker retries, the API answers 503.
+    The password is never part of the message.
+    """
+    async with connect(settings) as redis:
+        try:
+            await redis.ping()
+        except AuthenticationError as error:
+            raise RedisAccessRefused(
+                f"Redis at {_without_credentials(settings.redis_url)} refused the user or the "
+                f"password ({error}): check ISALES_REDIS_USERNAME and ISALES_REDIS_PASSWORD "
+                "(or ISALES_REDIS_PASSWORD_FILE, or the URL's user:password@)"
+            ) from None
+        except ResponseError as error:
+            if "NOPERM" not in str(error):
+                raise
+            raise RedisAccessRefused(
+                f"Redis user {settings.redis_username or 'default'!r} may not run PING "
+                f"({error}): its ACL needs the project's commands (docs/operations.md)"
+            ) from None
+        except (RedisConnectionError, OSError) as error:
+            if not _is_tls_failure(error):
+                return  # an outage: the worker retries, the API's /readyz says 503
+            raise RedisAccessRefused(
+                f"TLS to Redis at {_without_credentials(settings.redis_url)} failed ({error}): "
+                "check ISALES_REDIS_CA_FILE (the CA of the server's certificate), and "
+                "ISALES_REDIS_CERT_FILE and ISALES_REDIS_KEY_FILE if the server asks for a "
+                "client certificate"
+            ) from None
+
+
+def _is_tls_failure(error: BaseException) -> bool:
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError) or "SSL" in str(seen) or "certificate" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _without_credentials(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}{parts.path}"

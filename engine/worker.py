@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import NoReturn
 
 import faust
@@ -10,10 +11,15 @@ from prometheus_client import start_http_server
 from isales_stats.core.settings import Settings
 from isales_stats.engine.agents import register_agents
 from isales_stats.engine.app import create_app
+from isales_stats.engine.redis_connection import RedisAccessRefused, verify_access
 from isales_stats.engine.topics import ensure_topics
 
 
 def run_worker(settings: Settings, loglevel: str = "warning") -> NoReturn:
+    try:
+        asyncio.run(verify_access(settings))  # a wrong password or CA stops us here, named
+    except RedisAccessRefused as error:
+        raise SystemExit(f"isales-stats worker: {error}") from None
     ensure_topics(settings)
     if settings.worker_metrics_port:
         # Every interface: Prometheus scrapes the pod's address (the port is not the public one).

@@ -152,8 +152,11 @@ def test_settings_come_from_the_config_map_and_the_secret(component: str) -> Non
     config_maps = [source["configMapRef"]["name"] for source in sources if "configMapRef" in source]
     secrets = [source["secretRef"]["name"] for source in sources if "secretRef" in source]
     assert config_maps == ["isales-stats"]
-    # Only the API checks signatures; the worker gets no key.
-    assert secrets == (["isales-stats-auth"] if component == "api" else [])
+    # Only the API checks signatures; the worker gets no key. Both may get a Redis password.
+    expected = ["isales-stats-auth"] if component == "api" else []
+    assert secrets == [*expected, "isales-stats-redis"]
+    optional = {s["secretRef"]["name"] for s in sources if s.get("secretRef", {}).get("optional")}
+    assert optional == {"isales-stats-redis"}, "a Redis without a password needs no Secret"
     for name in config_maps:
         assert ("ConfigMap", name) in objects()
     for name in secrets:
@@ -165,6 +168,11 @@ def test_the_secret_holds_the_auth_keys_and_nothing_is_secret_in_the_config_map(
     assert set(secret["stringData"]) == {"ISALES_AUTH_KEYS"}
     assert secret["stringData"]["ISALES_AUTH_KEYS"] == "", "no real key in the repository"
     assert "ISALES_AUTH_KEYS" not in objects()[("ConfigMap", "isales-stats")]["data"]
+    redis = objects()[("Secret", "isales-stats-redis")]
+    assert redis["stringData"] == {"ISALES_REDIS_PASSWORD": ""}, "no real password in the repo"
+    secret_settings = {"PASSWORD", "SECRET", "KEYS", "TOKEN"}
+    for name in objects()[("ConfigMap", "isales-stats")]["data"]:
+        assert not secret_settings & set(name.split("_")), f"{name} is a secret: use a Secret"
 
 
 def test_config_map_speaks_the_settings_names_of_compose() -> None:

@@ -20,8 +20,9 @@ from tests.support.events import ADDED, call_event
 
 
 def test_a_cluster_url_gives_a_cluster_client_and_a_plain_one_a_plain_client() -> None:
-    assert isinstance(connect("redis+cluster://127.0.0.1:7000"), RedisCluster)
-    assert not isinstance(connect("redis://127.0.0.1:6379/0"), RedisCluster)
+    cluster = Settings(redis_url="redis+cluster://127.0.0.1:7000")
+    assert isinstance(connect(cluster), RedisCluster)
+    assert not isinstance(connect(Settings(redis_url="redis://127.0.0.1:6379/0")), RedisCluster)
 
 
 @pytest.mark.stack
@@ -31,7 +32,7 @@ def test_counting_and_reading_work_after_the_script_cache_is_flushed(
     event = decode_event(orjson.dumps(call_event(ADDED, occurredAt="2026-11-28T10:00:00+08:00")))
 
     async def run() -> int:
-        redis = connect(test_settings.redis_url)
+        redis = connect(test_settings)
         async with redis:
             layout = KeyLayout(test_settings.key_prefix)
             counter = event_counter(redis)

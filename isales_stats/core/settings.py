@@ -16,7 +16,7 @@ from typing import Annotated
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _UTC_OFFSET = re.compile(r"^(?:GMT|UTC)?([+-])(\d{1,2}):?(\d{2})$")
@@ -52,6 +52,20 @@ class Settings(BaseSettings):
     # --- services -------------------------------------------------------------------------
     kafka_url: str = "kafka://127.0.0.1:9092"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # Redis with TLS and an ACL user (docs/operations.md, "Redis with TLS and a password"):
+    # ``rediss://`` switches TLS on; the CA file is what the server's certificate must chain
+    # to, the certificate and key are the client's for mutual TLS. The user and password may be
+    # in the URL; here (or in a mounted file) the password stays out of a URL that gets shown.
+    redis_username: str = ""
+    redis_password: SecretStr = SecretStr("")
+    redis_password_file: Path | None = None
+    redis_ca_file: Path | None = None
+    redis_cert_file: Path | None = None
+    redis_key_file: Path | None = None
+    # Bounds on a Redis that does not answer: to connect, and to any one reply. The API then
+    # answers 503 and the worker retries, instead of hanging.
+    redis_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    redis_timeout_seconds: float = Field(default=10.0, gt=0)
 
     # --- the stream -----------------------------------------------------------------------
     call_events_topic: str = "isales.call-events"
@@ -129,7 +143,14 @@ class Settings(BaseSettings):
     def _split_vdn_time_zones(cls, value: object) -> object:
         return _parse_vdn_zones(value) if isinstance(value, str) else value
 
-    @field_validator("auth_keys_file", mode="before")
+    @field_validator(
+        "auth_keys_file",
+        "redis_password_file",
+        "redis_ca_file",
+        "redis_cert_file",
+        "redis_key_file",
+        mode="before",
+    )
     @classmethod
     def _empty_path_is_none(cls, value: object) -> object:
         # as_environment() writes an unset path as "", which must read back as unset.
@@ -189,6 +210,35 @@ class Settings(BaseSettings):
                 value = ""
             environment[f"ISALES_{name.upper()}"] = str(value)
         return environment
+
+    @model_validator(mode="after")
+    def _tls_files_need_rediss(self) -> Settings:
+        tls_files = {
+            "ISALES_REDIS_CA_FILE": self.redis_ca_file,
+            "ISALES_REDIS_CERT_FILE": self.redis_cert_file,
+            "ISALES_REDIS_KEY_FILE": self.redis_key_file,
+        }
+        given = [name for name, path in tls_files.items() if path is not None]
+        if given and not urlsplit(self.redis_url).scheme.startswith("rediss"):
+            raise ValueError(
+                f"{', '.join(given)} set, but ISALES_REDIS_URL is not rediss:// (TLS is off)"
+            )
+        if (self.redis_cert_file is None) != (self.redis_key_file is None):
+            raise ValueError("ISALES_REDIS_CERT_FILE and ISALES_REDIS_KEY_FILE go together")
+        return self
+
+    def redis_password_value(self) -> str:
+        """The Redis password: ISALES_REDIS_PASSWORD, else the first line of the file named by
+        ISALES_REDIS_PASSWORD_FILE (a mounted secret), else none (the URL's, if any)."""
+        if self.redis_password.get_secret_value():
+            return self.redis_password.get_secret_value()
+        if self.redis_password_file is not None:
+            try:
+                lines = self.redis_password_file.read_text().splitlines()
+            except OSError as error:
+                raise ValueError(f"ISALES_REDIS_PASSWORD_FILE: {error}") from error
+            return lines[0].strip() if lines else ""
+        return ""
 
     def time_zone_of(self, vdn_id: int) -> tzinfo:
         return _zone(self.vdn_time_zones.get(vdn_id, self.default_time_zone))

@@ -10,12 +10,12 @@ import asyncio
 from typing import Any
 
 from redis import Redis
-from redis.asyncio import Redis as AsyncRedis
 
 from isales_stats.core.days import today_in
 from isales_stats.core.keys import KeyLayout
 from isales_stats.core.reference_model import reference_statistics
 from isales_stats.core.settings import Settings
+from isales_stats.engine.redis_connection import connect
 from isales_stats.engine.statistics import StatisticsReader
 from tests.support.clock import GMT8
 
@@ -29,7 +29,7 @@ def read_detail(settings: Settings) -> list[dict[str, Any]]:
     """VDN 1's countDetail today as the engine has counted it, read from Redis."""
 
     async def read() -> list[dict[str, Any]]:
-        async with AsyncRedis.from_url(settings.redis_url) as redis:
+        async with connect(settings) as redis:  # the engine's own way: TLS and ACL users too
             reader = StatisticsReader(redis, KeyLayout(settings.key_prefix))
             return await reader.read_count_detail(1, today_in(GMT8))
 
