@@ -37,6 +37,8 @@ import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from mode import Service
 
+from isales_stats.engine import metrics
+
 BatchHandler = Callable[[list[Any]], Awaitable[None]]
 # (the assigned partitions of the batch topics) -> partition -> the next offset to count
 ResumePoints = Callable[[set[Any]], Awaitable[dict[Any, int]]]
@@ -98,6 +100,7 @@ class BatchDeliveryConsumer(faust_aiokafka.Consumer):
                 earliest = await self.earliest_offsets(tp)
                 targets[tp] = earliest.get(tp) or 0
         if targets:
+            await self._check_retention(targets)
             # seek_wait runs in the consumer's own thread; a plain seek from this loop races
             # the thread that iterates the fetched records (aiokafka's fetcher then fails).
             await self.seek_wait(targets)
@@ -112,6 +115,31 @@ class BatchDeliveryConsumer(faust_aiokafka.Consumer):
                     # nothing else would ever move its commit.
                     self._committed_offset[tp] = offset
                     self._resume_commits[tp] = offset
+
+    async def _check_retention(self, targets: dict[Any, int]) -> None:
+        """Resume points the log no longer holds: say so loudly, and resume at its start.
+
+        Kafka deletes old segments by the topic's retention. A resume point older than the
+        earliest offset left means events were never counted and can never be: the counts of
+        those days stay short. Nothing can repair that here; an operator must know (a metric,
+        an error in the log) and keep the retention longer than the longest outage of the
+        workers (docs/operations.md, "Topics").
+        """
+        earliest = await self.earliest_offsets(*targets)
+        for tp, offset in targets.items():
+            first = earliest.get(tp) or 0
+            if offset < first:
+                metrics.EVENTS_LOST_TO_RETENTION.labels(tp.topic, str(tp.partition)).inc(
+                    first - offset
+                )
+                self.log.error(
+                    "%s: the resume point %d is older than the earliest offset Kafka still "
+                    "holds, %d: %d events were deleted by the topic's retention before they "
+                    "were counted and are missing from the statistics. Keep retention.ms "
+                    "longer than the workers can be down (docs/operations.md, 'Topics').",
+                    tp, offset, first, first - offset,
+                )  # fmt: skip
+                targets[tp] = first
 
     async def _commit_resume_points(self) -> None:
         """Commit what ``perform_seek`` found counted already (outside the rebalance)."""

@@ -30,6 +30,12 @@ REDIS_LOSSES = Counter(
     "Partitions read again because Redis had lost counts (restart within its fsync second)",
 )
 
+EVENTS_LOST_TO_RETENTION = Counter(
+    "isales_events_lost_to_retention_total",
+    "Events Kafka deleted (retention) before they were counted: missing from the statistics",
+    ["topic", "partition"],
+)
+
 # Per partition, worked out at each scrape (engine/lag.py).
 PARTITION_LAG = PartitionLag()
 REGISTRY.register(PARTITION_LAG)

@@ -11,19 +11,29 @@ from isales_stats.core.settings import Settings
 DEAD_LETTER_PARTITIONS = 3
 
 
-def ensure_topics(settings: Settings, replication: int = 1) -> list[str]:
-    """Create the call-events and dead-letter topics unless they exist; return those created."""
+def ensure_topics(settings: Settings, replication: int | None = None) -> list[str]:
+    """Create the call-events and dead-letter topics unless they exist; return those created.
+
+    Replicas from ``settings.topic_replication_factor`` unless ``replication`` is given, with
+    ``min.insync.replicas`` at min(2, replicas): with acks=all a write then survives one lost
+    broker. The call events keep ``settings.call_events_retention_hours``. A topic that exists
+    already is left as it is (an operator's settings win).
+    """
+    replicas = replication or settings.topic_replication_factor
+    durability = {"min.insync.replicas": str(min(2, replicas))}
+    retention = {"retention.ms": str(settings.call_events_retention_hours * 3_600_000)}
     wanted = {
-        settings.call_events_topic: settings.call_events_partitions,
-        settings.dead_letter_topic: DEAD_LETTER_PARTITIONS,
+        settings.call_events_topic: (settings.call_events_partitions, durability | retention),
+        settings.dead_letter_topic: (DEAD_LETTER_PARTITIONS, durability),
     }
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
     try:
         missing = [name for name in wanted if name not in set(admin.list_topics())]
         created = []
         for name in missing:
+            partitions, configs = wanted[name]
             try:
-                admin.create_topics([NewTopic(name, wanted[name], replication)])
+                admin.create_topics([NewTopic(name, partitions, replicas, topic_configs=configs)])
                 created.append(name)
             except TopicAlreadyExistsError:
                 pass  # another worker won the race: just as good

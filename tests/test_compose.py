@@ -155,6 +155,8 @@ def test_topics_init_creates_the_settings_topics(default_settings: Settings) -> 
     assert set(by_topic) == {default_settings.call_events_topic, default_settings.dead_letter_topic}
     call_events = by_topic[default_settings.call_events_topic]
     assert call_events["--partitions"] == str(default_settings.call_events_partitions)
+    retention_ms = default_settings.call_events_retention_hours * 3_600_000
+    assert call_events["--config"] == f"retention.ms={retention_ms}"  # engine/topics.py's
     for options in by_topic.values():
         assert options["--replication-factor"] == "1"
         assert options["--bootstrap-server"] == "kafka:9092"

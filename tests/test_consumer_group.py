@@ -23,18 +23,19 @@ from pathlib import Path
 
 import httpx
 import pytest
+from kafka import KafkaAdminClient
 from redis import Redis
 
 from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings
-from tests.support.detail import distinct_identities_counted, expected_detail
+from tests.support.detail import distinct_identities_counted, expected_detail, read_detail
 from tests.support.faults import (
     assert_fully_committed,
     scrape_metric,
     wait_for_metrics,
     wait_until_exact,
 )
-from tests.support.kafka_topics import committed_offsets, publish
+from tests.support.kafka_topics import committed_offsets, end_offsets, publish
 from tests.support.monitoring import metrics_named, pipeline_expressions
 from tests.support.ports import free_port
 from tests.support.processes import ServiceProcess
@@ -130,3 +131,41 @@ def gauges(port: int, name: str) -> dict[str, float]:
             labels, value = line[len(name) :].rsplit(" ", 1)
             found[labels] = float(value)
     return found
+
+
+def test_a_resume_point_older_than_the_log_is_reported_loudly(
+    test_settings: Settings, tmp_path: Path
+) -> None:
+    """Retention deleted events before any worker counted them: a metric and an error say so."""
+    now = datetime.now(UTC)
+    counted = campaign_stream(3_000, seed=15, now=now)
+    publish(test_settings, counted)
+    with ServiceProcess(test_settings, "worker", log_dir=tmp_path, worker_metrics_port=0) as w:
+        assert wait_until_exact(test_settings, expected_detail(counted), timeout=60), w.log()
+    counted_to = end_offsets(test_settings)
+    never_counted = [
+        {**event, "dataId": f"late-{event['dataId']}"}
+        | ({"callId": f"late-{event['callId']}"} if "callId" in event else {})
+        for event in campaign_stream(2_000, seed=16, now=now)
+    ]
+    publish(test_settings, never_counted)
+    ends = end_offsets(test_settings)
+    admin = KafkaAdminClient(bootstrap_servers=test_settings.kafka_bootstrap_servers)
+    try:  # what a retention of minutes would have done while no worker ran
+        admin.delete_records({tp: end for tp, end in ends.items() if end})
+    finally:
+        admin.close()
+    lost = sum(ends[tp] - counted_to[tp] for tp in ends)
+    assert lost == len(never_counted)
+
+    port = free_port()
+    with ServiceProcess(test_settings, "worker", log_dir=tmp_path, worker_metrics_port=port) as w:
+        wait_for_metrics(port)
+        reported = wait_for(
+            lambda: scrape_metric(port, "isales_events_lost_to_retention_total") == lost, 60
+        )
+        assert reported, w.log()
+        assert "older than the earliest offset Kafka still holds" in w.log()
+        assert_fully_committed(test_settings, w.log)
+    # The counts are those of the first stream: the rest is gone, and said to be.
+    assert read_detail(test_settings) == expected_detail(counted)

@@ -72,6 +72,13 @@ class Settings(BaseSettings):
     dead_letter_topic: str = "isales.call-events.dead-letter"
     # Twelve partitions let up to twelve workers share the load; one campaign stays on one.
     call_events_partitions: int = 12
+    # Topics the project creates (engine/topics.py): replicas of each partition (3 on a
+    # production cluster; 1 on the local one-node stack), min.insync.replicas is min(2, that).
+    topic_replication_factor: int = Field(default=1, ge=1)
+    # How long Kafka keeps call events: what can be counted again after Redis lost writes, and
+    # the longest the workers may be down before events are deleted uncounted (reported by
+    # isales_events_lost_to_retention_total). docs/operations.md, "Topics".
+    call_events_retention_hours: int = Field(default=168, ge=1)
     # The consumer group (Faust app id); two deployments sharing a broker need different ones.
     worker_group: str = "isales-stats"
     # The most events one Kafka fetch hands the agent, counted in one Redis round trip: the
