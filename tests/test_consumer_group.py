@@ -28,7 +28,12 @@ from redis import Redis
 
 from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings
-from tests.support.detail import distinct_identities_counted, expected_detail, read_detail
+from tests.support.detail import (
+    distinct_identities_counted,
+    expected_detail,
+    identities_in,
+    read_detail,
+)
 from tests.support.faults import (
     assert_fully_committed,
     scrape_metric,
@@ -60,6 +65,8 @@ def partitions_resumed_past_the_commit(settings: Settings) -> list[int]:
     )
 
 
+@pytest.mark.slow
+@pytest.mark.faults  # three kill -9s, about 25 s each: with the fault matrix (make test-faults)
 @pytest.mark.parametrize("seed", [11, 12, 13])
 def test_after_a_kill_9_the_next_worker_commits_every_partition_to_its_end(
     seed: int, test_settings: Settings, tmp_path: Path
@@ -67,9 +74,7 @@ def test_after_a_kill_9_the_next_worker_commits_every_partition_to_its_end(
     stream = campaign_stream(STREAM_EVENTS, seed=seed, now=datetime.now(UTC))
     expected = expected_detail(stream)
     campaigns = [entry["campaignId"] for entry in expected]
-    total = len({(e["campaignId"], e["dataId"]) for e in stream}) + len(
-        {(e["campaignId"], e["callId"]) for e in stream if "callId" in e}
-    )
+    total = identities_in(stream)
     publish(test_settings, stream)
 
     goal = random.Random(seed).uniform(0.3, 0.7) * total

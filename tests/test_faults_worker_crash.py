@@ -20,7 +20,12 @@ from pathlib import Path
 import pytest
 
 from isales_stats.core.settings import Settings
-from tests.support.detail import distinct_identities_counted, expected_detail, read_detail
+from tests.support.detail import (
+    distinct_identities_counted,
+    expected_detail,
+    identities_in,
+    read_detail,
+)
 from tests.support.faults import (
     assert_fully_committed,
     fault_seed,
@@ -58,10 +63,7 @@ def test_three_kill_nines_at_random_moments_change_nothing(
     stream = campaign_stream(STREAM_EVENTS, seed=seed, now=datetime.now(UTC))
     expected = expected_detail(stream)
     campaigns = [entry["campaignId"] for entry in expected]
-    # What the engine records once everything is counted: every record and every callId.
-    total = len({(e["campaignId"], e["dataId"]) for e in stream}) + len(
-        {(e["campaignId"], e["callId"]) for e in stream if "callId" in e}
-    )
+    total = identities_in(stream)
     publish(test_settings, stream)
 
     kills = []

@@ -69,6 +69,15 @@ def test_the_worker_and_the_api_use_redis_over_mutual_tls_as_an_acl_user(
         assert redis.acl_whoami() == "isales"
 
 
+def refused_start_up(settings: Settings, command: str) -> str:
+    """Run ``isales-stats COMMAND`` with ``settings``; it must exit, not serve. Its output."""
+    arguments = [command, "--port", "0"] if command == "api" else [command]
+    result = run_cli(settings, *arguments, timeout=60)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    return output
+
+
 @pytest.mark.parametrize("command", ["worker", "api"])
 def test_a_wrong_password_stops_start_up_naming_the_setting(
     command: str, tls_server: TlsRedis, test_settings: Settings, tmp_path: Path
@@ -77,13 +86,7 @@ def test_a_wrong_password_stops_start_up_naming_the_setting(
     wrong.write_text("not-the-password-91c2\n")
     settings = tls_server.settings_for(test_settings, redis_password_file=wrong)
     began = time.monotonic()
-    result = (
-        run_cli(settings, command, "--port", "0", timeout=60)
-        if command == "api"
-        else (run_cli(settings, command, timeout=60))
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode != 0, output
+    output = refused_start_up(settings, command)
     assert time.monotonic() - began < 30
     assert "ISALES_REDIS_PASSWORD" in output, output[-2000:]
     assert "not-the-password-91c2" not in output
@@ -96,13 +99,7 @@ def test_an_untrusted_ca_stops_start_up_naming_the_setting(
 ) -> None:
     other = make_certificates(tmp_path / "another-ca")
     settings = tls_server.settings_for(test_settings, redis_ca_file=other["ca.crt"])
-    result = (
-        run_cli(settings, command, "--port", "0", timeout=60)
-        if command == "api"
-        else (run_cli(settings, command, timeout=60))
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode != 0, output
+    output = refused_start_up(settings, command)
     assert "ISALES_REDIS_CA_FILE" in output, output[-2000:]
 
 

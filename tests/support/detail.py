@@ -36,6 +36,13 @@ def read_detail(settings: Settings) -> list[dict[str, Any]]:
     return asyncio.run(read())
 
 
+def identities_in(stream: list[dict[str, Any]]) -> int:
+    """What the engine records once ``stream`` is counted: every record and every callId."""
+    records = {(event["campaignId"], event["dataId"]) for event in stream}
+    calls = {(event["campaignId"], event["callId"]) for event in stream if "callId" in event}
+    return len(records) + len(calls)
+
+
 def distinct_identities_counted(settings: Settings, campaigns: list[str]) -> int:
     """Records and calls the engine has recorded so far: a progress gauge (tests, benchmarks)."""
     layout = KeyLayout(settings.key_prefix)
