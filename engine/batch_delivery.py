@@ -91,16 +91,18 @@ class BatchDeliveryConsumer(faust_aiokafka.Consumer):
         points = await app.resume_points(partitions)
         if points is None:
             return
+        # One ListOffsets request for every partition: where a lost one starts again, and
+        # whether a resume point still exists in the log (_check_retention).
+        earliest = await self.earliest_offsets(*partitions)
         targets: dict[Any, int] = {}
         for tp in sorted(partitions):
             if tp in points:
                 targets[tp] = points[tp]
             elif self._committed_offset.get(tp):
                 self.log.warning("no resume point for %s in Redis: counting it again", tp)
-                earliest = await self.earliest_offsets(tp)
                 targets[tp] = earliest.get(tp) or 0
         if targets:
-            await self._check_retention(targets)
+            self._check_retention(targets, earliest)
             # seek_wait runs in the consumer's own thread; a plain seek from this loop races
             # the thread that iterates the fetched records (aiokafka's fetcher then fails).
             await self.seek_wait(targets)
@@ -116,7 +118,7 @@ class BatchDeliveryConsumer(faust_aiokafka.Consumer):
                     self._committed_offset[tp] = offset
                     self._resume_commits[tp] = offset
 
-    async def _check_retention(self, targets: dict[Any, int]) -> None:
+    def _check_retention(self, targets: dict[Any, int], earliest: Mapping[Any, int]) -> None:
         """Resume points the log no longer holds: say so loudly, and resume at its start.
 
         Kafka deletes old segments by the topic's retention. A resume point older than the
@@ -125,7 +127,6 @@ class BatchDeliveryConsumer(faust_aiokafka.Consumer):
         an error in the log) and keep the retention longer than the longest outage of the
         workers (docs/operations.md, "Topics").
         """
-        earliest = await self.earliest_offsets(*targets)
         for tp, offset in targets.items():
             first = earliest.get(tp) or 0
             if offset < first:
