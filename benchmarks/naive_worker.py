@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from isales_stats.core.events import InvalidEvent, decode_event
 from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import get_settings
+from isales_stats.engine.app import broker_credentials
 from isales_stats.engine.counting import EventCounter
 
 
@@ -26,6 +27,7 @@ def main() -> None:
     app = faust.App(
         settings.worker_group,
         broker=settings.kafka_url,
+        broker_credentials=broker_credentials(settings),
         store="memory://",
         key_serializer="raw",
         value_serializer="raw",

@@ -6,9 +6,10 @@ import asyncio
 from typing import NoReturn
 
 import faust
-from prometheus_client import start_http_server
 
+from isales_stats.core.kafka_connection import KafkaAccessRefused, check_kafka_access
 from isales_stats.core.settings import Settings
+from isales_stats.engine import health
 from isales_stats.engine.agents import register_agents
 from isales_stats.engine.app import create_app
 from isales_stats.engine.redis_connection import RedisAccessRefused, verify_access
@@ -16,14 +17,16 @@ from isales_stats.engine.topics import ensure_topics
 
 
 def run_worker(settings: Settings, loglevel: str = "warning") -> NoReturn:
+    # A wrong password or CA stops us here, named, instead of a client retrying it forever.
     try:
-        asyncio.run(verify_access(settings))  # a wrong password or CA stops us here, named
-    except RedisAccessRefused as error:
+        asyncio.run(verify_access(settings))
+        check_kafka_access(settings)
+    except (RedisAccessRefused, KafkaAccessRefused) as error:
         raise SystemExit(f"isales-stats worker: {error}") from None
     ensure_topics(settings)
     if settings.worker_metrics_port:
         # Every interface: Prometheus scrapes the pod's address (the port is not the public one).
-        start_http_server(settings.worker_metrics_port, addr="0.0.0.0")  # noqa: S104
+        health.serve(settings.worker_metrics_port)
     app = create_app(settings)
     register_agents(app, settings)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)

@@ -152,11 +152,12 @@ def test_settings_come_from_the_config_map_and_the_secret(component: str) -> Non
     config_maps = [source["configMapRef"]["name"] for source in sources if "configMapRef" in source]
     secrets = [source["secretRef"]["name"] for source in sources if "secretRef" in source]
     assert config_maps == ["isales-stats"]
-    # Only the API checks signatures; the worker gets no key. Both may get a Redis password.
+    # Only the API checks signatures; the worker gets no key. Both may get a Redis password and
+    # a Kafka one.
     expected = ["isales-stats-auth"] if component == "api" else []
-    assert secrets == [*expected, "isales-stats-redis"]
+    assert secrets == [*expected, "isales-stats-redis", "isales-stats-kafka"]
     optional = {s["secretRef"]["name"] for s in sources if s.get("secretRef", {}).get("optional")}
-    assert optional == {"isales-stats-redis"}, "a Redis without a password needs no Secret"
+    assert optional == {"isales-stats-redis", "isales-stats-kafka"}, "no password, no Secret"
     for name in config_maps:
         assert ("ConfigMap", name) in objects()
     for name in secrets:
@@ -170,6 +171,8 @@ def test_the_secret_holds_the_auth_keys_and_nothing_is_secret_in_the_config_map(
     assert "ISALES_AUTH_KEYS" not in objects()[("ConfigMap", "isales-stats")]["data"]
     redis = objects()[("Secret", "isales-stats-redis")]
     assert redis["stringData"] == {"ISALES_REDIS_PASSWORD": ""}, "no real password in the repo"
+    kafka = objects()[("Secret", "isales-stats-kafka")]
+    assert kafka["stringData"] == {"ISALES_KAFKA_PASSWORD": ""}, "no real password in the repo"
     secret_settings = {"PASSWORD", "SECRET", "KEYS", "TOKEN"}
     for name in objects()[("ConfigMap", "isales-stats")]["data"]:
         assert not secret_settings & set(name.split("_")), f"{name} is a secret: use a Secret"

@@ -21,11 +21,12 @@ from pydantic import SecretStr
 from isales_stats.core.settings import Settings
 from tests.support.api_process import ApiProcess
 from tests.support.app_client import JSON_HEADERS, statistics_path
+from tests.support.certificates import make_certificates
 from tests.support.detail import expected_detail
 from tests.support.faults import assert_fully_committed, wait_until_exact
 from tests.support.kafka_topics import publish
-from tests.support.processes import ServiceProcess, run_cli
-from tests.support.redis_tls import PASSWORD, TlsRedis, make_certificates, tls_redis
+from tests.support.processes import ServiceProcess, refused_start_up
+from tests.support.redis_tls import PASSWORD, TlsRedis, tls_redis
 from tests.support.streams import campaign_stream
 
 STATISTICS = statistics_path(1)
@@ -67,15 +68,6 @@ def test_the_worker_and_the_api_use_redis_over_mutual_tls_as_an_acl_user(
     assert PASSWORD not in logs
     with tls_server.client() as redis:  # the default user is off: only ours got in
         assert redis.acl_whoami() == "isales"
-
-
-def refused_start_up(settings: Settings, command: str) -> str:
-    """Run ``isales-stats COMMAND`` with ``settings``; it must exit, not serve. Its output."""
-    arguments = [command, "--port", "0"] if command == "api" else [command]
-    result = run_cli(settings, *arguments, timeout=60)
-    output = result.stdout + result.stderr
-    assert result.returncode != 0, output
-    return output
 
 
 @pytest.mark.parametrize("command", ["worker", "api"])

@@ -14,6 +14,7 @@ only be given a URL. With auth off and no token the endpoint is open (the local 
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 from collections.abc import AsyncIterator
@@ -26,6 +27,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from kafka.errors import KafkaError
 
+from isales_stats.core.kafka_connection import check_kafka_access, uses_sasl, uses_tls
 from isales_stats.core.settings import Settings
 from isales_stats.core.signing import AuthenticationError, decode_query, verify_request
 from isales_stats.producing.callbacks import InvalidCallback, call_results_to_events
@@ -62,7 +64,12 @@ _REQUEST_SCHEMA = {
 
 @asynccontextmanager
 async def callback_lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
-    """The API process's producer: opened at the first callback, closed at shutdown."""
+    """The API process's producer: opened at the first callback, closed at shutdown.
+
+    With TLS or SASL configured, start-up first logs in to Kafka once: a wrong password or CA
+    stops the API here, named (KafkaAccessRefused), not at the first callback of the day."""
+    if uses_tls(settings) or uses_sasl(settings):
+        await asyncio.to_thread(check_kafka_access, settings)
     publisher = AsyncEventPublisher(settings, timeout=settings.callback_ack_timeout_seconds)
     app.state.callback_publisher = publisher
     try:

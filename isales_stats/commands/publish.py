@@ -24,7 +24,11 @@ from isales_stats.commands.progress import EventRate, LiveLine, progress_bar
 from isales_stats.core.events import InvalidEvent
 from isales_stats.core.settings import Settings
 from isales_stats.producing.event_files import Unreadable, file_size, read_events
-from isales_stats.producing.publisher import EventPublisher, producer_timeouts
+from isales_stats.producing.publisher import (
+    EventPublisher,
+    KafkaAccessRefused,
+    producer_timeouts,
+)
 
 
 def publish_file(
@@ -47,8 +51,10 @@ def publish_file(
         return EXIT_CANNOT_START
     try:
         publisher = EventPublisher(settings, **producer_timeouts(timeout))
-    except KafkaError as error:
-        print(f"cannot reach Kafka at {settings.kafka_url}: {error!r}", file=sys.stderr)
+    except (KafkaAccessRefused, KafkaError) as error:
+        refused = isinstance(error, KafkaAccessRefused)  # it names the setting to fix
+        reason = str(error) if refused else f"cannot reach Kafka at {settings.kafka_url}: {error!r}"
+        print(reason, file=sys.stderr)
         stream.close()
         return EXIT_CANNOT_START
     deliveries = Deliveries()

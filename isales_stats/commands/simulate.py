@@ -29,7 +29,11 @@ from isales_stats.core.clock_skew import latest_admitted_ms
 from isales_stats.core.events import event_from_json
 from isales_stats.core.reference_model import ReferenceModel
 from isales_stats.core.settings import Settings
-from isales_stats.producing.publisher import EventPublisher, producer_timeouts
+from isales_stats.producing.publisher import (
+    EventPublisher,
+    KafkaAccessRefused,
+    producer_timeouts,
+)
 from isales_stats.producing.simulator import TrafficOptions, simulate_traffic
 
 
@@ -83,6 +87,9 @@ def run_simulation(  # noqa: C901
             output = sys.stdout.buffer
         else:
             output = output_path.open("wb")
+    except KafkaAccessRefused as error:
+        print(error, file=sys.stderr)  # it names the setting to fix
+        return EXIT_CANNOT_START
     except (OSError, KafkaError) as error:
         print(f"cannot start: {error!r}", file=sys.stderr)
         return EXIT_CANNOT_START

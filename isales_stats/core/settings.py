@@ -12,7 +12,7 @@ import re
 from datetime import timedelta, timezone, tzinfo
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -51,6 +51,20 @@ class Settings(BaseSettings):
 
     # --- services -------------------------------------------------------------------------
     kafka_url: str = "kafka://127.0.0.1:9092"
+    # Kafka with TLS and SASL (docs/operations.md, "Kafka with TLS and SASL"): every Kafka
+    # client of the project connects with these (core/kafka_connection.py). SSL and SASL_SSL
+    # verify the broker's certificate against the CA file (the system's CAs without one, as a
+    # managed service needs) and its host name unless switched off; the certificate and key
+    # are the client's for mutual TLS. SASL needs a user and a password (or a mounted file).
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    kafka_username: str = ""
+    kafka_password: SecretStr = SecretStr("")
+    kafka_password_file: Path | None = None
+    kafka_ca_file: Path | None = None
+    kafka_cert_file: Path | None = None
+    kafka_key_file: Path | None = None
+    kafka_check_hostname: bool = True
     redis_url: str = "redis://127.0.0.1:6379/0"
     # Redis with TLS and an ACL user (docs/operations.md, "Redis with TLS and a password"):
     # ``rediss://`` switches TLS on; the CA file is what the server's certificate must chain
@@ -152,6 +166,10 @@ class Settings(BaseSettings):
 
     @field_validator(
         "auth_keys_file",
+        "kafka_password_file",
+        "kafka_ca_file",
+        "kafka_cert_file",
+        "kafka_key_file",
         "redis_password_file",
         "redis_ca_file",
         "redis_cert_file",
@@ -234,21 +252,57 @@ class Settings(BaseSettings):
             raise ValueError("ISALES_REDIS_CERT_FILE and ISALES_REDIS_KEY_FILE go together")
         return self
 
+    @model_validator(mode="after")
+    def _kafka_security_is_whole(self) -> Settings:
+        protocol = self.kafka_security_protocol
+        tls_files = {
+            "ISALES_KAFKA_CA_FILE": self.kafka_ca_file,
+            "ISALES_KAFKA_CERT_FILE": self.kafka_cert_file,
+            "ISALES_KAFKA_KEY_FILE": self.kafka_key_file,
+        }
+        given = [name for name, path in tls_files.items() if path is not None]
+        if given and protocol not in ("SSL", "SASL_SSL"):
+            raise ValueError(
+                f"{', '.join(given)} set, but ISALES_KAFKA_SECURITY_PROTOCOL is {protocol} "
+                "(TLS is off; use SSL or SASL_SSL)"
+            )
+        if (self.kafka_cert_file is None) != (self.kafka_key_file is None):
+            raise ValueError("ISALES_KAFKA_CERT_FILE and ISALES_KAFKA_KEY_FILE go together")
+        has_password = bool(self.kafka_password.get_secret_value()) or bool(
+            self.kafka_password_file
+        )
+        if protocol.startswith("SASL") and not (self.kafka_username and has_password):
+            raise ValueError(
+                f"ISALES_KAFKA_SECURITY_PROTOCOL={protocol} needs ISALES_KAFKA_USERNAME and "
+                "ISALES_KAFKA_PASSWORD (or ISALES_KAFKA_PASSWORD_FILE)"
+            )
+        return self
+
     def redis_password_value(self) -> str:
         """The Redis password: ISALES_REDIS_PASSWORD, else the first line of the file named by
         ISALES_REDIS_PASSWORD_FILE (a mounted secret), else none (the URL's, if any)."""
-        if self.redis_password.get_secret_value():
-            return self.redis_password.get_secret_value()
-        if self.redis_password_file is not None:
-            try:
-                lines = self.redis_password_file.read_text().splitlines()
-            except OSError as error:
-                raise ValueError(f"ISALES_REDIS_PASSWORD_FILE: {error}") from error
-            return lines[0].strip() if lines else ""
-        return ""
+        return _secret(self.redis_password, self.redis_password_file, "ISALES_REDIS_PASSWORD_FILE")
+
+    def kafka_password_value(self) -> str:
+        """The SASL password: ISALES_KAFKA_PASSWORD, else the first line of the file named by
+        ISALES_KAFKA_PASSWORD_FILE (a mounted secret), else none."""
+        return _secret(self.kafka_password, self.kafka_password_file, "ISALES_KAFKA_PASSWORD_FILE")
 
     def time_zone_of(self, vdn_id: int) -> tzinfo:
         return _zone(self.vdn_time_zones.get(vdn_id, self.default_time_zone))
+
+
+def _secret(value: SecretStr, file: Path | None, file_setting: str) -> str:
+    """A password given directly, else the first line of its file, else none."""
+    if value.get_secret_value():
+        return value.get_secret_value()
+    if file is not None:
+        try:
+            lines = file.read_text().splitlines()
+        except OSError as error:
+            raise ValueError(f"{file_setting}: {error}") from error
+        return lines[0].strip() if lines else ""
+    return ""
 
 
 @lru_cache(maxsize=64)

@@ -36,6 +36,13 @@ from kafka.net.compat import KafkaNetClient
 
 from isales_stats.core.clock_skew import latest_admitted_ms
 from isales_stats.core.events import CallEvent, InvalidEvent, event_from_json
+from isales_stats.core.kafka_connection import (
+    KafkaAccessRefused,
+    check_kafka_access,
+    kafka_python_options,
+    uses_sasl,
+    uses_tls,
+)
 from isales_stats.core.settings import Settings
 
 __all__ = [
@@ -43,6 +50,7 @@ __all__ = [
     "AsyncEventPublisher",
     "EventPublisher",
     "InvalidEvent",
+    "KafkaAccessRefused",
     "producer_timeouts",
     "validate_event",
 ]
@@ -88,7 +96,9 @@ class EventPublisher:
     """An idempotent, ``acks="all"`` producer of call events, keyed ``{vdnId}:{campaignId}``.
 
     ``producer_options`` override ``PRODUCER_DEFAULTS`` (any KafkaProducer setting). ``clock``
-    (epoch seconds) is what "the future" is measured against.
+    (epoch seconds) is what "the future" is measured against. With TLS or SASL configured
+    (ISALES_KAFKA_*), a broker that refuses them raises ``KafkaAccessRefused`` naming the
+    setting, instead of kafka-python retrying until its timeout.
     """
 
     def __init__(
@@ -101,8 +111,10 @@ class EventPublisher:
         self.topic = settings.call_events_topic
         self.future_tolerance_seconds = settings.future_tolerance_seconds
         self.clock = clock
+        if uses_tls(settings) or uses_sasl(settings):
+            check_kafka_access(settings)
         options: dict[str, Any] = {
-            "bootstrap_servers": settings.kafka_bootstrap_servers,
+            **kafka_python_options(settings),
             **PRODUCER_DEFAULTS,
             **producer_options,
         }

@@ -78,3 +78,12 @@ class ServiceProcess:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def refused_start_up(settings: Settings, command: str) -> str:
+    """Run ``isales-stats COMMAND`` with ``settings``; it must exit, not serve. Its output."""
+    arguments = [command, "--port", "0"] if command == "api" else [command]
+    result = run_cli(settings, *arguments, timeout=60)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    return output

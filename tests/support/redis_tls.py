@@ -1,10 +1,10 @@
 """A real ``redis-server`` as production runs it: TLS only, and only an ACL user with a password.
 
-The certificates are made for the test by ``openssl``: a CA, the server's certificate for
-127.0.0.1 signed by it, and a client certificate for mutual TLS. The server listens on a TLS
-port only (``port 0``), asks clients for a certificate (``tls-auth-clients yes``) and knows one
-user, ``isales``, with a password; the default user is off. ``settings_for`` gives the project's
-settings that reach it (the password through a file, as a mounted secret would).
+The certificates are made by tests/support/certificates.py: a CA, the server's certificate
+for 127.0.0.1 signed by it, and a client certificate for mutual TLS. The server listens on a
+TLS port only (``port 0``), asks clients for a certificate (``tls-auth-clients yes``) and knows
+one user, ``isales``, with a password; the default user is off. ``settings_for`` gives the
+project's settings that reach it (the password through a file, as a mounted secret would).
 """
 
 from __future__ import annotations
@@ -23,38 +23,11 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from isales_stats.core.settings import Settings
+from tests.support.certificates import make_certificates
 from tests.support.ports import free_port
 
 USERNAME = "isales"
 PASSWORD = "tls-test-password-7f3a"  # made up for the test, never a real one
-
-
-def openssl(*arguments: str | Path) -> None:
-    subprocess.run(["openssl", *map(str, arguments)], check=True, capture_output=True)
-
-
-def make_certificates(directory: Path) -> dict[str, Path]:
-    """A CA, a server certificate for 127.0.0.1 and a client certificate, all signed by it."""
-    directory.mkdir(parents=True, exist_ok=True)
-    paths = {name: directory / name for name in ("ca.crt", "ca.key")}
-    curve = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    openssl("req", "-x509", *curve, "-keyout", paths["ca.key"], "-out", paths["ca.crt"],
-            "-days", "2", "-subj", "/CN=isales-stats test CA")  # fmt: skip
-    uses = {
-        "server": "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
-        "client": "extendedKeyUsage=clientAuth\n",
-    }
-    for name, extensions in uses.items():
-        key, request, certificate = (directory / f"{name}.{ext}" for ext in ("key", "csr", "crt"))
-        extension_file = directory / f"{name}.ext"
-        extension_file.write_text(extensions)
-        openssl("req", "-new", *curve, "-keyout", key, "-out", request,
-                "-subj", f"/CN=isales-stats test {name}")  # fmt: skip
-        openssl("x509", "-req", "-in", request, "-CA", paths["ca.crt"], "-CAkey", paths["ca.key"],
-                "-CAcreateserial", "-out", certificate, "-days", "2",
-                "-extfile", extension_file)  # fmt: skip
-        paths[f"{name}.key"], paths[f"{name}.crt"] = key, certificate
-    return paths
 
 
 @dataclass

@@ -8,6 +8,11 @@ directory, and the broker runs as ``java -cp 'jars/*' kafka.Kafka``.
 ``KafkaBroker`` is the one-node broker of the local stack. The helpers below it (server
 properties, storage formatting, the broker's command line, ``brokers_seen``) are shared with
 the fault tests' several-node cluster, tests/support/kafka_cluster.py.
+
+Its secured mode (``BrokerSecurity``) is a broker as a company runs one: a single SASL_SSL
+listener for clients and between brokers, certificates the caller made (PEM files: the tests
+make them with openssl), client certificates required, and SCRAM users written into the
+storage when it is formatted, so that they exist before the broker first starts.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 
@@ -30,6 +36,7 @@ from isales_stats.commands.stack.processes import (
     port_is_open,
     wait_until,
 )
+from isales_stats.core.kafka_connection import kafka_python_options
 from isales_stats.core.settings import Settings
 
 BROKER_POM = files("isales_stats.commands.stack").joinpath("pom.xml")
@@ -51,6 +58,57 @@ logger.raft.level = info
 """
 
 
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+@dataclass(frozen=True)
+class BrokerSecurity:
+    """What a secured broker needs: its TLS identity, the CA of its clients, and its users.
+
+    ``keystore`` is one PEM file with the broker's unencrypted private key and its certificate
+    (which must name 127.0.0.1 and allow client use too: the broker connects to itself over the
+    same listener); ``truststore`` the CA that clients' certificates must chain to. Every user
+    in ``users`` (name -> password) can log in with each of ``SASL_MECHANISMS``; ``admin`` is
+    the one the broker itself uses.
+    """
+
+    keystore: Path
+    truststore: Path
+    admin_password: str
+    users: Mapping[str, str] = field(default_factory=dict)
+    admin: str = "admin"
+
+    def all_users(self) -> dict[str, str]:
+        return {self.admin: self.admin_password, **self.users}
+
+    def properties(self) -> dict[str, str]:
+        scram = "org.apache.kafka.common.security.scram.ScramLoginModule required"
+        plain = "org.apache.kafka.common.security.plain.PlainLoginModule required"
+        login = f'username="{self.admin}" password="{self.admin_password}"'
+        plain_users = " ".join(f'user_{name}="{word}"' for name, word in self.all_users().items())
+        return {
+            "sasl.enabled.mechanisms": ",".join(SASL_MECHANISMS),
+            "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512",
+            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": f"{scram} {login};",
+            "listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config": f"{scram} {login};",
+            "listener.name.sasl_ssl.plain.sasl.jaas.config": f"{plain} {login} {plain_users};",
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": str(self.keystore),
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(self.truststore),
+            # ssl.client.auth alone applies to SSL listeners only, not to SASL_SSL ones.
+            "listener.name.sasl_ssl.ssl.client.auth": "required",
+        }
+
+    def scram_arguments(self) -> list[str]:
+        """StorageTool's ``--add-scram`` for every user and both SCRAM mechanisms."""
+        arguments = []
+        for name, word in self.all_users().items():
+            for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512"):
+                arguments += ["--add-scram", f"{mechanism}=[name={name},password={word}]"]
+        return arguments
+
+
 def broker_properties(
     node_id: int,
     broker_port: int,
@@ -58,18 +116,21 @@ def broker_properties(
     voters: str,
     log_dir: Path,
     replication: int = 1,
+    security: BrokerSecurity | None = None,
 ) -> dict[str, str]:
-    """server.properties of a combined broker+controller on loopback."""
+    """server.properties of a combined broker+controller on loopback (secured: SASL_SSL only)."""
     min_isr = str(min(2, replication))
+    listener = "SASL_SSL" if security else "PLAINTEXT"
     return {
         "process.roles": "broker,controller",
         "node.id": str(node_id),
         "controller.quorum.voters": voters,
-        "listeners": f"PLAINTEXT://127.0.0.1:{broker_port},CONTROLLER://127.0.0.1:{controller_port}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{broker_port}",
-        "inter.broker.listener.name": "PLAINTEXT",
+        "listeners": f"{listener}://127.0.0.1:{broker_port},CONTROLLER://127.0.0.1:{controller_port}",
+        "advertised.listeners": f"{listener}://127.0.0.1:{broker_port}",
+        "inter.broker.listener.name": listener,
         "controller.listener.names": "CONTROLLER",
-        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "listener.security.protocol.map": f"CONTROLLER:PLAINTEXT,{listener}:{listener}",
+        **(security.properties() if security else {}),
         "log.dirs": str(log_dir),
         "num.partitions": "1",
         "default.replication.factor": str(replication),
@@ -93,8 +154,9 @@ def broker_properties(
 class KafkaBroker:
     name = "kafka"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, security: BrokerSecurity | None = None) -> None:
         self.settings = settings
+        self.security = security
         self.port = settings.kafka_port
         self.controller_port = self.port + 1
         self.jars = settings.stack_dir / f"kafka-{settings.kafka_version}" / "jars"
@@ -106,8 +168,12 @@ class KafkaBroker:
         )
 
     def answering(self) -> bool:
-        """A real metadata request, not just an open port."""
-        return brokers_seen([f"127.0.0.1:{self.port}"]) >= 1
+        """A real metadata request, not just an open port (through TLS and SASL if secured)."""
+        return brokers_seen([f"127.0.0.1:{self.port}"], self.client_options) >= 1
+
+    @property
+    def client_options(self) -> dict[str, object]:
+        return kafka_python_options(self.settings) if self.security else {}
 
     def status(self) -> ServiceStatus:
         pid = self.process.pid()
@@ -149,6 +215,7 @@ class KafkaBroker:
             controller_port=self.controller_port,
             voters=f"1@127.0.0.1:{self.controller_port}",
             log_dir=self.home / "data",
+            security=self.security,
         )
         return write_broker_config(self.home, properties)
 
@@ -156,17 +223,22 @@ class KafkaBroker:
         """Format the log directory once; a formatted one keeps its cluster id and topics."""
         if (self.home / "data" / "meta.properties").exists():
             return
-        format_storage(self.jars, config, new_cluster_id())
+        extra = self.security.scram_arguments() if self.security else []
+        format_storage(self.jars, config, new_cluster_id(), extra)
 
 
-def brokers_seen(bootstrap_servers: list[str]) -> int:
-    """How many brokers a metadata request through ``bootstrap_servers`` reports (0: none)."""
+def brokers_seen(bootstrap_servers: list[str], options: Mapping[str, object] | None = None) -> int:
+    """How many brokers a metadata request through ``bootstrap_servers`` reports (0: none).
+    ``options``: kafka-python's, for a secured broker (kafka_python_options)."""
     # kafka-python leaks the socket of a refused connection: knock before asking.
     addresses = [server.rsplit(":", 1) for server in bootstrap_servers]
     if not any(port_is_open(host, int(port)) for host, port in addresses):
         return 0
     try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=3000)
+        admin = KafkaAdminClient(
+            **{**(options or {}), "bootstrap_servers": bootstrap_servers},
+            request_timeout_ms=3000,
+        )
     except (KafkaError, OSError, ValueError):
         return 0
     try:
@@ -194,8 +266,11 @@ def write_broker_config(home: Path, properties: Mapping[str, str]) -> Path:
     return config
 
 
-def format_storage(jars: Path, config: Path, cluster_id: str) -> None:
-    run_java(jars, ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)])
+def format_storage(
+    jars: Path, config: Path, cluster_id: str, extra: list[str] | None = None
+) -> None:
+    command = ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)]
+    run_java(jars, command + (extra or []))
 
 
 def broker_command(jars: Path, config: Path) -> list[str]:

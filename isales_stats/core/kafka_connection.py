@@ -1,0 +1,201 @@
+"""How every Kafka client of the project connects: one set of settings, three spellings.
+
+The worker's consumer and dead-letter producer (Faust on aiokafka), the topic admin, the
+callback receiver's producer, ``publish``, ``simulate``, the demo and the benchmarks
+(kafka-python) all connect with the ``ISALES_KAFKA_*`` settings, as read here:
+``kafka_python_options`` for kafka-python, ``aiokafka_options`` for aiokafka (the engine turns
+them into Faust's credentials), and one ``ssl.SSLContext`` for both, so that the two libraries
+cannot disagree on what is trusted.
+
+``check_kafka_access`` is the start-up check. Both libraries retry a refused TLS handshake or
+SASL login as if the broker were down, logging at most a line per attempt, so a wrong password
+or CA would look like a hang. The check connects once as the clients will and raises
+``KafkaAccessRefused`` naming the setting at fault, within its timeout. A broker that does not
+answer at all is not its business: the clients wait for one that is starting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import ssl
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from aiokafka import errors as aiokafka_errors
+from aiokafka.conn import create_conn
+from aiokafka.protocol.metadata import MetadataRequest
+
+from isales_stats.core.settings import Settings
+
+# OpenSSL's verify codes for a certificate that does not name the host connected to.
+_NAME_MISMATCH = {62, 64}  # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
+
+
+class KafkaAccessRefused(RuntimeError):
+    """Kafka answered but would not let us in: the message names the setting to fix."""
+
+
+def uses_tls(settings: Settings) -> bool:
+    return settings.kafka_security_protocol in ("SSL", "SASL_SSL")
+
+
+def uses_sasl(settings: Settings) -> bool:
+    return settings.kafka_security_protocol.startswith("SASL")
+
+
+def ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """What TLS trusts and presents (None without TLS): the broker's certificate must chain to
+    ISALES_KAFKA_CA_FILE (the system's CAs when unset) and name the host unless
+    ISALES_KAFKA_CHECK_HOSTNAME is off; ISALES_KAFKA_CERT_FILE and _KEY_FILE are ours."""
+    if not uses_tls(settings):
+        return None
+    ca_file = str(settings.kafka_ca_file) if settings.kafka_ca_file else None
+    try:
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca_file)
+    except (OSError, ssl.SSLError) as error:
+        raise KafkaAccessRefused(f"ISALES_KAFKA_CA_FILE ({ca_file}): {error}") from error
+    context.check_hostname = settings.kafka_check_hostname
+    if settings.kafka_cert_file and settings.kafka_key_file:
+        try:
+            context.load_cert_chain(settings.kafka_cert_file, settings.kafka_key_file)
+        except (OSError, ssl.SSLError) as error:
+            raise KafkaAccessRefused(
+                f"ISALES_KAFKA_CERT_FILE / ISALES_KAFKA_KEY_FILE ({settings.kafka_cert_file}, "
+                f"{settings.kafka_key_file}): {error}"
+            ) from error
+    return context
+
+
+def _security(settings: Settings) -> dict[str, Any]:
+    """The options both libraries spell alike."""
+    options: dict[str, Any] = {"security_protocol": settings.kafka_security_protocol}
+    if uses_sasl(settings):
+        options |= {
+            "sasl_mechanism": settings.kafka_sasl_mechanism,
+            "sasl_plain_username": settings.kafka_username,
+            "sasl_plain_password": settings.kafka_password_value(),
+        }
+    context = ssl_context(settings)
+    if context is not None:
+        options["ssl_context"] = context  # kafka-python then ignores its other ssl_* options
+    return options
+
+
+def kafka_python_options(settings: Settings) -> dict[str, Any]:
+    """KafkaProducer / KafkaAdminClient / KafkaConsumer keyword arguments."""
+    return {"bootstrap_servers": settings.kafka_bootstrap_servers, **_security(settings)}
+
+
+def aiokafka_options(settings: Settings) -> dict[str, Any]:
+    """AIOKafkaConsumer / AIOKafkaProducer keyword arguments."""
+    return {"bootstrap_servers": settings.kafka_bootstrap_servers, **_security(settings)}
+
+
+def check_kafka_access(settings: Settings, timeout: float = 10.0) -> None:
+    """Connect to the first broker that answers as our clients will: our own TLS handshake
+    (its errors say which certificate failed), then a connection as aiokafka makes them (SASL
+    login, API versions). ``KafkaAccessRefused`` names the setting at fault; nothing answering
+    at all returns quietly (a broker may still be starting)."""
+    for server in settings.kafka_bootstrap_servers:
+        host, _, port = server.rpartition(":")
+        try:
+            sock = socket.create_connection((host, int(port)), timeout=timeout)
+        except OSError:
+            continue
+        with sock:
+            if uses_tls(settings):
+                _check_tls(settings, sock, host, server, timeout)
+        if settings.kafka_security_protocol != "PLAINTEXT":
+            _check_login(settings, server, timeout)
+        return
+
+
+def _check_tls(
+    settings: Settings, sock: socket.socket, host: str, server: str, timeout: float
+) -> None:
+    context = ssl_context(settings)
+    if context is None:
+        return
+    trusted = str(settings.kafka_ca_file or "the system's CAs")
+    try:
+        with context.wrap_socket(sock, server_hostname=host) as tls:
+            # TLS 1.3 refuses a client certificate after our side has finished: wait a moment
+            # for that alert (a broker that accepted us just waits for a request).
+            tls.settimeout(min(timeout, 0.5))
+            with contextlib.suppress(TimeoutError):
+                tls.recv(1)
+    except ssl.SSLCertVerificationError as error:
+        if error.verify_code in _NAME_MISMATCH:
+            raise KafkaAccessRefused(
+                f"Kafka's certificate at {server} does not name {host} "
+                f"({error.verify_message}): connect by a name it holds, or set "
+                "ISALES_KAFKA_CHECK_HOSTNAME=false"
+            ) from error
+        raise KafkaAccessRefused(
+            f"Kafka's certificate at {server} is not trusted by ISALES_KAFKA_CA_FILE "
+            f"({trusted}): {error.verify_message}"
+        ) from error
+    except ssl.SSLError as error:
+        if "CERTIFICATE" in (error.reason or "").upper() or "ALERT" in str(error).upper():
+            raise KafkaAccessRefused(
+                f"Kafka at {server} refused our TLS client certificate "
+                f"(ISALES_KAFKA_CERT_FILE / ISALES_KAFKA_KEY_FILE): {error.reason or error}"
+            ) from error
+        raise KafkaAccessRefused(
+            f"TLS with Kafka at {server} failed (ISALES_KAFKA_SECURITY_PROTOCOL="
+            f"{settings.kafka_security_protocol}: is that listener TLS?): {error}"
+        ) from error
+    except OSError as error:
+        raise KafkaAccessRefused(
+            f"Kafka at {server} closed the connection during TLS (ISALES_KAFKA_SECURITY_PROTOCOL"
+            f"={settings.kafka_security_protocol}: is that listener TLS?): {error}"
+        ) from error
+
+
+def _check_login(settings: Settings, server: str, timeout: float) -> None:
+    """One connection as aiokafka makes them (TLS, SASL handshake and login): it reports a
+    refused login at once, where both clients' bootstraps retry it until they time out."""
+    host, _, port = server.rpartition(":")
+    options = aiokafka_options(settings)
+    del options["bootstrap_servers"]
+
+    async def login() -> None:
+        connection = await asyncio.wait_for(create_conn(host, int(port), **options), timeout)
+        try:  # a SASL listener answers API versions before a login, but nothing else
+            await asyncio.wait_for(connection.send(MetadataRequest([])), timeout)
+        finally:
+            connection.close()
+
+    try:
+        _run(login())
+    except aiokafka_errors.SaslAuthenticationFailed as error:
+        raise KafkaAccessRefused(
+            f"Kafka at {server} refused user {settings.kafka_username!r} with "
+            f"{settings.kafka_sasl_mechanism}: check ISALES_KAFKA_USERNAME and "
+            f"ISALES_KAFKA_PASSWORD (or ISALES_KAFKA_PASSWORD_FILE): {error}"
+        ) from error
+    except aiokafka_errors.UnsupportedSaslMechanismError as error:
+        raise KafkaAccessRefused(
+            f"Kafka at {server} does not offer ISALES_KAFKA_SASL_MECHANISM="
+            f"{settings.kafka_sasl_mechanism}: {error}"
+        ) from error
+    except (aiokafka_errors.KafkaError, TimeoutError, OSError) as error:
+        raise KafkaAccessRefused(
+            f"Kafka at {server} did not let us in within {timeout:.0f} s: is its listener "
+            f"ISALES_KAFKA_SECURITY_PROTOCOL={settings.kafka_security_protocol}, and does it want "
+            f"a client certificate (ISALES_KAFKA_CERT_FILE)? {error!r}"
+        ) from error
+
+
+def _run(coroutine: Coroutine[Any, Any, None]) -> None:
+    """Run ``coroutine`` to its end from sync code, on this thread unless a loop runs here."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(coroutine)
+        return
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, coroutine).result()
