@@ -18,16 +18,20 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 from kafka import KafkaAdminClient
 from redis import Redis
 
 from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings
+from isales_stats.engine.topics import ensure_topics
+from tests.support.chunked_stream import chunk_sizes, expected_statistics, soak_chunk
 from tests.support.detail import (
     distinct_identities_counted,
     expected_detail,
@@ -35,7 +39,9 @@ from tests.support.detail import (
     read_detail,
 )
 from tests.support.faults import (
+    PacedProducer,
     assert_fully_committed,
+    rss_bytes,
     scrape_metric,
     wait_for_metrics,
     wait_until_exact,
@@ -91,6 +97,72 @@ def test_after_a_kill_9_the_next_worker_commits_every_partition_to_its_end(
     with ServiceProcess(test_settings, "worker", log_dir=tmp_path, worker_metrics_port=0) as last:
         assert wait_until_exact(test_settings, expected, timeout=120), last.log()
         assert_fully_committed(test_settings, last.log)
+
+
+MILLION = 1_000_000
+MB = 1024 * 1024
+READ_METRICS = ("isales_events_counted_total", "isales_events_duplicate_total")
+
+
+@pytest.mark.slow
+@pytest.mark.faults  # 1.1 million events, about two minutes: with the fault matrix
+def test_after_a_crash_the_next_worker_counts_a_million_events_in_flat_memory(
+    test_settings: Settings, tmp_path: Path
+) -> None:
+    """Frozen, Faust kept every later acknowledgement in memory: after a kill -9 the next
+    worker counts 1,000,000 more events, with its resident memory flat, exactly, to the end."""
+    seed, now = 21, datetime.now(UTC)
+    sizes = chunk_sizes(100_000 + MILLION)  # ten chunks before the crash, a hundred after
+
+    def messages(chunks: range) -> Iterator[tuple[bytes | None, bytes | None]]:
+        for number in chunks:
+            for event in soak_chunk(seed, number, sizes[number], now):
+                yield f"1:{event['campaignId']}".encode(), orjson.dumps(event)
+
+    ensure_topics(test_settings)
+    PacedProducer(test_settings, messages(range(10)), 100_000, total=100_000).start().join(300)
+    port = free_port()
+    first = ServiceProcess(test_settings, "worker", log_dir=tmp_path, worker_metrics_port=port)
+    first.start()
+    wait_for_metrics(port)
+    reached = wait_for(lambda: scrape_metric(port, "isales_events_counted_total") >= 40_000, 120)
+    first.kill()
+    assert reached, f"the first worker made no progress:\n{first.log()}"
+    assert partitions_resumed_past_the_commit(test_settings), "Redis was not ahead at the kill"
+
+    port = free_port()
+    samples: list[tuple[float, int]] = []  # (events counted, RSS bytes)
+    with ServiceProcess(test_settings, "worker", log_dir=tmp_path, worker_metrics_port=port) as w:
+        wait_for_metrics(port)
+        assert w.process is not None
+        pid, deadline = w.process.pid, time.monotonic() + 600
+
+        def sample() -> None:  # what it has read (counted or found counted) and its RSS
+            read = sum(scrape_metric(port, name) for name in READ_METRICS)
+            samples.append((read, rss_bytes(pid)))
+
+        sample()  # before the million
+        producer = PacedProducer(
+            test_settings, messages(range(10, len(sizes))), 100_000, total=MILLION
+        ).start()
+        expected = expected_statistics(seed, sizes, now)  # the model while the worker counts
+        while not wait_until_exact(test_settings, expected, timeout=1):
+            assert time.monotonic() < deadline, f"not exact in 600 s:\n{w.log()}"
+            sample()
+        producer.join(60)
+        sample()
+        committed = assert_fully_committed(test_settings, w.log)
+    warm = next(rss for read, rss in samples if read >= 200_000)
+    peak, last = max(rss for _, rss in samples), samples[-1][1]
+    print(
+        f"\n[million after a crash] {samples[-1][0]:,.0f} events read by the next worker; "
+        f"RSS {samples[0][1] / MB:.0f} MB before them, {warm / MB:.0f} MB after 200,000, "
+        f"{peak / MB:.0f} MB at most, {last / MB:.0f} MB at the end; {committed}"
+    )
+    # Flat: what a frozen partition kept (an int per event of a quarter of the stream, a few
+    # MB, and a slower commit each time) would show beyond the fetch buffers' own swing.
+    assert last <= warm + 16 * MB, (warm, last, samples[::10])
+    assert samples[-1][0] >= MILLION
 
 
 def test_a_worker_exports_its_lag_per_partition_until_it_has_caught_up(
@@ -171,6 +243,11 @@ def test_a_resume_point_older_than_the_log_is_reported_loudly(
         )
         assert reported, w.log()
         assert "older than the earliest offset Kafka still holds" in w.log()
+        ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+        assert ready.status_code == 503, ready.text
+        assert f"{test_settings.call_events_topic}/" in ready.text, ready.text
+        assert "missing from the statistics" in ready.text
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
         assert_fully_committed(test_settings, w.log)
     # The counts are those of the first stream: the rest is gone, and said to be.
     assert read_detail(test_settings) == expected_detail(counted)

@@ -50,7 +50,8 @@ from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings
 from isales_stats.engine.topics import ensure_topics
 from tests.support.aof import WriteReading, read_writes
-from tests.support.detail import distinct_identities_counted, expected_detail
+from tests.support.chunked_stream import CAMPAIGNS, chunk_sizes, expected_statistics, soak_chunk
+from tests.support.detail import distinct_identities_counted
 from tests.support.faults import (
     PacedProducer,
     assert_fully_committed,
@@ -64,16 +65,12 @@ from tests.support.faults import (
 from tests.support.freshness import FreshnessWatcher
 from tests.support.ports import free_port
 from tests.support.processes import ServiceProcess
-from tests.support.streams import campaign_stream
 from tests.support.waiting import wait_for_http
 
 SOAK_SECONDS = int(os.environ.get("ISALES_SOAK_SECONDS", "600"))
 # The fault matrix's 5,000/s; ISALES_SOAK_RATE runs it at a chosen fraction of a capacity
 # measured by `make bench` the same day (docs/reliability.md, "Soak").
 RATE = int(os.environ.get("ISALES_SOAK_RATE", "5000"))
-CHUNK_EVENTS = 10_000
-CHUNK_CAMPAIGNS = 12  # each chunk's; the chunks take turns over four groups of them
-CAMPAIGNS = [f"camp-{n:03d}" for n in range(4 * CHUNK_CAMPAIGNS)]
 SAMPLE_EVERY = 50
 API_POLL_SECONDS = 0.5
 MB = 1024 * 1024
@@ -101,66 +98,6 @@ def soak_settings(test_settings: Settings, tmp_path: Path) -> Iterator[Settings]
         yield settings
     finally:
         server.process.stop()
-
-
-def soak_chunk(seed: int, number: int, size: int, now: datetime) -> list[dict[str, Any]]:
-    """Chunk ``number`` of the stream: its own records and calls (ids prefixed ``m{number}-``)
-    in its group of campaigns (the model's cost grows with the campaigns of one chunk)."""
-    tag = f"m{number}-"
-    first = CHUNK_CAMPAIGNS * (number % 4)
-    renamed = []
-    for event in campaign_stream(size, campaigns=CHUNK_CAMPAIGNS, seed=seed + number, now=now):
-        campaign = f"camp-{first + int(event['campaignId'].removeprefix('camp-')):03d}"
-        copy = {**event, "campaignId": campaign, "dataId": tag + event["dataId"]}  # not shared
-        if "callId" in copy:
-            copy["callId"] = tag + copy["callId"]
-        renamed.append(copy)
-    return renamed
-
-
-def add_details(total: dict[str, Any], detail: list[dict[str, Any]]) -> None:
-    """Add one chunk's countDetail into ``total`` (campaignId -> counters and batches)."""
-    for campaign in detail:
-        into = total.setdefault(campaign["campaignId"], {"batches": {}})
-        for name, value in campaign.items():
-            if isinstance(value, int):
-                into[name] = into.get(name, 0) + value
-        for batch in campaign["batchDetail"]:
-            batch_into = into["batches"].setdefault(batch["batchId"], {})
-            for name, value in batch.items():
-                if isinstance(value, int):
-                    batch_into[name] = batch_into.get(name, 0) + value
-
-
-def as_detail(total: dict[str, Any], keys: list[str], batch_keys: list[str]) -> list[Any]:
-    """``add_details``'s sums in the API's own shape and order."""
-    return [
-        {
-            "campaignId": campaign,
-            **{key: total[campaign][key] for key in keys},
-            "batchDetail": [
-                {"batchId": batch, **{key: counters[key] for key in batch_keys}}
-                for batch, counters in sorted(total[campaign]["batches"].items())
-            ],
-        }
-        for campaign in sorted(total)
-    ]
-
-
-def expected_statistics(seed: int, sizes: list[int], now: datetime) -> list[dict[str, Any]]:
-    """The reference model's statistics of the whole stream, a chunk at a time."""
-    total: dict[str, Any] = {}
-    keys: list[str] = []
-    batch_keys: list[str] = []
-    for number, size in enumerate(sizes):
-        detail = expected_detail(soak_chunk(seed, number, size, now))
-        add_details(total, detail)
-        if not keys and detail:
-            keys = [k for k in detail[0] if k not in ("campaignId", "batchDetail")]
-            batch_keys = [
-                k for k in detail[0]["batchDetail"][0] if k != "batchId"
-            ]  # every campaign has batches in campaign_stream
-    return as_detail(total, keys, batch_keys)
 
 
 def writes_of(snapshot: dict[str, float]) -> WriteReading:
@@ -276,9 +213,7 @@ def test_soak_at_5000_events_per_second_with_two_workers_and_the_api_polled(
     settings = soak_settings
     seed = fault_seed("row 8: soak")
     total = RATE * SOAK_SECONDS
-    sizes = [CHUNK_EVENTS] * (total // CHUNK_EVENTS) + (
-        [total % CHUNK_EVENTS] if total % CHUNK_EVENTS else []
-    )
+    sizes = chunk_sizes(total)
     now = datetime.now(UTC)
     ensure_topics(settings)
     soak = Soak(settings, seed, sizes, now)
