@@ -1,8 +1,14 @@
-"""Who is calling: the AK/SK request signature (``isales_stats.core.signing``) checked per request.
+"""Who is calling: the AK/SK request signature (``isales_stats.core.signing``) checked per request,
+and whether the key may see the VDN asked for (its scope, ``isales_stats.core.tenants``).
 
-Authentication is on unless ``ISALES_AUTH_ENABLED=false`` says otherwise; with it on and no keys
-the API refuses to start (``load_secret_keys`` raises). With it off, the caller is its client
-address, which is what flow control then counts by.
+Authentication is on unless ``ISALES_AUTH_ENABLED=false`` says otherwise; with it on and no keys,
+or a key without a scope, the API refuses to start (``load_key_grants`` raises). With it off,
+the caller is its client address, which is what flow control then counts by, and sees every VDN.
+
+A VDN outside the key's scope is answered exactly as a bad signature is (401, the same
+envelope and text): a caller learns nothing about other tenants, not even that a VDN exists.
+The refusal is counted (``isales_api_out_of_scope_total``) and noted in the access log, and it
+comes before flow control, so it costs the victim's budget nothing.
 """
 
 from __future__ import annotations
@@ -15,20 +21,23 @@ from fastapi import Request, Security
 from fastapi.security import APIKeyHeader
 
 from isales_stats.api.errors import AUTHENTICATION_FAILED_MESSAGE, ApiError, ErrorCode
-from isales_stats.api.metrics import AUTH_FAILURES
+from isales_stats.api.metrics import AUTH_FAILURES, OUT_OF_SCOPE
 from isales_stats.core.settings import Settings
 from isales_stats.core.signing import (
     AUTH_SCHEME,
     AuthenticationError,
+    KeyGrant,
     decode_query,
-    parse_key_pairs,
+    parse_key_grants,
     verify_request,
 )
+from isales_stats.core.tenants import EVERY_VDN, VdnScope
 
 NO_KEYS_MESSAGE = (
     "authentication is on (ISALES_AUTH_ENABLED=true, the default) but no keys are configured: "
-    "set ISALES_AUTH_KEYS=ak1:sk1[,ak2:sk2...] or ISALES_AUTH_KEYS_FILE=/path/to/keys, or switch "
-    "authentication off explicitly with ISALES_AUTH_ENABLED=false (local demos only)"
+    "set ISALES_AUTH_KEYS='ak1:sk1 vdns=1;7[,ak2:sk2 vdns=10-20...]' or "
+    "ISALES_AUTH_KEYS_FILE=/path/to/keys, or switch authentication off explicitly with "
+    "ISALES_AUTH_ENABLED=false (local demos only)"
 )
 
 # Declares the header to the OpenAPI document (the lock in /docs); the checking happens below.
@@ -50,27 +59,30 @@ class AuthConfigurationError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Whom flow control counts: ``ak:{AK}``, or ``address:{ip}`` when authentication is off."""
+    """Whom flow control counts: ``ak:{AK}``, or ``address:{ip}`` when authentication is off;
+    and the VDNs it may see."""
 
     identity: str
     access_key: str | None = None
+    scope: VdnScope = EVERY_VDN
 
 
-def load_secret_keys(settings: Settings) -> dict[str, str]:
-    """``{AK: SK}`` from ISALES_AUTH_KEYS and ISALES_AUTH_KEYS_FILE; ``{}`` with auth off.
+def load_key_grants(settings: Settings) -> dict[str, KeyGrant]:
+    """``{AK: KeyGrant}`` from ISALES_AUTH_KEYS and ISALES_AUTH_KEYS_FILE; ``{}`` with auth off.
 
-    Raises ``AuthConfigurationError`` with a message fit for an operator (it names no secret).
+    Raises ``AuthConfigurationError`` with a message fit for an operator (it names no secret),
+    also for a key issued without a VDN scope.
     """
     if not settings.auth_enabled:
         return {}
     try:
-        keys = parse_key_pairs(settings.auth_keys.get_secret_value())
+        keys = parse_key_grants(settings.auth_keys.get_secret_value())
     except ValueError as error:
         raise AuthConfigurationError(f"ISALES_AUTH_KEYS: {error}") from None
     if settings.auth_keys_file is not None:
         path = settings.auth_keys_file
         try:
-            from_file = parse_key_pairs(path.read_text(encoding="utf-8"))
+            from_file = parse_key_grants(path.read_text(encoding="utf-8"))
         except OSError as error:
             raise AuthConfigurationError(
                 f"ISALES_AUTH_KEYS_FILE: cannot read {path}: {error.strerror}"
@@ -85,7 +97,27 @@ def load_secret_keys(settings: Settings) -> dict[str, str]:
         keys.update(from_file)
     if not keys:
         raise AuthConfigurationError(NO_KEYS_MESSAGE)
+    unscoped = sorted(access_key for access_key, grant in keys.items() if grant.scope is None)
+    if unscoped:
+        raise AuthConfigurationError(
+            f"access key {unscoped[0]!r} has no VDN scope: write it as 'AK:SK vdns=1;7;10-20' "
+            "(the VDNs of its tenant), or 'AK:SK vdns=*' for an operator key that sees every VDN"
+        )
     return keys
+
+
+def authorize_vdn(request: Request, caller: Caller, vdn_id: int) -> None:
+    """401, as for a bad signature, when ``vdn_id`` is outside the caller's scope."""
+    if caller.scope.admits(vdn_id):
+        return
+    OUT_OF_SCOPE.inc()
+    request.state.auth_failure = "vdn out of scope"  # for the access log, never for the caller
+    raise ApiError(
+        401,
+        ErrorCode.AUTHENTICATION_FAILED,
+        AUTHENTICATION_FAILED_MESSAGE,
+        headers={"WWW-Authenticate": AUTH_SCHEME},
+    )
 
 
 async def authenticate_caller(
@@ -119,4 +151,5 @@ async def authenticate_caller(
             headers={"WWW-Authenticate": AUTH_SCHEME},
         ) from None
     request.state.access_key = access_key
-    return Caller(f"ak:{access_key}", access_key)
+    scope = request.app.state.key_scopes[access_key]
+    return Caller(f"ak:{access_key}", access_key, scope)

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from isales_stats.api.auth import load_secret_keys
+from isales_stats.api.auth import load_key_grants
 from isales_stats.api.errors import EXCEPTION_HANDLERS
 from isales_stats.api.ratelimit import RateLimiter
 from isales_stats.api.routes import callbacks, health, live, metrics, statistics
@@ -24,7 +24,7 @@ from isales_stats.engine.statistics import StatisticsReader
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    secret_keys = load_secret_keys(settings)
+    grants = load_key_grants(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -52,7 +52,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         exception_handlers=EXCEPTION_HANDLERS,
     )
     app.state.settings = settings
-    app.state.secret_keys = secret_keys
+    app.state.secret_keys = {key: grant.secret_key for key, grant in grants.items()}
+    app.state.key_scopes = {key: grant.scope for key, grant in grants.items()}
     if settings.access_log:
         configure_access_log()
     app.add_middleware(RequestTelemetry, log_requests=settings.access_log)

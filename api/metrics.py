@@ -24,3 +24,7 @@ AUTH_FAILURES = Counter(
     "Statistics requests refused by authentication (HTTP 401), by reason",
     ["reason"],
 )
+OUT_OF_SCOPE = Counter(
+    "isales_api_out_of_scope_total",
+    "Requests signed by a valid key for a VDN outside its scope (HTTP 401, as a bad signature)",
+)

@@ -18,13 +18,15 @@ import pytest
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
-from isales_stats.api.auth import NO_KEYS_MESSAGE, AuthConfigurationError, load_secret_keys
+from isales_stats.api.auth import NO_KEYS_MESSAGE, AuthConfigurationError, load_key_grants
 from isales_stats.api.errors import AUTHENTICATION_FAILED_MESSAGE, ErrorCode
 from isales_stats.api.main import create_app
 from isales_stats.api.telemetry import ACCESS_LOGGER
 from isales_stats.client import AkSkAuth, StatisticsApiError, StatisticsClient, sign
 from isales_stats.commands import cli_command
 from isales_stats.core.settings import Settings
+from isales_stats.core.signing import KeyGrant
+from isales_stats.core.tenants import EVERY_VDN, VdnScope
 from tests.support.api_process import ApiProcess
 from tests.support.app_client import serve, statistics_path
 from tests.support.clock import now_ms
@@ -239,12 +241,19 @@ def test_authentication_is_on_by_default(monkeypatch: pytest.MonkeyPatch) -> Non
 
 def test_keys_come_from_the_setting_and_the_file(tmp_path: Path) -> None:
     key_file = tmp_path / "keys"
-    key_file.write_text("# issued 2026-11\nfile-ak:file-sk\n", encoding="utf-8")
-    settings = Settings(auth_keys=SecretStr("ak1:sk1,ak2:sk2"), auth_keys_file=key_file)
-    assert load_secret_keys(settings) == {"ak1": "sk1", "ak2": "sk2", "file-ak": "file-sk"}
+    key_file.write_text("# issued 2026-11\nfile-ak:file-sk vdns=7;10-20\n", encoding="utf-8")
+    settings = Settings(
+        auth_keys=SecretStr("ak1:sk1 vdns=1,ak2:sk2 vdns=*"), auth_keys_file=key_file
+    )
+    tenant = VdnScope(ranges=((7, 7), (10, 20)))
+    assert load_key_grants(settings) == {
+        "ak1": KeyGrant("sk1", VdnScope(ranges=((1, 1),))),
+        "ak2": KeyGrant("sk2", EVERY_VDN),
+        "file-ak": KeyGrant("file-sk", tenant),
+    }
     only_file = Settings(auth_keys_file=key_file)
-    assert load_secret_keys(only_file) == {"file-ak": "file-sk"}
-    assert load_secret_keys(Settings(auth_enabled=False)) == {}
+    assert load_key_grants(only_file) == {"file-ak": KeyGrant("file-sk", tenant)}
+    assert load_key_grants(Settings(auth_enabled=False)) == {}
 
 
 @pytest.mark.parametrize(
@@ -254,8 +263,13 @@ def test_keys_come_from_the_setting_and_the_file(tmp_path: Path) -> None:
         ("", "# nothing yet\n", NO_KEYS_MESSAGE),
         ("ak1:topsecret,ak1:topsecret2", None, "ISALES_AUTH_KEYS: line 1: access key 'ak1'"),
         ("ak1", None, "ISALES_AUTH_KEYS: line 1: expected AK:SK"),
-        ("ak1:topsecret", "ak1:topsecret", "'ak1' is in both"),
+        ("ak1:topsecret vdns=1", "ak1:topsecret vdns=1", "'ak1' is in both"),
         ("", "ak1:top secret\n", "line 1: secret key for 'ak1' is empty or invalid"),
+        # A key without a scope would see every tenant: it must say so explicitly.
+        ("ak1:topsecret", None, "access key 'ak1' has no VDN scope"),
+        ("ak1:topsecret vdns=", None, "line 1: access key 'ak1': empty VDN scope"),
+        ("ak1:topsecret vdns=20-10", None, "'20-10': VDN ids go from"),
+        ("ak1:topsecret vdns=1;x", None, "'x': expected a VDN id"),
     ],
 )
 def test_unusable_keys_stop_the_app(
@@ -276,7 +290,7 @@ def test_unusable_keys_stop_the_app(
 def test_an_unreadable_key_file_is_named(tmp_path: Path) -> None:
     missing = tmp_path / "no-such-file"
     with pytest.raises(AuthConfigurationError, match=r"cannot read .*no-such-file"):
-        load_secret_keys(Settings(auth_keys_file=missing))
+        load_key_grants(Settings(auth_keys_file=missing))
 
 
 def test_the_api_process_refuses_to_start_without_keys(

@@ -348,7 +348,7 @@ def test_dockerignore_keeps_secrets_and_history_out_of_the_context() -> None:
     assert {".git", ".env", "tests", "docs"} <= patterns
 
 
-AUTH_KEYS = "ak1:sk1,ak2:sk2"
+AUTH_KEYS = "ak1:sk1 vdns=1;7,ak2:sk2 vdns=*"
 ADMIN_PASSWORD = "grafana-admin-password"
 # Every variable compose requires (${VAR:?message}), with a value for the runs that supply them.
 REQUIRED = {"ISALES_AUTH_KEYS": AUTH_KEYS, GRAFANA_PASSWORD: ADMIN_PASSWORD}

@@ -14,13 +14,15 @@ from hypothesis import strategies as st
 
 from isales_stats.core.signing import (
     AuthenticationError,
+    KeyGrant,
     canonical_request,
     decode_query,
     format_timestamp,
-    parse_key_pairs,
+    parse_key_grants,
     sign_request,
     verify_request,
 )
+from isales_stats.core.tenants import EVERY_VDN, VdnScope
 from tests.support.credentials import WORKED_EXAMPLE_AUTHORIZATION
 
 MOMENT = datetime(2026, 11, 28, 2, 30, tzinfo=UTC)
@@ -393,25 +395,41 @@ def test_sign_rejects_what_no_verifier_accepts(kwargs: dict[str, object], messag
 # --- key pairs ------------------------------------------------------------------------------
 
 
-def test_parse_key_pairs_inline_and_file_forms() -> None:
-    assert parse_key_pairs(" ak1 : sk1 , ak2:sk2 ") == {"ak1": "sk1", "ak2": "sk2"}
+def secrets_of(text: str) -> dict[str, str]:
+    return {key: grant.secret_key for key, grant in parse_key_grants(text).items()}
+
+
+def test_parse_key_grants_inline_and_file_forms() -> None:
+    assert secrets_of(" ak1 : sk1 , ak2:sk2 ") == {"ak1": "sk1", "ak2": "sk2"}
     key_file = "# issued by ops\nak1:sk1\n\n  ak2:s:k#2 ,ak3:sk3\r\n   # old: ak0:sk0\n"
-    assert parse_key_pairs(key_file) == {"ak1": "sk1", "ak2": "s:k#2", "ak3": "sk3"}
-    assert parse_key_pairs("") == {}
+    assert secrets_of(key_file) == {"ak1": "sk1", "ak2": "s:k#2", "ak3": "sk3"}
+    assert parse_key_grants("") == {}
+
+
+def test_parse_key_grants_reads_each_keys_vdn_scope() -> None:
+    grants = parse_key_grants("ak1:sk1 vdns=7;10-20;3, ak2:s:k vdns=*\nak3:sk3\tvdns=5-5\nak4:sk4")
+    assert grants["ak1"] == KeyGrant("sk1", VdnScope(ranges=((3, 3), (7, 7), (10, 20))))
+    assert [
+        vdn for vdn in range(25) if grants["ak1"].scope and grants["ak1"].scope.admits(vdn)
+    ] == [3, 7, *range(10, 21)]
+    assert grants["ak2"] == KeyGrant("s:k", EVERY_VDN)
+    assert grants["ak3"].scope == VdnScope(ranges=((5, 5),))
+    assert grants["ak4"].scope is None  # refused at start-up by api/auth.py
+    assert str(grants["ak1"].scope) == "3;7;10-20"
 
 
 @pytest.mark.parametrize(
     "text",
     ["ak1", "ak1:", ":sk1", "a/k:sk", "ak 1:sk", "ak1:s k", "ak1:sk1,ak1:sk2", "ak1:sk1\nak1:sk1"],
 )
-def test_parse_key_pairs_rejects_malformed(text: str) -> None:
+def test_parse_key_grants_rejects_malformed(text: str) -> None:
     with pytest.raises(ValueError, match="line"):
-        parse_key_pairs(text)
+        parse_key_grants(text)
 
 
 @pytest.mark.parametrize("text", ["ak1:topsecret\nak1:topsecret", "ak1:top secret"])
-def test_parse_key_pairs_never_echoes_a_secret(text: str) -> None:
+def test_parse_key_grants_never_echoes_a_secret(text: str) -> None:
     # The message is meant for logs.
     with pytest.raises(ValueError, match="line") as caught:
-        parse_key_pairs(text)
+        parse_key_grants(text)
     assert "top" not in str(caught.value)

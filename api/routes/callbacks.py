@@ -27,9 +27,11 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from kafka.errors import KafkaError
 
+from isales_stats.api.metrics import OUT_OF_SCOPE
 from isales_stats.core.kafka_connection import check_kafka_access, uses_sasl, uses_tls
 from isales_stats.core.settings import Settings
 from isales_stats.core.signing import AuthenticationError, decode_query, verify_request
+from isales_stats.core.tenants import EVERY_VDN, VdnScope
 from isales_stats.producing.callbacks import InvalidCallback, call_results_to_events
 from isales_stats.producing.publisher import AsyncEventPublisher
 
@@ -109,7 +111,8 @@ async def receive_call_results(request: Request) -> JSONResponse:
     """Receive iSales call results and publish them as call.result events."""
     settings: Settings = request.app.state.settings
     body = await request.body()
-    if not _authorised(request, body, settings):
+    scope = _authorised(request, body, settings)
+    if scope is None:
         return _answer(401, "authentication failed")
     try:
         parsed = orjson.loads(body)
@@ -126,6 +129,11 @@ async def receive_call_results(request: Request) -> JSONResponse:
     except InvalidCallback as error:
         log.info("callback refused: %s", error)
         return _answer(400, str(error))
+    if not all(scope.admits(event.vdn_id) for event in events):
+        # All or nothing, and answered as a bad signature: nothing of another tenant is written.
+        OUT_OF_SCOPE.inc()
+        log.info("callback refused: a result for a VDN outside the key's scope")
+        return _answer(401, "authentication failed")
     publisher: AsyncEventPublisher = request.app.state.callback_publisher
     try:
         await publisher.publish_all(events)
@@ -140,18 +148,20 @@ def _answer(status: int, message: str, code: str | None = None) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
 
-def _authorised(request: Request, body: bytes, settings: Settings) -> bool:
+def _authorised(request: Request, body: bytes, settings: Settings) -> VdnScope | None:
+    """The VDNs this pusher may write (None: refused). The callback token and authentication
+    switched off write every VDN; an AK/SK signature, its key's scope (api/auth.py)."""
     token = settings.callback_token.get_secret_value()
     if not settings.auth_enabled and not token:
-        return True
+        return EVERY_VDN
     offered = request.query_params.get("token") or request.headers.get(TOKEN_HEADER)
     if token and offered and hmac.compare_digest(offered.encode(), token.encode()):
-        return True
+        return EVERY_VDN
     if not settings.auth_enabled:
-        return False
+        return None
     try:
         # The same check as the statistics API, with the keys it loaded (api/auth.py).
-        verify_request(
+        access_key = verify_request(
             authorization=request.headers.get("authorization"),
             method=request.method,
             path=request.scope["path"],
@@ -164,5 +174,6 @@ def _authorised(request: Request, body: bytes, settings: Settings) -> bool:
         )
     except AuthenticationError as error:
         log.info("callback refused: %s", error.reason)
-        return False
-    return True
+        return None
+    scope: VdnScope = request.app.state.key_scopes[access_key]
+    return scope

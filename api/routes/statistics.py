@@ -1,7 +1,8 @@
 """GET /rest/isales/v2/openapi/campaigns/{vdnId}/statistics, answered from Redis.
 
-Order of the checks: the signature (401), the parameters (400), flow control (429), then the
-read. Only well-formed, authenticated requests count toward a caller's flow-control budget.
+Order of the checks: the signature (401), the parameters (400), the key's VDN scope (401, as a
+bad signature: api/auth.py), flow control (429), then the read. Only well-formed requests
+authenticated for their VDN count toward a caller's flow-control budget.
 
 Consistency: campaigns are read by one Lua script (engine/statistics.py), so a campaign's
 counters and its batches' come from one instant; one event only ever touches one campaign, so no
@@ -14,10 +15,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.convertors import Convertor, register_url_convertor
 
+from isales_stats.api.auth import authorize_vdn
 from isales_stats.api.dependencies import (
     CallerDep,
     RateLimiterDep,
@@ -99,7 +101,8 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     },
     401: {
         "model": ErrorEnvelope,
-        "description": "The Authorization signature is missing, malformed, expired or wrong.",
+        "description": "The Authorization signature is missing, malformed, expired or wrong, "
+        "or its key is not issued for this VDN (the same answer).",
         "headers": {"WWW-Authenticate": {"description": "auth-v2", "schema": {"type": "string"}}},
         "content": {
             "application/json": {
@@ -138,6 +141,7 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     openapi_extra={"parameters": openapi_parameters()},
 )
 async def campaign_statistics(
+    request: Request,
     caller: CallerDep,
     query: StatisticsQueryDep,
     limiter: RateLimiterDep,
@@ -148,6 +152,7 @@ async def campaign_statistics(
 
     Send ``Content-Type: application/json; charset=UTF-8`` and an ``Authorization`` signature.
     """
+    authorize_vdn(request, caller, query.vdn_id)
     await limiter.admit(caller, query.vdn_id)
     today = today_in(settings.time_zone_of(query.vdn_id))
     # Written by the reader as JSON, not validated again through StatisticsResponse: see

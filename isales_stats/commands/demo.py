@@ -49,7 +49,7 @@ def run_demo(settings: Settings) -> int:
     api_settings = settings.model_copy(
         update={
             "auth_enabled": True,
-            "auth_keys": SecretStr(f"{DEMO_ACCESS_KEY}:{DEMO_SECRET_KEY}"),
+            "auth_keys": SecretStr(f"{DEMO_ACCESS_KEY}:{DEMO_SECRET_KEY} vdns=*"),
             "auth_keys_file": None,
             "callback_token": SecretStr(DEMO_CALLBACK_TOKEN),
             # The live page reads counters without a signature: fine on a local demo.

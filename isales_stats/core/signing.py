@@ -32,17 +32,21 @@ import hashlib
 import hmac
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from urllib.parse import parse_qsl, quote
 
+from isales_stats.core.tenants import SCOPE_PREFIX, VdnScope
+
 __all__ = [
     "AUTH_SCHEME",
     "AuthenticationError",
+    "KeyGrant",
     "canonical_request",
     "decode_query",
     "format_timestamp",
-    "parse_key_pairs",
+    "parse_key_grants",
     "sign_request",
     "verify_request",
 ]
@@ -311,22 +315,35 @@ def _parse_authorization(authorization: str | None) -> tuple[list[str], list[str
         raise AuthenticationError("malformed") from None
 
 
-def parse_key_pairs(text: str) -> dict[str, str]:
-    """``{AK: SK}`` from ``"ak1:sk1,ak2:sk2"`` or a file with one pair per line.
+@dataclass(frozen=True, slots=True)
+class KeyGrant:
+    """What operations issued with one access key: its secret, and the VDNs it may see
+    (None when the line gave no ``vdns=``: api/auth.py refuses to start with such a key)."""
 
-    Pairs are separated by commas and/or line breaks; spaces around them are ignored, as are
+    secret_key: str
+    scope: VdnScope | None
+
+
+_SCOPE = re.compile(r"[ \t]+(?=" + re.escape(SCOPE_PREFIX) + ")")  # ASCII spaces only
+
+
+def parse_key_grants(text: str) -> dict[str, KeyGrant]:
+    """``{AK: KeyGrant}`` from ``"ak1:sk1 vdns=1;7,ak2:sk2 vdns=*"`` or a file of such lines.
+
+    Keys are separated by commas and/or line breaks; spaces around them are ignored, as are
     blank lines and lines starting with ``#``. An SK may contain ':' (the first one splits).
-    Raises ``ValueError`` on a malformed pair or an AK given twice; no pairs gives ``{}``.
+    The scope follows the pair after a space (core/tenants.py). Raises ``ValueError`` on a
+    malformed key or scope or an AK given twice; no keys gives ``{}``.
     """
-    pairs: dict[str, str] = {}
+    grants: dict[str, KeyGrant] = {}
     for line_number, line in enumerate(text.splitlines(), start=1):
         if line.strip().startswith("#"):
             continue
         for item in line.split(","):
-            item = item.strip()
-            if not item:
+            credential, *scoped = _SCOPE.split(item.strip(), maxsplit=1)
+            if not credential:
                 continue
-            access_key, colon, secret_key = item.partition(":")
+            access_key, colon, secret_key = credential.partition(":")
             access_key, secret_key = access_key.strip(), secret_key.strip()
             # Secrets never go into the message: it ends up in logs.
             where = f"line {line_number}"
@@ -334,8 +351,12 @@ def parse_key_pairs(text: str) -> dict[str, str]:
                 raise ValueError(f"{where}: expected AK:SK with a valid access key")
             if not _SECRET_KEY.fullmatch(secret_key):
                 raise ValueError(f"{where}: secret key for {access_key!r} is empty or invalid")
-            if access_key in pairs:
+            if access_key in grants:
                 # Two secrets for one AK: which one ops meant is unknowable.
                 raise ValueError(f"{where}: access key {access_key!r} given twice")
-            pairs[access_key] = secret_key
-    return pairs
+            try:
+                scope = VdnScope.parse(scoped[0].removeprefix(SCOPE_PREFIX)) if scoped else None
+            except ValueError as error:
+                raise ValueError(f"{where}: access key {access_key!r}: {error}") from None
+            grants[access_key] = KeyGrant(secret_key, scope)
+    return grants

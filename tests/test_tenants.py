@@ -1,0 +1,132 @@
+"""Tenants: a key sees only the VDNs it was issued for (api/auth.py, core/tenants.py).
+
+Two tenants' keys (tests/support/credentials.py: A has VDNs 100-109, B has VDN 200) try each
+surface on the other's VDN: the statistics, the result callbacks. Every such request gets the
+answer a bad signature gets (401, the same envelope and text), reads nothing, writes nothing,
+leaves the victim's flow control untouched and is counted. An operator key (``vdns=*``) sees
+both. A key issued without a scope stops start-up (tests/test_api_auth.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client import REGISTRY
+from pydantic import SecretStr
+from redis.asyncio import Redis
+
+from isales_stats.core.keys import KeyLayout
+from isales_stats.core.settings import Settings
+from isales_stats.engine.topics import ensure_topics
+from tests.support.app_client import serve, statistics_path
+from tests.support.clock import now_ms
+from tests.support.counting import count_events
+from tests.support.credentials import (
+    ACCESS_KEY,
+    SECRET_KEY,
+    TENANT_A_KEY,
+    TENANT_A_SECRET,
+    TENANT_B_KEY,
+    TENANT_B_SECRET,
+    TEST_KEYS,
+)
+from tests.support.kafka_topics import read_topic
+from tests.support.streams import campaign_events
+from tests.test_callbacks import PATH, result
+
+pytestmark = [pytest.mark.stack, pytest.mark.anyio]
+
+A_VDN, B_VDN = 105, 200
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def tenant_settings(test_settings: Settings) -> Settings:
+    return test_settings.model_copy(
+        update={"auth_enabled": True, "auth_keys": SecretStr(TEST_KEYS), "rate_limit_requests": 5}
+    )
+
+
+def out_of_scope() -> float:
+    return REGISTRY.get_sample_value("isales_api_out_of_scope_total") or 0.0
+
+
+async def rate_limit_keys(settings: Settings, vdn_id: int) -> list[bytes]:
+    pattern = KeyLayout(settings.key_prefix).rate_limit(vdn_id, "*")
+    async with Redis.from_url(settings.redis_url) as redis:
+        return [key async for key in redis.scan_iter(match=pattern)]
+
+
+async def get(settings: Settings, vdn_id: int, key: str, secret: str) -> httpx.Response:
+    async with serve(settings, access_key=key, secret_key=secret) as client:
+        return await client.get(statistics_path(vdn_id), params={"campaignId": "C1"})
+
+
+async def test_each_tenant_reads_its_own_vdns_and_nothing_of_the_other(
+    tenant_settings: Settings,
+) -> None:
+    for vdn_id in (A_VDN, B_VDN):
+        await count_events(
+            tenant_settings, campaign_events(vdn_id, "C1", ["b1"], 3, moment_ms=now_ms())
+        )
+    own_a = await get(tenant_settings, A_VDN, TENANT_A_KEY, TENANT_A_SECRET)
+    own_b = await get(tenant_settings, B_VDN, TENANT_B_KEY, TENANT_B_SECRET)
+    assert (own_a.status_code, own_b.status_code) == (200, 200)
+    assert own_a.json()["countDetail"]
+    assert own_b.json()["countDetail"]
+    wrong_signature = await get(tenant_settings, A_VDN, TENANT_A_KEY, "not-the-secret")
+    assert wrong_signature.status_code == 401
+
+    before = out_of_scope()
+    attempts = 12  # beyond the victim's budget of 5: no 429, and no counter of its VDN
+    for _ in range(attempts):
+        a_on_b = await get(tenant_settings, B_VDN, TENANT_A_KEY, TENANT_A_SECRET)
+        b_on_a = await get(tenant_settings, A_VDN, TENANT_B_KEY, TENANT_B_SECRET)
+        for refused in (a_on_b, b_on_a):
+            # The answer to a bad signature, byte for byte: nothing says the VDN exists.
+            assert refused.status_code == 401
+            assert refused.content == wrong_signature.content
+            assert refused.headers["WWW-Authenticate"] == "auth-v2"
+    assert out_of_scope() - before == 2 * attempts
+    # Flow control never ran for them: the only counters of each VDN are its own tenant's.
+    layout = KeyLayout(tenant_settings.key_prefix)
+    for vdn_id, owner in ((A_VDN, TENANT_A_KEY), (B_VDN, TENANT_B_KEY)):
+        only = [layout.rate_limit(vdn_id, f"ak:{owner}").encode()]
+        assert await rate_limit_keys(tenant_settings, vdn_id) == only
+    # The victims' own budgets are intact: each still reads its VDN (5 allowed, 1 used).
+    assert (await get(tenant_settings, B_VDN, TENANT_B_KEY, TENANT_B_SECRET)).status_code == 200
+    assert (await get(tenant_settings, A_VDN, TENANT_A_KEY, TENANT_A_SECRET)).status_code == 200
+    # An operator key sees both tenants.
+    for vdn_id in (A_VDN, B_VDN):
+        assert (await get(tenant_settings, vdn_id, ACCESS_KEY, SECRET_KEY)).status_code == 200
+
+
+async def post_results(
+    settings: Settings, body: list[Any], key: str, secret: str
+) -> httpx.Response:
+    async with serve(settings, access_key=key, secret_key=secret) as client:
+        return await client.post(PATH, json=body)
+
+
+async def test_a_callback_with_any_result_of_another_tenant_is_refused_whole(
+    tenant_settings: Settings,
+) -> None:
+    ensure_topics(tenant_settings)
+    own = [result("s1", "c1", vdnId=A_VDN), result("s2", "c2", vdnId=A_VDN + 1)]
+    mixed = [result("s3", "c3", vdnId=A_VDN), result("s4", "c4", vdnId=B_VDN)]
+    before = out_of_scope()
+    refused = await post_results(tenant_settings, mixed, TENANT_A_KEY, TENANT_A_SECRET)
+    assert (refused.status_code, refused.json()["retMsg"]) == (401, "authentication failed")
+    assert out_of_scope() - before == 1
+    accepted = await post_results(tenant_settings, own, TENANT_A_KEY, TENANT_A_SECRET)
+    assert accepted.status_code == 200, accepted.text
+    published = read_topic(tenant_settings)
+    # Only the two results of A's own callback: nothing of the refused one, not even its
+    # element for A's VDN.
+    assert sorted(event["callId"] for _, event in published) == ["c1", "c2"]
