@@ -163,11 +163,16 @@ def _check_login(settings: Settings, server: str, timeout: float) -> None:
     del options["bootstrap_servers"]
 
     async def login() -> None:
-        connection = await asyncio.wait_for(create_conn(host, int(port), **options), timeout)
-        try:  # a SASL listener answers API versions before a login, but nothing else
-            await asyncio.wait_for(connection.send(MetadataRequest([])), timeout)
+        try:
+            connection = await asyncio.wait_for(create_conn(host, int(port), **options), timeout)
+            try:  # a SASL listener answers API versions before a login, but nothing else
+                await asyncio.wait_for(connection.send(MetadataRequest([])), timeout)
+            finally:
+                connection.close()
         finally:
-            connection.close()
+            # A transport lets go of its socket in a callback, refused or not: run it before
+            # the loop ends (else an unclosed-transport warning, and a socket left to the GC).
+            await asyncio.sleep(0.01)
 
     try:
         _run(login())
