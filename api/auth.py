@@ -31,7 +31,7 @@ from isales_stats.core.signing import (
     parse_key_grants,
     verify_request,
 )
-from isales_stats.core.tenants import EVERY_VDN, VdnScope
+from isales_stats.core.tenants import EVERY_VDN, VdnScope, parse_scoped_tokens
 
 NO_KEYS_MESSAGE = (
     "authentication is on (ISALES_AUTH_ENABLED=true, the default) but no keys are configured: "
@@ -104,6 +104,24 @@ def load_key_grants(settings: Settings) -> dict[str, KeyGrant]:
             "(the VDNs of its tenant), or 'AK:SK vdns=*' for an operator key that sees every VDN"
         )
     return keys
+
+
+def load_callback_tokens(settings: Settings) -> list[tuple[bytes, VdnScope]]:
+    """ISALES_CALLBACK_TOKENS as (token, the VDNs it may write); a token without a scope, or
+    one that is malformed, raises ``AuthConfigurationError`` (naming it by its place)."""
+    try:
+        tokens = parse_scoped_tokens(settings.callback_tokens.get_secret_value())
+    except ValueError as error:
+        raise AuthConfigurationError(f"ISALES_CALLBACK_TOKENS: {error}") from None
+    loaded = []
+    for place, (token, scope) in enumerate(tokens, start=1):
+        if scope is None:
+            raise AuthConfigurationError(
+                f"ISALES_CALLBACK_TOKENS: token {place} has no VDN scope: write it as "
+                "'TOKEN vdns=100-109' (its tenant's VDNs), or 'TOKEN vdns=*' for every VDN"
+            )
+        loaded.append((token.encode(), scope))
+    return loaded
 
 
 def authorize_vdn(request: Request, caller: Caller, vdn_id: int) -> None:

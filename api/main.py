@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from isales_stats.api.auth import load_key_grants
+from isales_stats.api.auth import load_callback_tokens, load_key_grants
 from isales_stats.api.errors import EXCEPTION_HANDLERS
 from isales_stats.api.ratelimit import RateLimiter
 from isales_stats.api.routes import callbacks, health, live, metrics, statistics
@@ -25,6 +25,7 @@ from isales_stats.engine.statistics import StatisticsReader
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     grants = load_key_grants(settings)
+    callback_tokens = load_callback_tokens(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.secret_keys = {key: grant.secret_key for key, grant in grants.items()}
     app.state.key_scopes = {key: grant.scope for key, grant in grants.items()}
+    app.state.callback_tokens = callback_tokens
     if settings.access_log:
         configure_access_log()
     app.add_middleware(RequestTelemetry, log_requests=settings.access_log)

@@ -202,19 +202,20 @@ def test_the_endpoint_wants_a_signature_or_the_token(test_settings: Settings) ->
         update={
             "auth_enabled": True,
             "auth_keys": SecretStr(TEST_KEYS),
-            "callback_token": SecretStr("s3cret-token"),
+            "callback_tokens": SecretStr("s3cret-token-of-vdn-11 vdns=11"),
         }
     )
     body = [result("s1", "c1")]
     assert post(settings, body).status_code == 401
     assert post(settings, body, params={"token": "wrong"}).status_code == 401
     assert post(settings, body, headers={"X-Callback-Token": "wrong"}).status_code == 401
-    assert post(settings, body, params={"token": "s3cret-token"}).json() == SUCCESS
-    assert post(settings, body, headers={"X-Callback-Token": "s3cret-token"}).json() == SUCCESS
+    token = "s3cret-token-of-vdn-11"
+    assert post(settings, body, params={"token": token}).json() == SUCCESS
+    assert post(settings, body, headers={"X-Callback-Token": token}).json() == SUCCESS
     assert post(settings, body, auth=AkSkAuth(ACCESS_KEY, SECRET_KEY)).json() == SUCCESS
     assert post(settings, body, auth=AkSkAuth(ACCESS_KEY, "not-the-secret")).status_code == 401
     # Without the token setting, a signature is the only way in.
-    signed_only = settings.model_copy(update={"callback_token": SecretStr("")})
+    signed_only = settings.model_copy(update={"callback_tokens": SecretStr("")})
     assert post(signed_only, body, params={"token": ""}).status_code == 401
     assert post(signed_only, body, auth=AkSkAuth(ACCESS_KEY, SECRET_KEY)).json() == SUCCESS
 

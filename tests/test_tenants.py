@@ -1,7 +1,8 @@
 """Tenants: a key sees only the VDNs it was issued for (api/auth.py, core/tenants.py).
 
 Two tenants' keys (tests/support/credentials.py: A has VDNs 100-109, B has VDN 200) try each
-surface on the other's VDN: the statistics, the result callbacks. Every such request gets the
+surface on the other's VDN: the statistics, the result callbacks (signed, or with the tenant's
+callback token). Every such request gets the
 answer a bad signature gets (401, the same envelope and text), reads nothing, writes nothing,
 leaves the victim's flow control untouched and is counted. An operator key (``vdns=*``) sees
 both. A key issued without a scope stops start-up (tests/test_api_auth.py).
@@ -17,6 +18,8 @@ from prometheus_client import REGISTRY
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
+from isales_stats.api.auth import AuthConfigurationError
+from isales_stats.api.main import create_app
 from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings
 from isales_stats.engine.topics import ensure_topics
@@ -130,3 +133,44 @@ async def test_a_callback_with_any_result_of_another_tenant_is_refused_whole(
     # Only the two results of A's own callback: nothing of the refused one, not even its
     # element for A's VDN.
     assert sorted(event["callId"] for _, event in published) == ["c1", "c2"]
+
+
+TOKENS = "tenant-a-callback-token vdns=100-109,tenant-b-callback-token vdns=200"
+
+
+async def test_a_tenants_callback_token_writes_only_its_own_vdns(
+    tenant_settings: Settings,
+) -> None:
+    settings = tenant_settings.model_copy(update={"callback_tokens": SecretStr(TOKENS)})
+    ensure_topics(settings)
+    mixed = [result("s1", "c1", vdnId=A_VDN), result("s2", "c2", vdnId=B_VDN)]
+    async with serve(settings) as client:
+        a_with_b = await client.post(PATH, json=mixed, params={"token": "tenant-a-callback-token"})
+        b_on_a = await client.post(
+            PATH,
+            json=[result("s3", "c3", vdnId=A_VDN)],
+            headers={"X-Callback-Token": "tenant-b-callback-token"},
+        )
+        own = await client.post(
+            PATH,
+            json=[result("s4", "c4", vdnId=B_VDN)],
+            params={"token": "tenant-b-callback-token"},
+        )
+    assert (a_with_b.status_code, b_on_a.status_code, own.status_code) == (401, 401, 200)
+    assert [event["callId"] for _, event in read_topic(settings)] == ["c4"]
+
+
+@pytest.mark.parametrize(
+    ("tokens", "message"),
+    [
+        ("a-token-of-sixteen vdns=1,b-token-of-sixteen", "token 2 has no VDN scope"),
+        ("short vdns=1", "token 1: at least 16 visible ASCII characters"),
+        ("a-token-of-sixteen vdns=0", "token 1: VDN scope '0': VDN ids go from"),
+    ],
+)
+def test_a_callback_token_without_a_usable_scope_stops_start_up(tokens: str, message: str) -> None:
+    with pytest.raises(AuthConfigurationError, match="ISALES_CALLBACK_TOKENS") as refused:
+        create_app(Settings(auth_enabled=False, callback_tokens=SecretStr(tokens)))
+    assert message in str(refused.value)
+    assert "sixteen" not in str(refused.value)
+    assert "short" not in str(refused.value)

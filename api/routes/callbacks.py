@@ -6,10 +6,12 @@ safe: counting ignores a callId it has already counted. So every failure answers
 400 for a body that will never be valid (nothing is published), 401 for a caller that did not
 prove who it is, 503 while Kafka does not acknowledge.
 
-Protection: with ``auth_enabled`` (the default) or a ``callback_token`` set, a request needs
-either a valid AK/SK signature (the same keys and scheme as the statistics API) or the shared
-token, as ``?token=`` in the callBackUrl or an ``X-Callback-Token`` header: iSales itself can
-only be given a URL. With auth off and no token the endpoint is open (the local demo).
+Protection: with ``auth_enabled`` (the default) or ``callback_tokens`` set, a request needs
+either a valid AK/SK signature (the same keys and scheme as the statistics API) or one of the
+tenants' tokens, as ``?token=`` in the callBackUrl or an ``X-Callback-Token`` header: iSales
+itself can only be given a URL. Either way the caller may write only its own VDNs (the key's
+or the token's scope): a body with any result outside them is refused whole, as a bad
+signature is. With auth off and no token the endpoint is open (the local demo).
 """
 
 from __future__ import annotations
@@ -149,14 +151,17 @@ def _answer(status: int, message: str, code: str | None = None) -> JSONResponse:
 
 
 def _authorised(request: Request, body: bytes, settings: Settings) -> VdnScope | None:
-    """The VDNs this pusher may write (None: refused). The callback token and authentication
-    switched off write every VDN; an AK/SK signature, its key's scope (api/auth.py)."""
-    token = settings.callback_token.get_secret_value()
-    if not settings.auth_enabled and not token:
+    """The VDNs this pusher may write (None: refused): its token's, its AK/SK key's, or every
+    VDN with authentication off and no token configured."""
+    tokens: list[tuple[bytes, VdnScope]] = request.app.state.callback_tokens
+    if not settings.auth_enabled and not tokens:
         return EVERY_VDN
     offered = request.query_params.get("token") or request.headers.get(TOKEN_HEADER)
-    if token and offered and hmac.compare_digest(offered.encode(), token.encode()):
-        return EVERY_VDN
+    if offered:
+        # Every token is compared, in constant time: the time taken says nothing of which.
+        matches = [scope for token, scope in tokens if hmac.compare_digest(offered.encode(), token)]
+        if matches:
+            return matches[0]
     if not settings.auth_enabled:
         return None
     try:

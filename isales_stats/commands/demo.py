@@ -33,7 +33,7 @@ DEMO_VDN = 1
 # Known to everyone (the README's quick start and the worked example of docs/api.md, section
 # "Authentication", use them): for a local demo only.
 DEMO_ACCESS_KEY, DEMO_SECRET_KEY = "demo-ak", "demo-sk"
-DEMO_CALLBACK_TOKEN = "demo-token"  # noqa: S105 - the local demo's, published on purpose
+DEMO_CALLBACK_TOKEN = "demo-callback-token"  # noqa: S105 - the local demo's, published on purpose
 # Nine batches of 400 records, about 10,000 events at 25 events/s: seven minutes of a live day.
 SIMULATION = ["--vdn", str(DEMO_VDN), "--campaigns", "3", "--batches", "3", "--records", "400",
               "--timeline", "live", "--rate", "25"]  # fmt: skip
@@ -51,7 +51,7 @@ def run_demo(settings: Settings) -> int:
             "auth_enabled": True,
             "auth_keys": SecretStr(f"{DEMO_ACCESS_KEY}:{DEMO_SECRET_KEY} vdns=*"),
             "auth_keys_file": None,
-            "callback_token": SecretStr(DEMO_CALLBACK_TOKEN),
+            "callback_tokens": SecretStr(f"{DEMO_CALLBACK_TOKEN} vdns=*"),
             # The live page reads counters without a signature: fine on a local demo.
             "live_page_enabled": True,
         }

@@ -148,9 +148,11 @@ class Settings(BaseSettings):
     # failCodes after which no retry policy dials the record again, so the call is final
     # (comma-separated). Default: 00538, empty or wrong number.
     callback_final_fail_codes: str = "00538"
-    # A shared secret for pushers that cannot sign (iSales only lets you set a URL): sent as
-    # ?token=... in the callBackUrl or an X-Callback-Token header. Empty: AK/SK signatures only.
-    callback_token: SecretStr = SecretStr("")
+    # Shared secrets for pushers that cannot sign (iSales only lets you set a URL), one per
+    # tenant, each with the VDNs it may write: "TOKEN1 vdns=100-109,TOKEN2 vdns=200" (at least
+    # 16 characters; vdns=* for every VDN). Sent as ?token=... in the callBackUrl or an
+    # X-Callback-Token header. Empty: AK/SK signatures only.
+    callback_tokens: SecretStr = SecretStr("")
     # How long a callback waits for Kafka to acknowledge its events before answering 503.
     callback_ack_timeout_seconds: float = Field(default=10.0, gt=0)
 

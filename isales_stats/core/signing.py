@@ -37,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from urllib.parse import parse_qsl, quote
 
-from isales_stats.core.tenants import SCOPE_PREFIX, VdnScope
+from isales_stats.core.tenants import SCOPE_PREFIX, SCOPE_SPLIT, VdnScope
 
 __all__ = [
     "AUTH_SCHEME",
@@ -324,9 +324,6 @@ class KeyGrant:
     scope: VdnScope | None
 
 
-_SCOPE = re.compile(r"[ \t]+(?=" + re.escape(SCOPE_PREFIX) + ")")  # ASCII spaces only
-
-
 def parse_key_grants(text: str) -> dict[str, KeyGrant]:
     """``{AK: KeyGrant}`` from ``"ak1:sk1 vdns=1;7,ak2:sk2 vdns=*"`` or a file of such lines.
 
@@ -340,7 +337,7 @@ def parse_key_grants(text: str) -> dict[str, KeyGrant]:
         if line.strip().startswith("#"):
             continue
         for item in line.split(","):
-            credential, *scoped = _SCOPE.split(item.strip(), maxsplit=1)
+            credential, *scoped = SCOPE_SPLIT.split(item.strip(), maxsplit=1)
             if not credential:
                 continue
             access_key, colon, secret_key = credential.partition(":")

@@ -58,3 +58,25 @@ class VdnScope:
 
 
 EVERY_VDN = VdnScope(every_vdn=True)
+
+_TOKEN = re.compile(r"[!-+\--~]{16,}")  # visible ASCII but ',', at least 16 characters
+# What separates a secret from its scope: ASCII spaces (as signing.py, never Unicode ones).
+SCOPE_SPLIT = re.compile(r"[ \t]+(?=" + re.escape(SCOPE_PREFIX) + ")")
+
+
+def parse_scoped_tokens(text: str) -> list[tuple[str, VdnScope | None]]:
+    """Callback tokens with their VDNs: ``"TOKEN1 vdns=100-109,TOKEN2 vdns=200"`` (None where
+    a token has no ``vdns=``). ``ValueError`` names a token by its place, never by itself."""
+    tokens: list[tuple[str, VdnScope | None]] = []
+    for place, item in enumerate(filter(None, (part.strip() for part in text.split(","))), 1):
+        token, *scoped = SCOPE_SPLIT.split(item, maxsplit=1)
+        if not _TOKEN.fullmatch(token):
+            raise ValueError(
+                f"token {place}: at least 16 visible ASCII characters, no ',' or space"
+            )
+        try:
+            scope = VdnScope.parse(scoped[0].removeprefix(SCOPE_PREFIX)) if scoped else None
+        except ValueError as error:
+            raise ValueError(f"token {place}: {error}") from None
+        tokens.append((token, scope))
+    return tokens
