@@ -25,32 +25,12 @@ from isales_stats.producing.callbacks import (
 )
 from tests.support.api_process import ApiProcess
 from tests.support.app_client import serve
+from tests.support.callbacks import GMT8, PATH, SUCCESS, local_time, result
 from tests.support.credentials import ACCESS_KEY, SECRET_KEY, TEST_KEYS
 from tests.support.kafka_topics import read_topic
 from tests.support.ports import free_port_pair
 from tests.support.processes import ServiceProcess, run_cli
 from tests.support.waiting import wait_for
-
-PATH = Settings().callback_path
-GMT8 = timezone(timedelta(hours=8))
-SUCCESS = {"retCode": "0", "retMsg": "success"}
-
-
-def local_time(minutes_ago: int = 0, zone: timezone = GMT8) -> str:
-    moment = datetime.now(zone) - timedelta(minutes=minutes_ago)
-    return moment.strftime("%Y-%m-%d %H:%M:%S")
-
-
-def result(
-    session: str | None, call: str | None, status: int = 6, fail_code: str = "0", **more: Any
-) -> Any:
-    """One element of the callback array, as iSales writes it (isales-facts.md)."""
-    return {
-        "campaignId": "3", "sessionId": session, "called": "60584", "vdnId": 11,
-        "callTimeStr": more.pop("callTimeStr", local_time()), "callStatus": status,
-        "failCode": fail_code, "callId": call, "recordPath": "/rec/1.wav",
-        "customField": "batch-7", **more,
-    }  # fmt: skip
 
 
 def zone_of(vdn_id: int) -> timezone:

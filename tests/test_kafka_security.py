@@ -27,6 +27,7 @@ from isales_stats.core.settings import Settings
 from isales_stats.engine.topics import ensure_topics
 from isales_stats.producing.publisher import EventPublisher
 from tests.support.api_process import ApiProcess
+from tests.support.callbacks import PATH, SUCCESS, result
 from tests.support.certificates import make_certificates
 from tests.support.detail import expected_detail
 from tests.support.faults import assert_fully_committed, wait_until_exact
@@ -35,7 +36,6 @@ from tests.support.kafka_topics import publish, read_topic
 from tests.support.processes import ServiceProcess, refused_start_up, run_cli
 from tests.support.streams import campaign_stream
 from tests.support.waiting import wait_for
-from tests.test_callbacks import PATH, SUCCESS, result
 
 pytestmark = pytest.mark.stack
 

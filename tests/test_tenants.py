@@ -24,6 +24,7 @@ from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings
 from isales_stats.engine.topics import ensure_topics
 from tests.support.app_client import serve, statistics_path
+from tests.support.callbacks import PATH, result
 from tests.support.clock import now_ms
 from tests.support.counting import count_events
 from tests.support.credentials import (
@@ -37,7 +38,6 @@ from tests.support.credentials import (
 )
 from tests.support.kafka_topics import read_topic
 from tests.support.streams import campaign_events
-from tests.test_callbacks import PATH, result
 
 pytestmark = [pytest.mark.stack, pytest.mark.anyio]
 
