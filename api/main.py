@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from isales_stats.api.auth import load_callback_tokens, load_key_grants
+from isales_stats.api.body_limit import BodyLimit
 from isales_stats.api.errors import EXCEPTION_HANDLERS
 from isales_stats.api.ratelimit import RateLimiter
 from isales_stats.api.routes import callbacks, health, live, metrics, statistics
@@ -58,6 +59,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.callback_tokens = callback_tokens
     if settings.access_log:
         configure_access_log()
+    # Inside the telemetry, so that a 413 is logged and counted like any answer.
+    app.add_middleware(
+        BodyLimit,
+        callback_path=settings.callback_path,
+        callback_max_bytes=settings.callback_max_body_bytes,
+    )
     app.add_middleware(RequestTelemetry, log_requests=settings.access_log)
     app.include_router(statistics.router)
     app.include_router(health.router)

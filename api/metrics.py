@@ -24,6 +24,11 @@ AUTH_FAILURES = Counter(
     "Statistics requests refused by authentication (HTTP 401), by reason",
     ["reason"],
 )
+BODIES_TOO_LARGE = Counter(
+    "isales_api_bodies_too_large_total",
+    "Requests refused with 413 before their body was read past the limit, by route kind",
+    ["route"],
+)
 OUT_OF_SCOPE = Counter(
     "isales_api_out_of_scope_total",
     "Requests signed by a valid key for a VDN outside its scope (HTTP 401, as a bad signature)",

@@ -7,6 +7,7 @@ per request, which matters on the one-campaign path whose whole budget is a few 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 from datetime import UTC, datetime
@@ -75,7 +76,7 @@ def _access_line(scope: Scope, route: str, status: int, elapsed: float) -> str:
         "method": scope["method"],
         # As received (still percent-encoded): exact, and always valid JSON text.
         "path": (scope.get("raw_path") or b"").decode("latin-1") or scope["path"],
-        "query": scope.get("query_string", b"").decode("latin-1"),
+        "query": _redacted(scope.get("query_string", b"").decode("latin-1")),
         "route": route,
         "status": status,
         "durationMs": round(elapsed * 1000, 3),
@@ -84,3 +85,12 @@ def _access_line(scope: Scope, route: str, status: int, elapsed: float) -> str:
         "authFailure": state.get("auth_failure"),
     }
     return orjson.dumps(line).decode()
+
+
+# A callback token travels in the query (?token=...: iSales can only be given a URL); it is a
+# secret, so its value never reaches the log.
+_TOKEN_IN_QUERY = re.compile(r"(^|&)(token=)[^&]*", re.IGNORECASE)
+
+
+def _redacted(query: str) -> str:
+    return _TOKEN_IN_QUERY.sub(r"\1\2[redacted]", query)

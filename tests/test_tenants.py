@@ -10,6 +10,7 @@ both. A key issued without a scope stops start-up (tests/test_api_auth.py).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import httpx
@@ -20,6 +21,7 @@ from redis.asyncio import Redis
 
 from isales_stats.api.auth import AuthConfigurationError
 from isales_stats.api.main import create_app
+from isales_stats.api.telemetry import ACCESS_LOGGER
 from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings
 from isales_stats.engine.topics import ensure_topics
@@ -144,6 +146,10 @@ async def test_a_tenants_callback_token_writes_only_its_own_vdns(
     settings = tenant_settings.model_copy(update={"callback_tokens": SecretStr(TOKENS)})
     ensure_topics(settings)
     mixed = [result("s1", "c1", vdnId=A_VDN), result("s2", "c2", vdnId=B_VDN)]
+    access_lines: list[str] = []
+    recorder = logging.Handler()
+    recorder.emit = lambda record: access_lines.append(record.getMessage())  # type: ignore[method-assign]
+    logging.getLogger(ACCESS_LOGGER).addHandler(recorder)
     async with serve(settings) as client:
         a_with_b = await client.post(PATH, json=mixed, params={"token": "tenant-a-callback-token"})
         b_on_a = await client.post(
@@ -156,8 +162,12 @@ async def test_a_tenants_callback_token_writes_only_its_own_vdns(
             json=[result("s4", "c4", vdnId=B_VDN)],
             params={"token": "tenant-b-callback-token"},
         )
+    logging.getLogger(ACCESS_LOGGER).removeHandler(recorder)
     assert (a_with_b.status_code, b_on_a.status_code, own.status_code) == (401, 401, 200)
     assert [event["callId"] for _, event in read_topic(settings)] == ["c4"]
+    # A token in the callBackUrl's query is a secret: the access log says only that one came.
+    assert any('"query":"token=[redacted]"' in line for line in access_lines), access_lines
+    assert not any("callback-token" in line for line in access_lines)
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ signature is. With auth off and no token the endpoint is open (the local demo).
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import logging
 from collections.abc import AsyncIterator
@@ -39,6 +40,9 @@ from isales_stats.producing.publisher import AsyncEventPublisher
 
 log = logging.getLogger(__name__)
 
+# Bodies up to this size are checked on the event loop (a few hundred results: well under a
+# millisecond); larger ones in a thread.
+_ON_THE_LOOP = 64 * 1024
 TOKEN_HEADER = "X-Callback-Token"  # noqa: S105 - a header's name; the token is a setting
 
 _RESPONSE_SCHEMA = {
@@ -112,22 +116,36 @@ def build_router(settings: Settings) -> APIRouter:
 async def receive_call_results(request: Request) -> JSONResponse:
     """Receive iSales call results and publish them as call.result events."""
     settings: Settings = request.app.state.settings
+    # A token is checked before the body is read; only a signature needs the body (its hash).
+    scope = _token_scope(request, settings)
+    if scope is None and not (settings.auth_enabled and "authorization" in request.headers):
+        return _answer(401, "authentication failed")
     body = await request.body()
-    scope = _authorised(request, body, settings)
+    scope = scope or _signed_scope(request, body, settings)
     if scope is None:
         return _answer(401, "authentication failed")
     try:
-        parsed = orjson.loads(body)
+        parsed = (
+            await asyncio.to_thread(orjson.loads, body)
+            if len(body) > _ON_THE_LOOP
+            else (orjson.loads(body))
+        )
     except orjson.JSONDecodeError as error:
         log.info("callback refused: not JSON: %s", error)
         return _answer(400, f"not JSON: {error}")
+    if isinstance(parsed, list) and len(parsed) > settings.callback_max_results:
+        log.info("callback refused: %d results", len(parsed))
+        return _answer(413, f"more than {settings.callback_max_results} results in one body")
     try:
-        events = call_results_to_events(
+        # A large body is checked off the event loop, which other requests share.
+        convert = functools.partial(
+            call_results_to_events,
             parsed,
             settings.time_zone_of,
             settings.final_fail_codes,
             future_tolerance_seconds=settings.future_tolerance_seconds,
         )
+        events = await asyncio.to_thread(convert) if len(body) > _ON_THE_LOOP else convert()
     except InvalidCallback as error:
         log.info("callback refused: %s", error)
         return _answer(400, str(error))
@@ -150,9 +168,9 @@ def _answer(status: int, message: str, code: str | None = None) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
 
-def _authorised(request: Request, body: bytes, settings: Settings) -> VdnScope | None:
-    """The VDNs this pusher may write (None: refused): its token's, its AK/SK key's, or every
-    VDN with authentication off and no token configured."""
+def _token_scope(request: Request, settings: Settings) -> VdnScope | None:
+    """The VDNs of the token offered (None: no valid token), or every VDN with authentication
+    off and no token configured (the local demo)."""
     tokens: list[tuple[bytes, VdnScope]] = request.app.state.callback_tokens
     if not settings.auth_enabled and not tokens:
         return EVERY_VDN
@@ -162,8 +180,11 @@ def _authorised(request: Request, body: bytes, settings: Settings) -> VdnScope |
         matches = [scope for token, scope in tokens if hmac.compare_digest(offered.encode(), token)]
         if matches:
             return matches[0]
-    if not settings.auth_enabled:
-        return None
+    return None
+
+
+def _signed_scope(request: Request, body: bytes, settings: Settings) -> VdnScope | None:
+    """The VDNs of the AK/SK key that signed the request (None: no valid signature)."""
     try:
         # The same check as the statistics API, with the keys it loaded (api/auth.py).
         access_key = verify_request(

@@ -153,6 +153,10 @@ class Settings(BaseSettings):
     # 16 characters; vdns=* for every VDN). Sent as ?token=... in the callBackUrl or an
     # X-Callback-Token header. Empty: AK/SK signatures only.
     callback_tokens: SecretStr = SecretStr("")
+    # The largest callback body read (413 beyond, before reading on: api/body_limit.py) and the
+    # most results one body may hold (iSales pushes results in small arrays).
+    callback_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    callback_max_results: int = Field(default=10_000, ge=1)
     # How long a callback waits for Kafka to acknowledge its events before answering 503.
     callback_ack_timeout_seconds: float = Field(default=10.0, gt=0)
 
