@@ -158,6 +158,7 @@ async def authenticate_caller(
             secret_keys=request.app.state.secret_keys,
             now=datetime.now(UTC),
             window=timedelta(seconds=settings.auth_window_seconds),
+            future=timedelta(seconds=settings.auth_future_skew_seconds),
         )
     except AuthenticationError as failure:
         AUTH_FAILURES.labels(failure.reason).inc()

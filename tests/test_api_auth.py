@@ -113,7 +113,8 @@ async def test_a_signed_request_is_served(auth_settings: Settings) -> None:
 
 async def test_a_signature_within_the_window_passes(auth_settings: Settings) -> None:
     async with serve(auth_settings) as client:
-        for skew in (timedelta(minutes=-14), timedelta(minutes=14)):
+        # 14 minutes old, and 50 s ahead (within the 60 s of clock skew allowed ahead).
+        for skew in (timedelta(minutes=-14), timedelta(seconds=50)):
             request = client.build_request("GET", statistics_path(1))
             signed(request, moment=datetime.now(UTC) + skew)
             assert (await client.send(request)).status_code == 200, skew
@@ -215,6 +216,18 @@ async def test_every_failure_is_the_same_401(
     assert auth_failures(reason) == before + 1
     assert access_log.lines[-1]["authFailure"] == reason
     assert access_log.lines[-1]["status"] == 401
+
+
+async def test_a_stamp_ahead_of_the_clock_is_bounded_tighter_than_the_window(
+    auth_settings: Settings,
+) -> None:
+    """Ten minutes ahead is inside the 15-minute window but not the 60 s of clock skew."""
+    await count_events(auth_settings, campaign_events(1, "C1", ["b1"], 1, moment_ms=now_ms()))
+    async with serve(auth_settings) as client:
+        for ahead, status in ((timedelta(minutes=10), 401), (timedelta(seconds=30), 200)):
+            request = client.build_request("GET", statistics_path(1), params={"campaignId": "C1"})
+            signed(request, moment=datetime.now(UTC) + ahead)
+            assert (await client.send(request)).status_code == status, ahead
 
 
 async def test_the_window_is_a_setting(auth_settings: Settings) -> None:

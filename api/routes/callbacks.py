@@ -197,6 +197,7 @@ def _signed_scope(request: Request, body: bytes, settings: Settings) -> VdnScope
             secret_keys=request.app.state.secret_keys,
             now=datetime.now(UTC),
             window=timedelta(seconds=settings.auth_window_seconds),
+            future=timedelta(seconds=settings.auth_future_skew_seconds),
         )
     except AuthenticationError as error:
         log.info("callback refused: %s", error.reason)

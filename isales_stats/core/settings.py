@@ -126,8 +126,10 @@ class Settings(BaseSettings):
     # line, '#' comments) for keys mounted as a secret; the API merges both at start-up.
     auth_keys: SecretStr = SecretStr("")
     auth_keys_file: Path | None = None
-    # How far a signature's timestamp may be from the server's clock, either way.
+    # How old a signature's timestamp may be, and how far ahead of the server's clock (clock
+    # skew only: a stamp far ahead would be replayable until long after it was made).
     auth_window_seconds: int = Field(default=900, ge=0)
+    auth_future_skew_seconds: int = Field(default=60, ge=0)
     # Flow control: requests one caller (its AK; its address with auth off) may make for one VDN
     # in a window; 0 switches it off. The seed fixes the window at five minutes.
     rate_limit_requests: int = Field(default=300, ge=0)

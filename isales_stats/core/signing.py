@@ -252,11 +252,14 @@ def verify_request(
     secret_keys: Mapping[str, str],
     now: datetime,
     window: timedelta = DEFAULT_WINDOW,
+    future: timedelta | None = None,
 ) -> str:
     """The access key that signed this request; raises ``AuthenticationError`` otherwise.
 
     ``path`` and ``query`` are the decoded values the server routes on; ``headers`` is looked up
-    case-insensitively. ``now`` must be timezone-aware.
+    case-insensitively. ``now`` must be timezone-aware. A signature may be up to ``window`` old
+    and up to ``future`` (``window`` when None) ahead of ``now``: a stamp far ahead would stay
+    valid long after it was made, so servers bound it tighter (clock skew only).
     """
     if now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
@@ -267,7 +270,7 @@ def verify_request(
     secret_key = secret_keys.get(access_key)
     if secret_key is None:
         raise AuthenticationError("unknown-key")
-    if abs(moment - now) > window:
+    if now - moment > window or moment - now > (window if future is None else future):
         raise AuthenticationError("expired")
     try:
         canonical = canonical_request(
