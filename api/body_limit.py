@@ -13,21 +13,13 @@ empty (the statistics GET signs an empty body).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
-
 import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from isales_stats.api.errors import ErrorCode, envelope
 from isales_stats.api.metrics import BODIES_TOO_LARGE
 
 REQUEST_MAX_BODY_BYTES = 16 * 1024
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class _TooLarge(Exception):

@@ -42,7 +42,7 @@ from isales_stats.commands.stack import Stack
 from isales_stats.commands.stack.kafka import KafkaBroker
 from isales_stats.commands.stack.redis import RedisServer
 from isales_stats.core.events import decode_event
-from isales_stats.core.kafka_connection import aiokafka_options
+from isales_stats.core.kafka_connection import client_options
 from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings
 from isales_stats.engine.counting import EventCounter
@@ -433,7 +433,7 @@ def _bare_consumer_rate(settings: Settings, events: int) -> float:
     async def consume() -> float:
         consumer = aiokafka.AIOKafkaConsumer(
             settings.call_events_topic,
-            **aiokafka_options(settings),
+            **client_options(settings),
             group_id=f"bare-{uuid.uuid4().hex[:8]}",
             auto_offset_reset="earliest",
             enable_auto_commit=False,

@@ -31,7 +31,7 @@ from kafka.admin import NewTopic
 
 from isales_stats.commands.stack.kafka import KafkaBroker
 from isales_stats.core.events import event_from_json
-from isales_stats.core.kafka_connection import kafka_python_options
+from isales_stats.core.kafka_connection import client_options
 from isales_stats.core.settings import Settings
 from isales_stats.producing.publisher import PRODUCER_DEFAULTS, EventPublisher
 from isales_stats.producing.simulator import TrafficOptions, simulate_traffic
@@ -54,7 +54,7 @@ def run() -> str:
     broker = KafkaBroker(settings)
     started = broker.ensure_running()
     topic = f"bench-publisher-{uuid.uuid4().hex[:8]}"
-    admin = KafkaAdminClient(**kafka_python_options(settings))
+    admin = KafkaAdminClient(**client_options(settings))
     try:
         admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
         with_c = _child(settings, topic, "c", ["raw", "sdk"])
@@ -223,7 +223,7 @@ def _measure(
     messages: list[tuple[bytes, bytes]],
 ) -> float:
     if variant == "raw":
-        producer = KafkaProducer(**kafka_python_options(settings), **PRODUCER_DEFAULTS)
+        producer = KafkaProducer(**client_options(settings), **PRODUCER_DEFAULTS)
         _warm_up(lambda: producer.send(settings.call_events_topic, b"x"), producer.flush)
         began = time.perf_counter()
         for key, value in messages:

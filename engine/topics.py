@@ -6,7 +6,7 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
-from isales_stats.core.kafka_connection import kafka_python_options
+from isales_stats.core.kafka_connection import client_options
 from isales_stats.core.settings import Settings
 
 DEAD_LETTER_PARTITIONS = 3
@@ -27,7 +27,7 @@ def ensure_topics(settings: Settings, replication: int | None = None) -> list[st
         settings.call_events_topic: (settings.call_events_partitions, durability | retention),
         settings.dead_letter_topic: (DEAD_LETTER_PARTITIONS, durability),
     }
-    admin = KafkaAdminClient(**kafka_python_options(settings))
+    admin = KafkaAdminClient(**client_options(settings))
     try:
         missing = [name for name in wanted if name not in set(admin.list_topics())]
         created = []

@@ -31,7 +31,7 @@ from fastapi.responses import JSONResponse
 from kafka.errors import KafkaError
 
 from isales_stats.api.metrics import OUT_OF_SCOPE
-from isales_stats.core.kafka_connection import check_kafka_access, uses_sasl, uses_tls
+from isales_stats.core.kafka_connection import check_kafka_access
 from isales_stats.core.settings import Settings
 from isales_stats.core.signing import AuthenticationError, decode_query, verify_request
 from isales_stats.core.tenants import EVERY_VDN, VdnScope
@@ -76,8 +76,7 @@ async def callback_lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[N
 
     With TLS or SASL configured, start-up first logs in to Kafka once: a wrong password or CA
     stops the API here, named (KafkaAccessRefused), not at the first callback of the day."""
-    if uses_tls(settings) or uses_sasl(settings):
-        await asyncio.to_thread(check_kafka_access, settings)
+    await asyncio.to_thread(check_kafka_access, settings)
     publisher = AsyncEventPublisher(settings, timeout=settings.callback_ack_timeout_seconds)
     app.state.callback_publisher = publisher
     try:

@@ -1,11 +1,11 @@
-"""How every Kafka client of the project connects: one set of settings, three spellings.
+"""How every Kafka client of the project connects: one set of settings, two spellings.
 
 The worker's consumer and dead-letter producer (Faust on aiokafka), the topic admin, the
 callback receiver's producer, ``publish``, ``simulate``, the demo and the benchmarks
 (kafka-python) all connect with the ``ISALES_KAFKA_*`` settings, as read here:
-``kafka_python_options`` for kafka-python, ``aiokafka_options`` for aiokafka (the engine turns
-them into Faust's credentials), and one ``ssl.SSLContext`` for both, so that the two libraries
-cannot disagree on what is trusted.
+``client_options`` for a client of either library (the engine turns the same settings into
+Faust's credentials), with one ``ssl.SSLContext`` for both, so that the two libraries cannot
+disagree on what is trusted.
 
 ``check_kafka_access`` is the start-up check. Both libraries retry a refused TLS handshake or
 SASL login as if the broker were down, logging at most a line per attempt, so a wrong password
@@ -69,9 +69,13 @@ def ssl_context(settings: Settings) -> ssl.SSLContext | None:
     return context
 
 
-def _security(settings: Settings) -> dict[str, Any]:
-    """The options both libraries spell alike."""
-    options: dict[str, Any] = {"security_protocol": settings.kafka_security_protocol}
+def client_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments of a client of either library (KafkaProducer, KafkaAdminClient,
+    KafkaConsumer; AIOKafkaConsumer, AIOKafkaProducer): both spell these options alike."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "security_protocol": settings.kafka_security_protocol,
+    }
     if uses_sasl(settings):
         options |= {
             "sasl_mechanism": settings.kafka_sasl_mechanism,
@@ -84,21 +88,14 @@ def _security(settings: Settings) -> dict[str, Any]:
     return options
 
 
-def kafka_python_options(settings: Settings) -> dict[str, Any]:
-    """KafkaProducer / KafkaAdminClient / KafkaConsumer keyword arguments."""
-    return {"bootstrap_servers": settings.kafka_bootstrap_servers, **_security(settings)}
-
-
-def aiokafka_options(settings: Settings) -> dict[str, Any]:
-    """AIOKafkaConsumer / AIOKafkaProducer keyword arguments."""
-    return {"bootstrap_servers": settings.kafka_bootstrap_servers, **_security(settings)}
-
-
 def check_kafka_access(settings: Settings, timeout: float = 10.0) -> None:
     """Connect to the first broker that answers as our clients will: our own TLS handshake
     (its errors say which certificate failed), then a connection as aiokafka makes them (SASL
     login, API versions). ``KafkaAccessRefused`` names the setting at fault; nothing answering
-    at all returns quietly (a broker may still be starting)."""
+    at all returns quietly (a broker may still be starting), and so does PLAINTEXT, which has
+    nothing to refuse."""
+    if settings.kafka_security_protocol == "PLAINTEXT":
+        return
     for server in settings.kafka_bootstrap_servers:
         host, _, port = server.rpartition(":")
         try:
@@ -108,8 +105,7 @@ def check_kafka_access(settings: Settings, timeout: float = 10.0) -> None:
         with sock:
             if uses_tls(settings):
                 _check_tls(settings, sock, host, server, timeout)
-        if settings.kafka_security_protocol != "PLAINTEXT":
-            _check_login(settings, server, timeout)
+        _check_login(settings, server, timeout)
         return
 
 
@@ -159,7 +155,7 @@ def _check_login(settings: Settings, server: str, timeout: float) -> None:
     """One connection as aiokafka makes them (TLS, SASL handshake and login): it reports a
     refused login at once, where both clients' bootstraps retry it until they time out."""
     host, _, port = server.rpartition(":")
-    options = aiokafka_options(settings)
+    options = client_options(settings)
     del options["bootstrap_servers"]
 
     async def login() -> None:

@@ -39,9 +39,7 @@ from isales_stats.core.events import CallEvent, InvalidEvent, event_from_json
 from isales_stats.core.kafka_connection import (
     KafkaAccessRefused,
     check_kafka_access,
-    kafka_python_options,
-    uses_sasl,
-    uses_tls,
+    client_options,
 )
 from isales_stats.core.settings import Settings
 
@@ -111,10 +109,9 @@ class EventPublisher:
         self.topic = settings.call_events_topic
         self.future_tolerance_seconds = settings.future_tolerance_seconds
         self.clock = clock
-        if uses_tls(settings) or uses_sasl(settings):
-            check_kafka_access(settings)
+        check_kafka_access(settings)
         options: dict[str, Any] = {
-            **kafka_python_options(settings),
+            **client_options(settings),
             **PRODUCER_DEFAULTS,
             **producer_options,
         }

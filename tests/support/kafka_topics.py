@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
-from isales_stats.core.kafka_connection import kafka_python_options
+from isales_stats.core.kafka_connection import client_options
 from isales_stats.core.settings import Settings
 from isales_stats.engine.topics import ensure_topics
 from tests.support.streams import encoded
@@ -19,7 +19,7 @@ def publish(settings: Settings, stream: list[dict[str, Any]]) -> None:
     """Produce ``stream`` to the call-events topic, fast (big batches), acknowledged by all."""
     ensure_topics(settings)
     producer = KafkaProducer(
-        **kafka_python_options(settings),
+        **client_options(settings),
         acks="all",
         linger_ms=20,
         batch_size=512 * 1024,
@@ -33,7 +33,7 @@ def publish(settings: Settings, stream: list[dict[str, Any]]) -> None:
 def read_topic(settings: Settings, timeout: float = 20.0) -> list[tuple[bytes, dict[str, Any]]]:
     """Every (key, JSON value) on the call-events topic, partition by partition, in order."""
     consumer = KafkaConsumer(
-        **kafka_python_options(settings),
+        **client_options(settings),
         enable_auto_commit=False,
         consumer_timeout_ms=int(timeout * 1000),
     )
@@ -59,7 +59,7 @@ def read_topic(settings: Settings, timeout: float = 20.0) -> list[tuple[bytes, d
 
 def end_offsets(settings: Settings) -> dict[TopicPartition, int]:
     """The offset after the last message of each partition of the call-events topic."""
-    consumer = KafkaConsumer(**kafka_python_options(settings))
+    consumer = KafkaConsumer(**client_options(settings))
     try:
         partitions = [
             TopicPartition(settings.call_events_topic, number)
@@ -73,7 +73,7 @@ def end_offsets(settings: Settings) -> dict[TopicPartition, int]:
 
 def committed_offsets(settings: Settings) -> dict[TopicPartition, int]:
     """What the workers' consumer group has committed, by partition (empty: it never has)."""
-    admin = KafkaAdminClient(**kafka_python_options(settings))
+    admin = KafkaAdminClient(**client_options(settings))
     try:
         group = admin.list_group_offsets(settings.worker_group)[settings.worker_group]
     finally:

@@ -36,7 +36,7 @@ from isales_stats.commands.stack.processes import (
     port_is_open,
     wait_until,
 )
-from isales_stats.core.kafka_connection import kafka_python_options
+from isales_stats.core.kafka_connection import client_options
 from isales_stats.core.settings import Settings
 
 BROKER_POM = files("isales_stats.commands.stack").joinpath("pom.xml")
@@ -173,7 +173,7 @@ class KafkaBroker:
 
     @property
     def client_options(self) -> dict[str, object]:
-        return kafka_python_options(self.settings) if self.security else {}
+        return client_options(self.settings) if self.security else {}
 
     def status(self) -> ServiceStatus:
         pid = self.process.pid()
@@ -229,7 +229,7 @@ class KafkaBroker:
 
 def brokers_seen(bootstrap_servers: list[str], options: Mapping[str, object] | None = None) -> int:
     """How many brokers a metadata request through ``bootstrap_servers`` reports (0: none).
-    ``options``: kafka-python's, for a secured broker (kafka_python_options)."""
+    ``options``: kafka-python's, for a secured broker (client_options)."""
     # kafka-python leaks the socket of a refused connection: knock before asking.
     addresses = [server.rsplit(":", 1) for server in bootstrap_servers]
     if not any(port_is_open(host, int(port)) for host, port in addresses):
