@@ -9,10 +9,20 @@ A VDN outside the key's scope is answered exactly as a bad signature is (401, th
 envelope and text): a caller learns nothing about other tenants, not even that a VDN exists.
 The refusal is counted (``isales_api_out_of_scope_total``) and noted in the access log, and it
 comes before flow control, so it costs the victim's budget nothing.
+
+Beyond the signature itself (api/admission.py adds its first use): ``host`` must be among the
+signed headers, so a signature made for one deployment does not pass at another, and when
+ISALES_API_PUBLIC_HOSTS names the hosts the API is reached by, the signed value must be one of
+them. Secret keys shorter than ISALES_AUTH_MIN_SECRET_KEY_LENGTH stop start-up.
+
+With authentication off, the caller is its address: the peer's, or, when the peer is one of
+ISALES_TRUSTED_PROXIES, the nearest untrusted address of ``X-Forwarded-For``. Anyone else's
+``X-Forwarded-For`` is ignored (a client could otherwise pick a fresh budget per request).
 """
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
@@ -22,7 +32,7 @@ from fastapi.security import APIKeyHeader
 
 from isales_stats.api.errors import AUTHENTICATION_FAILED_MESSAGE, ApiError, ErrorCode
 from isales_stats.api.metrics import AUTH_FAILURES, OUT_OF_SCOPE
-from isales_stats.core.settings import Settings
+from isales_stats.core.settings import IPNetwork, Settings
 from isales_stats.core.signing import (
     AUTH_SCHEME,
     AuthenticationError,
@@ -57,14 +67,19 @@ class AuthConfigurationError(Exception):
     """The API must not start: authentication is on but its keys are missing or unusable."""
 
 
+# Signed, always: without it a signature would pass at any deployment that holds the key.
+REQUIRED_SIGNED_HEADERS = ("host",)
+
+
 @dataclass(frozen=True, slots=True)
 class Caller:
     """Whom flow control counts: ``ak:{AK}``, or ``address:{ip}`` when authentication is off;
-    and the VDNs it may see."""
+    the VDNs it may see; and the signature it came with (checked for replay)."""
 
     identity: str
     access_key: str | None = None
     scope: VdnScope = EVERY_VDN
+    signature: str | None = None
 
 
 def load_key_grants(settings: Settings) -> dict[str, KeyGrant]:
@@ -103,6 +118,15 @@ def load_key_grants(settings: Settings) -> dict[str, KeyGrant]:
             f"access key {unscoped[0]!r} has no VDN scope: write it as 'AK:SK vdns=1;7;10-20' "
             "(the VDNs of its tenant), or 'AK:SK vdns=*' for an operator key that sees every VDN"
         )
+    minimum = settings.auth_min_secret_key_length
+    short = sorted(
+        access_key for access_key, grant in keys.items() if len(grant.secret_key) < minimum
+    )
+    if short:
+        raise AuthConfigurationError(
+            f"the secret key of access key {short[0]!r} is shorter than {minimum} characters "
+            "(ISALES_AUTH_MIN_SECRET_KEY_LENGTH): issue a longer, random one"
+        )
     return keys
 
 
@@ -124,13 +148,11 @@ def load_callback_tokens(settings: Settings) -> list[tuple[bytes, VdnScope]]:
     return loaded
 
 
-def authorize_vdn(request: Request, caller: Caller, vdn_id: int) -> None:
-    """401, as for a bad signature, when ``vdn_id`` is outside the caller's scope."""
-    if caller.scope.admits(vdn_id):
-        return
-    OUT_OF_SCOPE.inc()
-    request.state.auth_failure = "vdn out of scope"  # for the access log, never for the caller
-    raise ApiError(
+def authentication_failed(request: Request, reason: str) -> ApiError:
+    """The one 401 of this API, whatever ``reason`` (kept for the log and the operations
+    port's metrics, never told to the caller)."""
+    request.state.auth_failure = reason
+    return ApiError(
         401,
         ErrorCode.AUTHENTICATION_FAILED,
         AUTHENTICATION_FAILED_MESSAGE,
@@ -138,37 +160,103 @@ def authorize_vdn(request: Request, caller: Caller, vdn_id: int) -> None:
     )
 
 
+def authorize_vdn(request: Request, caller: Caller, vdn_id: int) -> None:
+    """401, as for a bad signature, when ``vdn_id`` is outside the caller's scope."""
+    if caller.scope.admits(vdn_id):
+        return
+    OUT_OF_SCOPE.inc()
+    raise authentication_failed(request, "vdn out of scope")
+
+
+def verify_signature(request: Request, body: bytes) -> tuple[str, str]:
+    """``(access key, signature)`` of a request signed with one of the API's keys, for one of
+    its public hosts; ``AuthenticationError`` (with its reason) otherwise."""
+    settings: Settings = request.app.state.settings
+    authorization = request.headers.get("authorization")
+    access_key = verify_request(
+        authorization=authorization,
+        method=request.method,
+        path=request.scope["path"],
+        query=decode_query(request.scope["query_string"]),
+        headers=request.headers,
+        body=body,
+        secret_keys=request.app.state.secret_keys,
+        now=datetime.now(UTC),
+        window=timedelta(seconds=settings.auth_window_seconds),
+        future=timedelta(seconds=settings.auth_future_skew_seconds),
+        required_headers=REQUIRED_SIGNED_HEADERS,
+    )
+    if not is_public_host(request.headers.get("host", ""), settings.api_public_hosts):
+        raise AuthenticationError("wrong-host")
+    # Verified, so well formed: the signature is the header's last part.
+    return access_key, (authorization or "").rsplit("/", 1)[-1]
+
+
+def is_public_host(host: str, public_hosts: list[str]) -> bool:
+    """Whether a Host header names one of ``public_hosts`` (any host when none is configured).
+
+    An entry without a port matches that host on any port; host names compare case-blind.
+    """
+    if not public_hosts:
+        return True
+    name, port = _host_and_port(host)
+    for entry in public_hosts:
+        entry_name, entry_port = _host_and_port(entry)
+        if entry_name == name and entry_port in ("", port):
+            return True
+    return False
+
+
+def _host_and_port(host: str) -> tuple[str, str]:
+    """``"Stats.example:8443"`` -> ``("stats.example", "8443")``; ``"[::1]:80"`` -> ``("[::1]",
+    "80")``; no port gives ``""``."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        name, _, rest = host.partition("]")
+        return name + "]", rest.removeprefix(":")
+    name, _, port = host.partition(":")
+    return name, port
+
+
+def client_address(request: Request, trusted_proxies: tuple[IPNetwork, ...]) -> str:
+    """The caller's address: the peer's, or behind trusted proxies the first address of
+    ``X-Forwarded-For``, read from the right, that is not one of them."""
+    peer = request.client.host if request.client else "unknown"
+    if not trusted_proxies or not _is_trusted(peer, trusted_proxies):
+        return peer
+    forwarded = ",".join(request.headers.getlist("x-forwarded-for"))
+    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not _is_trusted(hop, trusted_proxies):
+            return hop
+    return peer if not hops else hops[0]
+
+
+def _is_trusted(address: str, trusted_proxies: tuple[IPNetwork, ...]) -> bool:
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return False  # not an address (a name, garbage): never a proxy of ours
+    return any(parsed in network for network in trusted_proxies)
+
+
 async def authenticate_caller(
     request: Request,
     authorization: Annotated[str | None, Security(authorization_header)],
 ) -> Caller:
-    """The caller of a statistics request; 401 when its signature does not hold."""
+    """The caller of a statistics request; 401 when its signature does not hold.
+
+    ``authorization`` declares the header to the OpenAPI document; ``verify_signature`` reads it.
+    """
+    del authorization
     settings: Settings = request.app.state.settings
     if not settings.auth_enabled:
-        address = request.client.host if request.client else "unknown"
-        return Caller(f"address:{address}")
+        return Caller(f"address:{client_address(request, settings.trusted_proxy_networks)}")
     try:
-        access_key = verify_request(
-            authorization=authorization,
-            method=request.method,
-            path=request.scope["path"],
-            query=decode_query(request.scope["query_string"]),
-            headers=request.headers,
-            body=await request.body(),
-            secret_keys=request.app.state.secret_keys,
-            now=datetime.now(UTC),
-            window=timedelta(seconds=settings.auth_window_seconds),
-            future=timedelta(seconds=settings.auth_future_skew_seconds),
-        )
+        access_key, signature = verify_signature(request, await request.body())
     except AuthenticationError as failure:
         AUTH_FAILURES.labels(failure.reason).inc()
-        request.state.auth_failure = failure.reason  # for the access log, never for the caller
-        raise ApiError(
-            401,
-            ErrorCode.AUTHENTICATION_FAILED,
-            AUTHENTICATION_FAILED_MESSAGE,
-            headers={"WWW-Authenticate": AUTH_SCHEME},
-        ) from None
+        raise authentication_failed(request, failure.reason) from None
     request.state.access_key = access_key
     scope = request.app.state.key_scopes[access_key]
-    return Caller(f"ak:{access_key}", access_key, scope)
+    return Caller(f"ak:{access_key}", access_key, scope, signature)

@@ -1,4 +1,4 @@
-"""What the routes receive from the application: settings, Redis, the reader, the caller.
+"""What the routes receive from the application: settings, Redis, the reader, admission, the caller.
 
 Every provider is ``async def``: FastAPI runs a plain ``def`` dependency in a worker thread,
 which on the one-campaign path would cost more than the Redis round trip.
@@ -10,9 +10,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from isales_stats.api.admission import Admission
 from isales_stats.api.auth import Caller, authenticate_caller
 from isales_stats.api.parameters import StatisticsQuery, parse_statistics_query
-from isales_stats.api.ratelimit import RateLimiter
 from isales_stats.core.settings import Settings
 from isales_stats.core.signing import decode_query
 from isales_stats.engine.redis_connection import AnyRedis
@@ -34,9 +34,9 @@ async def _reader(request: Request) -> StatisticsReader:
     return reader
 
 
-async def _rate_limiter(request: Request) -> RateLimiter:
-    limiter: RateLimiter = request.app.state.rate_limiter
-    return limiter
+async def _admission(request: Request) -> Admission:
+    admission: Admission = request.app.state.admission
+    return admission
 
 
 async def _statistics_query(request: Request) -> StatisticsQuery:
@@ -50,7 +50,7 @@ async def _statistics_query(request: Request) -> StatisticsQuery:
 SettingsDep = Annotated[Settings, Depends(_settings)]
 RedisDep = Annotated[AnyRedis, Depends(_redis)]
 ReaderDep = Annotated[StatisticsReader, Depends(_reader)]
-RateLimiterDep = Annotated[RateLimiter, Depends(_rate_limiter)]
+AdmissionDep = Annotated[Admission, Depends(_admission)]
 # 401 when the signature does not hold; declared first on a route, it is checked first.
 CallerDep = Annotated[Caller, Depends(authenticate_caller)]
 # 400 with the iSales code when the parameters break the interface's rules.

@@ -11,10 +11,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from isales_stats.api.admission import Admission
 from isales_stats.api.auth import load_callback_tokens, load_key_grants
 from isales_stats.api.body_limit import BodyLimit
 from isales_stats.api.errors import EXCEPTION_HANDLERS
-from isales_stats.api.ratelimit import RateLimiter
 from isales_stats.api.routes import callbacks, health, live, metrics, statistics
 from isales_stats.api.telemetry import RequestTelemetry, configure_access_log
 from isales_stats.core.keys import KeyLayout
@@ -34,11 +34,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redis = connect(settings)
         app.state.redis = redis
         app.state.reader = StatisticsReader(redis, KeyLayout(settings.key_prefix))
-        app.state.rate_limiter = RateLimiter(
+        app.state.admission = Admission(
             redis,
             settings.key_prefix,
-            settings.rate_limit_requests,
-            settings.rate_limit_window_seconds,
+            vdn_requests=settings.rate_limit_requests,
+            caller_requests=settings.rate_limit_key_requests,
+            window_seconds=settings.rate_limit_window_seconds,
+            signature_lifetime_seconds=settings.auth_window_seconds
+            + settings.auth_future_skew_seconds,
         )
         try:
             async with callbacks.callback_lifespan(app, settings):

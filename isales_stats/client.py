@@ -1,6 +1,6 @@
 """A small client of the statistics API that signs its requests (auth-v2 AK/SK).
 
-    with StatisticsClient("http://127.0.0.1:8000", "demo-ak", "demo-sk") as client:
+    with StatisticsClient("http://127.0.0.1:8000", access_key, secret_key) as client:
         campaigns = client.count_detail(1, campaign_id="1001")
 
 ``AkSkAuth`` is the signer on its own, for any httpx client: it signs ``host`` and

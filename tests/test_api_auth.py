@@ -25,7 +25,7 @@ from isales_stats.api.telemetry import ACCESS_LOGGER
 from isales_stats.client import AkSkAuth, StatisticsApiError, StatisticsClient, sign
 from isales_stats.commands import cli_command
 from isales_stats.core.settings import Settings
-from isales_stats.core.signing import KeyGrant
+from isales_stats.core.signing import KeyGrant, sign_request
 from isales_stats.core.tenants import EVERY_VDN, VdnScope
 from tests.support.api_process import ApiProcess
 from tests.support.app_client import serve, statistics_path
@@ -182,6 +182,21 @@ def _from_the_future(request: httpx.Request) -> httpx.Request:
     return request
 
 
+def _host_not_signed(request: httpx.Request) -> httpx.Request:
+    # A signature valid for any deployment holding the key: refused, host must be signed.
+    request.headers["Authorization"] = sign_request(
+        access_key=ACCESS_KEY,
+        secret_key=SECRET_KEY,
+        method="GET",
+        path=request.url.path,
+        query=request.url.params.multi_items(),
+        headers=request.headers,
+        moment=datetime.now(UTC),
+        signed_headers=("content-type",),
+    )
+    return request
+
+
 FAILURES = {
     "missing": _unsigned,
     "malformed": _garbage,
@@ -199,6 +214,7 @@ FAILURES = {
         (_tampered_query, "bad-signature"),
         (_changed_signed_header, "bad-signature"),
         (_removed_signed_header, "missing-header"),
+        (_host_not_signed, "unsigned-header"),
     ],
 )
 async def test_every_failure_is_the_same_401(
@@ -230,6 +246,33 @@ async def test_a_stamp_ahead_of_the_clock_is_bounded_tighter_than_the_window(
             assert (await client.send(request)).status_code == status, ahead
 
 
+async def test_a_signed_host_outside_the_public_hosts_is_refused(
+    auth_settings: Settings, access_log: RecordedAccessLog
+) -> None:
+    """The tests' client signs ``host:127.0.0.1:8000``: it passes where the API is reached by
+    that name (on that port, or on any port), and nowhere else."""
+    outcomes = {}
+    for public_hosts in (
+        ["stats.example.com"],
+        ["127.0.0.1:9000"],
+        ["127.0.0.1"],
+        ["127.0.0.1:8000"],
+    ):
+        settings = auth_settings.model_copy(update={"api_public_hosts": public_hosts})
+        async with serve(settings, access_key=ACCESS_KEY, secret_key=SECRET_KEY) as client:
+            outcomes[public_hosts[0]] = (await client.get(statistics_path(1))).status_code
+    assert outcomes == {
+        "stats.example.com": 401,
+        "127.0.0.1:9000": 401,
+        "127.0.0.1": 200,
+        "127.0.0.1:8000": 200,
+    }
+    assert [line["authFailure"] for line in access_log.lines if line["status"] == 401] == [
+        "wrong-host",
+        "wrong-host",
+    ]
+
+
 async def test_the_window_is_a_setting(auth_settings: Settings) -> None:
     narrow = auth_settings.model_copy(update={"auth_window_seconds": 60})
     async with serve(narrow) as client:
@@ -254,18 +297,19 @@ def test_authentication_is_on_by_default(monkeypatch: pytest.MonkeyPatch) -> Non
 
 def test_keys_come_from_the_setting_and_the_file(tmp_path: Path) -> None:
     key_file = tmp_path / "keys"
-    key_file.write_text("# issued 2026-11\nfile-ak:file-sk vdns=7;10-20\n", encoding="utf-8")
+    file_sk, sk1, sk2 = "file-sk-0123456789", "sk1-0123456789abcd", "sk2-0123456789abcd"
+    key_file.write_text(f"# issued 2026-11\nfile-ak:{file_sk} vdns=7;10-20\n", encoding="utf-8")
     settings = Settings(
-        auth_keys=SecretStr("ak1:sk1 vdns=1,ak2:sk2 vdns=*"), auth_keys_file=key_file
+        auth_keys=SecretStr(f"ak1:{sk1} vdns=1,ak2:{sk2} vdns=*"), auth_keys_file=key_file
     )
     tenant = VdnScope(ranges=((7, 7), (10, 20)))
     assert load_key_grants(settings) == {
-        "ak1": KeyGrant("sk1", VdnScope(ranges=((1, 1),))),
-        "ak2": KeyGrant("sk2", EVERY_VDN),
-        "file-ak": KeyGrant("file-sk", tenant),
+        "ak1": KeyGrant(sk1, VdnScope(ranges=((1, 1),))),
+        "ak2": KeyGrant(sk2, EVERY_VDN),
+        "file-ak": KeyGrant(file_sk, tenant),
     }
     only_file = Settings(auth_keys_file=key_file)
-    assert load_key_grants(only_file) == {"file-ak": KeyGrant("file-sk", tenant)}
+    assert load_key_grants(only_file) == {"file-ak": KeyGrant(file_sk, tenant)}
     assert load_key_grants(Settings(auth_enabled=False)) == {}
 
 
@@ -283,6 +327,8 @@ def test_keys_come_from_the_setting_and_the_file(tmp_path: Path) -> None:
         ("ak1:topsecret vdns=", None, "line 1: access key 'ak1': empty VDN scope"),
         ("ak1:topsecret vdns=20-10", None, "'20-10': VDN ids go from"),
         ("ak1:topsecret vdns=1;x", None, "'x': expected a VDN id"),
+        # Nine characters: guessable offline from one signed request.
+        ("ak1:topsecret vdns=1", None, "key of access key 'ak1' is shorter than 16 characters"),
     ],
 )
 def test_unusable_keys_stop_the_app(

@@ -105,7 +105,7 @@ async def test_the_window_lives_in_redis_and_ends(limited_settings: Settings) ->
         for _ in range(LIMIT):
             await client.get(statistics_path(1))
         assert_too_frequent(await client.get(statistics_path(1)), window_seconds=1)
-        key = KeyLayout(short.key_prefix).rate_limit(1, f"ak:{ACCESS_KEY}")
+        key = KeyLayout(short.key_prefix).flow_control(f"ak:{ACCESS_KEY}", 1)
         with redis.Redis.from_url(short.redis_url) as direct:
             assert 0 < direct.pttl(key) <= 1000
         await anyio.sleep(1.1)
@@ -127,6 +127,46 @@ async def test_zero_switches_flow_control_off(limited_settings: Settings) -> Non
     async with serve(unlimited, access_key=ACCESS_KEY, secret_key=SECRET_KEY) as client:
         for _ in range(LIMIT * 4):
             assert (await client.get(statistics_path(1))).status_code == 200
+
+
+async def test_a_key_has_one_budget_over_all_its_vdns(limited_settings: Settings) -> None:
+    """Five per VDN, eight over all: walking VDNs does not multiply the budget, and a request
+    one budget refuses is not counted in the other."""
+    walker = limited_settings.model_copy(update={"rate_limit_key_requests": 8})
+    async with serve(walker, access_key=ACCESS_KEY, secret_key=SECRET_KEY) as client:
+        first = [(await client.get(statistics_path(1))).status_code for _ in range(LIMIT + 2)]
+        rest = [(await client.get(statistics_path(vdn))).status_code for vdn in range(2, 6)]
+        assert_too_frequent(await client.get(statistics_path(6)))
+    # VDN 1: five served, two refused by its own budget (and not counted over all VDNs); then
+    # three more VDNs fit in the eight, the fourth does not.
+    assert first == [200] * LIMIT + [429, 429]
+    assert rest == [200, 200, 200, 429]
+    async with serve(walker, access_key=OTHER_ACCESS_KEY, secret_key=OTHER_SECRET_KEY) as other:
+        assert (await other.get(statistics_path(6))).status_code == 200
+
+
+async def test_a_forwarded_address_is_believed_only_from_a_trusted_proxy(
+    test_settings: Settings,
+) -> None:
+    """With authentication off the caller is its address; a client that writes its own
+    X-Forwarded-For does not get a fresh budget per request."""
+    anonymous = test_settings.model_copy(
+        update={"rate_limit_requests": LIMIT, "trusted_proxies": ["10.9.0.0/16"]}
+    )
+    spoofed = [{"X-Forwarded-For": f"192.0.2.{number}"} for number in range(LIMIT + 1)]
+    async with serve(anonymous, client_address="10.0.0.1") as direct:
+        statuses = [(await direct.get(statistics_path(1), headers=h)).status_code for h in spoofed]
+    assert statuses == [200] * LIMIT + [429]
+    # Behind the proxy, the caller is the address found right to left past the proxies: what
+    # the client wrote itself further left (here a fresh address each time) does not count.
+    async with serve(anonymous, client_address="10.9.0.5") as proxy:
+        for number in range(LIMIT):
+            chain = {"X-Forwarded-For": f"203.0.113.{number}, 198.51.100.9, 10.9.0.4"}
+            assert (await proxy.get(statistics_path(1), headers=chain)).status_code == 200
+        same_client = {"X-Forwarded-For": "203.0.113.99, 198.51.100.9, 10.9.0.4"}
+        assert_too_frequent(await proxy.get(statistics_path(1), headers=same_client))
+        other_client = {"X-Forwarded-For": "198.51.100.10"}
+        assert (await proxy.get(statistics_path(1), headers=other_client)).status_code == 200
 
 
 @pytest.fixture

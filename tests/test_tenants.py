@@ -2,15 +2,19 @@
 
 Two tenants' keys (tests/support/credentials.py: A has VDNs 100-109, B has VDN 200) try each
 surface on the other's VDN: the statistics, the result callbacks (signed, or with the tenant's
-callback token). Every such request gets the
-answer a bad signature gets (401, the same envelope and text), reads nothing, writes nothing,
+callback token), the live page, flow control. Every such request gets the answer a bad
+signature gets (401, the same envelope and text), reads nothing, writes nothing,
 leaves the victim's flow control untouched and is counted. An operator key (``vdns=*``) sees
-both. A key issued without a scope stops start-up (tests/test_api_auth.py).
+both. A key issued without a scope stops start-up (tests/test_api_auth.py). A request captured
+and sent again is refused, on any API process; one stamped ten minutes ahead too
+(tests/test_api_auth.py::test_a_stamp_ahead_of_the_clock_is_bounded_tighter_than_the_window).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -22,6 +26,7 @@ from redis.asyncio import Redis
 from isales_stats.api.auth import AuthConfigurationError
 from isales_stats.api.main import create_app
 from isales_stats.api.telemetry import ACCESS_LOGGER
+from isales_stats.client import sign
 from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings
 from isales_stats.engine.topics import ensure_topics
@@ -58,12 +63,17 @@ def tenant_settings(test_settings: Settings) -> Settings:
     )
 
 
+def replays() -> float:
+    value = REGISTRY.get_sample_value("isales_api_auth_failures_total", {"reason": "replayed"})
+    return value or 0.0
+
+
 def out_of_scope() -> float:
     return REGISTRY.get_sample_value("isales_api_out_of_scope_total") or 0.0
 
 
 async def rate_limit_keys(settings: Settings, vdn_id: int) -> list[bytes]:
-    pattern = KeyLayout(settings.key_prefix).rate_limit(vdn_id, "*")
+    pattern = KeyLayout(settings.key_prefix).flow_control("*", vdn_id)
     async with Redis.from_url(settings.redis_url) as redis:
         return [key async for key in redis.scan_iter(match=pattern)]
 
@@ -102,7 +112,7 @@ async def test_each_tenant_reads_its_own_vdns_and_nothing_of_the_other(
     # Flow control never ran for them: the only counters of each VDN are its own tenant's.
     layout = KeyLayout(tenant_settings.key_prefix)
     for vdn_id, owner in ((A_VDN, TENANT_A_KEY), (B_VDN, TENANT_B_KEY)):
-        only = [layout.rate_limit(vdn_id, f"ak:{owner}").encode()]
+        only = [layout.flow_control(f"ak:{owner}", vdn_id).encode()]
         assert await rate_limit_keys(tenant_settings, vdn_id) == only
     # The victims' own budgets are intact: each still reads its VDN (5 allowed, 1 used).
     assert (await get(tenant_settings, B_VDN, TENANT_B_KEY, TENANT_B_SECRET)).status_code == 200
@@ -110,6 +120,37 @@ async def test_each_tenant_reads_its_own_vdns_and_nothing_of_the_other(
     # An operator key sees both tenants.
     for vdn_id in (A_VDN, B_VDN):
         assert (await get(tenant_settings, vdn_id, ACCESS_KEY, SECRET_KEY)).status_code == 200
+
+
+async def test_a_replayed_request_is_refused_on_any_api_process(
+    tenant_settings: Settings,
+) -> None:
+    """Captured on the wire and sent again within the window, to the same or another API
+    process: refused as a bad signature, and it costs the victim's budget nothing."""
+    before = replays()
+    first_app, second_app = create_app(tenant_settings), create_app(tenant_settings)
+    async with serve(first_app) as first, serve(second_app) as second:
+        request = first.build_request("GET", statistics_path(A_VDN), params={"campaignId": "C1"})
+        sign(request, TENANT_A_KEY, TENANT_A_SECRET, datetime.now(UTC))
+        captured = request.headers["Authorization"]
+        assert (await first.send(request)).status_code == 200
+        for client in (first, second, first):
+            again = client.build_request("GET", statistics_path(A_VDN), params={"campaignId": "C1"})
+            again.headers["Authorization"] = captured
+            assert (await client.send(again)).status_code == 401
+    assert replays() - before == 3
+    layout = KeyLayout(tenant_settings.key_prefix)
+    async with Redis.from_url(tenant_settings.redis_url) as redis:
+        assert await redis.get(layout.flow_control(f"ak:{TENANT_A_KEY}", A_VDN)) == b"1"
+
+
+async def test_the_live_page_is_no_way_around_the_scopes(tenant_settings: Settings) -> None:
+    """The live page reads without a signature, so it is off unless an operator switches it
+    on for a trusted network: with it off, no key (nor no key) reads a VDN through it."""
+    await count_events(tenant_settings, campaign_events(B_VDN, "C1", ["b1"], 2, moment_ms=now_ms()))
+    async with serve(tenant_settings, access_key=TENANT_A_KEY, secret_key=TENANT_A_SECRET) as a:
+        for path in (f"/live/statistics/{B_VDN}", "/"):
+            assert (await a.get(path)).status_code == 404, path
 
 
 async def post_results(
@@ -138,6 +179,22 @@ async def test_a_callback_with_any_result_of_another_tenant_is_refused_whole(
 
 
 TOKENS = "tenant-a-callback-token vdns=100-109,tenant-b-callback-token vdns=200"
+
+
+async def test_a_replayed_signed_callback_publishes_nothing_twice(
+    tenant_settings: Settings,
+) -> None:
+    ensure_topics(tenant_settings)
+    body = json.dumps([result("s1", "c1", vdnId=A_VDN)]).encode()
+    async with serve(tenant_settings) as client:
+        request = client.build_request("POST", PATH, content=body)
+        sign(request, TENANT_A_KEY, TENANT_A_SECRET, datetime.now(UTC))
+        first = await client.send(request)
+        again = client.build_request("POST", PATH, content=body)
+        again.headers["Authorization"] = request.headers["Authorization"]
+        replayed = await client.send(again)
+    assert (first.status_code, replayed.status_code) == (200, 401)
+    assert [event["callId"] for _, event in read_topic(tenant_settings)] == ["c1"]
 
 
 async def test_a_tenants_callback_token_writes_only_its_own_vdns(

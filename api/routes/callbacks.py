@@ -22,7 +22,6 @@ import hmac
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -30,10 +29,12 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from kafka.errors import KafkaError
 
+from isales_stats.api.admission import Admission, Verdict
+from isales_stats.api.auth import Caller, verify_signature
 from isales_stats.api.metrics import OUT_OF_SCOPE
 from isales_stats.core.kafka_connection import check_kafka_access
 from isales_stats.core.settings import Settings
-from isales_stats.core.signing import AuthenticationError, decode_query, verify_request
+from isales_stats.core.signing import AuthenticationError
 from isales_stats.core.tenants import EVERY_VDN, VdnScope
 from isales_stats.producing.callbacks import InvalidCallback, call_results_to_events
 from isales_stats.producing.publisher import AsyncEventPublisher
@@ -120,7 +121,7 @@ async def receive_call_results(request: Request) -> JSONResponse:
     if scope is None and not (settings.auth_enabled and "authorization" in request.headers):
         return _answer(401, "authentication failed")
     body = await request.body()
-    scope = scope or _signed_scope(request, body, settings)
+    scope = scope or await _signed_scope(request, body)
     if scope is None:
         return _answer(401, "authentication failed")
     try:
@@ -182,24 +183,20 @@ def _token_scope(request: Request, settings: Settings) -> VdnScope | None:
     return None
 
 
-def _signed_scope(request: Request, body: bytes, settings: Settings) -> VdnScope | None:
-    """The VDNs of the AK/SK key that signed the request (None: no valid signature)."""
+async def _signed_scope(request: Request, body: bytes) -> VdnScope | None:
+    """The VDNs of the AK/SK key that signed the request (None: no valid signature, or one
+    used before)."""
     try:
-        # The same check as the statistics API, with the keys it loaded (api/auth.py).
-        access_key = verify_request(
-            authorization=request.headers.get("authorization"),
-            method=request.method,
-            path=request.scope["path"],
-            query=decode_query(request.scope["query_string"]),
-            headers=request.headers,
-            body=body,
-            secret_keys=request.app.state.secret_keys,
-            now=datetime.now(UTC),
-            window=timedelta(seconds=settings.auth_window_seconds),
-            future=timedelta(seconds=settings.auth_future_skew_seconds),
-        )
+        # The same checks as the statistics API, with the keys it loaded (api/auth.py).
+        access_key, signature = verify_signature(request, body)
     except AuthenticationError as error:
         log.info("callback refused: %s", error.reason)
         return None
     scope: VdnScope = request.app.state.key_scopes[access_key]
+    admission: Admission = request.app.state.admission
+    caller = Caller(f"ak:{access_key}", access_key, scope, signature)
+    verdict, _ = await admission.decide(caller, vdn_id=0, flow_control=False)
+    if verdict is Verdict.REPLAYED:
+        log.info("callback refused: replayed")
+        return None
     return scope

@@ -21,8 +21,8 @@ from starlette.convertors import Convertor, register_url_convertor
 
 from isales_stats.api.auth import authorize_vdn
 from isales_stats.api.dependencies import (
+    AdmissionDep,
     CallerDep,
-    RateLimiterDep,
     ReaderDep,
     SettingsDep,
     StatisticsQueryDep,
@@ -144,7 +144,7 @@ async def campaign_statistics(
     request: Request,
     caller: CallerDep,
     query: StatisticsQueryDep,
-    limiter: RateLimiterDep,
+    admission: AdmissionDep,
     reader: ReaderDep,
     settings: SettingsDep,
 ) -> Response:
@@ -153,7 +153,7 @@ async def campaign_statistics(
     Send ``Content-Type: application/json; charset=UTF-8`` and an ``Authorization`` signature.
     """
     authorize_vdn(request, caller, query.vdn_id)
-    await limiter.admit(caller, query.vdn_id)
+    await admission.admit(request, caller, query.vdn_id)
     today = today_in(settings.time_zone_of(query.vdn_id))
     # Written by the reader as JSON, not validated again through StatisticsResponse: see
     # api/schemas.py.

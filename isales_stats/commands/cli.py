@@ -125,6 +125,9 @@ def _api(arguments: argparse.Namespace, settings: Settings) -> int:
         port=arguments.port or settings.api_port,
         log_level="warning",
         access_log=False,  # the app writes its own, as JSON lines (ISALES_ACCESS_LOG)
+        # uvicorn would believe X-Forwarded-For from 127.0.0.1; the app decides whom to believe
+        # (ISALES_TRUSTED_PROXIES, api/auth.py).
+        proxy_headers=False,
     )
     return 0
 

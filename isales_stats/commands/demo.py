@@ -32,7 +32,7 @@ from isales_stats.engine.topics import ensure_topics
 DEMO_VDN = 1
 # Known to everyone (the README's quick start and the worked example of docs/api.md, section
 # "Authentication", use them): for a local demo only.
-DEMO_ACCESS_KEY, DEMO_SECRET_KEY = "demo-ak", "demo-sk"
+DEMO_ACCESS_KEY, DEMO_SECRET_KEY = "demo-ak", "demo-sk-for-local-use-only"
 DEMO_CALLBACK_TOKEN = "demo-callback-token"  # noqa: S105 - the local demo's, published on purpose
 # Nine batches of 400 records, about 10,000 events at 25 events/s: seven minutes of a live day.
 SIMULATION = ["--vdn", str(DEMO_VDN), "--campaigns", "3", "--batches", "3", "--records", "400",

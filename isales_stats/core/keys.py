@@ -19,7 +19,9 @@ documents the same layout.
     {P}:{vdn:c}:progress                         stream calls/connects/finished per minute
     {P}:{vdn:c}:progress:current                 hash   the minute still accumulating
     {P}:counted:{topic}                          hash   partition -> last offset counted
-    {P}:ratelimit:{vdn}:{caller}                 string the API's flow-control counter (expires)
+    {P}:gate:{caller}:vdn:{vdn}                  string a caller's flow-control count, one VDN
+    {P}:gate:{caller}:all                        string a caller's count over all VDNs (expires)
+    {P}:gate:{caller}:seen:{signature}           string a signature already used (expires)
 """
 
 from __future__ import annotations
@@ -80,9 +82,22 @@ class KeyLayout:
     def vdn_campaigns(self, vdn_id: int) -> str:
         return f"{self.prefix}:vdn:{vdn_id}:campaigns"
 
-    def rate_limit(self, vdn_id: int, caller_identity: str) -> str:
-        """The API's request counter of one caller and VDN in the current window."""
-        return f"{self.prefix}:ratelimit:{vdn_id}:{caller_identity}"
+    # A caller's admission keys (api/admission.py) share the hash tag {caller}: the one script
+    # that checks a signature's first use and both budgets touches one Redis Cluster slot.
+    def caller_base(self, caller_identity: str) -> str:
+        return f"{self.prefix}:gate:{{{caller_identity}}}"
+
+    def flow_control(self, caller_identity: str, vdn_id: int) -> str:
+        """The API's request count of one caller for one VDN in the current window."""
+        return f"{self.caller_base(caller_identity)}:vdn:{vdn_id}"
+
+    def flow_control_all_vdns(self, caller_identity: str) -> str:
+        """The API's request count of one caller over every VDN in the current window."""
+        return f"{self.caller_base(caller_identity)}:all"
+
+    def signature_seen(self, caller_identity: str, signature: str) -> str:
+        """Present while a signature that was used once could still pass (replay cache)."""
+        return f"{self.caller_base(caller_identity)}:seen:{signature}"
 
     def counted_offsets(self, topic: str) -> str:
         """Partition -> the last offset whose events are in the counters (resume points)."""

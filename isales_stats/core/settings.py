@@ -8,6 +8,7 @@ pairs: the stack derives the ports it listens on from the same DSNs the clients 
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import timedelta, timezone, tzinfo
 from functools import lru_cache
@@ -19,6 +20,7 @@ from zoneinfo import ZoneInfo
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 _UTC_OFFSET = re.compile(r"^(?:GMT|UTC)?([+-])(\d{1,2}):?(\d{2})$")
 
 
@@ -130,10 +132,21 @@ class Settings(BaseSettings):
     # skew only: a stamp far ahead would be replayable until long after it was made).
     auth_window_seconds: int = Field(default=900, ge=0)
     auth_future_skew_seconds: int = Field(default=60, ge=0)
+    # A secret key shorter than this stops start-up (a short one can be guessed offline from
+    # one signed request).
+    auth_min_secret_key_length: int = Field(default=16, ge=1)
+    # The host names (host or host:port) clients reach the API by: a signed Host outside them
+    # is refused. Empty: any signed Host (set it in production: docs/operations.md).
+    api_public_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Flow control: requests one caller (its AK; its address with auth off) may make for one VDN
     # in a window; 0 switches it off. The seed fixes the window at five minutes.
     rate_limit_requests: int = Field(default=300, ge=0)
     rate_limit_window_seconds: int = Field(default=300, ge=1)
+    # ...and over all its VDNs together in the same window (0: no such budget).
+    rate_limit_key_requests: int = Field(default=3000, ge=0)
+    # With authentication off the caller is its address; X-Forwarded-For is believed only from
+    # these proxies (addresses or CIDR networks, comma-separated). Empty: never.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # One JSON line per request on stderr (uvicorn's own access log stays off).
     access_log: bool = True
     # The live page at / and its JSON at /live/statistics/{vdnId}: counters of any VDN with no
@@ -189,6 +202,20 @@ class Settings(BaseSettings):
         # as_environment() writes an unset path as "", which must read back as unset.
         return None if value == "" else value
 
+    @field_validator("api_public_hosts", "trusted_proxies", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        for proxy in value:
+            ipaddress.ip_network(proxy, strict=False)  # ValueError names the bad entry
+        return value
+
     @field_validator("default_time_zone")
     @classmethod
     def _check_zone(cls, value: str) -> str:
@@ -216,6 +243,10 @@ class Settings(BaseSettings):
         return frozenset(code for code in codes if code)
 
     # --- derived values -------------------------------------------------------------------
+    @property  # not cached: model_copy(update=...) would carry a cached value along
+    def trusted_proxy_networks(self) -> tuple[IPNetwork, ...]:
+        return tuple(ipaddress.ip_network(proxy, strict=False) for proxy in self.trusted_proxies)
+
     @property
     def kafka_bootstrap_servers(self) -> list[str]:
         """``kafka://a:9092;b:9092`` (Faust's own syntax) as kafka-python's list of host:port."""
@@ -237,6 +268,8 @@ class Settings(BaseSettings):
             value = getattr(self, name)
             if isinstance(value, dict):
                 value = ",".join(f"{key}={zone}" for key, zone in value.items())
+            elif isinstance(value, list):
+                value = ",".join(value)
             elif isinstance(value, SecretStr):
                 value = value.get_secret_value()  # str() would hand the child "**********"
             elif value is None:

@@ -22,8 +22,9 @@ Decisions taken here (Huawei documents the header only as an image):
   request; header values are only trimmed of spaces and tabs (HTTP's optional whitespace).
 - The canonical request is built as bytes so the body is signed exactly as received, whatever
   its encoding; for a UTF-8 body this is the same as signing the joined text.
-- A timestamp within ``window`` of the server's clock either way is accepted, edges included.
-  Nothing stops a replay inside the window: callers that need that must remember signatures.
+- A timestamp up to ``window`` old or ``future`` ahead of the server's clock is accepted, edges
+  included. Nothing here stops a replay inside the window: the API remembers the signatures it
+  accepted (api/admission.py), since that needs state shared by its processes.
 """
 
 from __future__ import annotations
@@ -78,8 +79,9 @@ class AuthenticationError(Exception):
     """A request failed authentication; ``reason`` is a short code for logs, never for clients.
 
     Reasons: ``missing`` (no Authorization), ``malformed`` (unparseable header or request),
-    ``unknown-key``, ``expired`` (timestamp outside the window), ``missing-header`` (a signed
-    header is absent from the request) and ``bad-signature``.
+    ``unsigned-header`` (a header the server requires is not signed), ``unknown-key``,
+    ``expired`` (timestamp outside the window), ``missing-header`` (a signed header is absent
+    from the request) and ``bad-signature``; api/auth.py adds ``wrong-host`` and ``replayed``.
     """
 
     def __init__(self, reason: str) -> None:
@@ -253,19 +255,23 @@ def verify_request(
     now: datetime,
     window: timedelta = DEFAULT_WINDOW,
     future: timedelta | None = None,
+    required_headers: Sequence[str] = (),
 ) -> str:
     """The access key that signed this request; raises ``AuthenticationError`` otherwise.
 
     ``path`` and ``query`` are the decoded values the server routes on; ``headers`` is looked up
     case-insensitively. ``now`` must be timezone-aware. A signature may be up to ``window`` old
     and up to ``future`` (``window`` when None) ahead of ``now``: a stamp far ahead would stay
-    valid long after it was made, so servers bound it tighter (clock skew only).
+    valid long after it was made, so servers bound it tighter (clock skew only). Each of
+    ``required_headers`` (lower case) must be among the signed ones.
     """
     if now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
     if window < timedelta(0):
         raise ValueError("window must not be negative")
     parts, names, moment = _parse_authorization(authorization)
+    if not set(required_headers) <= set(names):
+        raise AuthenticationError("unsigned-header")
     access_key, signature = parts[1], parts[4]
     secret_key = secret_keys.get(access_key)
     if secret_key is None:

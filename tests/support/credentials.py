@@ -8,10 +8,18 @@ suite, tests/test_tenants.py, has each try the other's).
 
 from __future__ import annotations
 
-ACCESS_KEY, SECRET_KEY = "test-ak", "test-sk"
-OTHER_ACCESS_KEY, OTHER_SECRET_KEY = "other-ak", "other-sk"
-TENANT_A_KEY, TENANT_A_SECRET, TENANT_A_VDNS = "tenant-a-ak", "tenant-a-sk", range(100, 110)
-TENANT_B_KEY, TENANT_B_SECRET, TENANT_B_VDNS = "tenant-b-ak", "tenant-b-sk", range(200, 201)
+ACCESS_KEY, SECRET_KEY = "test-ak", "test-sk-0123456789"
+OTHER_ACCESS_KEY, OTHER_SECRET_KEY = "other-ak", "other-sk-0123456789"
+TENANT_A_KEY, TENANT_A_SECRET, TENANT_A_VDNS = (
+    "tenant-a-ak",
+    "tenant-a-sk-0123456789",
+    range(100, 110),
+)
+TENANT_B_KEY, TENANT_B_SECRET, TENANT_B_VDNS = (
+    "tenant-b-ak",
+    "tenant-b-sk-0123456789",
+    range(200, 201),
+)
 TEST_KEYS = (
     f"{ACCESS_KEY}:{SECRET_KEY} vdns=*,{OTHER_ACCESS_KEY}:{OTHER_SECRET_KEY} vdns=*,"
     f"{TENANT_A_KEY}:{TENANT_A_SECRET} vdns=100-109,{TENANT_B_KEY}:{TENANT_B_SECRET} vdns=200"

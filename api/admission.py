@@ -1,0 +1,151 @@
+"""Admission: a signature is used once, and a caller keeps within its budgets.
+
+Three checks, in one Redis script so that a signed request costs one round trip besides the
+read (issue 14, part 8), and so that two API processes never both admit the same signature or
+the last free slot of a budget:
+
+1. **Replay.** A valid signature stays valid for the signing window (a stamp up to
+   ``auth_window_seconds`` old or ``auth_future_skew_seconds`` ahead). The first use marks it
+   seen for that long; a second use is refused as a bad signature is (api/auth.py).
+2. **Flow control per VDN** (the seed's rule): at most ``rate_limit_requests`` requests per
+   caller and VDN in a five-minute window, then the seed's 429.
+3. **A budget per caller over all VDNs** (``rate_limit_key_requests``): a key scoped to many
+   VDNs, or an operator key, cannot multiply the per-VDN budget by walking its VDNs.
+
+A request refused by one budget is not counted in the other: a caller that hammers one VDN
+keeps the rest of its budget for the others. Each window is started by the first request
+counted in it and ended by Redis' own clock, so API hosts with skewed clocks still agree.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+from typing import NamedTuple
+
+from fastapi import Request
+
+from isales_stats.api.auth import Caller, authentication_failed
+from isales_stats.api.errors import TOO_FREQUENT_MESSAGE, ApiError, ErrorCode
+from isales_stats.api.metrics import AUTH_FAILURES, RATE_LIMITED
+from isales_stats.core.keys import KeyLayout
+from isales_stats.engine.redis_connection import AnyRedis
+
+log = logging.getLogger(__name__)
+
+# KEYS[1]  the signature's seen-marker       KEYS[2]  the caller's count for this VDN
+# KEYS[3]  the caller's count over all VDNs  (all three carry the caller's hash tag)
+# ARGV[1]  how long a signature stays valid, ms (0: the request is unsigned, no replay check)
+# ARGV[2]  the window, ms
+# ARGV[3]  the per-VDN budget (0: none)     ARGV[4]  the budget over all VDNs (0: none)
+# return   {verdict, ms until the refusing window ends}; verdicts as in Verdict below
+ADMIT_LUA = """
+if tonumber(ARGV[1]) > 0 then
+  if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
+    return {1, 0}
+  end
+end
+local window = tonumber(ARGV[2])
+local budgets = {{KEYS[2], tonumber(ARGV[3]), 2}, {KEYS[3], tonumber(ARGV[4]), 3}}
+for _, budget in ipairs(budgets) do
+  local key, limit, verdict = budget[1], budget[2], budget[3]
+  if limit > 0 and tonumber(redis.call('GET', key) or '0') >= limit then
+    local remaining = redis.call('PTTL', key)
+    if remaining < 0 then remaining = window end
+    return {verdict, remaining}
+  end
+end
+for _, budget in ipairs(budgets) do
+  local key, limit = budget[1], budget[2]
+  -- A count without expiry (the first of a window, or one left so by hand) starts the window.
+  if limit > 0 and (redis.call('INCR', key) == 1 or redis.call('PTTL', key) < 0) then
+    redis.call('PEXPIRE', key, window)
+  end
+end
+return {0, 0}
+"""
+
+
+class Verdict(enum.IntEnum):
+    ADMITTED = 0
+    REPLAYED = 1
+    VDN_BUDGET_SPENT = 2
+    CALLER_BUDGET_SPENT = 3
+
+
+class Decision(NamedTuple):
+    verdict: Verdict
+    retry_after_ms: int  # of the spent budget's window; 0 otherwise
+
+
+class Admission:
+    """Runs the three checks for a request; ``0`` for a budget switches that budget off."""
+
+    def __init__(
+        self,
+        redis: AnyRedis,
+        prefix: str,
+        *,
+        vdn_requests: int,
+        caller_requests: int,
+        window_seconds: int,
+        signature_lifetime_seconds: int,
+    ) -> None:
+        self.layout = KeyLayout(prefix)
+        self.vdn_requests = vdn_requests
+        self.caller_requests = caller_requests
+        self.window_ms = window_seconds * 1000
+        # One second over the window: a stamp is checked to the millisecond, the marker
+        # expires by Redis' clock, and the two clocks may differ a little.
+        self.signature_lifetime_ms = (signature_lifetime_seconds + 1) * 1000
+        self._admit = redis.register_script(ADMIT_LUA)
+
+    async def decide(self, caller: Caller, vdn_id: int, *, flow_control: bool = True) -> Decision:
+        """The verdict on a request of ``caller`` for ``vdn_id`` (admitted ones are counted).
+
+        ``flow_control=False`` checks only the signature's first use (the result callbacks).
+        """
+        vdn_requests, caller_requests = (
+            (self.vdn_requests, self.caller_requests) if flow_control else (0, 0)
+        )
+        signed = caller.signature is not None
+        if not signed and vdn_requests == caller_requests == 0:
+            return Decision(Verdict.ADMITTED, 0)  # nothing to check: no round trip
+        identity = caller.identity
+        keys = [
+            self.layout.signature_seen(identity, caller.signature or ""),
+            self.layout.flow_control(identity, vdn_id),
+            self.layout.flow_control_all_vdns(identity),
+        ]
+        args = [
+            self.signature_lifetime_ms if signed else 0,
+            self.window_ms,
+            vdn_requests,
+            caller_requests,
+        ]
+        verdict, remaining_ms = await self._admit(keys=keys, args=args)
+        return Decision(Verdict(int(verdict)), int(remaining_ms))
+
+    async def admit(self, request: Request, caller: Caller, vdn_id: int) -> None:
+        """Returns when the request may be served; raises the 401 of a replay or the 429."""
+        verdict, remaining_ms = await self.decide(caller, vdn_id)
+        if verdict is Verdict.REPLAYED:
+            AUTH_FAILURES.labels("replayed").inc()
+            raise authentication_failed(request, "replayed")
+        if verdict is not Verdict.ADMITTED:
+            raise too_frequent(verdict, remaining_ms)
+
+
+def too_frequent(verdict: Verdict, remaining_ms: int) -> ApiError:
+    """The seed's 429 for a spent budget, with the seconds until its window ends."""
+    RATE_LIMITED.inc()
+    budget = "VDN" if verdict is Verdict.VDN_BUDGET_SPENT else "all-VDN"
+    log.info("flow control: the caller's %s budget is spent", budget)
+    return ApiError(
+        429,
+        ErrorCode.TOO_FREQUENT,
+        TOO_FREQUENT_MESSAGE,
+        # Whole seconds, rounded up: a client that waits this long finds a new window.
+        headers={"Retry-After": str(max(1, math.ceil(remaining_ms / 1000)))},
+    )
