@@ -16,7 +16,7 @@ from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings
 from isales_stats.engine import metrics
 from isales_stats.engine.batch_delivery import CountingApp
-from isales_stats.engine.counting import EventCounter
+from isales_stats.engine.counting import CountingLimits, EventCounter
 from isales_stats.engine.pipeline import AdmittedBatch, CountingPipeline
 from isales_stats.engine.redis_connection import connect
 
@@ -97,6 +97,10 @@ def register_agents(app: CountingApp, settings: Settings) -> Any:  # noqa: C901
             layout,
             settings.time_zone_of,
             settings.daily_retention_days,
+            limits=CountingLimits(
+                campaigns_per_vdn=settings.max_campaigns_per_vdn,
+                batches_per_campaign=settings.max_batches_per_campaign,
+            ),
         )
         pipeline = CountingPipeline(counter, settings.future_tolerance_seconds)
         metrics.PARTITION_LAG.attach(app.consumer, settings.call_events_topic)

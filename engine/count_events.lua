@@ -15,8 +15,10 @@
 --          expireAt epoch seconds at which that day's keys expire
 -- ARGV[3]  the start of the current minute, epoch milliseconds (the worker's clock): the
 --          progress stream records calls, connects and finished records per arrival minute
+-- ARGV[4]  the most batches a campaign may have (0: no limit)
 -- return   one letter per event: "A" applied, "D" duplicate (already counted), "C" rejected:
---          the event's batchId contradicts the one recorded for its dataId.
+--          the event's batchId contradicts the one recorded for its dataId; "L" rejected: it
+--          would open a batch beyond the campaign's limit (nothing of it is counted).
 --
 -- Idempotence lives here, next to the counters it protects: a record's state (which of its
 -- events were counted) and the callIds counted change in the same script as the counters, so
@@ -36,6 +38,7 @@
 local base = ARGV[1]
 local events = cjson.decode(ARGV[2])
 local minute_ms = tonumber(ARGV[3])
+local max_batches = tonumber(ARGV[4])
 local records_key = base .. SUFFIX.records
 local calls_key = base .. SUFFIX.calls
 local batches_key = base .. SUFFIX.batches
@@ -157,6 +160,12 @@ local function batch_number(batch)
   return number
 end
 
+-- Whether a new record's batch is one the campaign has, or one more still fits under the limit.
+local function batch_fits(batch)
+  return max_batches == 0 or batch == '' or call('HEXISTS', batches_key, batch) == 1
+    or call('HLEN', batches_key) < max_batches
+end
+
 local result = {}
 for _, event in ipairs(events) do
   local kind, data_id, call_id, batch = event[1], event[2], event[3], event[4]
@@ -201,6 +210,8 @@ for _, event in ipairs(events) do
 
     if conflict then
       result[#result + 1] = 'C'
+    elseif not state and not batch_fits(batch) then
+      result[#result + 1] = 'L'
     else
       local known = state ~= nil
       local removed = band(flags, REMOVED) ~= 0

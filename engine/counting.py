@@ -40,17 +40,56 @@ STORE_HIGHER_OFFSETS = LuaScript(
     return 0"""
 )
 
+# KEYS[1] a VDN's campaign index; ARGV[1] the most campaigns it may hold; ARGV[2...] the
+# campaignIds of a batch. Lists those already listed or that still fit; returns 1 (listed) or
+# 0 (beyond the limit) per campaignId. Atomic, so workers counting the same VDN on different
+# partitions never list one campaign too many between them.
+ADMIT_CAMPAIGNS = LuaScript(
+    """local limit, size = tonumber(ARGV[1]), redis.call('SCARD', KEYS[1])
+    local verdicts, new = {}, {}
+    for i = 2, #ARGV do
+      if redis.call('SISMEMBER', KEYS[1], ARGV[i]) == 1 then
+        verdicts[#verdicts + 1] = 1
+      elseif size < limit then
+        size = size + 1
+        new[#new + 1] = ARGV[i]
+        verdicts[#verdicts + 1] = 1
+      else
+        verdicts[#verdicts + 1] = 0
+      end
+    end
+    if #new > 0 then
+      redis.call('SADD', KEYS[1], unpack(new))
+    end
+    return verdicts"""
+)
+
 _KIND_CODES = {EventKind.DATA_ADDED: "a", EventKind.CALL_RESULT: "c", EventKind.DATA_REMOVED: "r"}
+
+
+@dataclass(frozen=True)
+class CountingLimits:
+    """Caps on what producers may open (0: none). Hostile or broken input would otherwise grow
+    a VDN's index, and the whole-VDN read that walks it, without bound; events beyond a cap go
+    to the dead-letter topic (category ``limit``), never counted."""
+
+    campaigns_per_vdn: int = 0
+    batches_per_campaign: int = 0
+
+
+NO_LIMITS = CountingLimits()
 
 
 @dataclass
 class CountingOutcome:
-    """What one batch did. Conflicting events are returned for the dead-letter topic."""
+    """What one batch did. Conflicting events are returned for the dead-letter topic, and so
+    are those beyond a limit, with the reason."""
 
     applied: int = 0
     duplicates: int = 0
     too_old: int = 0  # counted in the totals, too old for a daily bucket
     conflicts: list[CallEvent] = field(default_factory=list)
+    over_limit: list[tuple[CallEvent, str]] = field(default_factory=list)
     # (topic, partition) -> the offset to count again from: Redis lost writes (see count)
     lost_since: dict[tuple[str, int], int] = field(default_factory=dict)
 
@@ -65,12 +104,17 @@ class EventCounter:
         zone_of: Any,  # Callable[[int], tzinfo]: the VDN's time zone (Settings.time_zone_of)
         retention_days: int,
         clock: Clock = system_clock,
+        limits: CountingLimits = NO_LIMITS,
     ) -> None:
         self.redis = redis
         self.layout = layout
         self.zone_of = zone_of
         self.retention_days = retention_days
         self.clock = clock
+        self.limits = limits
+        # Campaigns this process found listed in their VDN's index: under a campaign limit,
+        # only a campaign not among them costs an admission round trip (a new one is rare).
+        self._listed: set[tuple[int, str]] = set()
         # The offset this process last stored per partition: finding less in Redis means Redis
         # lost writes (a crash within its fsync second, a restore) and the counts with them.
         self._last_stored: dict[tuple[str, int], int] = {}
@@ -124,6 +168,8 @@ class EventCounter:
         by_campaign: dict[tuple[int, str], list[CallEvent]] = {}
         for event in events:
             by_campaign.setdefault((event.vdn_id, event.campaign_id), []).append(event)
+        if self.limits.campaigns_per_vdn:
+            await self._set_aside_unlisted(by_campaign, outcome)
         scripts = self._scripts(by_campaign, outcome)
         # A batch's fixed cost is its commands, whatever its size: one per topic for the
         # offsets and one per VDN for the index, not one per partition or campaign.
@@ -145,8 +191,41 @@ class EventCounter:
         first_script = len(by_topic) + len(campaigns_of)
         verdicts = replies[first_script : first_script + len(by_campaign)]
         for campaign_events, letters in zip(by_campaign.values(), verdicts, strict=True):
-            _tally(campaign_events, _text(letters), outcome)
+            _tally(campaign_events, _text(letters), outcome, self.limits)
         return outcome
+
+    async def _set_aside_unlisted(
+        self, by_campaign: dict[tuple[int, str], list[CallEvent]], outcome: CountingOutcome
+    ) -> None:
+        """List the batch's new campaigns in their VDNs' indexes while they fit; the events of
+        those that do not leave ``by_campaign`` for ``outcome.over_limit``."""
+        new: dict[int, list[str]] = {}
+        for vdn_id, campaign_id in by_campaign:
+            if (vdn_id, campaign_id) not in self._listed:
+                new.setdefault(vdn_id, []).append(campaign_id)
+        if not new:
+            return
+        limit = self.limits.campaigns_per_vdn
+        verdicts = await run_pipeline(
+            self.redis,
+            [ADMIT_CAMPAIGNS],
+            lambda pipe: self._queue_admissions(pipe, new, limit),
+        )
+        for (vdn_id, campaign_ids), listed in zip(new.items(), verdicts, strict=True):
+            for campaign_id, verdict in zip(campaign_ids, listed, strict=True):
+                if int(verdict):
+                    self._listed.add((vdn_id, campaign_id))
+                    continue
+                reason = (
+                    f"VDN {vdn_id} has {limit} campaigns already: campaign {campaign_id!r} is "
+                    "beyond ISALES_MAX_CAMPAIGNS_PER_VDN"
+                )
+                for event in by_campaign.pop((vdn_id, campaign_id)):
+                    outcome.over_limit.append((event, reason))
+
+    def _queue_admissions(self, pipe: Any, new: dict[int, list[str]], limit: int) -> None:
+        for vdn_id, campaign_ids in new.items():
+            ADMIT_CAMPAIGNS.queue(pipe, [self.layout.vdn_campaigns(vdn_id)], [limit, *campaign_ids])
 
     def _queue(
         self,
@@ -206,6 +285,7 @@ class EventCounter:
                         self.layout.campaign_base(vdn_id, campaign_id),
                         orjson.dumps(packed),
                         minute_ms,
+                        self.limits.batches_per_campaign,
                     ],
                 )
             )
@@ -234,15 +314,25 @@ class EventCounter:
         return label, day_expiry(day, zone, self.retention_days)
 
 
-def _tally(events: list[CallEvent], verdicts: str, outcome: CountingOutcome) -> None:
-    """The script's verdict per event: "A" applied, "D" duplicate, "C" conflict."""
+def _tally(
+    events: list[CallEvent], verdicts: str, outcome: CountingOutcome, limits: CountingLimits
+) -> None:
+    """The script's verdict per event: "A" applied, "D" duplicate, "C" conflict, "L" a batch
+    beyond the limit."""
     for event, verdict in zip(events, verdicts, strict=True):
         if verdict == "A":
             outcome.applied += 1
         elif verdict == "D":
             outcome.duplicates += 1
-        else:
+        elif verdict == "C":
             outcome.conflicts.append(event)
+        else:
+            reason = (
+                f"campaign {event.campaign_id!r} of VDN {event.vdn_id} has "
+                f"{limits.batches_per_campaign} batches already: batch {event.batch_id!r} is "
+                "beyond ISALES_MAX_BATCHES_PER_CAMPAIGN"
+            )
+            outcome.over_limit.append((event, reason))
 
 
 def _text(reply: bytes | str) -> str:

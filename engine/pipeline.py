@@ -58,7 +58,7 @@ class RawMessage:
 class DeadLetter:
     message: SourceMessage
     reason: str
-    category: str  # a short label for the metric: invalid, future, batch-conflict
+    category: str  # a short label for the metric: invalid, future, batch-conflict, limit
 
     def headers(self) -> list[tuple[str, bytes]]:
         return [
@@ -150,6 +150,8 @@ class CountingPipeline:
             report.dead_letters.append(
                 DeadLetter(batch.sources[id(event)], reason, "batch-conflict")
             )
+        for event, reason in outcome.over_limit:
+            report.dead_letters.append(DeadLetter(batch.sources[id(event)], reason, "limit"))
         self._observe(report)
         return report
 

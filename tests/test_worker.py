@@ -9,7 +9,6 @@ from typing import Any
 
 import orjson
 import pytest
-from kafka import KafkaConsumer
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from isales_stats.core.events import decode_event
@@ -20,7 +19,7 @@ from isales_stats.engine.topics import ensure_topics
 from isales_stats.producing.publisher import EventPublisher
 from tests.support.detail import read_detail
 from tests.support.events import CALL, call_event
-from tests.support.kafka_topics import committed_offsets, end_offsets
+from tests.support.kafka_topics import committed_offsets, end_offsets, read_dead_letters
 from tests.support.processes import ServiceProcess
 from tests.support.waiting import wait_for
 
@@ -30,22 +29,6 @@ pytestmark = pytest.mark.stack
 def call_result(**changes: Any) -> dict[str, Any]:
     """A connected, final call x1 of record d1 in batch B1 (VDN 1, campaign C1), now."""
     return call_event(CALL, **{"batchId": "B1", **changes})
-
-
-def read_dead_letters(settings: Settings, expected: int) -> list[Any]:
-    consumer = KafkaConsumer(
-        settings.dead_letter_topic,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=20_000,
-    )
-    letters = []
-    for record in consumer:
-        letters.append(record)
-        if len(letters) == expected:
-            break
-    consumer.close()
-    return letters
 
 
 def test_bad_events_go_to_the_dead_letter_topic_with_their_reason(

@@ -118,6 +118,10 @@ class Settings(BaseSettings):
     daily_retention_days: int = 40
     # An event stamped further in the future than this is refused (clock skew allowance).
     future_tolerance_seconds: int = 300
+    # What producers may open (0: no limit): events beyond go to the dead-letter topic
+    # (category "limit"), never counted. The whole-VDN read walks every campaign of a VDN.
+    max_campaigns_per_vdn: int = Field(default=5000, ge=0)
+    max_batches_per_campaign: int = Field(default=1000, ge=0)
 
     # --- the API --------------------------------------------------------------------------
     api_host: str = "127.0.0.1"

@@ -17,7 +17,7 @@ from isales_stats.core.days import Clock, system_clock
 from isales_stats.core.events import event_from_json
 from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings
-from isales_stats.engine.counting import EventCounter
+from isales_stats.engine.counting import NO_LIMITS, CountingLimits, EventCounter
 from isales_stats.engine.redis_connection import AnyRedis
 from tests.support.clock import GMT8
 
@@ -44,9 +44,10 @@ class EventCounters:
         zone_of: Callable[[int], tzinfo] = lambda vdn_id: GMT8,
         retention_days: int = RETENTION_DAYS,
         clock: Clock = system_clock,
+        limits: CountingLimits = NO_LIMITS,
     ) -> EventCounter:
         layout = KeyLayout(key_prefix or self.key_prefix)
-        return EventCounter(redis, layout, zone_of, retention_days, clock=clock)
+        return EventCounter(redis, layout, zone_of, retention_days, clock=clock, limits=limits)
 
 
 async def count_events(settings: Settings, events: Sequence[dict[str, Any]]) -> None:

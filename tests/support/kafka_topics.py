@@ -103,3 +103,20 @@ def wait_until_committed(settings: Settings, timeout: float = 60.0) -> dict[Topi
         time.sleep(0.5)
         behind = uncommitted(settings)
     return behind
+
+
+def read_dead_letters(settings: Settings, expected: int) -> list[Any]:
+    """The first ``expected`` records of the dead-letter topic (fewer after 20 s of none)."""
+    consumer = KafkaConsumer(
+        settings.dead_letter_topic,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=20_000,
+    )
+    letters = []
+    for record in consumer:
+        letters.append(record)
+        if len(letters) == expected:
+            break
+    consumer.close()
+    return letters
