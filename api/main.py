@@ -15,7 +15,7 @@ from isales_stats.api.admission import Admission
 from isales_stats.api.auth import load_callback_tokens, load_key_grants
 from isales_stats.api.body_limit import BodyLimit
 from isales_stats.api.errors import EXCEPTION_HANDLERS
-from isales_stats.api.routes import callbacks, health, live, metrics, statistics
+from isales_stats.api.routes import callbacks, health, live, statistics
 from isales_stats.api.telemetry import RequestTelemetry, configure_access_log
 from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings, get_settings
@@ -55,6 +55,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         exception_handlers=EXCEPTION_HANDLERS,
+        # On the operations port (api/operations.py), not here where clients come.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.settings = settings
     app.state.secret_keys = {key: grant.secret_key for key, grant in grants.items()}
@@ -71,7 +75,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestTelemetry, log_requests=settings.access_log)
     app.include_router(statistics.router)
     app.include_router(health.router)
-    app.include_router(metrics.router)
     app.include_router(callbacks.build_router(settings))
     app.include_router(live.build_router(settings))
     return app

@@ -28,7 +28,7 @@ from isales_stats.core.settings import Settings
 from isales_stats.core.signing import KeyGrant, sign_request
 from isales_stats.core.tenants import EVERY_VDN, VdnScope
 from tests.support.api_process import ApiProcess
-from tests.support.app_client import serve, statistics_path
+from tests.support.app_client import serve, serve_with_operations, statistics_path
 from tests.support.clock import now_ms
 from tests.support.counting import count_events
 from tests.support.credentials import (
@@ -281,10 +281,16 @@ async def test_the_window_is_a_setting(auth_settings: Settings) -> None:
         assert (await client.send(request)).status_code == 401
 
 
-async def test_probes_docs_and_metrics_need_no_signature(auth_settings: Settings) -> None:
-    async with serve(auth_settings) as client:
+async def test_probes_docs_and_metrics_need_no_signature_on_the_operations_port(
+    auth_settings: Settings,
+) -> None:
+    """The metrics name why authentications failed and the docs every parameter: they are on
+    the operations port only (api/operations.py), the probes on both."""
+    async with serve_with_operations(auth_settings) as (public, operations):
         for path in ("/healthz", "/readyz", "/metrics", "/docs", "/openapi.json"):
-            assert (await client.get(path)).status_code == 200, path
+            assert (await operations.get(path)).status_code == 200, path
+        for path in ("/metrics", "/docs", "/openapi.json", "/redoc"):
+            assert (await public.get(path)).status_code == 404, path
 
 
 # --- keys and the refusal to start ----------------------------------------------------------

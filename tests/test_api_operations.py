@@ -15,7 +15,7 @@ from isales_stats.api.errors import UNAVAILABLE_MESSAGE, ErrorCode
 from isales_stats.api.telemetry import ACCESS_LOGGER
 from isales_stats.core.settings import Settings
 from tests.support.api_process import ApiProcess
-from tests.support.app_client import JSON_HEADERS, serve, statistics_path
+from tests.support.app_client import JSON_HEADERS, serve, serve_with_operations, statistics_path
 from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.stack, pytest.mark.anyio]
@@ -68,11 +68,11 @@ async def test_without_redis_the_api_is_alive_not_ready_and_answers_503(
 
 
 async def test_metrics_count_requests_by_route_and_status(test_settings: Settings) -> None:
-    async with serve(test_settings) as client:
+    async with serve_with_operations(test_settings) as (client, operations):
         await client.get(statistics_path(1))
         await client.get(statistics_path("x"))
         await client.get("/no/such/path")
-        text = (await client.get("/metrics")).text
+        text = (await operations.get("/metrics")).text
     for sample in (
         f'isales_api_requests_total{{method="GET",route="{ROUTE}",status="200"}}',
         f'isales_api_requests_total{{method="GET",route="{ROUTE}",status="400"}}',
@@ -109,9 +109,9 @@ async def test_the_access_log_can_be_switched_off(
 
 
 async def test_the_openapi_document_describes_every_answer(test_settings: Settings) -> None:
-    async with serve(test_settings) as client:
-        document = (await client.get("/openapi.json")).json()
-        docs = await client.get("/docs")
+    async with serve_with_operations(test_settings) as (_, operations):
+        document = (await operations.get("/openapi.json")).json()
+        docs = await operations.get("/docs")
     assert docs.status_code == 200
     assert "swagger" in docs.text.lower()
     operation = document["paths"][ROUTE]["get"]

@@ -79,6 +79,7 @@ def test_every_manifest_is_valid_kubernetes(version: str) -> None:
         "ConfigMap",
         "Deployment",
         "HorizontalPodAutoscaler",
+        "NetworkPolicy",
         "PodDisruptionBudget",
         "Secret",
         "Service",
@@ -109,7 +110,10 @@ def test_kustomization_applies_everything_but_the_empty_secret() -> None:
 def test_api_probes_are_readyz_and_healthz() -> None:
     api = container("api")
     ports = {port["name"]: port["containerPort"] for port in api["ports"]}
-    assert ports == {"http": 8000}
+    operations_port = int(
+        objects()[("ConfigMap", "isales-stats")]["data"]["ISALES_OPERATIONS_PORT"]
+    )
+    assert ports == {"http": 8000, "operations": operations_port}
     assert api["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert api["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert api["args"] == ["api", "--host", "0.0.0.0", "--port", "8000"]
@@ -229,6 +233,23 @@ def test_api_service_selects_the_api_pods() -> None:
     service = objects()[("Service", "isales-stats-api")]["spec"]
     assert service["selector"].items() <= pod_labels("api").items()
     assert [port["targetPort"] for port in service["ports"]] == ["http"]
+
+
+def test_the_operations_port_is_reachable_from_the_cluster_only() -> None:
+    """/metrics and /docs (api/operations.py) are on the operations port: the NetworkPolicy
+    admits anyone on the API port and only the cluster's pods on the operations port, and the
+    Service (what an Ingress routes to) exposes the API port alone."""
+    policy = objects()[("NetworkPolicy", "isales-stats-api")]["spec"]
+    assert policy["podSelector"]["matchLabels"].items() <= pod_labels("api").items()
+    assert policy["policyTypes"] == ["Ingress"]
+    rules = {rule["ports"][0]["port"]: rule.get("from") for rule in policy["ingress"]}
+    assert rules == {"http": None, "operations": [{"namespaceSelector": {}}]}
+    service = objects()[("Service", "isales-stats-api")]["spec"]
+    assert [port["targetPort"] for port in service["ports"]] == ["http"]
+    annotations = deployment("api")["spec"]["template"]["metadata"]["annotations"]
+    data = objects()[("ConfigMap", "isales-stats")]["data"]
+    assert annotations["prometheus.io/port"] == data["ISALES_OPERATIONS_PORT"]
+    assert data["ISALES_OPERATIONS_HOST"] == "0.0.0.0"
 
 
 def test_redis_persists_like_the_local_stack() -> None:

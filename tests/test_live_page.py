@@ -11,7 +11,7 @@ from pydantic import SecretStr
 
 from isales_stats.core.days import today_in
 from isales_stats.core.settings import Settings
-from tests.support.app_client import serve, statistics_path
+from tests.support.app_client import serve, serve_with_operations, statistics_path
 from tests.support.clock import now_ms
 from tests.support.counting import count_events
 from tests.support.credentials import ACCESS_KEY, SECRET_KEY, TEST_KEYS
@@ -44,7 +44,8 @@ async def test_the_live_page_is_off_by_default(test_settings: Settings) -> None:
         assert page.status_code == 404
         assert "ISALES_LIVE_PAGE_ENABLED=true" in page.text
         assert (await client.get("/live/statistics/1")).status_code == 404
-        document = (await client.get("/openapi.json")).json()
+    async with serve_with_operations(guarded(test_settings, live_page=False)) as (_, operations):
+        document = (await operations.get("/openapi.json")).json()
         assert not [path for path in document["paths"] if path.startswith("/live")]
 
 
@@ -55,7 +56,8 @@ async def test_the_page_is_one_html_file_that_polls_its_endpoint(test_settings: 
     assert page.headers["content-type"].startswith("text/html")
     assert page.headers["cache-control"] == "no-store"
     html = page.text
-    assert '<a href="/docs"' in html
+    # The docs are on the operations port (api/operations.py): the page links nowhere else.
+    assert "/docs" not in html
     assert '"/live/statistics/"' in html
     # No build step and nothing fetched from elsewhere: no external script or style.
     assert "<script src" not in html

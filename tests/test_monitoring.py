@@ -82,17 +82,21 @@ def test_every_alert_names_exported_metrics_and_says_what_is_wrong() -> None:
         assert rule["annotations"]["summary"], rule["alert"]
 
 
-def test_compose_prometheus_scrapes_the_workers_port_with_the_rules() -> None:
+def test_compose_prometheus_scrapes_the_workers_and_the_apis_operations_port() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     service = compose["services"]["prometheus"]
     assert "./deploy/prometheus:/etc/prometheus:ro" in service["volumes"]
     assert service["ports"] == ["127.0.0.1:9090:9090"]
     config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
     assert config["rule_files"] == ["/etc/prometheus/alerts.yml"]
-    (job,) = config["scrape_configs"]
+    job, api_job = config["scrape_configs"]
     (discovery,) = job["dns_sd_configs"]
     assert discovery["names"] == ["worker"]
     assert "worker" in compose["services"]
     assert discovery["port"] == Settings.model_fields["worker_metrics_port"].default
     assert 'job="isales-worker"' in " ".join(rule["expr"] for rule in alert_rules())
     assert job["job_name"] == "isales-worker"
+    (api_discovery,) = api_job["dns_sd_configs"]
+    assert (api_job["job_name"], api_discovery["names"]) == ("isales-api", ["api"])
+    operations_port = compose["x-isales-environment"]["ISALES_OPERATIONS_PORT"]
+    assert api_discovery["port"] == int(operations_port)

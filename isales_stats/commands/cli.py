@@ -39,6 +39,12 @@ def _build_parser() -> argparse.ArgumentParser:
     api = commands.add_parser("api", help="serve the statistics API with uvicorn")
     api.add_argument("--host", default=None)
     api.add_argument("--port", type=int, default=None)
+    api.add_argument(
+        "--operations-port",
+        type=int,
+        default=None,
+        help="the port of /metrics, /docs and /openapi.json (ISALES_OPERATIONS_PORT; 0: none)",
+    )
     api.set_defaults(run=_api)
 
     query = commands.add_parser(
@@ -104,31 +110,25 @@ def _worker(arguments: argparse.Namespace, settings: Settings) -> int:
 
 
 def _api(arguments: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
+    import asyncio
 
     from isales_stats.api.auth import AuthConfigurationError
     from isales_stats.api.main import create_app
     from isales_stats.api.runtime import tune_garbage_collector
+    from isales_stats.api.server import serve
 
+    if arguments.operations_port is not None:
+        settings = settings.model_copy(update={"operations_port": arguments.operations_port})
     try:
-        # Built once here so that a refusal to start is a message, not uvicorn's traceback.
-        create_app(settings)
+        # Built here so that a refusal to start is a message, not uvicorn's traceback.
+        app = create_app(settings)
     except AuthConfigurationError as error:
         print(f"isales-stats api: refusing to start: {error}", file=sys.stderr)
         return 2
     # Everything the server needs is imported now: freeze it out of the collector's work.
     tune_garbage_collector()
-    uvicorn.run(
-        "isales_stats.api.main:create_app",
-        factory=True,
-        host=arguments.host or settings.api_host,
-        port=arguments.port or settings.api_port,
-        log_level="warning",
-        access_log=False,  # the app writes its own, as JSON lines (ISALES_ACCESS_LOG)
-        # uvicorn would believe X-Forwarded-For from 127.0.0.1; the app decides whom to believe
-        # (ISALES_TRUSTED_PROXIES, api/auth.py).
-        proxy_headers=False,
-    )
+    host = arguments.host or settings.api_host
+    asyncio.run(serve(app, settings, host, arguments.port or settings.api_port))
     return 0
 
 

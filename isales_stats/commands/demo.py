@@ -72,7 +72,7 @@ def run_demo(settings: Settings) -> int:
         print(f"\nisales-stats is serving live statistics ({time.monotonic() - began:.0f} s).")
         print(f"  Live:  {base_url}/?vdn={DEMO_VDN}  (the live page, refreshed every second)")
         print(f"  API:   {url}")
-        print(f"  Docs:  http://{settings.api_host}:{settings.api_port}/docs")
+        print(f"  Docs:  http://{settings.operations_host}:{settings.operations_port}/docs")
         print(f"  Try (signed with the demo key {DEMO_ACCESS_KEY} / {DEMO_SECRET_KEY}):")
         print(
             f"    ISALES_CLIENT_ACCESS_KEY={DEMO_ACCESS_KEY} "

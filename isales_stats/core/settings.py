@@ -126,6 +126,10 @@ class Settings(BaseSettings):
     # --- the API --------------------------------------------------------------------------
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # /metrics, /docs and /openapi.json are served here, never on the API's port (they name
+    # authentication failures and every route's traffic): 0 serves them nowhere.
+    operations_host: str = "127.0.0.1"
+    operations_port: int = Field(default=9103, ge=0, le=65535)
     # AK/SK request signatures are checked unless switched off explicitly (the local demo).
     auth_enabled: bool = True
     # The signing keys operations issue: "ak1:sk1,ak2:sk2" and/or a file of such pairs (one per

@@ -27,8 +27,18 @@ class ApiProcess:
     def __init__(self, settings: Settings, *, log_dir: Path, **overrides: Any) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # /metrics, /docs and /openapi.json (api/operations.py)
+        self.operations_port = free_port()
+        self.operations_url = f"http://127.0.0.1:{self.operations_port}"
         self.service = ServiceProcess(
-            settings, "api", "--port", str(self.port), log_dir=log_dir, **overrides
+            settings,
+            "api",
+            "--port",
+            str(self.port),
+            "--operations-port",
+            str(self.operations_port),
+            log_dir=log_dir,
+            **overrides,
         )
 
     @property
@@ -43,6 +53,7 @@ class ApiProcess:
         self.service.start()
         try:
             wait_for_http(f"{self.url}/healthz", timeout=ready_within)
+            wait_for_http(f"{self.operations_url}/healthz", timeout=ready_within)
         except TimeoutError as error:
             self.service.stop()
             raise TimeoutError(f"{error}; its log:\n{self.service.log()}") from None

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
 
 from isales_stats.api.main import create_app
+from isales_stats.api.operations import create_operations_app
 from isales_stats.client import CONTENT_TYPE, STATISTICS_PATH, AkSkAuth
 from isales_stats.core.settings import Settings
 
@@ -49,3 +51,16 @@ async def serve(
             transport=transport, base_url=BASE_URL, headers=JSON_HEADERS, auth=auth
         ) as client:
             yield client
+
+
+@asynccontextmanager
+async def serve_with_operations(
+    settings: Settings, **options: Any
+) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
+    """Clients of the public app and of its operations app (/metrics, /docs: api/operations.py),
+    which shares the public app's state while its lifespan runs."""
+    app = create_app(settings)
+    async with serve(app, **options) as client:
+        transport = httpx.ASGITransport(app=create_operations_app(app))
+        async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as operations:
+            yield client, operations

@@ -1,0 +1,69 @@
+"""Serving the API with uvicorn: the public port and the operations port, in one process.
+
+Two uvicorn servers share one event loop and one app state (api/operations.py). The public
+server owns the process: it runs the lifespan (Redis), takes SIGTERM and SIGINT, and when it
+stops the operations server stops with it. The operations server starts once the public one
+is up, so that its probes never see an app without its Redis client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+
+import uvicorn
+from fastapi import FastAPI
+
+from isales_stats.api.operations import create_operations_app
+from isales_stats.core.settings import Settings
+
+
+class _FollowingServer(uvicorn.Server):
+    """A server that leaves the signals to the public one (the last to install handlers
+    would otherwise be the only one to hear them)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _config(app: FastAPI, host: str, port: int, **more: object) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,  # the app writes its own, as JSON lines (ISALES_ACCESS_LOG)
+        # uvicorn would believe X-Forwarded-For from 127.0.0.1; the app decides whom to
+        # believe (ISALES_TRUSTED_PROXIES, api/auth.py).
+        proxy_headers=False,
+        **more,  # type: ignore[arg-type]
+    )
+
+
+async def serve(app: FastAPI, settings: Settings, host: str, port: int) -> None:
+    """Serve ``app`` on ``host:port`` and, unless ISALES_OPERATIONS_PORT is 0, its operations
+    app on the operations port, until SIGTERM or SIGINT."""
+    public = uvicorn.Server(_config(app, host, port))
+    public_task = asyncio.create_task(public.serve())
+    # uvicorn exposes start-up only as a flag, not an event to wait on.
+    while not public.started and not public_task.done():  # noqa: ASYNC110
+        await asyncio.sleep(0.02)
+    if public_task.done() or not settings.operations_port:
+        await public_task
+        return
+    operations = _FollowingServer(
+        _config(
+            create_operations_app(app),
+            settings.operations_host,
+            settings.operations_port,
+            lifespan="off",
+        )
+    )
+    operations_task = asyncio.create_task(operations.serve())
+    try:
+        await public_task
+    finally:
+        operations.should_exit = True
+        await operations_task
