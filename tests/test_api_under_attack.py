@@ -2,7 +2,8 @@
 
 500 concurrent requests mixing valid signatures, expired ones, wrong ones, unknown keys, no
 header at all and garbage parameters: no 5xx, every failure of authentication is the same 401
-that tells nothing, and flow control still counts exactly what it should.
+that tells nothing, and flow control still counts exactly what it should. The same valid
+request sent again is refused as a replay, however many are sent at once.
 """
 
 from __future__ import annotations
@@ -44,10 +45,12 @@ def api_url(test_settings: Settings, tmp_path: Path) -> Iterator[str]:
         yield api.url
 
 
-def attack(kind: str, base_url: str) -> httpx.Request:
+def attack(kind: str, base_url: str, index: int) -> httpx.Request:
     path = "/rest/isales/v2/openapi/campaigns/7/statistics"
     request = httpx.Request("GET", f"{base_url}{path}", headers=JSON_HEADERS)
-    now = datetime.now(UTC)
+    # One millisecond apart: two requests signed in the same millisecond are one signature,
+    # and the second would be refused as a replay (api/admission.py).
+    now = datetime.now(UTC) - timedelta(milliseconds=index)
     if kind == "valid":
         sign(request, ACCESS_KEY, SECRET_KEY, now)
     elif kind == "expired":
@@ -71,7 +74,8 @@ def attack(kind: str, base_url: str) -> httpx.Request:
 async def fire(base_url: str, kinds: list[str]) -> list[tuple[str, httpx.Response]]:
     limits = httpx.Limits(max_connections=REQUESTS, max_keepalive_connections=0)
     async with httpx.AsyncClient(limits=limits, timeout=60) as client:
-        responses = await asyncio.gather(*(client.send(attack(kind, base_url)) for kind in kinds))
+        requests = [attack(kind, base_url, index) for index, kind in enumerate(kinds)]
+        responses = await asyncio.gather(*(client.send(request) for request in requests))
     return list(zip(kinds, responses, strict=True))
 
 
@@ -103,3 +107,19 @@ def test_five_hundred_concurrent_hostile_requests_get_no_5xx(api_url: str) -> No
     bad_parameters = Counter(r.status_code for kind, r in answers if kind == "bad-parameters")
     assert valid == {200: LIMIT, 429: 200 - LIMIT}
     assert set(bad_parameters) <= {400}
+
+
+def test_one_signature_sent_fifty_times_at_once_is_served_once(api_url: str) -> None:
+    """Concurrent replays race to Redis: exactly one wins, on any number of connections."""
+    original = attack("valid", api_url, 0)
+
+    async def fire_copies() -> list[int]:
+        limits = httpx.Limits(max_connections=50, max_keepalive_connections=0)
+        async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+            copies = [
+                httpx.Request("GET", original.url, headers=original.headers) for _ in range(50)
+            ]
+            answers = await asyncio.gather(*(client.send(copy) for copy in copies))
+        return [answer.status_code for answer in answers]
+
+    assert Counter(asyncio.run(fire_copies())) == {200: 1, 401: 49}
