@@ -45,12 +45,9 @@ def api_url(test_settings: Settings, tmp_path: Path) -> Iterator[str]:
         yield api.url
 
 
-def attack(kind: str, base_url: str, index: int) -> httpx.Request:
+def attack(kind: str, base_url: str, now: datetime) -> httpx.Request:
     path = "/rest/isales/v2/openapi/campaigns/7/statistics"
     request = httpx.Request("GET", f"{base_url}{path}", headers=JSON_HEADERS)
-    # One millisecond apart: two requests signed in the same millisecond are one signature,
-    # and the second would be refused as a replay (api/admission.py).
-    now = datetime.now(UTC) - timedelta(milliseconds=index)
     if kind == "valid":
         sign(request, ACCESS_KEY, SECRET_KEY, now)
     elif kind == "expired":
@@ -74,7 +71,13 @@ def attack(kind: str, base_url: str, index: int) -> httpx.Request:
 async def fire(base_url: str, kinds: list[str]) -> list[tuple[str, httpx.Response]]:
     limits = httpx.Limits(max_connections=REQUESTS, max_keepalive_connections=0)
     async with httpx.AsyncClient(limits=limits, timeout=60) as client:
-        requests = [attack(kind, base_url, index) for index, kind in enumerate(kinds)]
+        # Stamped a millisecond apart: two requests signed in the same millisecond are one
+        # signature, and the second would be refused as a replay (api/admission.py).
+        began = datetime.now(UTC)
+        requests = [
+            attack(kind, base_url, began - timedelta(milliseconds=index))
+            for index, kind in enumerate(kinds)
+        ]
         responses = await asyncio.gather(*(client.send(request) for request in requests))
     return list(zip(kinds, responses, strict=True))
 
@@ -111,7 +114,7 @@ def test_five_hundred_concurrent_hostile_requests_get_no_5xx(api_url: str) -> No
 
 def test_one_signature_sent_fifty_times_at_once_is_served_once(api_url: str) -> None:
     """Concurrent replays race to Redis: exactly one wins, on any number of connections."""
-    original = attack("valid", api_url, 0)
+    original = attack("valid", api_url, datetime.now(UTC))
 
     async def fire_copies() -> list[int]:
         limits = httpx.Limits(max_connections=50, max_keepalive_connections=0)
