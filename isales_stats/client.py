@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable, Generator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any
 
@@ -30,13 +30,36 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+class DistinctMoments:
+    """A clock whose readings are at least a millisecond apart.
+
+    The API accepts a signature once (api/admission.py), and the signature's stamp has
+    millisecond precision: the same request signed twice within one millisecond would be one
+    signature, and the second refused as a replay. Above 1,000 requests a second the stamps run
+    ahead of the clock, by at most the API's allowance for skew (60 s) before it refuses them.
+    """
+
+    def __init__(self, clock: Clock = _now) -> None:
+        self.clock = clock
+        self._last: datetime | None = None
+
+    def __call__(self) -> datetime:
+        now = self.clock()
+        moment = now.replace(microsecond=now.microsecond // 1000 * 1000)  # what the stamp keeps
+        if self._last is not None and moment <= self._last:
+            moment = self._last + timedelta(milliseconds=1)
+        self._last = moment
+        return moment
+
+
 class AkSkAuth(httpx.Auth):
-    """Adds ``Authorization: auth-v2/...`` to every request, signed with one AK/SK pair."""
+    """Adds ``Authorization: auth-v2/...`` to every request, signed with one AK/SK pair (and a
+    stamp of its own for each: ``DistinctMoments``)."""
 
     def __init__(self, access_key: str, secret_key: str, clock: Clock = _now) -> None:
         self.access_key = access_key
         self.secret_key = secret_key
-        self.clock = clock
+        self.clock = DistinctMoments(clock)
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         sign(request, self.access_key, self.secret_key, self.clock())

@@ -63,6 +63,7 @@ def test_settings(
             "worker_group": f"{unique_name}-group",
             "auth_enabled": False,
             "rate_limit_requests": 0,
+            "rate_limit_key_requests": 0,
             # Several API processes run at once: those that need the operations port get a
             # free one (tests/support/api_process.py).
             "operations_port": 0,

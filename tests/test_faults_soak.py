@@ -226,7 +226,7 @@ def test_soak_at_5000_events_per_second_with_two_workers_and_the_api_polled(
     api_port = free_port()
     api = ServiceProcess(
         settings, "api", "--port", str(api_port), log_dir=tmp_path,
-        auth_enabled=False, rate_limit_requests=0, access_log=False,
+        auth_enabled=False, rate_limit_requests=0, rate_limit_key_requests=0, access_log=False,
     )  # fmt: skip
     url = f"http://127.0.0.1:{api_port}/rest/isales/v2/openapi/campaigns/1/statistics"
     snapshots: list[dict[str, float]] = []

@@ -157,6 +157,7 @@ def workload(
             "auth_keys_file": None,
             "live_page_enabled": True,
             "rate_limit_requests": 0,
+            "rate_limit_key_requests": 0,
             "access_log": False,
         }
     )

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from isales_stats.client import DistinctMoments
 from isales_stats.core.signing import (
     AuthenticationError,
     KeyGrant,
@@ -433,3 +434,20 @@ def test_parse_key_grants_never_echoes_a_secret(text: str) -> None:
     with pytest.raises(ValueError, match="line") as caught:
         parse_key_grants(text)
     assert "top" not in str(caught.value)
+
+
+def test_the_clients_stamps_are_a_millisecond_apart() -> None:
+    """The API accepts a signature once: the client never signs two requests with one stamp,
+    even when the clock has not moved (or moved back)."""
+    moment = datetime(2026, 11, 28, 2, 30, 0, 123456, tzinfo=UTC)
+    readings = iter([moment, moment, moment - timedelta(seconds=1), moment + timedelta(seconds=1)])
+    clock = DistinctMoments(lambda: next(readings))
+    stamps = [clock() for _ in range(4)]
+    millisecond = timedelta(milliseconds=1)
+    start = moment.replace(microsecond=123000)
+    assert stamps == [
+        start,
+        start + millisecond,
+        start + 2 * millisecond,
+        start + timedelta(seconds=1),
+    ]
