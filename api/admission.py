@@ -1,8 +1,11 @@
 """Admission: a signature is used once, and a caller keeps within its budgets.
 
-Three checks, in one Redis script so that a signed request costs one round trip besides the
-read (issue 14, part 8), and so that two API processes never both admit the same signature or
-the last free slot of a budget:
+Three checks, in one Redis script, so that two API processes never both admit the same
+signature or the last free slot of a budget; and that script rides along the read's first
+round trip (``StatisticsReader.read_body(gate=...)``), ahead of it, so that a signed request
+costs no round trip more than an unsigned one. Redis runs the gate first; a refused request's
+answer is thrown away, and a whole VDN is only read once the gate has passed (its first round
+trip is the cheap list of campaigns).
 
 1. **Replay.** A valid signature stays valid for the signing window (a stamp up to
    ``auth_window_seconds`` old or ``auth_future_skew_seconds`` ahead). The first use marks it
@@ -22,7 +25,9 @@ from __future__ import annotations
 import enum
 import logging
 import math
-from typing import NamedTuple
+import secrets
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from fastapi import Request
 
@@ -30,7 +35,7 @@ from isales_stats.api.auth import Caller, authentication_failed
 from isales_stats.api.errors import TOO_FREQUENT_MESSAGE, ApiError, ErrorCode
 from isales_stats.api.metrics import AUTH_FAILURES, RATE_LIMITED
 from isales_stats.core.keys import KeyLayout
-from isales_stats.engine.redis_connection import AnyRedis
+from isales_stats.engine.redis_connection import AnyRedis, LuaScript, run_pipeline
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +44,30 @@ log = logging.getLogger(__name__)
 # ARGV[1]  how long a signature stays valid, ms (0: the request is unsigned, no replay check)
 # ARGV[2]  the window, ms
 # ARGV[3]  the per-VDN budget (0: none)     ARGV[4]  the budget over all VDNs (0: none)
+# ARGV[5]  this request's own random id
 # return   {verdict, ms until the refusing window ends}; verdicts as in Verdict below
-ADMIT_LUA = """
-if tonumber(ARGV[1]) > 0 then
-  if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
+#
+# The marker holds the id of the request that used the signature and its answer, so that the
+# same request run again (run_pipeline repeats a pipeline after NOSCRIPT) gets the same answer
+# and is not counted twice, while another request with that signature is a replay.
+ADMIT = LuaScript(
+    """
+local signed = tonumber(ARGV[1]) > 0
+if signed then
+  local seen = redis.call('GET', KEYS[1])
+  if seen then
+    local request, verdict, remaining = string.match(seen, '^(.-):(%d+):(%d+)$')
+    if request == ARGV[5] then
+      return {tonumber(verdict), tonumber(remaining)}
+    end
     return {1, 0}
   end
+end
+local function decided(verdict, remaining)
+  if signed then
+    redis.call('SET', KEYS[1], ARGV[5] .. ':' .. verdict .. ':' .. remaining, 'PX', ARGV[1])
+  end
+  return {verdict, remaining}
 end
 local window = tonumber(ARGV[2])
 local budgets = {{KEYS[2], tonumber(ARGV[3]), 2}, {KEYS[3], tonumber(ARGV[4]), 3}}
@@ -53,7 +76,7 @@ for _, budget in ipairs(budgets) do
   if limit > 0 and tonumber(redis.call('GET', key) or '0') >= limit then
     local remaining = redis.call('PTTL', key)
     if remaining < 0 then remaining = window end
-    return {verdict, remaining}
+    return decided(verdict, remaining)
   end
 end
 for _, budget in ipairs(budgets) do
@@ -63,8 +86,9 @@ for _, budget in ipairs(budgets) do
     redis.call('PEXPIRE', key, window)
   end
 end
-return {0, 0}
+return decided(0, 0)
 """
+)
 
 
 class Verdict(enum.IntEnum):
@@ -92,6 +116,7 @@ class Admission:
         window_seconds: int,
         signature_lifetime_seconds: int,
     ) -> None:
+        self.redis = redis
         self.layout = KeyLayout(prefix)
         self.vdn_requests = vdn_requests
         self.caller_requests = caller_requests
@@ -99,10 +124,12 @@ class Admission:
         # One second over the window: a stamp is checked to the millisecond, the marker
         # expires by Redis' clock, and the two clocks may differ a little.
         self.signature_lifetime_ms = (signature_lifetime_seconds + 1) * 1000
-        self._admit = redis.register_script(ADMIT_LUA)
 
-    async def decide(self, caller: Caller, vdn_id: int, *, flow_control: bool = True) -> Decision:
-        """The verdict on a request of ``caller`` for ``vdn_id`` (admitted ones are counted).
+    def gate(
+        self, request: Request, caller: Caller, vdn_id: int, *, flow_control: bool = True
+    ) -> AdmissionGate | None:
+        """The checks of one request, to ride along the read's first round trip
+        (``StatisticsReader.read_body(gate=...)``); None when there is nothing to check.
 
         ``flow_control=False`` checks only the signature's first use (the result callbacks).
         """
@@ -111,7 +138,7 @@ class Admission:
         )
         signed = caller.signature is not None
         if not signed and vdn_requests == caller_requests == 0:
-            return Decision(Verdict.ADMITTED, 0)  # nothing to check: no round trip
+            return None
         identity = caller.identity
         keys = [
             self.layout.signature_seen(identity, caller.signature or ""),
@@ -123,16 +150,41 @@ class Admission:
             self.window_ms,
             vdn_requests,
             caller_requests,
+            secrets.token_hex(8),
         ]
-        verdict, remaining_ms = await self._admit(keys=keys, args=args)
+        return AdmissionGate(request, keys, args)
+
+    async def decide(self, gate: AdmissionGate | None) -> Decision:
+        """The gate's verdict in a round trip of its own (the callbacks, which read nothing)."""
+        if gate is None:
+            return Decision(Verdict.ADMITTED, 0)
+        (reply,) = await run_pipeline(self.redis, gate.scripts, gate.queue)
+        return gate.decision(reply)
+
+
+@dataclass
+class AdmissionGate:
+    """One request's admission, queued into a pipeline ahead of what it guards."""
+
+    request: Request
+    keys: list[str]
+    args: list[Any]
+    scripts: tuple[LuaScript, ...] = (ADMIT,)
+
+    def queue(self, pipe: Any) -> None:
+        ADMIT.queue(pipe, self.keys, self.args)
+
+    @staticmethod
+    def decision(reply: Any) -> Decision:
+        verdict, remaining_ms = reply
         return Decision(Verdict(int(verdict)), int(remaining_ms))
 
-    async def admit(self, request: Request, caller: Caller, vdn_id: int) -> None:
+    def judge(self, reply: Any) -> None:
         """Returns when the request may be served; raises the 401 of a replay or the 429."""
-        verdict, remaining_ms = await self.decide(caller, vdn_id)
+        verdict, remaining_ms = self.decision(reply)
         if verdict is Verdict.REPLAYED:
             AUTH_FAILURES.labels("replayed").inc()
-            raise authentication_failed(request, "replayed")
+            raise authentication_failed(self.request, "replayed")
         if verdict is not Verdict.ADMITTED:
             raise too_frequent(verdict, remaining_ms)
 

@@ -14,15 +14,16 @@ and the tests see one and the same output.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from redis.asyncio.cluster import RedisCluster
 
 from isales_stats.core.keys import DAILY_COUNTERS, RESPONSE_COUNTERS, TOTAL_COUNTERS, KeyLayout
-from isales_stats.engine.redis_connection import AnyRedis, run_pipeline
+from isales_stats.engine.redis_connection import AnyRedis, LuaScript, run_pipeline
 from isales_stats.engine.scripts import load_script
 
 READ_STATISTICS = load_script("read_statistics.lua")
@@ -46,6 +47,17 @@ class CorruptCounters(ValueError):
     """A stored counter is not a non-negative integer: something other than the engine wrote it."""
 
 
+class ReadGate(Protocol):
+    """Checks that ride along a read's first round trip and may refuse it (raising): the API's
+    admission (api/admission.py). Judged before an answer is made, and before a whole VDN's
+    campaigns are read."""
+
+    @property
+    def scripts(self) -> Sequence[LuaScript]: ...
+    def queue(self, pipe: Any) -> None: ...
+    def judge(self, reply: Any) -> None: ...
+
+
 class StatisticsReader:
     def __init__(self, redis: AnyRedis, layout: KeyLayout) -> None:
         self.redis = redis
@@ -57,10 +69,22 @@ class StatisticsReader:
         day: date,
         campaign_id: str | None = None,
         batch_id: str | None = None,
+        gate: ReadGate | None = None,
     ) -> bytes:
-        """The response body, JSON: a VDN (every campaign) or one campaign (and one batch)."""
+        """The response body, JSON: a VDN (every campaign) or one campaign (and one batch).
+
+        A ``gate`` (the API's admission) rides along the first round trip, ahead of the read:
+        its reply is judged before anything is answered, and before a whole VDN is read.
+        """
+        first: list[Any] = []
         if campaign_id is None:
-            members = await self.redis.smembers(self.layout.vdn_campaigns(vdn_id))
+            members, *first = await run_pipeline(
+                self.redis,
+                gate.scripts if gate else (),
+                lambda pipe: self._queue_first(pipe, gate, vdn_id),
+            )
+            if gate is not None:
+                gate.judge(first[0])
             campaign_ids = sorted(_text(member) for member in members)
         else:
             campaign_ids = [campaign_id]
@@ -75,8 +99,12 @@ class StatisticsReader:
             if isinstance(self.redis, RedisCluster)
             else [campaign_ids]
         )
+        # One campaign: the gate goes in this round trip, the only one.
+        gated = gate if campaign_id is not None else None
 
         def queue(pipe: Any) -> None:
+            if gated is not None:
+                gated.queue(pipe)
             for group in groups:
                 READ_STATISTICS.queue(
                     pipe,
@@ -84,14 +112,24 @@ class StatisticsReader:
                     [label, batch_id or ""],
                 )
 
-        replies = [reply for group in await run_pipeline(self.redis, [READ_STATISTICS], queue)
-                   for reply in group]  # fmt: skip
+        scripts = [READ_STATISTICS, *(gated.scripts if gated else ())]
+        replies = await run_pipeline(self.redis, scripts, queue)
+        if gated is not None:
+            gated.judge(replies.pop(0))
+        replies = [reply for group in replies for reply in group]
         entries = [
             _campaign_json(campaign, reply)
             for campaign, reply in zip(campaign_ids, replies, strict=True)
             if reply is not None
         ]
         return b'{"countDetail":[' + b",".join(entries) + b"]}"
+
+    def _queue_first(self, pipe: Any, gate: ReadGate | None, vdn_id: int) -> None:
+        """A whole VDN's first round trip: its campaigns, and the gate after them (the gate's
+        reply is judged before the campaigns are read)."""
+        pipe.smembers(self.layout.vdn_campaigns(vdn_id))
+        if gate is not None:
+            gate.queue(pipe)
 
     async def read_count_detail(
         self,

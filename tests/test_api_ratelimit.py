@@ -11,9 +11,13 @@ import anyio
 import httpx
 import pytest
 import redis
+from fastapi import Request
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
+from redis.asyncio import Redis as AsyncRedis
 
+from isales_stats.api.admission import Admission, Verdict
+from isales_stats.api.auth import Caller
 from isales_stats.api.errors import TOO_FREQUENT_MESSAGE, ErrorCode
 from isales_stats.client import StatisticsClient
 from isales_stats.core.keys import KeyLayout
@@ -193,3 +197,31 @@ def test_two_api_processes_share_one_limit(two_api_processes: list[str]) -> None
     finally:
         for client in clients:
             client.close()
+
+
+async def test_the_same_request_run_again_is_not_a_replay_nor_counted_twice(
+    limited_settings: Settings,
+) -> None:
+    """run_pipeline runs a pipeline again after NOSCRIPT (a restarted Redis forgot a script):
+    the gate of that same request gets its first answer again, counted once; another request
+    with the signature is a replay."""
+    async with AsyncRedis.from_url(limited_settings.redis_url) as redis:
+        admission = Admission(
+            redis,
+            limited_settings.key_prefix,
+            vdn_requests=LIMIT,
+            caller_requests=0,
+            window_seconds=300,
+            signature_lifetime_seconds=960,
+        )
+        caller = Caller(f"ak:{ACCESS_KEY}", ACCESS_KEY, signature="ab" * 32)
+        request = Request({"type": "http", "headers": []})
+        gate = admission.gate(request, caller, 1)
+        again = await admission.decide(gate), await admission.decide(gate)
+        replay = await admission.decide(admission.gate(request, caller, 1))
+        count = await redis.get(
+            KeyLayout(limited_settings.key_prefix).flow_control(caller.identity, 1)
+        )
+    assert [decision.verdict for decision in again] == [Verdict.ADMITTED, Verdict.ADMITTED]
+    assert replay.verdict is Verdict.REPLAYED
+    assert count == b"1"

@@ -195,7 +195,8 @@ async def _signed_scope(request: Request, body: bytes) -> VdnScope | None:
     scope: VdnScope = request.app.state.key_scopes[access_key]
     admission: Admission = request.app.state.admission
     caller = Caller(f"ak:{access_key}", access_key, scope, signature)
-    verdict, _ = await admission.decide(caller, vdn_id=0, flow_control=False)
+    gate = admission.gate(request, caller, vdn_id=0, flow_control=False)
+    verdict, _ = await admission.decide(gate)
     if verdict is Verdict.REPLAYED:
         log.info("callback refused: replayed")
         return None

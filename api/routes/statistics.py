@@ -153,9 +153,10 @@ async def campaign_statistics(
     Send ``Content-Type: application/json; charset=UTF-8`` and an ``Authorization`` signature.
     """
     authorize_vdn(request, caller, query.vdn_id)
-    await admission.admit(request, caller, query.vdn_id)
     today = today_in(settings.time_zone_of(query.vdn_id))
+    # Replay and flow control ride along the read's first round trip (api/admission.py).
+    gate = admission.gate(request, caller, query.vdn_id)
     # Written by the reader as JSON, not validated again through StatisticsResponse: see
     # api/schemas.py.
-    body = await reader.read_body(query.vdn_id, today, query.campaign_id, query.batch_id)
+    body = await reader.read_body(query.vdn_id, today, query.campaign_id, query.batch_id, gate=gate)
     return Response(body, media_type="application/json")
