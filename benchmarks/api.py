@@ -87,6 +87,7 @@ def run() -> str:
             "auth_enabled": False,
             "rate_limit_requests": 0,
             "rate_limit_key_requests": 0,
+            "operations_port": 0,  # two API processes run at once
         }
     )
     redis_server = RedisServer(settings)
@@ -208,6 +209,39 @@ def _sequential_latency(
     return Latency(p50_ms=cuts[49], p99_ms=cuts[98], requests=len(samples))
 
 
+def _interleaved_latency(
+    servers: list[tuple[str, Callable[[str], dict[str, str]]]], path: str, requests: int
+) -> list[Latency]:
+    """Latency of ``path`` on each server, their requests taken in turn: every server sees the
+    same moments of this shared machine, so their ratio is not the noise of separate runs."""
+    connections = [
+        (http.client.HTTPConnection(base.removeprefix("http://"), timeout=10), base, headers)
+        for base, headers in servers
+    ]
+    samples: list[list[float]] = [[] for _ in servers]
+    try:
+        for index in range(requests + requests // 10):
+            for place, (connection, base, headers) in enumerate(connections):
+                request_headers = headers(base.removeprefix("http://"))
+                began = time.perf_counter()
+                connection.request("GET", path, headers=request_headers)
+                response = connection.getresponse()
+                response.read()
+                elapsed = time.perf_counter() - began
+                if response.status != 200:
+                    raise RuntimeError(f"{base}{path}: HTTP {response.status}")
+                if index >= requests // 10:
+                    samples[place].append(elapsed * 1000)
+    finally:
+        for connection, _, _ in connections:
+            connection.close()
+    latencies = []
+    for taken in samples:
+        cuts = statistics.quantiles(taken, n=100, method="inclusive")
+        latencies.append(Latency(p50_ms=cuts[49], p99_ms=cuts[98], requests=len(taken)))
+    return latencies
+
+
 def _plain_headers(host_port: str) -> dict[str, str]:
     return dict(HEADERS)
 
@@ -309,10 +343,13 @@ def _measure(settings: Settings, workdir: Path, events: int) -> str:
         one = _sequential_latency(api, one_path, ONE_CAMPAIGN_REQUESTS, _plain_headers)
         one_rps = _throughput(api + one_path)
         whole_rps = _throughput(api + whole_path)
-    with _api_server(secured, signed_port, workdir) as api:
-        one_secured = _sequential_latency(
-            api, one_path, ONE_CAMPAIGN_REQUESTS, _signed_headers(one_path)
-        )
+        # Signed against unsigned, their requests in turn (the ratio the issue asks for).
+        with _api_server(secured, signed_port, workdir) as signed_api:
+            unsigned_paired, one_secured = _interleaved_latency(
+                [(api, _plain_headers), (signed_api, _signed_headers(one_path))],
+                one_path,
+                ONE_CAMPAIGN_REQUESTS,
+            )
     read_side = asyncio.run(_read_side_latency(settings, WHOLE_VDN_REQUESTS))
     with _baseline_server(baseline_port, workdir) as baseline:
         whole_base = _sequential_latency(baseline, "/whole", WHOLE_VDN_REQUESTS, _plain_headers)
@@ -348,13 +385,16 @@ def _measure(settings: Settings, workdir: Path, events: int) -> str:
         )
     lines += [
         f"| one campaign, signed (auth-v2 checked; replay, VDN and key budgets in one Redis "
-        f"script) | "
+        f"script, in the read's round trip; its requests in turn with the unsigned ones) | "
         f"{len(one_body) / 1024:.1f} KiB | {one_secured.p50_ms:.2f} ms | "
         f"{one_secured.p99_ms:.2f} ms | {one_base.p50_ms:.2f} ms | {one_base.p99_ms:.2f} ms | "
         f"{verdict(one_secured.p99_ms, ONE_CAMPAIGN_TARGET_P99_MS)} |",
-        f"| signed / unsigned, one campaign (target ≤ 1.5) | | "
-        f"{one_secured.p50_ms / one.p50_ms:.2f} (p50) | {one_secured.p99_ms / one.p99_ms:.2f} "
-        f"(p99) | | | |",
+        f"| one campaign, unsigned, its requests in turn with the signed ones | "
+        f"{len(one_body) / 1024:.1f} KiB | {unsigned_paired.p50_ms:.2f} ms | "
+        f"{unsigned_paired.p99_ms:.2f} ms | | | |",
+        f"| signed / unsigned in turn, one campaign (target ≤ 1.5 at p99) | | "
+        f"{one_secured.p50_ms / unsigned_paired.p50_ms:.2f} (p50) | "
+        f"{one_secured.p99_ms / unsigned_paired.p99_ms:.2f} (p99) | | | |",
         f"| whole VDN, the read side alone (`StatisticsReader.read_body` in-process, "
         f"no HTTP) | | {read_side.p50_ms:.2f} ms | {read_side.p99_ms:.2f} ms | | | |",
         f"| whole VDN, Redis running the statistics script (mean of the read-side requests, "
