@@ -147,22 +147,36 @@ local function call_counted(call_id)
   return calls[call_id] or call('SISMEMBER', calls_key, call_id) == 1
 end
 
+-- batchId -> its small number, or false when the campaign has no such batch: read once per
+-- call, as most events of a batch name the same few batches.
+local batch_numbers = {}
+
+local function known_batch_number(batch)
+  local number = batch_numbers[batch]
+  if number == nil then
+    number = call('HGET', batches_key, batch) or false
+    batch_numbers[batch] = number
+  end
+  return number
+end
+
 local function batch_number(batch)
   if batch == '' then
     return '0'
   end
-  local number = call('HGET', batches_key, batch)
+  local number = known_batch_number(batch)
   if not number then
     -- Written at once (a new batch is rare): the next HLEN must count it.
     number = tostring(call('HLEN', batches_key) + 1)
     call('HSET', batches_key, batch, number)
+    batch_numbers[batch] = number
   end
   return number
 end
 
 -- Whether a new record's batch is one the campaign has, or one more still fits under the limit.
 local function batch_fits(batch)
-  return max_batches == 0 or batch == '' or call('HEXISTS', batches_key, batch) == 1
+  return max_batches == 0 or batch == '' or known_batch_number(batch)
     or call('HLEN', batches_key) < max_batches
 end
 
@@ -203,7 +217,7 @@ for _, event in ipairs(events) do
     if state then
       local number = '0'
       if batch ~= '' then
-        number = call('HGET', batches_key, batch) or '-1'
+        number = known_batch_number(batch) or '-1'
       end
       conflict = number ~= recorded_batch
     end
