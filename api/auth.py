@@ -250,8 +250,10 @@ async def authenticate_caller(
     """
     del authorization
     settings: Settings = request.app.state.settings
+    address = client_address(request, settings.trusted_proxy_networks)
+    request.state.client_address = address  # the access log's "client"
     if not settings.auth_enabled:
-        return Caller(f"address:{client_address(request, settings.trusted_proxy_networks)}")
+        return Caller(f"address:{address}")
     try:
         access_key, signature = verify_signature(request, await request.body())
     except AuthenticationError as failure:

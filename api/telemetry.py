@@ -80,7 +80,10 @@ def _access_line(scope: Scope, route: str, status: int, elapsed: float) -> str:
         "route": route,
         "status": status,
         "durationMs": round(elapsed * 1000, 3),
-        "client": client[0] if client else None,
+        # Behind ISALES_TRUSTED_PROXIES the caller's address, found by api/auth.py; "peer" is
+        # whoever connected.
+        "client": state.get("client_address") or (client[0] if client else None),
+        "peer": client[0] if client else None,
         "accessKey": state.get("access_key"),
         "authFailure": state.get("auth_failure"),
     }

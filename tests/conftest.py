@@ -7,11 +7,15 @@ fixtures use, and what tests share besides, lives in tests/support/.
 
 from __future__ import annotations
 
+import json
+import logging
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
+from isales_stats.api.telemetry import ACCESS_LOGGER
 from isales_stats.commands.stack import Stack
 from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings
@@ -83,3 +87,18 @@ def key_layout(test_settings: Settings) -> KeyLayout:
 def event_counter(test_settings: Settings) -> EventCounters:
     """Builds the engine's EventCounter on a Redis client, under the test's key prefix."""
     return EventCounters(test_settings.key_prefix)
+
+
+@pytest.fixture
+def access_lines() -> Iterator[list[dict[str, Any]]]:
+    """The API's access-log lines of the test, parsed (api/telemetry.py)."""
+    lines: list[dict[str, Any]] = []
+
+    class Recorder(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(json.loads(record.getMessage()))
+
+    recorder = Recorder()
+    logging.getLogger(ACCESS_LOGGER).addHandler(recorder)
+    yield lines
+    logging.getLogger(ACCESS_LOGGER).removeHandler(recorder)

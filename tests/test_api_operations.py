@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +10,6 @@ import httpx
 import pytest
 
 from isales_stats.api.errors import UNAVAILABLE_MESSAGE, ErrorCode
-from isales_stats.api.telemetry import ACCESS_LOGGER
 from isales_stats.core.settings import Settings
 from tests.support.api_process import ApiProcess
 from tests.support.app_client import JSON_HEADERS, serve, serve_with_operations, statistics_path
@@ -29,20 +26,6 @@ DEAD_REDIS = "redis://127.0.0.1:1/0"
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture
-def access_lines() -> Iterator[list[dict[str, Any]]]:
-    lines: list[dict[str, Any]] = []
-
-    class Recorder(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            lines.append(json.loads(record.getMessage()))
-
-    recorder = Recorder()
-    logging.getLogger(ACCESS_LOGGER).addHandler(recorder)
-    yield lines
-    logging.getLogger(ACCESS_LOGGER).removeHandler(recorder)
 
 
 async def test_probes(test_settings: Settings) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from itertools import cycle
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
@@ -150,7 +151,7 @@ async def test_a_key_has_one_budget_over_all_its_vdns(limited_settings: Settings
 
 
 async def test_a_forwarded_address_is_believed_only_from_a_trusted_proxy(
-    test_settings: Settings,
+    test_settings: Settings, access_lines: list[dict[str, Any]]
 ) -> None:
     """With authentication off the caller is its address; a client that writes its own
     X-Forwarded-For does not get a fresh budget per request."""
@@ -171,6 +172,9 @@ async def test_a_forwarded_address_is_believed_only_from_a_trusted_proxy(
         assert_too_frequent(await proxy.get(statistics_path(1), headers=same_client))
         other_client = {"X-Forwarded-For": "198.51.100.10"}
         assert (await proxy.get(statistics_path(1), headers=other_client)).status_code == 200
+    # The access log names the caller so found, and the proxy that connected.
+    last = access_lines[-1]
+    assert (last["client"], last["peer"]) == ("198.51.100.10", "10.9.0.5")
 
 
 @pytest.fixture

@@ -166,10 +166,13 @@ async def test_a_callback_with_any_result_of_another_tenant_is_refused_whole(
     ensure_topics(tenant_settings)
     own = [result("s1", "c1", vdnId=A_VDN), result("s2", "c2", vdnId=A_VDN + 1)]
     mixed = [result("s3", "c3", vdnId=A_VDN), result("s4", "c4", vdnId=B_VDN)]
+    b_on_a = [result("s5", "c5", vdnId=A_VDN)]
     before = out_of_scope()
     refused = await post_results(tenant_settings, mixed, TENANT_A_KEY, TENANT_A_SECRET)
     assert (refused.status_code, refused.json()["retMsg"]) == (401, "authentication failed")
-    assert out_of_scope() - before == 1
+    refused_b = await post_results(tenant_settings, b_on_a, TENANT_B_KEY, TENANT_B_SECRET)
+    assert refused_b.status_code == 401
+    assert out_of_scope() - before == 2
     accepted = await post_results(tenant_settings, own, TENANT_A_KEY, TENANT_A_SECRET)
     assert accepted.status_code == 200, accepted.text
     published = read_topic(tenant_settings)
