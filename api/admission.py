@@ -169,7 +169,10 @@ class AdmissionGate:
     request: Request
     keys: list[str]
     args: list[Any]
-    scripts: tuple[LuaScript, ...] = (ADMIT,)
+
+    @property
+    def scripts(self) -> tuple[LuaScript, ...]:
+        return (ADMIT,)
 
     def queue(self, pipe: Any) -> None:
         ADMIT.queue(pipe, self.keys, self.args)

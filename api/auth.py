@@ -250,7 +250,7 @@ async def authenticate_caller(
     """
     del authorization
     settings: Settings = request.app.state.settings
-    address = client_address(request, settings.trusted_proxy_networks)
+    address = client_address(request, request.app.state.trusted_proxies)
     request.state.client_address = address  # the access log's "client"
     if not settings.auth_enabled:
         return Caller(f"address:{address}")

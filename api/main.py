@@ -64,6 +64,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.secret_keys = {key: grant.secret_key for key, grant in grants.items()}
     app.state.key_scopes = {key: grant.scope for key, grant in grants.items()}
     app.state.callback_tokens = callback_tokens
+    # Parsed once: every request looks its caller's address up in them (api/auth.py).
+    app.state.trusted_proxies = settings.trusted_proxy_networks
     if settings.access_log:
         configure_access_log()
     # Inside the telemetry, so that a 413 is logged and counted like any answer.

@@ -187,26 +187,9 @@ def _baseline_server(port: int, workdir: Path) -> Any:
 def _sequential_latency(
     base: str, path: str, requests: int, headers: Callable[[str], dict[str, str]]
 ) -> Latency:
-    host_port = base.removeprefix("http://")
-    connection = http.client.HTTPConnection(host_port, timeout=10)
-    samples: list[float] = []
-    try:
-        for index in range(requests + requests // 10):
-            # Signed before the clock starts: the client's signing is not the server's time.
-            request_headers = headers(host_port)
-            began = time.perf_counter()
-            connection.request("GET", path, headers=request_headers)
-            response = connection.getresponse()
-            response.read()
-            elapsed = time.perf_counter() - began
-            if response.status != 200:
-                raise RuntimeError(f"{path}: HTTP {response.status}")
-            if index >= requests // 10:  # the first tenth warms up
-                samples.append(elapsed * 1000)
-    finally:
-        connection.close()
-    cuts = statistics.quantiles(samples, n=100, method="inclusive")
-    return Latency(p50_ms=cuts[49], p99_ms=cuts[98], requests=len(samples))
+    """Latency of ``path`` on one server: sequential requests over one keep-alive connection."""
+    (latency,) = _interleaved_latency([(base, headers)], path, requests)
+    return latency
 
 
 def _interleaved_latency(
@@ -222,6 +205,7 @@ def _interleaved_latency(
     try:
         for index in range(requests + requests // 10):
             for place, (connection, base, headers) in enumerate(connections):
+                # Signed before the clock starts: the client's signing is not the server's time.
                 request_headers = headers(base.removeprefix("http://"))
                 began = time.perf_counter()
                 connection.request("GET", path, headers=request_headers)
@@ -230,7 +214,7 @@ def _interleaved_latency(
                 elapsed = time.perf_counter() - began
                 if response.status != 200:
                     raise RuntimeError(f"{base}{path}: HTTP {response.status}")
-                if index >= requests // 10:
+                if index >= requests // 10:  # the first tenth warms up
                     samples[place].append(elapsed * 1000)
     finally:
         for connection, _, _ in connections:

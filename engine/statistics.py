@@ -76,7 +76,6 @@ class StatisticsReader:
         A ``gate`` (the API's admission) rides along the first round trip, ahead of the read:
         its reply is judged before anything is answered, and before a whole VDN is read.
         """
-        first: list[Any] = []
         if campaign_id is None:
             members, *first = await run_pipeline(
                 self.redis,
