@@ -79,7 +79,11 @@ def run_demo(settings: Settings) -> int:
             f"ISALES_CLIENT_SECRET_KEY={DEMO_SECRET_KEY} "
             f"isales-stats query --vdn {DEMO_VDN} --campaign {campaign}"
         )
-        print("  or with curl (signed just now; the signature is good for 15 minutes):")
+        # A signature is accepted once (api/admission.py): pasted twice, the second is a 401.
+        print(
+            "  or with curl (signed just now: good once, within 15 minutes; "
+            "`isales-stats query --curl` signs a new one):"
+        )
         print(f"    {client.curl_command(DEMO_VDN, campaign)}")
         print("  Push an iSales call result, as a campaign's callBackUrl receives it:")
         print(f"    {_callback_curl(api_settings, base_url)}")
