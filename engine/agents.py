@@ -17,6 +17,7 @@ from isales_stats.core.settings import Settings
 from isales_stats.engine import metrics
 from isales_stats.engine.batch_delivery import CountingApp
 from isales_stats.engine.counting import CountingLimits, EventCounter
+from isales_stats.engine.lifecycle import CampaignLifecycle, LifecyclePolicy
 from isales_stats.engine.pipeline import AdmittedBatch, CountingPipeline
 from isales_stats.engine.redis_connection import connect
 
@@ -87,6 +88,26 @@ def register_agents(app: CountingApp, settings: Settings) -> Any:  # noqa: C901
         if counter is not None:
             with contextlib.suppress(RedisError, OSError):
                 await read_again(await counter.find_lost_offsets())
+
+    @app.timer(settings.campaign_sweep_seconds)  # type: ignore[untyped-decorator]
+    async def release_ended_campaigns() -> None:
+        """Campaigns that ended give their memory back (engine/lifecycle.py): every worker
+        sweeps, each step is idempotent, so a worker down leaves the others to do it."""
+        if counter is None:
+            return
+        lifecycle = CampaignLifecycle(
+            counter.redis,
+            layout,
+            LifecyclePolicy.from_settings(settings),
+            settings.time_zone_of,
+            settings.daily_retention_days,
+        )
+        try:
+            await lifecycle.sweep()
+        except (RedisError, OSError) as error:
+            metrics.LIFECYCLE_SWEEP_ERRORS.inc()
+            log.warning("lifecycle sweep failed (%s); next in %.0f s",
+                        error, settings.campaign_sweep_seconds)  # fmt: skip
 
     @app.agent(fetches, name="count-call-events")
     async def count_call_events(stream: Any) -> None:

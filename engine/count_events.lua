@@ -5,7 +5,8 @@
 -- ARGV[1]  the campaign's key base, "{prefix}:{vdnId:campaignId}" (isales_stats/core/keys.py)
 -- ARGV[2]  the events, a JSON array (one argument: packing thousands of small arguments costs
 --          the Python client more than the whole script costs Redis); each event an array:
---          kind     "a" data.added | "c" call.result | "r" data.removed
+--          kind     "a" data.added | "c" call.result | "r" data.removed | "x" campaign.closed
+--                   (a campaign's end: only kind matters, the rest is empty)
 --          dataId
 --          callId   ("" unless kind is "c")
 --          batchId  ("" when the record has no batch)
@@ -16,9 +17,14 @@
 -- ARGV[3]  the start of the current minute, epoch milliseconds (the worker's clock): the
 --          progress stream records calls, connects and finished records per arrival minute
 -- ARGV[4]  the most batches a campaign may have (0: no limit)
+-- ARGV[5]  today on the worker's clock, in days since the epoch: the campaign's last active
+--          day (its lifecycle's idle clock, engine/campaign_lifecycle.lua)
+-- ARGV[6]  now on the worker's clock, epoch seconds: when a campaign.closed is counted
 -- return   one letter per event: "A" applied, "D" duplicate (already counted), "C" rejected:
 --          the event's batchId contradicts the one recorded for its dataId; "L" rejected: it
---          would open a batch beyond the campaign's limit (nothing of it is counted).
+--          would open a batch beyond the campaign's limit (nothing of it is counted); "R"
+--          rejected: the campaign's idempotence state was released (its counters are final),
+--          "G" rejected: the campaign was deleted (only its tombstone is left).
 --
 -- Idempotence lives here, next to the counters it protects: a record's state (which of its
 -- events were counted) and the callIds counted change in the same script as the counters, so
@@ -39,9 +45,20 @@ local base = ARGV[1]
 local events = cjson.decode(ARGV[2])
 local minute_ms = tonumber(ARGV[3])
 local max_batches = tonumber(ARGV[4])
+local today, now = ARGV[5], ARGV[6]
 local records_key = base .. SUFFIX.records
 local calls_key = base .. SUFFIX.calls
 local batches_key = base .. SUFFIX.batches
+local life_key = base .. SUFFIX.life
+
+-- A campaign whose state is released can no longer tell a new event from one counted before:
+-- every event of it is refused, for the dead-letter topic, never counted twice.
+local life = redis.call('HMGET', life_key, LIFE.deleted, LIFE.released, LIFE.active, LIFE.closed)
+if life[1] or life[2] then
+  return string.rep(life[1] and 'G' or 'R', #events)
+end
+local closed_now = false -- a campaign.closed of this call, written with the rest at the end
+local applied_any = false
 
 -- record flags (in the records hash as "flags" or "flags:batchNumber")
 local ADDED, CALLED, REMOVED, FINISHED = 1, 2, 4, 8
@@ -180,8 +197,7 @@ local function batch_fits(batch)
     or call('HLEN', batches_key) < max_batches
 end
 
-local result = {}
-for _, event in ipairs(events) do
+local function count_record_event(event)
   local kind, data_id, call_id, batch = event[1], event[2], event[3], event[4]
   local connected, final = event[5] == 1, event[6] == 1
   local day, expire_at = event[7], event[8]
@@ -210,7 +226,7 @@ for _, event in ipairs(events) do
   end
 
   if duplicate then
-    result[#result + 1] = 'D'
+    return 'D'
   else
     -- 2. contradictions: every event of a record carries the same batch, or none
     local conflict = false
@@ -223,9 +239,9 @@ for _, event in ipairs(events) do
     end
 
     if conflict then
-      result[#result + 1] = 'C'
+      return 'C'
     elseif not state and not batch_fits(batch) then
-      result[#result + 1] = 'L'
+      return 'L'
     else
       local known = state ~= nil
       local removed = band(flags, REMOVED) ~= 0
@@ -293,9 +309,30 @@ for _, event in ipairs(events) do
       if encoded ~= state then
         set_record_state(data_id, encoded)
       end
-      result[#result + 1] = 'A'
+      return 'A'
     end
   end
+end
+
+-- A campaign ends once: a second campaign.closed is a duplicate.
+local function close_campaign()
+  if life[4] or closed_now then
+    return 'D'
+  end
+  closed_now = true
+  return 'A'
+end
+
+local result = {}
+for _, event in ipairs(events) do
+  local letter
+  if event[1] == 'x' then
+    letter = close_campaign()
+  else
+    letter = count_record_event(event)
+  end
+  applied_any = applied_any or letter == 'A'
+  result[#result + 1] = letter
 end
 
 -- The writes, once each. Lua's unpack takes a few thousand values at most: long argument
@@ -317,6 +354,16 @@ local function pairs_of(order, values)
 end
 
 write('HSET', records_key, pairs_of(records_order, records))
+-- The lifecycle: the day the campaign was last active (written once a day), and its end.
+local life_changes = {}
+if applied_any and life[3] ~= today then
+  life_changes = {LIFE.active, today}
+end
+if closed_now then
+  life_changes[#life_changes + 1] = LIFE.closed
+  life_changes[#life_changes + 1] = now
+end
+write('HSET', life_key, life_changes)
 write('SADD', calls_key, calls_order)
 for key, day in pairs(day_flags) do
   local changed = {}

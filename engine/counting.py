@@ -16,7 +16,14 @@ from typing import Any
 
 import orjson
 
-from isales_stats.core.days import Clock, day_expiry, day_of, oldest_retained_day, system_clock
+from isales_stats.core.days import (
+    DAY_SECONDS,
+    Clock,
+    day_expiry,
+    day_of,
+    oldest_retained_day,
+    system_clock,
+)
 from isales_stats.core.events import CallEvent, EventKind
 from isales_stats.core.keys import KeyLayout
 from isales_stats.engine.redis_connection import AnyRedis, LuaScript, run_pipeline
@@ -64,7 +71,16 @@ ADMIT_CAMPAIGNS = LuaScript(
     return verdicts"""
 )
 
-_KIND_CODES = {EventKind.DATA_ADDED: "a", EventKind.CALL_RESULT: "c", EventKind.DATA_REMOVED: "r"}
+CLOSED = EventKind.CAMPAIGN_CLOSED
+_KIND_CODES = {
+    EventKind.DATA_ADDED: "a",
+    EventKind.CALL_RESULT: "c",
+    EventKind.DATA_REMOVED: "r",
+    EventKind.CAMPAIGN_CLOSED: "x",
+}
+# Campaigns a process remembers having listed and scheduled (see EventCounter._known): past
+# this many it forgets them all and lists again, a no-op in Redis, rather than grow forever.
+KNOWN_CAMPAIGNS_REMEMBERED = 100_000
 
 
 @dataclass(frozen=True)
@@ -90,6 +106,8 @@ class CountingOutcome:
     too_old: int = 0  # counted in the totals, too old for a daily bucket
     conflicts: list[CallEvent] = field(default_factory=list)
     over_limit: list[tuple[CallEvent, str]] = field(default_factory=list)
+    # events of campaigns whose idempotence state is released or deleted, with the reason
+    released: list[tuple[CallEvent, str]] = field(default_factory=list)
     # (topic, partition) -> the offset to count again from: Redis lost writes (see count)
     lost_since: dict[tuple[str, int], int] = field(default_factory=dict)
 
@@ -112,9 +130,10 @@ class EventCounter:
         self.retention_days = retention_days
         self.clock = clock
         self.limits = limits
-        # Campaigns this process found listed in their VDN's index: under a campaign limit,
-        # only a campaign not among them costs an admission round trip (a new one is rare).
-        self._listed: set[tuple[int, str]] = set()
+        # Campaigns this process listed in their VDN's index and put on the lifecycle's
+        # schedule: only a campaign not among them costs those commands (a new one is rare),
+        # and under a campaign limit an admission round trip.
+        self._known: set[tuple[int, str]] = set()
         # The offset this process last stored per partition: finding less in Redis means Redis
         # lost writes (a crash within its fsync second, a restore) and the counts with them.
         self._last_stored: dict[tuple[str, int], int] = {}
@@ -168,43 +187,68 @@ class EventCounter:
         by_campaign: dict[tuple[int, str], list[CallEvent]] = {}
         for event in events:
             by_campaign.setdefault((event.vdn_id, event.campaign_id), []).append(event)
-        if self.limits.campaigns_per_vdn:
-            await self._set_aside_unlisted(by_campaign, outcome)
+        if len(self._known) > KNOWN_CAMPAIGNS_REMEMBERED:
+            self._known.clear()
+        new = [campaign for campaign in by_campaign if campaign not in self._known]
+        if self.limits.campaigns_per_vdn and new:
+            await self._set_aside_unlisted(new, by_campaign, outcome)
+            new = [campaign for campaign in new if campaign in by_campaign]
         scripts = self._scripts(by_campaign, outcome)
         # A batch's fixed cost is its commands, whatever its size: one per topic for the
-        # offsets and one per VDN for the index, not one per partition or campaign.
+        # offsets, and one per VDN for the index only when it has a new campaign.
         by_topic: dict[str, dict[int, int]] = {}
         for (topic, partition), offset in (counted_offsets or {}).items():
             by_topic.setdefault(topic, {})[partition] = offset
-        campaigns_of: dict[int, list[str]] = {}
-        for vdn_id, campaign_id in by_campaign:
-            campaigns_of.setdefault(vdn_id, []).append(campaign_id)
+        # Listed by the admission above under a campaign limit, else by the counting pipeline.
+        unlisted = {} if self.limits.campaigns_per_vdn else _by_vdn(new)
+        closing = [c for c, of_it in by_campaign.items() if any(e.kind is CLOSED for e in of_it)]
 
         replies = await run_pipeline(
             self.redis,
             [COUNT_EVENTS, STORE_HIGHER_OFFSETS],
-            lambda pipe: self._queue(pipe, by_topic, campaigns_of, scripts),
+            lambda pipe: self._queue(pipe, by_topic, unlisted, scripts, new, closing),
         )
         stored = replies[: len(by_topic)]
         for (topic, partitions), found in zip(by_topic.items(), stored, strict=True):
             self._note_stored_offsets(topic, partitions, found, outcome)
-        first_script = len(by_topic) + len(campaigns_of)
+        first_script = len(by_topic) + len(unlisted)
         verdicts = replies[first_script : first_script + len(by_campaign)]
-        for campaign_events, letters in zip(by_campaign.values(), verdicts, strict=True):
-            _tally(campaign_events, _text(letters), outcome, self.limits)
+        gone = [
+            campaign
+            for campaign, letters in zip(by_campaign, verdicts, strict=True)
+            if _tally(by_campaign[campaign], _text(letters), outcome, self.limits) == "G"
+        ]
+        self._known.update(new)
+        await self._unlist_deleted([campaign for campaign in gone if campaign in new])
         return outcome
 
+    async def _unlist_deleted(self, campaigns: list[tuple[int, str]]) -> None:
+        """Take deleted campaigns that this batch listed again off their VDN's index.
+
+        A late event of a deleted campaign lists it (the index is listed ahead of the counts,
+        in another Redis Cluster slot) before the counting script finds its tombstone. Rare:
+        only a process that had not listed the campaign itself gets here.
+        """
+        if not campaigns:
+            return
+        await run_pipeline(
+            self.redis,
+            [],
+            lambda pipe: [
+                pipe.srem(self.layout.vdn_campaigns(vdn_id), campaign_id)
+                for vdn_id, campaign_id in campaigns
+            ],
+        )
+
     async def _set_aside_unlisted(
-        self, by_campaign: dict[tuple[int, str], list[CallEvent]], outcome: CountingOutcome
+        self,
+        campaigns: list[tuple[int, str]],
+        by_campaign: dict[tuple[int, str], list[CallEvent]],
+        outcome: CountingOutcome,
     ) -> None:
         """List the batch's new campaigns in their VDNs' indexes while they fit; the events of
         those that do not leave ``by_campaign`` for ``outcome.over_limit``."""
-        new: dict[int, list[str]] = {}
-        for vdn_id, campaign_id in by_campaign:
-            if (vdn_id, campaign_id) not in self._listed:
-                new.setdefault(vdn_id, []).append(campaign_id)
-        if not new:
-            return
+        new = _by_vdn(campaigns)
         limit = self.limits.campaigns_per_vdn
         verdicts = await run_pipeline(
             self.redis,
@@ -214,7 +258,6 @@ class EventCounter:
         for (vdn_id, campaign_ids), listed in zip(new.items(), verdicts, strict=True):
             for campaign_id, verdict in zip(campaign_ids, listed, strict=True):
                 if int(verdict):
-                    self._listed.add((vdn_id, campaign_id))
                     continue
                 reason = (
                     f"VDN {vdn_id} has {limit} campaigns already: campaign {campaign_id!r} is "
@@ -231,17 +274,28 @@ class EventCounter:
         self,
         pipe: Any,
         by_topic: dict[str, dict[int, int]],
-        campaigns_of: dict[int, list[str]],
+        unlisted: dict[int, list[str]],
         scripts: list[tuple[list[str], list[Any]]],
+        new: list[tuple[int, str]],
+        closing: list[tuple[int, str]],
     ) -> None:
         """A batch's commands, in the order that keeps the offsets honest."""
         for topic, partitions in by_topic.items():
             pipe.hmget(self.layout.counted_offsets(topic), [str(p) for p in partitions])
         # The index comes first: a campaign is listed before its counters can be read.
-        for vdn_id, campaign_ids in campaigns_of.items():
+        for vdn_id, campaign_ids in unlisted.items():
             pipe.sadd(self.layout.vdn_campaigns(vdn_id), *campaign_ids)
         for keys, arguments in scripts:
             COUNT_EVENTS.queue(pipe, keys, arguments)
+        # The lifecycle sweeper is told to look (engine/lifecycle.py): at a new campaign to
+        # schedule its idle end, at once at one that closed. It owns the rules and the dates;
+        # counting only names the campaigns, before the offsets that would skip this batch.
+        now = self.clock()
+        schedule = self.layout.lifecycle_schedule()
+        if new:
+            pipe.zadd(schedule, {schedule_member(*campaign): now for campaign in new}, nx=True)
+        if closing:
+            pipe.zadd(schedule, {schedule_member(*campaign): now for campaign in closing}, lt=True)
         # Last: an offset stored is never ahead of the counts it stands for. Only a higher one
         # replaces it: after a rebalance the old owner's last batch may come late.
         for topic, partitions in by_topic.items():
@@ -253,7 +307,9 @@ class EventCounter:
     ) -> list[tuple[list[str], list[Any]]]:
         """One counting script call per campaign: its keys and arguments (count_events.lua)."""
         oldest: dict[int, str] = {}
-        minute_ms = int(self.clock() // 60) * 60_000
+        now = self.clock()
+        minute_ms = int(now // 60) * 60_000
+        today = int(now // DAY_SECONDS)  # the lifecycle's idle clock: UTC days of the worker
         scripts: list[tuple[list[str], list[Any]]] = []
         for (vdn_id, campaign_id), campaign_events in by_campaign.items():
             zone = self.zone_of(vdn_id)
@@ -263,6 +319,9 @@ class EventCounter:
                 ).isoformat()
             packed = []
             for event in campaign_events:
+                if event.kind is CLOSED:  # a campaign's end moves no counter of any day
+                    packed.append(("x", "", "", "", 0, 0, "", 0))
+                    continue
                 day, expire_at = self._day_of(event, zone, oldest[vdn_id])
                 if not day:
                     outcome.too_old += 1
@@ -286,6 +345,8 @@ class EventCounter:
                         orjson.dumps(packed),
                         minute_ms,
                         self.limits.batches_per_campaign,
+                        today,
+                        int(now),
                     ],
                 )
             )
@@ -314,11 +375,30 @@ class EventCounter:
         return label, day_expiry(day, zone, self.retention_days)
 
 
+def schedule_member(vdn_id: int, campaign_id: str) -> str:
+    """A campaign's member of the lifecycle schedule: "vdnId:campaignId"."""
+    return f"{vdn_id}:{campaign_id}"
+
+
+_RELEASED_REASONS = {
+    "R": "its idempotence state was released (the campaign ended): its counters are final",
+    "G": "it was deleted: only its tombstone is left",
+}
+
+
+def _by_vdn(campaigns: Iterable[tuple[int, str]]) -> dict[int, list[str]]:
+    grouped: dict[int, list[str]] = {}
+    for vdn_id, campaign_id in campaigns:
+        grouped.setdefault(vdn_id, []).append(campaign_id)
+    return grouped
+
+
 def _tally(
     events: list[CallEvent], verdicts: str, outcome: CountingOutcome, limits: CountingLimits
-) -> None:
+) -> str:
     """The script's verdict per event: "A" applied, "D" duplicate, "C" conflict, "L" a batch
-    beyond the limit."""
+    beyond the limit, "R" and "G" a campaign released or deleted. Returns the first verdict
+    (a released or deleted campaign's events all get the same)."""
     for event, verdict in zip(events, verdicts, strict=True):
         if verdict == "A":
             outcome.applied += 1
@@ -326,6 +406,12 @@ def _tally(
             outcome.duplicates += 1
         elif verdict == "C":
             outcome.conflicts.append(event)
+        elif verdict in _RELEASED_REASONS:
+            reason = (
+                f"campaign {event.campaign_id!r} of VDN {event.vdn_id} is not counted any more: "
+                + _RELEASED_REASONS[verdict]
+            )
+            outcome.released.append((event, reason))
         else:
             reason = (
                 f"campaign {event.campaign_id!r} of VDN {event.vdn_id} has "
@@ -333,6 +419,7 @@ def _tally(
                 "beyond ISALES_MAX_BATCHES_PER_CAMPAIGN"
             )
             outcome.over_limit.append((event, reason))
+    return verdicts[:1]
 
 
 def _text(reply: bytes | str) -> str:

@@ -29,6 +29,14 @@ REDIS_LOSSES = Counter(
     "isales_redis_lost_writes_total",
     "Partitions read again because Redis had lost counts (restart within its fsync second)",
 )
+CAMPAIGNS_ENDED = Counter(
+    "isales_campaigns_ended_total",
+    "Campaigns whose idempotence state was released, or whose counters were deleted",
+    ["state"],  # released | deleted
+)
+LIFECYCLE_SWEEP_ERRORS = Counter(
+    "isales_lifecycle_sweep_errors_total", "Lifecycle sweeps that failed (retried next time)"
+)
 
 EVENTS_LOST_TO_RETENTION = Counter(
     "isales_events_lost_to_retention_total",

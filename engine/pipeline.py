@@ -58,7 +58,8 @@ class RawMessage:
 class DeadLetter:
     message: SourceMessage
     reason: str
-    category: str  # a short label for the metric: invalid, future, batch-conflict, limit
+    # a short label for the metric: invalid, future, batch-conflict, limit, campaign-released
+    category: str
 
     def headers(self) -> list[tuple[str, bytes]]:
         return [
@@ -152,6 +153,10 @@ class CountingPipeline:
             )
         for event, reason in outcome.over_limit:
             report.dead_letters.append(DeadLetter(batch.sources[id(event)], reason, "limit"))
+        for event, reason in outcome.released:
+            report.dead_letters.append(
+                DeadLetter(batch.sources[id(event)], reason, "campaign-released")
+            )
         self._observe(report)
         return report
 

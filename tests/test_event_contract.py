@@ -43,7 +43,7 @@ moments = st.one_of(
 
 @st.composite
 def valid_events(draw: st.DrawFn) -> dict[str, Any]:
-    kind = draw(st.sampled_from(["data.added", "call.result", "data.removed"]))
+    kind = draw(st.sampled_from(["data.added", "call.result", "data.removed", "campaign.closed"]))
     event: dict[str, Any] = {
         "eventType": kind,
         "vdnId": draw(st.integers(1, 9999)),
@@ -51,6 +51,8 @@ def valid_events(draw: st.DrawFn) -> dict[str, Any]:
         "dataId": draw(printable_ids),
         "occurredAt": draw(moments),
     }
+    if kind == "campaign.closed" and draw(st.booleans()):
+        del event["dataId"]  # a campaign's end needs none
     if draw(st.booleans()):
         event["version"] = 1
     if draw(st.booleans()):
@@ -108,6 +110,14 @@ def test_every_broken_event_is_refused_by_both(
     event[field] = value
     assert not schema_accepts(event)
     assert not decoder_accepts(event)
+
+
+def test_a_campaigns_end_needs_no_data_id_and_ignores_the_one_it_carries() -> None:
+    closed = {"eventType": "campaign.closed", "vdnId": 1, "campaignId": "C", "occurredAt": 0}
+    assert schema_accepts(closed)
+    assert decoder_accepts(closed)
+    assert event_from_json({**closed, "dataId": "d", "batchId": "b"}).data_id == ""
+    assert event_from_json(closed).to_json() == {"version": 1, **closed}
 
 
 @pytest.mark.parametrize("field", ["eventType", "vdnId", "campaignId", "dataId", "occurredAt"])

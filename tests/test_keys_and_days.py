@@ -155,6 +155,8 @@ def test_the_lua_script_writes_exactly_the_keys_the_layout_spells(test_settings:
         layout.day_records(1, "C1", day),
         layout.campaign_progress(1, "C1"),
         layout.campaign_progress_current(1, "C1"),
+        layout.campaign_life(1, "C1"),
+        layout.lifecycle_schedule(),
     }
     with Redis.from_url(test_settings.redis_url) as redis:
         written = {key.decode() for key in redis.scan_iter(match=f"{layout.prefix}:*")}

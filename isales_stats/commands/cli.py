@@ -69,6 +69,7 @@ def _build_parser() -> argparse.ArgumentParser:
     topics.set_defaults(run=_topics)
 
     _add_producer_commands(commands)
+    _add_campaign_commands(commands)
 
     demo = commands.add_parser("demo", help="stack, worker, API and sample traffic, until Ctrl-C")
     demo.set_defaults(run=_demo)
@@ -172,6 +173,39 @@ def _topics(arguments: argparse.Namespace, settings: Settings) -> int:
     created = ensure_topics(settings)
     print("created: " + (", ".join(created) if created else "nothing (all topics exist)"))
     return 0
+
+
+def _add_campaign_commands(commands: Any) -> None:
+    campaigns = commands.add_parser(
+        "campaigns",
+        help="a VDN's campaigns and their lifecycle (list), or end one now (delete)",
+        description="Campaigns end by a campaign.closed event or by going idle; their memory is "
+        "released after a grace, their counters deleted after a retention (docs/operations.md, "
+        "'Campaigns that end'). 'delete' does both now, safely while workers count.",
+    )
+    actions = campaigns.add_subparsers(required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="every campaign of a VDN: state, records, next step")
+    listing.add_argument("--vdn", type=int, required=True)
+    listing.add_argument("--json", action="store_true", help="JSON instead of a table")
+    listing.set_defaults(run=_list_campaigns)
+    delete = actions.add_parser(
+        "delete", help="delete a campaign's state and counters now (idempotent; logged)"
+    )
+    delete.add_argument("--vdn", type=int, required=True)
+    delete.add_argument("--campaign", required=True)
+    delete.set_defaults(run=_delete_campaign)
+
+
+def _list_campaigns(arguments: argparse.Namespace, settings: Settings) -> int:
+    from isales_stats.commands.campaigns import list_campaigns
+
+    return list_campaigns(settings, arguments.vdn, arguments.json)
+
+
+def _delete_campaign(arguments: argparse.Namespace, settings: Settings) -> int:
+    from isales_stats.commands.campaigns import delete_campaign
+
+    return delete_campaign(settings, arguments.vdn, arguments.campaign)
 
 
 def _add_producer_commands(commands: Any) -> None:

@@ -15,6 +15,7 @@ Clock = Callable[[], float]
 """Seconds since the epoch; injectable so that tests can cross midnight deterministically."""
 
 system_clock: Clock = time.time
+DAY_SECONDS = 86_400
 
 
 def today_in(zone: tzinfo, clock: Clock = system_clock) -> date:
@@ -35,3 +36,10 @@ def day_expiry(day: date, zone: tzinfo, retention_days: int) -> int:
 def oldest_retained_day(zone: tzinfo, retention_days: int, clock: Clock = system_clock) -> date:
     """Events of days before this one no longer touch daily keys (they would be expired)."""
     return today_in(zone, clock) - timedelta(days=retention_days)
+
+
+def retained_days(zone: tzinfo, retention_days: int, clock: Clock = system_clock) -> list[str]:
+    """The labels of every day whose keys may still exist, oldest first: the retention, today,
+    and tomorrow (an event within the clock-skew allowance may already be stamped there)."""
+    oldest = oldest_retained_day(zone, retention_days, clock)
+    return [(oldest + timedelta(days=n)).isoformat() for n in range(retention_days + 2)]

@@ -37,6 +37,9 @@ class EventKind(enum.StrEnum):
     DATA_ADDED = "data.added"
     CALL_RESULT = "call.result"
     DATA_REMOVED = "data.removed"
+    # The campaign ended: no record event is expected after it but late ones, counted until
+    # its grace ends (docs/events.md, "A campaign's end"). Carries no dataId.
+    CAMPAIGN_CLOSED = "campaign.closed"
 
 
 class InvalidEvent(ValueError):
@@ -48,7 +51,7 @@ class CallEvent:
     kind: EventKind
     vdn_id: int
     campaign_id: str
-    data_id: str
+    data_id: str  # "" for campaign.closed
     occurred_at_ms: int
     batch_id: str | None = None
     call_id: str | None = None  # call.result only
@@ -63,9 +66,10 @@ class CallEvent:
             "eventType": self.kind.value,
             "vdnId": self.vdn_id,
             "campaignId": self.campaign_id,
-            "dataId": self.data_id,
             "occurredAt": self.occurred_at_ms,
         }
+        if self.kind is not EventKind.CAMPAIGN_CLOSED:
+            body["dataId"] = self.data_id
         if self.batch_id is not None:
             body["batchId"] = self.batch_id
         if self.kind is EventKind.CALL_RESULT:
@@ -109,11 +113,16 @@ def event_from_json(body: dict[str, Any]) -> CallEvent:
             f"vdnId must be an integer {MIN_VDN_ID}..{MAX_VDN_ID}, got {_short(vdn_id)}"
         )
     campaign_id = _identifier(body, "campaignId", MAX_ID_LENGTH)
-    data_id = _identifier(body, "dataId", MAX_ID_LENGTH)
+    closing = kind is EventKind.CAMPAIGN_CLOSED
+    # A campaign's end belongs to no record: it needs no dataId, and one it carries (well
+    # formed, as the schema says) is ignored, as is its batchId.
+    data_id = _identifier(body, "dataId", MAX_ID_LENGTH) if not closing or "dataId" in body else ""
     batch_id = body.get("batchId")
     if batch_id is not None:
         batch_id = _identifier(body, "batchId", MAX_BATCH_LENGTH, allow_empty=True) or None
     occurred_at_ms = parse_occurred_at(body.get("occurredAt"))
+    if closing:
+        return CallEvent(kind, vdn_id, campaign_id, "", occurred_at_ms)
     if kind is not EventKind.CALL_RESULT:
         return CallEvent(kind, vdn_id, campaign_id, data_id, occurred_at_ms, batch_id)
 

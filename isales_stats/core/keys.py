@@ -18,6 +18,9 @@ documents the same layout.
     {P}:{vdn:c}:day:{YYYY-MM-DD}:records         hash   dataId -> day flags (expires)
     {P}:{vdn:c}:progress                         stream calls/connects/finished per minute
     {P}:{vdn:c}:progress:current                 hash   the minute still accumulating
+    {P}:{vdn:c}:life                             hash   lifecycle: active, closed, released,
+                                                        deleted (the tombstone, expires)
+    {P}:lifecycle                                zset   "vdn:campaignId" -> when to look next
     {P}:counted:{topic}                          hash   partition -> last offset counted
     {P}:gate:{caller}:vdn:{vdn}                  string a caller's flow-control count, one VDN
     {P}:gate:{caller}:all                        string a caller's count over all VDNs (expires)
@@ -58,7 +61,12 @@ CAMPAIGN_KEY_SUFFIXES = {
     "calls": ":calls",
     "progress": ":progress",
     "progress_current": ":progress:current",
+    "life": ":life",
 }
+# The fields of a campaign's lifecycle hash (engine/campaign_lifecycle.lua): the worker-clock
+# day (days since the epoch) of its last counted event, and epoch seconds of its end, of the
+# release of its idempotence state and of the deletion of its counters.
+LIFE_FIELDS = ("active", "closed", "released", "deleted")
 _S = CAMPAIGN_KEY_SUFFIXES
 
 # What an id (campaignId, dataId, callId, batchId) may hold: anything but control characters
@@ -98,6 +106,10 @@ class KeyLayout:
     def signature_seen(self, caller_identity: str, signature: str) -> str:
         """Present while a signature that was used once could still pass (replay cache)."""
         return f"{self.caller_base(caller_identity)}:seen:{signature}"
+
+    def lifecycle_schedule(self) -> str:
+        """Campaigns ("vdnId:campaignId") -> epoch seconds at which the sweeper looks at them."""
+        return f"{self.prefix}:lifecycle"
 
     def counted_offsets(self, topic: str) -> str:
         """Partition -> the last offset whose events are in the counters (resume points)."""
@@ -142,6 +154,10 @@ class KeyLayout:
     def campaign_progress(self, vdn_id: int, campaign_id: str) -> str:
         """Stream of finished minutes: id = the minute's start, fields calls/connects/finished."""
         return self.campaign_base(vdn_id, campaign_id) + _S["progress"]
+
+    def campaign_life(self, vdn_id: int, campaign_id: str) -> str:
+        """The campaign's lifecycle (LIFE_FIELDS); after deletion its tombstone, which expires."""
+        return self.campaign_base(vdn_id, campaign_id) + _S["life"]
 
     def campaign_progress_current(self, vdn_id: int, campaign_id: str) -> str:
         """The minute still accumulating: fields minute (epoch ms), calls, connects, finished."""

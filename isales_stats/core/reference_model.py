@@ -45,11 +45,14 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 Event = Mapping[str, Any]
-Outcome = Literal["counted", "duplicate", "conflict"]
+Outcome = Literal["counted", "duplicate", "conflict", "ended"]
 
 ADDED = "data.added"
 CALL = "call.result"
 REMOVED = "data.removed"
+# A campaign's end moves no counter: what it changes is memory, after a grace the model does
+# not simulate (engine/lifecycle.py; the lifecycle tests hold the engine to that part).
+CLOSED = "campaign.closed"
 CONNECTED = 6  # callStatus of a successful call; 5 (failed) is any other value
 
 GMT8 = timezone(timedelta(hours=8))
@@ -118,7 +121,10 @@ class ReferenceModel:
         self._by_campaign: dict[tuple[Any, Any], list[Event]] = {}
 
     def add(self, event: Event) -> Outcome:
-        """Step 1 for one event: ``"counted"``, ``"duplicate"`` or ``"conflict"``."""
+        """Step 1 for one event: ``"counted"``, ``"duplicate"``, ``"conflict"`` or ``"ended"``
+        (a campaign.closed)."""
+        if event["eventType"] == CLOSED:
+            return "ended"
         identity = _identity(event)
         if identity in self._seen:
             return "duplicate"

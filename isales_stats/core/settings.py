@@ -123,6 +123,19 @@ class Settings(BaseSettings):
     max_campaigns_per_vdn: int = Field(default=5000, ge=0)
     max_batches_per_campaign: int = Field(default=1000, ge=0)
 
+    # --- a campaign's life (engine/lifecycle.py; docs/operations.md, "Campaigns that end") --
+    # A campaign ends by a campaign.closed event, or after this many days without any event.
+    campaign_idle_days: int = Field(default=30, ge=1)
+    # Events still counted after the end (late call results); then the campaign's idempotence
+    # state is released and its events go to the dead-letter topic (campaign-released).
+    campaign_release_grace_hours: float = Field(default=24.0, ge=0)
+    # How long a released campaign's final counters stay readable (0: deleted at release).
+    campaign_retention_days: int = Field(default=90, ge=0)
+    # A deleted campaign's tombstone refuses its late events this long, then expires.
+    campaign_tombstone_days: int = Field(default=365, ge=1)
+    # How often each worker looks for campaigns due to be released or deleted.
+    campaign_sweep_seconds: float = Field(default=60.0, gt=0)
+
     # --- the API --------------------------------------------------------------------------
     api_host: str = "127.0.0.1"
     api_port: int = 8000

@@ -57,13 +57,16 @@ def read_topic(settings: Settings, timeout: float = 20.0) -> list[tuple[bytes, d
         consumer.close()
 
 
-def end_offsets(settings: Settings) -> dict[TopicPartition, int]:
-    """The offset after the last message of each partition of the call-events topic."""
+def end_offsets(settings: Settings, topic: str | None = None) -> dict[TopicPartition, int]:
+    """The offset after the last message of each partition of the call-events topic (or of
+    ``topic``)."""
     consumer = KafkaConsumer(**client_options(settings))
     try:
+        name = topic or settings.call_events_topic
         partitions = [
-            TopicPartition(settings.call_events_topic, number)
-            for number in range(settings.call_events_partitions)
+            TopicPartition(name, number)
+            for number in consumer.partitions_for_topic(name)
+            or range(settings.call_events_partitions)
         ]
         ends: dict[TopicPartition, int] = consumer.end_offsets(partitions)
         return ends

@@ -1,0 +1,115 @@
+-- Move one campaign along its lifecycle, in one atomic step: live -> released -> deleted.
+-- (Key suffixes and lifecycle fields come from the prelude: engine/scripts.py.)
+--
+--   live      counted as events come. It ends by a campaign.closed, or by going idle (no
+--             event counted for `idle` seconds after its last active day).
+--   released  `grace` seconds after its end: its idempotence state (records, callIds, day
+--             records: almost all of its memory) is gone, its counters stay, final and
+--             readable by the API and the dashboards. Its events are refused from now on
+--             (count_events.lua answers "R"), since nothing tells a new one from an old one.
+--   deleted   `retention` seconds after the release, or at once by an operator: its counters
+--             are gone too, and only a tombstone (this hash) is left, which expires after
+--             `tombstone` seconds; until then its events are refused too ("G").
+--
+-- KEYS[1]  the campaign's lifecycle hash, "{prefix}:{vdnId:campaignId}:life": it names the
+--          Redis Cluster slot; every key below carries the same hash tag
+-- ARGV[1]  the campaign's key base, "{prefix}:{vdnId:campaignId}"
+-- ARGV[2]  now, epoch seconds
+-- ARGV[3]  idle, ARGV[4] grace, ARGV[5] retention, ARGV[6] tombstone: seconds
+-- ARGV[7]  "step" (what is due, if anything) or "delete" (the operator's: everything, now)
+-- ARGV[8]  today, in days since the epoch (the idle clock of a campaign never counted since
+--          this version: it starts now)
+-- ARGV[9…] the day labels whose keys may still exist ("YYYY-MM-DD", isales_stats/core/days.py)
+-- return   {state, next, keys removed}: state "live", "released", "retained" (released
+--          before) or "deleted"; next = epoch seconds at which the next step is due (0: none)
+--
+-- Safe to run again, by any number of sweepers at once: each step checks the state it moves
+-- from, and what it deletes is already gone the second time.
+
+local life_key, base = KEYS[1], ARGV[1]
+local now, idle, grace = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local retention, tombstone = tonumber(ARGV[5]), tonumber(ARGV[6])
+local mode, today = ARGV[7], ARGV[8]
+local days = {}
+for i = 9, #ARGV do
+  days[#days + 1] = ARGV[i]
+end
+local call = redis.call
+local DAY = 86400
+
+local removed = 0
+local function unlink(keys)
+  -- UNLINK: a hash of a million records is freed by a background thread, not in this step.
+  for first = 1, #keys, 1000 do
+    removed = removed + call('UNLINK', unpack(keys, first, math.min(first + 999, #keys)))
+  end
+end
+
+-- The idempotence state: what makes counting exact, and what a finished campaign no longer needs.
+local function release()
+  local keys = {base .. SUFFIX.records, base .. SUFFIX.calls}
+  for _, day in ipairs(days) do
+    keys[#keys + 1] = base .. SUFFIX.day .. day .. SUFFIX.records
+  end
+  unlink(keys)
+  call('HSET', life_key, LIFE.released, now)
+end
+
+-- The counters, every scope and day of them; the lifecycle hash stays, as a tombstone.
+local function delete()
+  local batches = call('HKEYS', base .. SUFFIX.batches)
+  local keys = {base .. SUFFIX.totals, base .. SUFFIX.rows, base .. SUFFIX.batches,
+                base .. SUFFIX.progress, base .. SUFFIX.progress_current}
+  for _, batch in ipairs(batches) do
+    keys[#keys + 1] = base .. SUFFIX.batch .. batch .. SUFFIX.totals
+  end
+  for _, day in ipairs(days) do
+    keys[#keys + 1] = base .. SUFFIX.day .. day
+    keys[#keys + 1] = base .. SUFFIX.day .. day .. SUFFIX.rows
+    for _, batch in ipairs(batches) do
+      keys[#keys + 1] = base .. SUFFIX.batch .. batch .. SUFFIX.day .. day
+    end
+  end
+  unlink(keys)
+  call('HSET', life_key, LIFE.deleted, now)
+  -- EXPIREAT from the sweeper's clock, as the day keys' expiries come from the worker's.
+  call('EXPIREAT', life_key, now + tombstone)
+end
+
+local life = call('HMGET', life_key, LIFE.active, LIFE.closed, LIFE.released, LIFE.deleted)
+local active, closed, released, deleted = life[1], tonumber(life[2]), tonumber(life[3]), life[4]
+
+if deleted then
+  return {'deleted', 0, 0}
+end
+if mode == 'delete' then
+  if not released then
+    release()
+  end
+  delete()
+  return {'deleted', 0, removed}
+end
+if released then
+  if now >= released + retention then
+    delete()
+    return {'deleted', 0, removed}
+  end
+  return {'retained', released + retention, 0}
+end
+
+if not active then
+  -- Counted before lifecycles existed, or listed but not counted yet: idle from today.
+  active = today
+  call('HSET', life_key, LIFE.active, today)
+end
+-- The end: its close, or the end of its last active day plus the idle time.
+local ended = closed or (tonumber(active) + 1) * DAY + idle
+if now >= ended + grace then
+  release()
+  if retention == 0 then
+    delete()
+    return {'deleted', 0, removed}
+  end
+  return {'released', now + retention, removed}
+end
+return {'live', ended + grace, 0}

@@ -1,0 +1,223 @@
+"""Campaigns that end give their memory back: the sweeper that releases and deletes them.
+
+Counting keeps, per campaign, the state that makes it exact (each record's state, the callIds
+counted, each record's flags per day): almost all of the memory Redis holds. A campaign that
+has ended needs none of it. The rules are in ``campaign_lifecycle.lua``, one atomic step per
+campaign in its own Redis Cluster slot; this module finds the campaigns that are due, runs the
+step for them and keeps the schedule and the VDN's index in line with what it did.
+
+The schedule (``{P}:lifecycle``, a sorted set) holds when to look at each campaign next.
+Counting puts a campaign on it when a process first sees it, and moves it to "now" when it
+closes (engine/counting.py); the sweeper computes the real date from the campaign's lifecycle
+hash and puts it back there. Any number of workers sweep at once: every step is idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import tzinfo
+from typing import Any
+
+from isales_stats.core.days import DAY_SECONDS, Clock, retained_days, system_clock
+from isales_stats.core.keys import LIFE_FIELDS, KeyLayout
+from isales_stats.core.settings import Settings
+from isales_stats.engine import metrics
+from isales_stats.engine.counting import schedule_member
+from isales_stats.engine.redis_connection import AnyRedis, run_pipeline
+from isales_stats.engine.scripts import load_script
+
+log = logging.getLogger(__name__)
+
+STEP_CAMPAIGN = load_script("campaign_lifecycle.lua")
+# Campaigns stepped per round trip, and rounds per sweep: a backlog (the first sweep after an
+# upgrade, a worker down for days) is worked off a bounded piece at a time.
+SWEEP_BATCH = 200
+SWEEP_ROUNDS = 25
+
+
+@dataclass(frozen=True)
+class LifecyclePolicy:
+    """How long a campaign's parts live, in seconds (from Settings: ISALES_CAMPAIGN_*)."""
+
+    idle_seconds: float
+    grace_seconds: float
+    retention_seconds: float
+    tombstone_seconds: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LifecyclePolicy:
+        return cls(
+            idle_seconds=settings.campaign_idle_days * DAY_SECONDS,
+            grace_seconds=settings.campaign_release_grace_hours * 3600,
+            retention_seconds=settings.campaign_retention_days * DAY_SECONDS,
+            tombstone_seconds=settings.campaign_tombstone_days * DAY_SECONDS,
+        )
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one lifecycle step found or did to a campaign."""
+
+    vdn_id: int
+    campaign_id: str
+    state: str  # live, released, retained, deleted
+    next_at: float  # epoch seconds of the next step; 0 when none is left
+    keys_removed: int
+
+
+@dataclass
+class SweepReport:
+    steps: list[Step] = field(default_factory=list)
+
+    def count(self, state: str) -> int:
+        """Steps that moved a campaign into ``state`` now (released or deleted)."""
+        return sum(1 for step in self.steps if step.state == state and step.keys_removed)
+
+
+class CampaignLifecycle:
+    def __init__(
+        self,
+        redis: AnyRedis,
+        layout: KeyLayout,
+        policy: LifecyclePolicy,
+        zone_of: Callable[[int], tzinfo],
+        daily_retention_days: int,
+        clock: Clock = system_clock,
+    ) -> None:
+        self.redis = redis
+        self.layout = layout
+        self.policy = policy
+        self.zone_of = zone_of
+        self.daily_retention_days = daily_retention_days
+        self.clock = clock
+
+    async def sweep(self) -> SweepReport:
+        """Step every campaign that is due (a bounded number per call)."""
+        report = SweepReport()
+        schedule = self.layout.lifecycle_schedule()
+        for _ in range(SWEEP_ROUNDS):
+            due: list[bytes] = await self.redis.zrangebyscore(  # type: ignore[assignment]
+                schedule, "-inf", self.clock(), start=0, num=SWEEP_BATCH
+            )
+            if not due:
+                break
+            campaigns = [_parse_member(_text(member)) for member in due]
+            steps = await self._step(campaigns, "step")
+            report.steps += steps
+            if len(due) < SWEEP_BATCH:
+                break
+        return report
+
+    async def delete(self, vdn_id: int, campaign_id: str) -> Step:
+        """The operator's deletion: state and counters now, a tombstone left (idempotent)."""
+        (step,) = await self._step([(vdn_id, campaign_id)], "delete")
+        return step
+
+    async def _step(self, campaigns: list[tuple[int, str]], mode: str) -> list[Step]:
+        now = self.clock()
+        today = int(now // DAY_SECONDS)
+        policy = self.policy
+
+        def queue(pipe: Any) -> None:
+            for vdn_id, campaign_id in campaigns:
+                days = retained_days(self.zone_of(vdn_id), self.daily_retention_days, self.clock)
+                STEP_CAMPAIGN.queue(
+                    pipe,
+                    [self.layout.campaign_life(vdn_id, campaign_id)],
+                    [
+                        self.layout.campaign_base(vdn_id, campaign_id),
+                        int(now),
+                        int(policy.idle_seconds),
+                        int(policy.grace_seconds),
+                        int(policy.retention_seconds),
+                        max(1, int(policy.tombstone_seconds)),
+                        mode,
+                        today,
+                        *days,
+                    ],
+                )
+
+        replies = await run_pipeline(self.redis, [STEP_CAMPAIGN], queue)
+        steps = [
+            Step(vdn_id, campaign_id, _text(state), float(next_at), int(removed))
+            for (vdn_id, campaign_id), (state, next_at, removed) in zip(
+                campaigns, replies, strict=True
+            )
+        ]
+        await self._file(steps)
+        for step in steps:
+            if step.keys_removed:
+                metrics.CAMPAIGNS_ENDED.labels(step.state).inc()
+            if step.keys_removed or mode == "delete":  # an operator's deletion is always logged
+                log.info(
+                    "campaign %s: vdn=%d campaign=%r keys_removed=%d (%s)",
+                    step.state, step.vdn_id, step.campaign_id, step.keys_removed, mode,
+                )  # fmt: skip
+        return steps
+
+    async def _file(self, steps: list[Step]) -> None:
+        """The schedule and the index after the steps: the next date, or off both when deleted.
+
+        After the scripts, never before: a sweeper that stops in between leaves a campaign on
+        the schedule, and the next sweep finds it done and files it again.
+        """
+        schedule = self.layout.lifecycle_schedule()
+
+        def queue(pipe: Any) -> None:
+            for step in steps:
+                member = schedule_member(step.vdn_id, step.campaign_id)
+                if step.state == "deleted":
+                    pipe.srem(self.layout.vdn_campaigns(step.vdn_id), step.campaign_id)
+                    pipe.zrem(schedule, member)
+                else:
+                    pipe.zadd(schedule, {member: step.next_at}, xx=True)
+
+        await run_pipeline(self.redis, [], queue)
+
+    async def describe(self, vdn_id: int) -> list[dict[str, Any]]:
+        """Every campaign of a VDN's index: its lifecycle, its next step, what it holds."""
+        members = await self.redis.smembers(self.layout.vdn_campaigns(vdn_id))
+        campaign_ids = sorted(_text(member) for member in members)
+        schedule = self.layout.lifecycle_schedule()
+
+        def queue(pipe: Any) -> None:
+            for campaign_id in campaign_ids:
+                pipe.hmget(self.layout.campaign_life(vdn_id, campaign_id), list(LIFE_FIELDS))
+                pipe.zscore(schedule, schedule_member(vdn_id, campaign_id))
+                pipe.hlen(self.layout.campaign_records(vdn_id, campaign_id))
+                pipe.scard(self.layout.campaign_calls(vdn_id, campaign_id))
+
+        replies = await run_pipeline(self.redis, [], queue) if campaign_ids else []
+        rows = []
+        for index, campaign_id in enumerate(campaign_ids):
+            life, next_at, records, calls = replies[4 * index : 4 * index + 4]
+            active, closed, released, deleted = (
+                None if value is None else int(value) for value in life
+            )
+            state = (
+                "deleted" if deleted else "released" if released else "closed" if closed else "live"
+            )
+            rows.append(
+                {
+                    "campaignId": campaign_id,
+                    "state": state,
+                    "lastActiveDay": active,
+                    "closedAt": closed,
+                    "releasedAt": released,
+                    "nextStepAt": None if next_at is None else float(next_at),
+                    "records": int(records),
+                    "callIds": int(calls),
+                }
+            )
+        return rows
+
+
+def _parse_member(member: str) -> tuple[int, str]:
+    vdn, _, campaign_id = member.partition(":")
+    return int(vdn), campaign_id
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,328 @@
+"""Campaigns that end give their memory back (engine/lifecycle.py, campaign_lifecycle.lua).
+
+Against the real Redis, with an injected clock: a campaign closed or gone idle keeps counting
+through its grace, then loses its idempotence state in one step (records, callIds, day records:
+measured, by key and by MEMORY USAGE) while its counters stay exactly what they were; after the
+retention its counters go too and it leaves the VDN's index; a late event is refused, never
+counted twice. The whole path through a worker, the dead-letter topic and the operator's
+deletion while a worker counts are at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from redis import Redis as SyncRedis
+from redis.asyncio import Redis
+
+from isales_stats.core.days import DAY_SECONDS, today_in
+from isales_stats.core.events import CallEvent, decode_event
+from isales_stats.core.keys import KeyLayout
+from isales_stats.core.settings import Settings
+from isales_stats.engine.counting import EventCounter
+from isales_stats.engine.lifecycle import CampaignLifecycle, LifecyclePolicy
+from isales_stats.engine.statistics import StatisticsReader
+from tests.support.clock import GMT8, SettableClock
+from tests.support.counting import RETENTION_DAYS, EventCounters, count_events
+from tests.support.detail import expected_detail, read_detail
+from tests.support.events import CALL, call_event
+from tests.support.kafka_topics import (
+    end_offsets,
+    publish,
+    read_dead_letters,
+    wait_until_committed,
+)
+from tests.support.processes import ServiceProcess, run_cli
+from tests.support.streams import campaign_events
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.stack
+
+HOUR = 3600
+POLICY = LifecyclePolicy(
+    idle_seconds=3 * DAY_SECONDS,
+    grace_seconds=HOUR,
+    retention_seconds=2 * DAY_SECONDS,
+    tombstone_seconds=30 * DAY_SECONDS,
+)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def decoded(stream: list[dict[str, Any]]) -> list[CallEvent]:
+    return [decode_event(orjson.dumps(event)) for event in stream]
+
+
+def closed(campaign_id: str, moment_ms: int) -> dict[str, Any]:
+    return {"eventType": "campaign.closed", "vdnId": 1, "campaignId": campaign_id,
+            "occurredAt": moment_ms}  # fmt: skip
+
+
+class Campaigns:
+    """One test's counter, sweeper and reader on one Redis client and one clock."""
+
+    def __init__(self, redis: Redis, settings: Settings, counters: EventCounters) -> None:
+        self.clock = SettableClock()
+        self.redis = redis
+        self.layout = KeyLayout(settings.key_prefix)
+        self.counter: EventCounter = counters(redis, clock=self.clock)
+        self.lifecycle = CampaignLifecycle(
+            redis, self.layout, POLICY, lambda vdn_id: GMT8, RETENTION_DAYS, self.clock
+        )
+        self.reader = StatisticsReader(redis, self.layout)
+
+    @property
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    async def detail(self) -> list[dict[str, Any]]:
+        return await self.reader.read_count_detail(1, today_in(GMT8, self.clock))
+
+    async def keys_of(self, campaign_id: str) -> dict[str, int]:
+        """The campaign's keys -> MEMORY USAGE, in bytes."""
+        pattern = self.layout.campaign_base(1, campaign_id).replace("{", "\\{") + "*"
+        keys = [key.decode() async for key in self.redis.scan_iter(match=pattern, count=1000)]
+        return {key: int(await self.redis.memory_usage(key, samples=0) or 0) for key in keys}
+
+
+def suffixes(keys: dict[str, int], layout: KeyLayout, campaign_id: str) -> set[str]:
+    base = layout.campaign_base(1, campaign_id)
+    return {key.removeprefix(base) for key in keys}
+
+
+@pytest.mark.anyio
+async def test_a_closed_campaign_counts_through_its_grace_then_keeps_only_its_counters(
+    test_settings: Settings, event_counter: EventCounters
+) -> None:
+    async with Redis.from_url(test_settings.redis_url) as redis:
+        campaigns = Campaigns(redis, test_settings, event_counter)
+        c1 = campaign_events(1, "C1", ["b1", "b2", None], 400, moment_ms=campaigns.now_ms)
+        c2 = campaign_events(1, "C2", ["b1"], 30, moment_ms=campaigns.now_ms)
+        await campaigns.counter.count(decoded(c1 + c2))
+        before = await campaigns.keys_of("C1")
+        assert (await campaigns.counter.count(decoded([closed("C1", campaigns.now_ms)]))).applied
+
+        # Within the grace a late result is still counted, and the campaign keeps its state.
+        campaigns.clock.advance(HOUR - 60)
+        late = call_event(CALL, vdnId=1, campaignId="C1", dataId="b1-0", batchId="b1",
+                          callId="late-1", callStatus=6, final=True,
+                          occurredAt=campaigns.now_ms)  # fmt: skip
+        assert (await campaigns.counter.count(decoded([late]))).applied == 1
+        steps = (await campaigns.lifecycle.sweep()).steps
+        assert [step.state for step in steps] == ["live", "live"]
+        expected = expected_detail([*c1, late, *c2])
+        assert await campaigns.detail() == expected
+
+        # After it: released in one step. State gone, counters kept exactly, C2 untouched.
+        campaigns.clock.advance(120)
+        report = await campaigns.lifecycle.sweep()
+        assert [(s.campaign_id, s.state) for s in report.steps] == [("C1", "released")]
+        after = await campaigns.keys_of("C1")
+        layout = campaigns.layout
+        day = today_in(GMT8, campaigns.clock).isoformat()
+        gone = {":records", ":calls", f":day:{day}:records"}
+        assert suffixes(before, layout, "C1") - suffixes(after, layout, "C1") == gone
+        released = sum(before[layout.campaign_base(1, "C1") + suffix] for suffix in gone)
+        assert released > 0.9 * sum(before.values()), before  # nearly all its memory
+        assert sum(after.values()) < sum(before.values()) / 10, (before, after)
+        assert await campaigns.detail() == expected
+        assert await redis.hlen(layout.campaign_records(1, "C2")) == 30  # C2 untouched
+
+        # A late event now is refused with the reason, and nothing moves.
+        refused = await campaigns.counter.count(decoded([late, {**late, "callId": "late-2"}]))
+        assert (refused.applied, refused.duplicates, len(refused.released)) == (0, 0, 2)
+        assert "released" in refused.released[0][1]
+        assert await campaigns.detail() == expected
+
+
+@pytest.mark.anyio
+async def test_an_idle_campaign_is_released_after_its_idle_days_and_deleted_after_retention(
+    test_settings: Settings, event_counter: EventCounters
+) -> None:
+    async with Redis.from_url(test_settings.redis_url) as redis:
+        campaigns = Campaigns(redis, test_settings, event_counter)
+        stream = campaign_events(1, "C1", ["b1", "b2"], 30, moment_ms=campaigns.now_ms)
+        await campaigns.counter.count(decoded(stream))
+        expected = expected_detail(stream)
+        layout = campaigns.layout
+        index = layout.vdn_campaigns(1)
+
+        # Idle: no event for three days after its last active day, plus the grace.
+        idle_end = (int(campaigns.clock() // DAY_SECONDS) + 1) * DAY_SECONDS + 3 * DAY_SECONDS
+        campaigns.clock.now = idle_end + HOUR - 1
+        assert [s.state for s in (await campaigns.lifecycle.sweep()).steps] == ["live"]
+        campaigns.clock.now = idle_end + HOUR
+        assert [s.state for s in (await campaigns.lifecycle.sweep()).steps] == ["released"]
+        # The dates are those of the day the events were counted: read them for that day.
+        campaigns.clock.now = idle_end - 3 * DAY_SECONDS - 1
+        assert await campaigns.detail() == expected
+        assert await redis.sismember(index, "C1")
+
+        # Retention over: counters gone, off the index and the schedule; a tombstone is left.
+        campaigns.clock.now = idle_end + HOUR + 2 * DAY_SECONDS
+        assert [s.state for s in (await campaigns.lifecycle.sweep()).steps] == ["deleted"]
+        assert suffixes(await campaigns.keys_of("C1"), layout, "C1") == {":life"}
+        assert not await redis.sismember(index, "C1")
+        assert await redis.zcard(layout.lifecycle_schedule()) == 0
+        tombstone_expiry = await redis.expiretime(layout.campaign_life(1, "C1"))
+        assert tombstone_expiry == int(campaigns.clock()) + 30 * DAY_SECONDS
+        assert await campaigns.detail() == []
+
+        # A late event of a deleted campaign, counted by a process that never listed it: refused,
+        # and the campaign is not listed again.
+        fresh = event_counter(redis, clock=campaigns.clock)
+        refused = await fresh.count(decoded(stream[:5]))
+        assert (refused.applied, len(refused.released)) == (0, 5)
+        assert "deleted" in refused.released[0][1]
+        assert not await redis.sismember(index, "C1")
+        assert suffixes(await campaigns.keys_of("C1"), layout, "C1") == {":life"}
+        # That process put it on the schedule again (it names campaigns, the sweeper judges):
+        # the sweep finds it deleted, removes nothing and takes it off. Every step is idempotent.
+        again = (await campaigns.lifecycle.sweep()).steps
+        assert [(s.state, s.keys_removed) for s in again] == [("deleted", 0)]
+        assert await redis.zcard(layout.lifecycle_schedule()) == 0
+        assert (await campaigns.lifecycle.delete(1, "C1")).keys_removed == 0
+
+
+@pytest.mark.anyio
+async def test_a_second_close_is_a_duplicate_and_a_close_counts_nothing(
+    test_settings: Settings, event_counter: EventCounters
+) -> None:
+    async with Redis.from_url(test_settings.redis_url) as redis:
+        campaigns = Campaigns(redis, test_settings, event_counter)
+        stream = campaign_events(1, "C1", ["b1"], 10, moment_ms=campaigns.now_ms)
+        end = closed("C1", campaigns.now_ms)
+        first = await campaigns.counter.count(decoded([*stream, end]))
+        again = await campaigns.counter.count(decoded([end]))
+        assert (first.applied, again.applied, again.duplicates) == (len(stream) + 1, 0, 1)
+        assert await campaigns.detail() == expected_detail(stream)
+        closed_at = await redis.hget(campaigns.layout.campaign_life(1, "C1"), "closed")
+        assert closed_at == str(int(campaigns.clock())).encode()
+
+
+def test_a_late_event_of_a_released_campaign_goes_to_the_dead_letter_topic(
+    test_settings: Settings, tmp_path: Path
+) -> None:
+    """The whole path: a worker that closes, sweeps and releases on its own timer."""
+    moment = int(SettableClock()() * 1000)
+    c1 = campaign_events(1, "C1", ["b1"], 20, moment_ms=moment)
+    c2 = campaign_events(1, "C2", ["b1"], 20, moment_ms=moment)
+    publish(test_settings, [*c1, *c2, closed("C1", moment)])
+    layout = KeyLayout(test_settings.key_prefix)
+    with (
+        ServiceProcess(
+            test_settings,
+            "worker",
+            log_dir=tmp_path,
+            worker_metrics_port=0,
+            campaign_release_grace_hours=0,
+            campaign_sweep_seconds=0.5,
+        ) as worker,
+        SyncRedis.from_url(test_settings.redis_url) as redis,
+    ):
+        life = layout.campaign_life(1, "C1")
+        assert wait_for(lambda: redis.hexists(life, "released"), 30), worker.log()
+        assert read_detail(test_settings) == expected_detail(c1 + c2)
+        late = call_event(CALL, vdnId=1, campaignId="C1", dataId="b1-0", batchId="b1",
+                          callId="after-the-end", callStatus=5, final=False,
+                          occurredAt=moment)  # fmt: skip
+        publish(test_settings, [late])
+        (letter,) = read_dead_letters(test_settings, 1)
+        assert wait_until_committed(test_settings) == {}
+        assert read_detail(test_settings) == expected_detail(c1 + c2)
+        assert not redis.exists(layout.campaign_records(1, "C1"))
+        assert redis.hlen(layout.campaign_records(1, "C2")) == 20
+    headers = dict(letter.headers)
+    assert headers["x-dead-letter-category"] == b"campaign-released"
+    assert b"released" in headers["x-dead-letter-reason"]
+    assert orjson.loads(letter.value) == late
+
+
+def test_an_operator_deletes_a_campaign_while_a_worker_counts_it(
+    test_settings: Settings, tmp_path: Path
+) -> None:
+    """``isales-stats campaigns delete`` in the middle of a stream: every event of C1 after it
+    is dead-lettered, none counted again from nothing; C2 is exact; the group commits all."""
+    moment = int(SettableClock()() * 1000)
+    c1 = campaign_events(1, "C1", ["b1", "b2"], 400, moment_ms=moment)
+    c2 = campaign_events(1, "C2", ["b1", "b2"], 400, moment_ms=moment)
+    first, during, after = (
+        c1[:200],
+        c1[200:],
+        campaign_events(1, "C1", ["b3"], 50, moment_ms=moment, seed=3),
+    )
+    layout = KeyLayout(test_settings.key_prefix)
+    with ServiceProcess(test_settings, "worker", log_dir=tmp_path, worker_metrics_port=0) as worker:
+        publish(test_settings, first)
+        assert wait_for(lambda: read_detail(test_settings) == expected_detail(first), 30), (
+            worker.log()
+        )
+        # C1's rest and all of C2 stream in while the operator deletes C1.
+        mixed = interleave(during, c2)
+
+        def send() -> None:
+            for start in range(0, len(mixed), 40):
+                publish(test_settings, mixed[start : start + 40])
+
+        sender = threading.Thread(target=send)
+        sender.start()
+        deleted = run_cli(test_settings, "campaigns", "delete", "--vdn", "1", "--campaign", "C1")
+        sender.join()
+        assert deleted.returncode == 0, deleted.stderr
+        publish(test_settings, after)
+        assert wait_for(lambda: read_detail(test_settings) == expected_detail(c2), 60), worker.log()
+        assert wait_until_committed(test_settings) == {}
+        letters = read_dead_letters(
+            test_settings, sum(end_offsets(test_settings, test_settings.dead_letter_topic).values())
+        )
+        assert read_detail(test_settings) == expected_detail(c2)
+
+    # Every dead letter is C1's, refused as deleted; those sent after the deletion all are.
+    values = [orjson.loads(letter.value) for letter in letters]
+    assert {value["campaignId"] for value in values} == {"C1"}
+    assert all(dict(letter.headers)["x-dead-letter-category"] == b"campaign-released"
+               for letter in letters)  # fmt: skip
+    assert all(event in values for event in after)
+    with SyncRedis.from_url(test_settings.redis_url) as redis:
+        left = {key.decode() for key in redis.scan_iter(match=f"{test_settings.key_prefix}:*")}
+        assert [key for key in left if "{1:C1}" in key] == [layout.campaign_life(1, "C1")]
+        assert redis.smembers(layout.vdn_campaigns(1)) == {b"C2"}
+    # The deletion is on record: in the command's output and its log line.
+    report = json.loads(deleted.stdout)
+    assert (report["vdnId"], report["campaignId"], report["state"]) == (1, "C1", "deleted")
+    assert report["keysRemoved"] > 0
+    assert "campaign deleted: vdn=1 campaign='C1'" in deleted.stderr
+
+
+def interleave(a: list[Any], b: list[Any]) -> list[Any]:
+    merged = []
+    for index in range(max(len(a), len(b))):
+        merged += a[index : index + 1] + b[index : index + 1]
+    return merged
+
+
+def test_campaigns_list_shows_each_campaigns_lifecycle(test_settings: Settings) -> None:
+    moment = int(SettableClock()() * 1000)
+    asyncio.run(count_events(test_settings, [
+        *campaign_events(1, "C1", ["b1"], 5, moment_ms=moment),
+        *campaign_events(1, "C2", ["b1"], 3, moment_ms=moment),
+        closed("C2", moment),
+    ]))  # fmt: skip
+    listed = run_cli(test_settings, "campaigns", "list", "--vdn", "1", "--json")
+    assert listed.returncode == 0, listed.stderr
+    rows = {row["campaignId"]: row for row in json.loads(listed.stdout)}
+    assert (rows["C1"]["state"], rows["C1"]["records"]) == ("live", 5)
+    assert (rows["C2"]["state"], rows["C2"]["records"]) == ("closed", 3)
+    table = run_cli(test_settings, "campaigns", "list", "--vdn", "1")
+    assert table.stdout.splitlines()[0].split() == [
+        "campaign", "state", "records", "callIds", "last-active", "next-step"
+    ]  # fmt: skip
