@@ -143,8 +143,8 @@ class ClusterBatch:
         self.commands: list[tuple[str, tuple[Any, ...]]] = []
 
     def __getattr__(self, name: str) -> Callable[..., None]:
-        def record(*args: Any) -> None:
-            self.commands.append((name, args))
+        def record(*args: Any, **options: Any) -> None:
+            self.commands.append((name, (*args, options)))
 
         return record
 
@@ -159,7 +159,7 @@ class ClusterBatch:
                 end += 1
             method = getattr(self.redis, self.commands[start][0])
             replies += await asyncio.gather(
-                *(method(*args) for _, args in self.commands[start:end])
+                *(method(*args[:-1], **args[-1]) for _, args in self.commands[start:end])
             )
             start = end
         return replies
