@@ -71,10 +71,6 @@ class Step:
 class SweepReport:
     steps: list[Step] = field(default_factory=list)
 
-    def count(self, state: str) -> int:
-        """Steps that moved a campaign into ``state`` now (released or deleted)."""
-        return sum(1 for step in self.steps if step.state == state and step.keys_removed)
-
 
 class CampaignLifecycle:
     def __init__(
@@ -120,9 +116,14 @@ class CampaignLifecycle:
         today = int(now // DAY_SECONDS)
         policy = self.policy
 
+        days_of: dict[int, list[str]] = {}  # the same labels for every campaign of a VDN
+
         def queue(pipe: Any) -> None:
             for vdn_id, campaign_id in campaigns:
-                days = retained_days(self.zone_of(vdn_id), self.daily_retention_days, self.clock)
+                if vdn_id not in days_of:
+                    zone = self.zone_of(vdn_id)
+                    days_of[vdn_id] = retained_days(zone, self.daily_retention_days, self.clock)
+                days = days_of[vdn_id]
                 STEP_CAMPAIGN.queue(
                     pipe,
                     [self.layout.campaign_life(vdn_id, campaign_id)],
