@@ -213,21 +213,23 @@ class EventCounter:
             self._note_stored_offsets(topic, partitions, found, outcome)
         first_script = len(by_topic) + len(unlisted)
         verdicts = replies[first_script : first_script + len(by_campaign)]
-        gone = [
+        ended = [
             campaign
             for campaign, letters in zip(by_campaign, verdicts, strict=True)
-            if _tally(by_campaign[campaign], _text(letters), outcome, self.limits) == "G"
+            if _tally(by_campaign[campaign], _text(letters), outcome, self.limits)
+            in _RELEASED_REASONS
         ]
         self._known.update(new)
-        await self._unlist_deleted([campaign for campaign in gone if campaign in new])
+        await self._unlist_ended([campaign for campaign in ended if campaign in new])
         return outcome
 
-    async def _unlist_deleted(self, campaigns: list[tuple[int, str]]) -> None:
-        """Take deleted campaigns that this batch listed again off their VDN's index.
+    async def _unlist_ended(self, campaigns: list[tuple[int, str]]) -> None:
+        """Take released or deleted campaigns that this batch listed again off the live index.
 
-        A late event of a deleted campaign lists it (the index is listed ahead of the counts,
-        in another Redis Cluster slot) before the counting script finds its tombstone. Rare:
-        only a process that had not listed the campaign itself gets here.
+        A late event of such a campaign lists it (the index is listed ahead of the counts, in
+        another Redis Cluster slot) before the counting script finds it released or deleted.
+        Rare: only a process that had not listed the campaign itself gets here. A released
+        campaign stays in the VDN's released index, where the sweeper filed it.
         """
         if not campaigns:
             return

@@ -163,24 +163,41 @@ class CampaignLifecycle:
 
         After the scripts, never before: a sweeper that stops in between leaves a campaign on
         the schedule, and the next sweep finds it done and files it again.
+
+        A released campaign leaves the VDN's live index for its released one (scored by
+        when its counters go): a VDN's read walks what lives, however many campaigns ended.
         """
         schedule = self.layout.lifecycle_schedule()
 
         def queue(pipe: Any) -> None:
             for step in steps:
                 member = schedule_member(step.vdn_id, step.campaign_id)
+                live = self.layout.vdn_campaigns(step.vdn_id)
+                released = self.layout.vdn_released_campaigns(step.vdn_id)
                 if step.state == "deleted":
-                    pipe.srem(self.layout.vdn_campaigns(step.vdn_id), step.campaign_id)
+                    pipe.srem(live, step.campaign_id)
+                    pipe.zrem(released, step.campaign_id)
                     pipe.zrem(schedule, member)
-                else:
-                    pipe.zadd(schedule, {member: step.next_at}, xx=True)
+                    continue
+                if step.state in ("released", "retained"):
+                    pipe.srem(live, step.campaign_id)
+                    pipe.zadd(released, {step.campaign_id: step.next_at})
+                pipe.zadd(schedule, {member: step.next_at}, xx=True)
 
         await run_pipeline(self.redis, [], queue)
 
     async def describe(self, vdn_id: int) -> list[dict[str, Any]]:
-        """Every campaign of a VDN's index: its lifecycle, its next step, what it holds."""
-        members = await self.redis.smembers(self.layout.vdn_campaigns(vdn_id))
-        campaign_ids = sorted(_text(member) for member in members)
+        """Every campaign of a VDN's indexes, live and released: its lifecycle, its next step,
+        what it holds."""
+        live, released = await run_pipeline(
+            self.redis,
+            [],
+            lambda pipe: (
+                pipe.smembers(self.layout.vdn_campaigns(vdn_id)),
+                pipe.zrange(self.layout.vdn_released_campaigns(vdn_id), 0, -1),
+            ),
+        )
+        campaign_ids = sorted({_text(member) for member in [*live, *released]})
         schedule = self.layout.lifecycle_schedule()
 
         def queue(pipe: Any) -> None:

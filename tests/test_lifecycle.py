@@ -84,8 +84,9 @@ class Campaigns:
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
 
-    async def detail(self) -> list[dict[str, Any]]:
-        return await self.reader.read_count_detail(1, today_in(GMT8, self.clock))
+    async def detail(self, campaign_id: str | None = None) -> list[dict[str, Any]]:
+        """The whole VDN's countDetail (its live campaigns), or one campaign's."""
+        return await self.reader.read_count_detail(1, today_in(GMT8, self.clock), campaign_id)
 
     async def keys_of(self, campaign_id: str) -> dict[str, int]:
         """The campaign's keys -> MEMORY USAGE, in bytes."""
@@ -134,14 +135,26 @@ async def test_a_closed_campaign_counts_through_its_grace_then_keeps_only_its_co
         released = sum(before[layout.campaign_base(1, "C1") + suffix] for suffix in gone)
         assert released > 0.9 * sum(before.values()), before  # nearly all its memory
         assert sum(after.values()) < sum(before.values()) / 10, (before, after)
-        assert await campaigns.detail() == expected
         assert await redis.hlen(layout.campaign_records(1, "C2")) == 30  # C2 untouched
+        # Its final counters are read by campaignId; the whole VDN walks the live campaigns.
+        final_c1 = [entry for entry in expected if entry["campaignId"] == "C1"]
+        assert await campaigns.detail("C1") == final_c1
+        assert await campaigns.detail() == expected_detail(c2)
+        assert await redis.smembers(layout.vdn_campaigns(1)) == {b"C2"}
+        deleted_at = int(campaigns.clock()) + POLICY.retention_seconds
+        released_index = layout.vdn_released_campaigns(1)
+        assert await redis.zrange(released_index, 0, -1, withscores=True) == [(b"C1", deleted_at)]
 
         # A late event now is refused with the reason, and nothing moves.
         refused = await campaigns.counter.count(decoded([late, {**late, "callId": "late-2"}]))
         assert (refused.applied, refused.duplicates, len(refused.released)) == (0, 0, 2)
         assert "released" in refused.released[0][1]
-        assert await campaigns.detail() == expected
+        assert await campaigns.detail("C1") == final_c1
+        # Not even by a process that never listed it: the live index stays as it was.
+        fresh = event_counter(redis, clock=campaigns.clock)
+        assert len((await fresh.count(decoded([late]))).released) == 1
+        assert await campaigns.detail() == expected_detail(c2)
+        assert await redis.smembers(layout.vdn_campaigns(1)) == {b"C2"}
 
 
 @pytest.mark.anyio
@@ -151,10 +164,11 @@ async def test_an_idle_campaign_is_released_after_its_idle_days_and_deleted_afte
     async with Redis.from_url(test_settings.redis_url) as redis:
         campaigns = Campaigns(redis, test_settings, event_counter)
         stream = campaign_events(1, "C1", ["b1", "b2"], 30, moment_ms=campaigns.now_ms)
+        counted_at = campaigns.clock()
         await campaigns.counter.count(decoded(stream))
         expected = expected_detail(stream)
         layout = campaigns.layout
-        index = layout.vdn_campaigns(1)
+        index, released_index = layout.vdn_campaigns(1), layout.vdn_released_campaigns(1)
 
         # Idle: no event for three days after its last active day, plus the grace.
         idle_end = (int(campaigns.clock() // DAY_SECONDS) + 1) * DAY_SECONDS + 3 * DAY_SECONDS
@@ -162,20 +176,23 @@ async def test_an_idle_campaign_is_released_after_its_idle_days_and_deleted_afte
         assert [s.state for s in (await campaigns.lifecycle.sweep()).steps] == ["live"]
         campaigns.clock.now = idle_end + HOUR
         assert [s.state for s in (await campaigns.lifecycle.sweep()).steps] == ["released"]
-        # The dates are those of the day the events were counted: read them for that day.
-        campaigns.clock.now = idle_end - 3 * DAY_SECONDS - 1
-        assert await campaigns.detail() == expected
-        assert await redis.sismember(index, "C1")
+        # The dates are those of the day the events were counted: read them at that moment.
+        campaigns.clock.now = counted_at
+        assert await campaigns.detail("C1") == expected
+        assert await campaigns.detail() == []  # the whole VDN reads its live campaigns
+        assert not await redis.sismember(index, "C1")
+        assert await redis.zscore(released_index, "C1") == idle_end + HOUR + 2 * DAY_SECONDS
 
         # Retention over: counters gone, off the index and the schedule; a tombstone is left.
         campaigns.clock.now = idle_end + HOUR + 2 * DAY_SECONDS
         assert [s.state for s in (await campaigns.lifecycle.sweep()).steps] == ["deleted"]
         assert suffixes(await campaigns.keys_of("C1"), layout, "C1") == {":life"}
         assert not await redis.sismember(index, "C1")
+        assert not await redis.exists(released_index)
         assert await redis.zcard(layout.lifecycle_schedule()) == 0
         tombstone_expiry = await redis.expiretime(layout.campaign_life(1, "C1"))
         assert tombstone_expiry == int(campaigns.clock()) + 30 * DAY_SECONDS
-        assert await campaigns.detail() == []
+        assert await campaigns.detail("C1") == []
 
         # A late event of a deleted campaign, counted by a process that never listed it: refused,
         # and the campaign is not listed again.
@@ -191,6 +208,53 @@ async def test_an_idle_campaign_is_released_after_its_idle_days_and_deleted_afte
         assert [(s.state, s.keys_removed) for s in again] == [("deleted", 0)]
         assert await redis.zcard(layout.lifecycle_schedule()) == 0
         assert (await campaigns.lifecycle.delete(1, "C1")).keys_removed == 0
+
+
+@pytest.mark.anyio
+async def test_a_vdn_with_thousands_of_released_campaigns_reads_only_what_lives(
+    test_settings: Settings, event_counter: EventCounters
+) -> None:
+    """VDN 1 has 50 live campaigns; VDN 2 the same 50 and 5,000 released ones. Their whole-VDN
+    reads answer the same 50 campaigns with the same Redis work (keys looked up, measured by
+    INFO's keyspace counters), not a hundred times more; the benchmark times both
+    (``python -m benchmarks.run lifecycle``)."""
+    async with Redis.from_url(test_settings.redis_url) as redis:
+        campaigns = Campaigns(redis, test_settings, event_counter)
+        live = [f"L{index}" for index in range(50)]
+        ended = [f"E{index}" for index in range(5000)]
+        events = [
+            event
+            for vdn_id, names in ((1, live), (2, live + ended))
+            for name in names
+            for event in campaign_events(vdn_id, name, ["b1"], 2, moment_ms=campaigns.now_ms)
+        ]
+        events += [{**closed(name, campaigns.now_ms), "vdnId": 2} for name in ended]
+        for start in range(0, len(events), 5000):
+            await campaigns.counter.count(decoded(events[start : start + 5000]))
+        counted_at = campaigns.clock()
+        campaigns.clock.advance(POLICY.grace_seconds)
+        while (await campaigns.lifecycle.sweep()).steps:
+            pass  # a sweep steps at most 5,000 campaigns; the 50 live ones are due too
+        layout = campaigns.layout
+        assert await redis.scard(layout.vdn_campaigns(2)) == 50
+        assert await redis.zcard(layout.vdn_released_campaigns(2)) == 5000
+
+        campaigns.clock.now = counted_at
+        work = {}
+        for vdn_id in (1, 2):
+            before = await redis.info("stats")
+            detail = await campaigns.reader.read_count_detail(
+                vdn_id, today_in(GMT8, campaigns.clock)
+            )
+            after = await redis.info("stats")
+            assert sorted(entry["campaignId"] for entry in detail) == sorted(live)
+            work[vdn_id] = sum(after[n] - before[n] for n in ("keyspace_hits", "keyspace_misses"))
+        assert work[1] == work[2] == 1 + 2 * 50, work  # the index, two row hashes a campaign
+        # The released ones are still there for whoever names them.
+        today = today_in(GMT8, campaigns.clock)
+        (final,) = await campaigns.reader.read_count_detail(2, today, "E7")
+        assert final["campaignId"] == "E7"
+        assert final["totalCount"] == 2
 
 
 @pytest.mark.anyio
@@ -231,14 +295,16 @@ def test_a_late_event_of_a_released_campaign_goes_to_the_dead_letter_topic(
     ):
         life = layout.campaign_life(1, "C1")
         assert wait_for(lambda: redis.hexists(life, "released"), 30), worker.log()
-        assert read_detail(test_settings) == expected_detail(c1 + c2)
+        assert wait_for(lambda: read_detail(test_settings) == expected_detail(c2), 5)
+        assert read_detail(test_settings, "C1") == expected_detail(c1)
         late = call_event(CALL, vdnId=1, campaignId="C1", dataId="b1-0", batchId="b1",
                           callId="after-the-end", callStatus=5, final=False,
                           occurredAt=moment)  # fmt: skip
         publish(test_settings, [late])
         (letter,) = read_dead_letters(test_settings, 1)
         assert wait_until_committed(test_settings) == {}
-        assert read_detail(test_settings) == expected_detail(c1 + c2)
+        assert read_detail(test_settings) == expected_detail(c2)
+        assert read_detail(test_settings, "C1") == expected_detail(c1)
         assert not redis.exists(layout.campaign_records(1, "C1"))
         assert redis.hlen(layout.campaign_records(1, "C2")) == 20
     headers = dict(letter.headers)

@@ -5,7 +5,9 @@ campaign carries the hash tag ``{vdnId:campaignId}``, so that one counting step 
 touches a single Redis Cluster slot. The key table of docs/architecture.md (section "Redis keys")
 documents the same layout.
 
-    {P}:vdn:{vdn}:campaigns                      set    campaignIds of a VDN
+    {P}:vdn:{vdn}:campaigns                      set    a VDN's live campaignIds (counting)
+    {P}:vdn:{vdn}:campaigns:released             zset   its released campaignIds -> when
+                                                        their counters are deleted
     {P}:{vdn:c}:totals                           hash   campaign counters since the start
     {P}:{vdn:c}:day:{YYYY-MM-DD}                 hash   campaign counters of one day (expires)
     {P}:{vdn:c}:batches                          hash   batchId -> small number (record state)
@@ -88,7 +90,16 @@ class KeyLayout:
     prefix: str = "isales"
 
     def vdn_campaigns(self, vdn_id: int) -> str:
+        """The VDN's live campaigns: what its whole-VDN read and the dashboards walk."""
         return f"{self.prefix}:vdn:{vdn_id}:campaigns"
+
+    def vdn_released_campaigns(self, vdn_id: int) -> str:
+        """Campaigns whose state was released -> epoch seconds at which their counters go.
+
+        Apart from the live ones, so that a VDN's read costs what lives, however many ended:
+        their final counters are still read by campaignId until the retention deletes them.
+        """
+        return f"{self.prefix}:vdn:{vdn_id}:campaigns:released"
 
     # A caller's admission keys (api/admission.py) share the hash tag {caller}: the one script
     # that checks a signature's first use and both budgets touches one Redis Cluster slot.

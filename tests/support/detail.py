@@ -25,13 +25,14 @@ def expected_detail(stream: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return reference_statistics(stream, default_zone=GMT8).count_detail(1, today_in(GMT8))
 
 
-def read_detail(settings: Settings) -> list[dict[str, Any]]:
-    """VDN 1's countDetail today as the engine has counted it, read from Redis."""
+def read_detail(settings: Settings, campaign_id: str | None = None) -> list[dict[str, Any]]:
+    """VDN 1's countDetail today as the engine has counted it, read from Redis: its live
+    campaigns, or the one named."""
 
     async def read() -> list[dict[str, Any]]:
         async with connect(settings) as redis:  # the engine's own way: TLS and ACL users too
             reader = StatisticsReader(redis, KeyLayout(settings.key_prefix))
-            return await reader.read_count_detail(1, today_in(GMT8))
+            return await reader.read_count_detail(1, today_in(GMT8), campaign_id)
 
     return asyncio.run(read())
 
