@@ -169,7 +169,8 @@ def _server(command: list[str], environment: dict[str, str], port: int, log: Pat
         process.wait(15)
 
 
-def _api_server(settings: Settings, port: int, workdir: Path) -> Any:
+def api_server(settings: Settings, port: int, workdir: Path) -> Any:
+    """``isales-stats api`` with ``settings`` on ``port``, its log in ``workdir``."""
     command = cli_command("api", "--port", str(port))
     return _server(command, settings.as_environment(), port, workdir / f"api-{port}.log")
 
@@ -184,27 +185,26 @@ def _baseline_server(port: int, workdir: Path) -> Any:
 # --- load ------------------------------------------------------------------------------------
 
 
-def _sequential_latency(
-    base: str, path: str, requests: int, headers: Callable[[str], dict[str, str]]
-) -> Latency:
+Headers = Callable[[str], dict[str, str]]
+
+
+def _sequential_latency(base: str, path: str, requests: int, headers: Headers) -> Latency:
     """Latency of ``path`` on one server: sequential requests over one keep-alive connection."""
-    (latency,) = _interleaved_latency([(base, headers)], path, requests)
+    (latency,) = interleaved_latency([(base, path, headers)], requests)
     return latency
 
 
-def _interleaved_latency(
-    servers: list[tuple[str, Callable[[str], dict[str, str]]]], path: str, requests: int
-) -> list[Latency]:
-    """Latency of ``path`` on each server, their requests taken in turn: every server sees the
-    same moments of this shared machine, so their ratio is not the noise of separate runs."""
+def interleaved_latency(targets: list[tuple[str, str, Headers]], requests: int) -> list[Latency]:
+    """Latency of each (server, path, headers), their requests taken in turn: every target sees
+    the same moments of this shared machine, so their ratio is not the noise of separate runs."""
     connections = [
-        (http.client.HTTPConnection(base.removeprefix("http://"), timeout=10), base, headers)
-        for base, headers in servers
+        (http.client.HTTPConnection(base.removeprefix("http://"), timeout=60), base, path, headers)
+        for base, path, headers in targets
     ]
-    samples: list[list[float]] = [[] for _ in servers]
+    samples: list[list[float]] = [[] for _ in targets]
     try:
         for index in range(requests + requests // 10):
-            for place, (connection, base, headers) in enumerate(connections):
+            for place, (connection, base, path, headers) in enumerate(connections):
                 # Signed before the clock starts: the client's signing is not the server's time.
                 request_headers = headers(base.removeprefix("http://"))
                 began = time.perf_counter()
@@ -217,7 +217,7 @@ def _interleaved_latency(
                 if index >= requests // 10:  # the first tenth warms up
                     samples[place].append(elapsed * 1000)
     finally:
-        for connection, _, _ in connections:
+        for connection, *_ in connections:
             connection.close()
     latencies = []
     for taken in samples:
@@ -226,7 +226,7 @@ def _interleaved_latency(
     return latencies
 
 
-def _plain_headers(host_port: str) -> dict[str, str]:
+def plain_headers(host_port: str) -> dict[str, str]:
     return dict(HEADERS)
 
 
@@ -318,26 +318,28 @@ def _measure(settings: Settings, workdir: Path, events: int) -> str:
             "rate_limit_key_requests": 10**9,
         }
     )
-    with _api_server(settings, api_port, workdir) as api:
+    with api_server(settings, api_port, workdir) as api:
         whole_body = httpx.get(api + whole_path, headers=HEADERS).content
         one_body = httpx.get(api + one_path, headers=HEADERS).content
         (workdir / "whole.json").write_bytes(whole_body)
         (workdir / "one.json").write_bytes(one_body)
-        whole = _sequential_latency(api, whole_path, WHOLE_VDN_REQUESTS, _plain_headers)
-        one = _sequential_latency(api, one_path, ONE_CAMPAIGN_REQUESTS, _plain_headers)
+        whole = _sequential_latency(api, whole_path, WHOLE_VDN_REQUESTS, plain_headers)
+        one = _sequential_latency(api, one_path, ONE_CAMPAIGN_REQUESTS, plain_headers)
         one_rps = _throughput(api + one_path)
         whole_rps = _throughput(api + whole_path)
         # Signed against unsigned, their requests in turn (the ratio the issue asks for).
-        with _api_server(secured, signed_port, workdir) as signed_api:
-            unsigned_paired, one_secured = _interleaved_latency(
-                [(api, _plain_headers), (signed_api, _signed_headers(one_path))],
-                one_path,
+        with api_server(secured, signed_port, workdir) as signed_api:
+            unsigned_paired, one_secured = interleaved_latency(
+                [
+                    (api, one_path, plain_headers),
+                    (signed_api, one_path, _signed_headers(one_path)),
+                ],
                 ONE_CAMPAIGN_REQUESTS,
             )
     read_side = asyncio.run(_read_side_latency(settings, WHOLE_VDN_REQUESTS))
     with _baseline_server(baseline_port, workdir) as baseline:
-        whole_base = _sequential_latency(baseline, "/whole", WHOLE_VDN_REQUESTS, _plain_headers)
-        one_base = _sequential_latency(baseline, "/one", ONE_CAMPAIGN_REQUESTS, _plain_headers)
+        whole_base = _sequential_latency(baseline, "/whole", WHOLE_VDN_REQUESTS, plain_headers)
+        one_base = _sequential_latency(baseline, "/one", ONE_CAMPAIGN_REQUESTS, plain_headers)
         one_base_rps = _throughput(baseline + "/one")
         whole_base_rps = _throughput(baseline + "/whole")
 
