@@ -55,6 +55,7 @@ from tests.support.faults import scrape_metric
 from tests.support.freshness import FreshnessWatcher
 from tests.support.kafka_topics import publish
 from tests.support.ports import free_port
+from tests.support.state import records_known, state_sizes
 from tests.support.streams import campaign_stream, encoded
 
 EVENTS = 300_000
@@ -109,7 +110,14 @@ def _run(base: Settings, used: list[Settings]) -> str:
 
     stream = campaign_stream(EVENTS, campaigns=CAMPAIGNS, batches=5, seed=5)
     settings = fresh()
+    kafka_pid = _stack_pids(settings)["Kafka"]
+    kafka_before, producer_before = cpu_seconds(kafka_pid), time.process_time()
     publish(settings, stream)
+    produced = {
+        "Kafka, taking the events in": cpu_seconds(kafka_pid) - kafka_before,
+        "the producer (this process: kafka-python, acks=all)": time.process_time()
+        - producer_before,
+    }
     identities = _identities(stream)
 
     ceiling = [_bare_consumer_rate(settings, len(stream)) for _ in range(RUNS)]
@@ -177,6 +185,7 @@ def _run(base: Settings, used: list[Settings]) -> str:
         f"{replicated.replication_bytes / replicated.events:.0f} B/event, the replica "
         f"{replica_lag:,} bytes behind at the end.",
         "",
+        *_cpu_table(ours, produced, len(stream)),
         "### Freshness at fractions of capacity",
         "",
         f"Capacity, measured in this run: **{capacity:,.0f} events/s**, one worker counting while "
@@ -232,6 +241,29 @@ def _run(base: Settings, used: list[Settings]) -> str:
         f"| in all, per record (everything above / records) | {memory['all_per_record']:.0f} |",
     ]
     return "\n".join(lines)
+
+
+def _cpu_table(runs: list[WorkerRun], produced: dict[str, float], events: int) -> list[str]:
+    """CPU-seconds per million events of each process on the way (docs/capacity.md's input)."""
+    per_million = 1_000_000 / events
+    rows = [("the worker", statistics.median(run.cpu_per_million for run in runs))]
+    for name in runs[0].service_cpu_seconds:
+        label = "Kafka, serving the worker's fetches" if name == "Kafka" else name
+        rows.append((label, statistics.median(
+            run.service_cpu_seconds[name] * 1_000_000 / run.events for run in runs
+        )))  # fmt: skip
+    rows += [(name, seconds * per_million) for name, seconds in produced.items()]
+    return [
+        "CPU-seconds per million events of each process, from /proc (user + system): the "
+        "worker, Redis and the broker during our worker's runs (medians), the broker and the "
+        "producer while the stream was published (one publication, `acks=all`). "
+        "[docs/capacity.md](capacity.md) sizes deployments from these.",
+        "",
+        "| process | CPU-s per 1M events |",
+        "| --- | ---: |",
+        *[f"| {name} | {value:.1f} |" for name, value in rows],
+        "",
+    ]
 
 
 def _bytes_table(loads: list[tuple[float, dict[str, Any]]]) -> list[str]:
@@ -336,6 +368,8 @@ class WorkerRun:
     rewrites_per_minute: float
     cpu_seconds: float  # the worker's user + system time
     replication_bytes: int  # the replication stream (0 without a replica)
+    # The same seconds' CPU time of Redis and of the Kafka broker (serving the fetches)
+    service_cpu_seconds: dict[str, float]
 
     @property
     def aof_per_event(self) -> float:
@@ -360,6 +394,8 @@ def _worker_rate(settings: Settings, command: list[str], events: int, expected: 
     redis = Redis.from_url(run_settings.redis_url)
     environment = {**os.environ, **run_settings.as_environment()}
     before = read_writes(redis)
+    services = _stack_pids(run_settings)
+    services_before = {name: cpu_seconds(pid) for name, pid in services.items()}
     launched = time.monotonic()
     worker = subprocess.Popen(
         command, env=environment,
@@ -379,6 +415,8 @@ def _worker_rate(settings: Settings, command: list[str], events: int, expected: 
             time.sleep(0.05)
         assert first is not None
         cpu = cpu_seconds(worker.pid)
+        service_cpu = {name: cpu_seconds(pid) - services_before[name]
+                       for name, pid in services.items()}  # fmt: skip
         after = read_writes(redis)
         share_left = 1 - first[1] / expected
         return WorkerRun(
@@ -389,6 +427,7 @@ def _worker_rate(settings: Settings, command: list[str], events: int, expected: 
             rewrites_per_minute=after.rewrites_per_minute_since(before),
             cpu_seconds=cpu,
             replication_bytes=after.replication_offset - before.replication_offset,
+            service_cpu_seconds=service_cpu,
         )
     finally:
         _stop(worker)
@@ -505,7 +544,8 @@ def _capacity(settings: Settings) -> float:
             for sent in range(CAPACITY_EVENTS):
                 publisher.publish(_added(sent, now_ms, "cap"))
         deadline = time.monotonic() + 300
-        while sum(redis.hlen(layout.campaign_records(1, c)) for c in campaigns) < CAPACITY_EVENTS:
+        targets = [(1, campaign) for campaign in campaigns]
+        while sum(n for n, _ in state_sizes(redis, layout, targets)) < CAPACITY_EVENTS:
             if time.monotonic() > deadline:
                 raise TimeoutError("the capacity run did not finish")
             time.sleep(0.02)
@@ -593,7 +633,7 @@ def _wait_until_consuming(settings: Settings, worker: subprocess.Popen[bytes]) -
         publisher.publish({"eventType": "data.added", "vdnId": 1, "campaignId": "probe",
                            "dataId": "probe", "occurredAt": int(time.time() * 1000)})  # fmt: skip
     deadline = time.monotonic() + 60
-    while not redis.hexists(layout.campaign_records(1, "probe"), "probe"):
+    while not records_known(redis, layout, [(1, "probe", "probe")])[0]:
         if worker.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError("the worker did not start consuming")
         time.sleep(0.05)
@@ -617,7 +657,9 @@ def _memory(settings: Settings) -> dict[str, Any]:
     for key in redis.scan_iter(match=f"{settings.key_prefix}:*", count=1000):
         name = key.decode()
         kind = name.rsplit("}", 1)[1] if "}" in name else "vdn-index"
-        if kind.endswith(":records") and ":day:" in kind:
+        if kind.startswith((":records:", ":calls:")):  # the buckets of one structure
+            kind = kind.rsplit(":", 1)[0]
+        elif ":records:" in kind and kind.startswith(":day:"):
             kind = "day-records"
         elif kind.startswith(":batch:"):
             kind = "batch-day" if ":day:" in kind else "batch-totals"

@@ -25,7 +25,6 @@ import shutil
 import statistics
 import tempfile
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -44,6 +43,7 @@ from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings
 from isales_stats.engine.counting import EventCounter
 from isales_stats.engine.lifecycle import CampaignLifecycle, LifecyclePolicy
+from isales_stats.engine.state import state_sizes
 from tests.support.cleanup import delete_keys
 from tests.support.clock import GMT8, SettableClock
 from tests.support.ports import free_port
@@ -62,6 +62,8 @@ CAMPAIGNS_PER_DAY = 4
 RECORDS_PER_CAMPAIGN = 2500
 BATCHES = 5
 DIALLING_DAYS = 3  # a record is dialled on the day of its import and the two after it
+DIALLING_HOURS = (9, 21)  # local time: imports at 09:00, calls until 21:00, then the closes
+DIALLING_MINUTES = (DIALLING_HOURS[1] - DIALLING_HOURS[0]) * 60
 CONNECTED = 0.45  # chance that an attempt connects (the record is then done)
 # The lifecycle of the simulation: the defaults, but a retention of 30 days, so that 90 days
 # run well past the horizon (the default 90 would need 130 simulated days to show it).
@@ -238,7 +240,7 @@ def _ninety_days() -> str:
 async def _simulate(settings: Settings) -> tuple[list[Day], int]:
     layout = KeyLayout(settings.key_prefix)
     zone = GMT8
-    # Day 0 starts at the next midnight in the VDN's zone; events are stamped at 10:00.
+    # Day 0 starts at the next midnight in the VDN's zone.
     start = datetime.now(zone).replace(hour=0, minute=0, second=0, microsecond=0)
     start += timedelta(days=1)
     clock = SettableClock(start.timestamp())
@@ -256,36 +258,54 @@ async def _simulate(settings: Settings) -> tuple[list[Day], int]:
         )
         released = deleted = 0
         for day in range(DAYS):
-            clock.now = start.timestamp() + day * DAY_SECONDS + 10 * 3600
-            events = list(_events_of_day(day, campaigns, rng, int(clock() * 1000)))
-            for chunk in range(0, len(events), 5000):
-                await counter.count([event_from_json(e) for e in events[chunk : chunk + 5000]])
+            day_start = start.timestamp() + day * DAY_SECONDS
+            imports, attempts, closes = _events_of_day(day, campaigns, rng)
+            rng.shuffle(attempts)  # a dialler interleaves its campaigns
+            # Imports at the start of the dialling hours, attempts spread over their minutes
+            # (the progress streams grow a minute at a time), the day's closes at their end.
+            plan = [(DIALLING_HOURS[0] * 3600, imports)]
+            plan += [
+                (DIALLING_HOURS[0] * 3600 + minute * 60, attempts[minute::DIALLING_MINUTES])
+                for minute in range(DIALLING_MINUTES)
+            ]
+            plan.append((DIALLING_HOURS[1] * 3600, closes))
+            for offset, events in plan:
+                clock.now = day_start + offset
+                stamp = int(clock() * 1000)
+                for first in range(0, len(events), 5000):
+                    await counter.count([
+                        event_from_json({**event, "occurredAt": stamp})
+                        for event in events[first : first + 5000]
+                    ])  # fmt: skip
+            counted = len(imports) + len(attempts) + len(closes)
             campaigns = [c for c in campaigns if day - c.opened < DIALLING_DAYS - 1]
             # The sweep of the evening, then what Redis would have expired by then.
-            clock.now = start.timestamp() + day * DAY_SECONDS + 22 * 3600
+            clock.now = day_start + 22 * 3600
             for step in (await lifecycle.sweep()).steps:
                 released += step.state == "released"
                 deleted += step.state == "deleted" and step.keys_removed > 0
             await _expire(redis, clock())
-            days.append(await _measure(redis, layout, day, len(events), released, deleted))
+            days.append(await _measure(redis, layout, day, counted, released, deleted))
             print(f"day {day}: {days[-1]}", flush=True)
     return days, empty
 
 
 def _events_of_day(
-    day: int, campaigns: list[Campaign], rng: random.Random, moment: int
-) -> Iterator[dict[str, Any]]:
-    """Today's imports of new campaigns, then an attempt for each record still waiting of the
-    campaigns being dialled; campaigns on their last day are closed after it."""
+    day: int, campaigns: list[Campaign], rng: random.Random
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Today's imports of new campaigns, an attempt for each record still waiting of the
+    campaigns being dialled, and the closes of those on their last day (unstamped)."""
+    imports: list[dict[str, Any]] = []
+    attempts: list[dict[str, Any]] = []
+    closes: list[dict[str, Any]] = []
     for index in range(CAMPAIGNS_PER_DAY):
         campaign = Campaign(f"D{day:03d}-{index}", day)
         for record in range(RECORDS_PER_CAMPAIGN):
             data_id = f"r{record:05d}"
             campaign.batch_of[data_id] = f"b{record % BATCHES}"
             campaign.waiting.append(data_id)
-            yield {"eventType": "data.added", "vdnId": 1, "campaignId": campaign.name,
-                   "dataId": data_id, "batchId": campaign.batch_of[data_id],
-                   "occurredAt": moment}  # fmt: skip
+            imports.append({"eventType": "data.added", "vdnId": 1, "campaignId": campaign.name,
+                            "dataId": data_id, "batchId": campaign.batch_of[data_id]})  # fmt: skip
         campaigns.append(campaign)
     for campaign in campaigns:
         attempt = day - campaign.opened
@@ -293,17 +313,19 @@ def _events_of_day(
         still_waiting = []
         for data_id in campaign.waiting:
             connected = rng.random() < CONNECTED
-            yield {"eventType": "call.result", "vdnId": 1, "campaignId": campaign.name,
-                   "dataId": data_id, "batchId": campaign.batch_of[data_id],
-                   "callId": f"{campaign.name}-{data_id}-{attempt}",
-                   "callStatus": 6 if connected else 5, "final": connected or last,
-                   "occurredAt": moment}  # fmt: skip
+            attempts.append({"eventType": "call.result", "vdnId": 1,
+                             "campaignId": campaign.name, "dataId": data_id,
+                             "batchId": campaign.batch_of[data_id],
+                             "callId": f"{campaign.name}-{data_id}-{attempt}",
+                             "callStatus": 6 if connected else 5,
+                             "final": connected or last})  # fmt: skip
             if not connected:
                 still_waiting.append(data_id)
         campaign.waiting = still_waiting
         if last:
-            yield {"eventType": "campaign.closed", "vdnId": 1, "campaignId": campaign.name,
-                   "occurredAt": moment}  # fmt: skip
+            closes.append({"eventType": "campaign.closed", "vdnId": 1,
+                           "campaignId": campaign.name})  # fmt: skip
+    return imports, attempts, closes
 
 
 async def _keys(redis: Redis) -> list[str]:
@@ -331,19 +353,22 @@ async def _measure(
             pipe.memory_usage(key, samples=0)
         sizes = [int(size or 0) for size in await pipe.execute()]
     state = sum(size for key, size in zip(keys, sizes, strict=True) if _is_state(key))
-    live_records = 0
-    for key in keys:
-        if key.endswith("}:records"):
-            live_records += int(await redis.hlen(key))
+    campaigns = sorted({
+        (1, key.split("{", 1)[1].split("}", 1)[0].partition(":")[2])
+        for key in keys
+        if key.rsplit("}", 1)[-1].startswith(":records:")
+    })  # fmt: skip
+    live_records = sum(records for records, _ in await state_sizes(redis, layout, campaigns))
     used = int((await redis.info("memory"))["used_memory"])
     return Day(day, events, live_records, used, sum(sizes), state, len(keys), released, deleted)
 
 
 def _is_state(key: str) -> bool:
-    """A key of a campaign's idempotence state (what a release frees)."""
+    """A bucket of a campaign's idempotence state (what a release frees)."""
     suffix = key.rsplit("}", 1)[-1]
-    return suffix in (":records", ":calls") or (suffix.startswith(":day:")
-                                                and suffix.endswith(":records"))  # fmt: skip
+    return suffix.startswith((":records:", ":calls:")) or (
+        suffix.startswith(":day:") and ":records:" in suffix
+    )
 
 
 def _memory_report(days: list[Day], empty: int, settings: Settings) -> str:

@@ -1,13 +1,20 @@
+#!lua flags=allow-oom
 -- Move one campaign along its lifecycle, in one atomic step: live -> released -> deleted.
--- (Key suffixes and lifecycle fields come from the prelude: engine/scripts.py.)
+-- (allow-oom: releasing and deleting free memory, and a full Redis needs them most; what a
+-- step writes is a field or two of the lifecycle hash.)
+-- (Key suffixes and lifecycle fields come from the prelude, bucket_keys from the library
+-- buckets.lua: engine/scripts.py.)
 --
 --   live      counted as events come. It ends by a campaign.closed, or by going idle (no
 --             event counted for `idle` seconds after its last active day).
 --   released  `grace` seconds after its end: its idempotence state (records, callIds, day
---             records: almost all of its memory) is gone, its counters stay, final and
---             readable by the API and the dashboards. Its events are refused from now on
---             (count_events.lua answers "R"), since nothing tells a new one from an old one.
---   deleted   `retention` seconds after the release, or at once by an operator: its counters
+--             records: almost all of its memory) is gone, and its counters are compacted to
+--             the packed rows the API reads (totals and each day's, per scope): the counter
+--             hashes the dashboards read, its batch index and its progress stream go too, as
+--             only live campaigns are on dashboards. Its final counters stay readable by
+--             campaignId. Its events are refused from now on (count_events.lua answers "R"),
+--             since nothing tells a new one from an old one.
+--   deleted   `retention` seconds after the release, or at once by an operator: its rows
 --             are gone too, and only a tombstone (this hash) is left, which expires after
 --             `tombstone` seconds; until then its events are refused too ("G").
 --
@@ -45,30 +52,38 @@ local function unlink(keys)
   end
 end
 
--- The idempotence state: what makes counting exact, and what a finished campaign no longer needs.
+-- The idempotence state, what makes counting exact, and every copy of the counters but the
+-- packed rows: what a finished campaign no longer needs.
 local function release()
-  local keys = {base .. SUFFIX.records, base .. SUFFIX.calls}
+  local batches = call('HKEYS', base .. SUFFIX.batches)
+  local keys = {base .. SUFFIX.totals, base .. SUFFIX.batches, base .. SUFFIX.progress,
+                base .. SUFFIX.progress_current}
+  local function add_structure(key) -- every bucket of it (buckets.lua)
+    for _, bucket in ipairs(bucket_keys(key)) do
+      keys[#keys + 1] = bucket
+    end
+  end
+  add_structure(base .. SUFFIX.records)
+  add_structure(base .. SUFFIX.calls)
+  for _, batch in ipairs(batches) do
+    keys[#keys + 1] = base .. SUFFIX.batch .. batch .. SUFFIX.totals
+  end
   for _, day in ipairs(days) do
-    keys[#keys + 1] = base .. SUFFIX.day .. day .. SUFFIX.records
+    add_structure(base .. SUFFIX.day .. day .. SUFFIX.records)
+    keys[#keys + 1] = base .. SUFFIX.day .. day
+    for _, batch in ipairs(batches) do
+      keys[#keys + 1] = base .. SUFFIX.batch .. batch .. SUFFIX.day .. day
+    end
   end
   unlink(keys)
   call('HSET', life_key, LIFE.released, now)
 end
 
--- The counters, every scope and day of them; the lifecycle hash stays, as a tombstone.
+-- The final counters, the rows of every day; the lifecycle hash stays, as a tombstone.
 local function delete()
-  local batches = call('HKEYS', base .. SUFFIX.batches)
-  local keys = {base .. SUFFIX.totals, base .. SUFFIX.rows, base .. SUFFIX.batches,
-                base .. SUFFIX.progress, base .. SUFFIX.progress_current}
-  for _, batch in ipairs(batches) do
-    keys[#keys + 1] = base .. SUFFIX.batch .. batch .. SUFFIX.totals
-  end
+  local keys = {base .. SUFFIX.rows}
   for _, day in ipairs(days) do
-    keys[#keys + 1] = base .. SUFFIX.day .. day
     keys[#keys + 1] = base .. SUFFIX.day .. day .. SUFFIX.rows
-    for _, batch in ipairs(batches) do
-      keys[#keys + 1] = base .. SUFFIX.batch .. batch .. SUFFIX.day .. day
-    end
   end
   unlink(keys)
   call('HSET', life_key, LIFE.deleted, now)

@@ -27,6 +27,7 @@ from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings
 from isales_stats.engine.counting import EventCounter
 from isales_stats.engine.lifecycle import CampaignLifecycle, LifecyclePolicy
+from isales_stats.engine.state import state_sizes
 from isales_stats.engine.statistics import StatisticsReader
 from tests.support.clock import GMT8, SettableClock
 from tests.support.counting import RETENTION_DAYS, EventCounters, count_events
@@ -39,6 +40,7 @@ from tests.support.kafka_topics import (
     wait_until_committed,
 )
 from tests.support.processes import ServiceProcess, run_cli
+from tests.support.state import state_sizes as sync_state_sizes
 from tests.support.streams import campaign_events
 from tests.support.waiting import wait_for
 
@@ -123,19 +125,24 @@ async def test_a_closed_campaign_counts_through_its_grace_then_keeps_only_its_co
         expected = expected_detail([*c1, late, *c2])
         assert await campaigns.detail() == expected
 
-        # After it: released in one step. State gone, counters kept exactly, C2 untouched.
+        # After it: released in one step. State gone, counters compacted to the rows the API
+        # reads and kept exactly, C2 untouched.
         campaigns.clock.advance(120)
         report = await campaigns.lifecycle.sweep()
         assert [(s.campaign_id, s.state) for s in report.steps] == [("C1", "released")]
         after = await campaigns.keys_of("C1")
         layout = campaigns.layout
         day = today_in(GMT8, campaigns.clock).isoformat()
-        gone = {":records", ":calls", f":day:{day}:records"}
-        assert suffixes(before, layout, "C1") - suffixes(after, layout, "C1") == gone
-        released = sum(before[layout.campaign_base(1, "C1") + suffix] for suffix in gone)
-        assert released > 0.9 * sum(before.values()), before  # nearly all its memory
-        assert sum(after.values()) < sum(before.values()) / 10, (before, after)
-        assert await redis.hlen(layout.campaign_records(1, "C2")) == 30  # C2 untouched
+        assert suffixes(after, layout, "C1") == {":rows", f":day:{day}:rows", ":life"}
+        # The state is the buckets of three structures (engine/buckets.lua), most of C1's memory.
+        state = (":records:", ":calls:", f":day:{day}:records:")
+        base = layout.campaign_base(1, "C1")
+        released = sum(size for key, size in before.items() if key.startswith(state, len(base)))
+        assert released > 0.8 * sum(before.values()), before
+        assert sum(after.values()) < sum(before.values()) / 30, (before, after)
+        c2_calls = len({event["callId"] for event in c2 if event["eventType"] == CALL})
+        sizes = await state_sizes(redis, layout, [(1, "C1"), (1, "C2")])
+        assert sizes == [(0, 0), (30, c2_calls)]  # C2 untouched
         # Its final counters are read by campaignId; the whole VDN walks the live campaigns.
         final_c1 = [entry for entry in expected if entry["campaignId"] == "C1"]
         assert await campaigns.detail("C1") == final_c1
@@ -305,8 +312,8 @@ def test_a_late_event_of_a_released_campaign_goes_to_the_dead_letter_topic(
         assert wait_until_committed(test_settings) == {}
         assert read_detail(test_settings) == expected_detail(c2)
         assert read_detail(test_settings, "C1") == expected_detail(c1)
-        assert not redis.exists(layout.campaign_records(1, "C1"))
-        assert redis.hlen(layout.campaign_records(1, "C2")) == 20
+        assert sync_state_sizes(redis, layout, [(1, "C1")]) == [(0, 0)]
+        assert sync_state_sizes(redis, layout, [(1, "C2")])[0][0] == 20
     headers = dict(letter.headers)
     assert headers["x-dead-letter-category"] == b"campaign-released"
     assert b"released" in headers["x-dead-letter-reason"]

@@ -18,6 +18,7 @@ from isales_stats.core.settings import Settings
 from isales_stats.engine.redis_connection import connect
 from isales_stats.engine.statistics import StatisticsReader
 from tests.support.clock import GMT8
+from tests.support.state import state_sizes
 
 
 def expected_detail(stream: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -47,8 +48,6 @@ def identities_in(stream: list[dict[str, Any]]) -> int:
 def distinct_identities_counted(settings: Settings, campaigns: list[str]) -> int:
     """Records and calls the engine has recorded so far: a progress gauge (tests, benchmarks)."""
     layout = KeyLayout(settings.key_prefix)
-    with Redis.from_url(settings.redis_url) as redis, redis.pipeline() as pipe:
-        for campaign in campaigns:
-            pipe.hlen(layout.campaign_records(1, campaign))
-            pipe.scard(layout.campaign_calls(1, campaign))
-        return sum(pipe.execute())
+    with Redis.from_url(settings.redis_url) as redis:
+        sizes = state_sizes(redis, layout, [(1, campaign) for campaign in campaigns])
+    return sum(records + calls for records, calls in sizes)

@@ -14,6 +14,7 @@ import time
 from redis import Redis
 
 from isales_stats.core.keys import KeyLayout
+from tests.support.state import records_known
 
 
 class FreshnessWatcher:
@@ -57,11 +58,11 @@ class FreshnessWatcher:
                 with self.lock:
                     waiting = list(self.pending.items())
                 if waiting:
-                    with redis.pipeline(transaction=False) as pipe:
-                        for (campaign, data_id), _ in waiting:
-                            records = self.layout.campaign_records(self.vdn_id, campaign)
-                            pipe.hexists(records, data_id)
-                        visible = pipe.execute()
+                    visible = records_known(
+                        redis,
+                        self.layout,
+                        [(self.vdn_id, campaign, data_id) for (campaign, data_id), _ in waiting],
+                    )
                     now = time.perf_counter()
                     with self.lock:
                         for (record, sent), seen in zip(waiting, visible, strict=True):
