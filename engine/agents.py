@@ -20,6 +20,7 @@ from isales_stats.engine.counting import CountingLimits, EventCounter
 from isales_stats.engine.lifecycle import CampaignLifecycle, LifecyclePolicy
 from isales_stats.engine.pipeline import AdmittedBatch, CountingPipeline
 from isales_stats.engine.redis_connection import connect
+from isales_stats.engine.redis_memory import REDIS_MEMORY_SECONDS, record_redis_memory
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,12 @@ def register_agents(app: CountingApp, settings: Settings) -> Any:  # noqa: C901
         if counter is not None:
             with contextlib.suppress(RedisError, OSError):
                 await read_again(await counter.find_lost_offsets())
+
+    @app.timer(REDIS_MEMORY_SECONDS)  # type: ignore[untyped-decorator]
+    async def watch_redis_memory() -> None:
+        if counter is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await record_redis_memory(counter.redis)
 
     @app.timer(settings.campaign_sweep_seconds)  # type: ignore[untyped-decorator]
     async def release_ended_campaigns() -> None:

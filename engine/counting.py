@@ -29,7 +29,7 @@ from isales_stats.core.keys import KeyLayout
 from isales_stats.engine.redis_connection import AnyRedis, LuaScript, run_pipeline
 from isales_stats.engine.scripts import load_script
 
-COUNT_EVENTS = load_script("count_events.lua")
+COUNT_EVENTS = load_script("count_events.lua", libraries=("buckets.lua",))
 STORE_HIGHER_OFFSETS = LuaScript(
     """-- KEYS[1] a topic's offsets hash; ARGV partition, offset, partition, offset...: store
     -- each offset unless a higher one is stored; one HSET of those that grow.
@@ -175,11 +175,14 @@ class EventCounter:
     ) -> CountingOutcome:
         """Count ``events``; then record ``counted_offsets`` ((topic, partition) -> offset).
 
-        The offsets are written in the same pipeline, after the counting scripts: Redis runs a
-        connection's commands in order and its append-only file keeps them in order, so an
-        offset that survives a Redis crash never stands for counts that did not. The same round
-        trip reads the offsets as they were: lower than what this process stored last means
-        Redis lost writes, and ``lost_since`` says where to read the partition again from.
+        The offsets are written after the counting scripts, in a second round trip sent only
+        once every command of the first succeeded: a pipeline is not a transaction, and a
+        script refused in its middle (Redis full under ``noeviction``, a node failing) must not
+        leave a resume point past events it did not count. Redis runs a connection's commands
+        in order and its append-only file keeps them in order, so an offset that survives a
+        Redis crash never stands for counts that did not. The first round trip reads the
+        offsets as they were: lower than what this process stored last means Redis lost
+        writes, and ``lost_since`` says where to read the partition again from.
         """
         outcome = CountingOutcome()
         if not events and not counted_offsets:
@@ -194,7 +197,7 @@ class EventCounter:
             await self._set_aside_unlisted(new, by_campaign, outcome)
             new = [campaign for campaign in new if campaign in by_campaign]
         scripts = self._scripts(by_campaign, outcome)
-        # A batch's fixed cost is its commands, whatever its size: one per topic for the
+        # A batch's fixed cost is its commands, whatever its size: two per topic for the
         # offsets, and one per VDN for the index only when it has a new campaign.
         by_topic: dict[str, dict[int, int]] = {}
         for (topic, partition), offset in (counted_offsets or {}).items():
@@ -205,9 +208,13 @@ class EventCounter:
 
         replies = await run_pipeline(
             self.redis,
-            [COUNT_EVENTS, STORE_HIGHER_OFFSETS],
+            [COUNT_EVENTS],
             lambda pipe: self._queue(pipe, by_topic, unlisted, scripts, new, closing),
         )
+        if by_topic:
+            await run_pipeline(
+                self.redis, [STORE_HIGHER_OFFSETS], lambda pipe: self._queue_offsets(pipe, by_topic)
+            )
         stored = replies[: len(by_topic)]
         for (topic, partitions), found in zip(by_topic.items(), stored, strict=True):
             self._note_stored_offsets(topic, partitions, found, outcome)
@@ -281,7 +288,8 @@ class EventCounter:
         new: list[tuple[int, str]],
         closing: list[tuple[int, str]],
     ) -> None:
-        """A batch's commands, in the order that keeps the offsets honest."""
+        """A batch's commands but the offsets' (``_queue_offsets``): the offsets as they were,
+        the index, the counting, the lifecycle's schedule."""
         for topic, partitions in by_topic.items():
             pipe.hmget(self.layout.counted_offsets(topic), [str(p) for p in partitions])
         # The index comes first: a campaign is listed before its counters can be read.
@@ -298,8 +306,10 @@ class EventCounter:
             pipe.zadd(schedule, {schedule_member(*campaign): now for campaign in new}, nx=True)
         if closing:
             pipe.zadd(schedule, {schedule_member(*campaign): now for campaign in closing}, lt=True)
-        # Last: an offset stored is never ahead of the counts it stands for. Only a higher one
-        # replaces it: after a rebalance the old owner's last batch may come late.
+
+    def _queue_offsets(self, pipe: Any, by_topic: dict[str, dict[int, int]]) -> None:
+        """The resume points of a batch whose counts are in. Only a higher offset replaces a
+        stored one: after a rebalance the old owner's last batch may come late."""
         for topic, partitions in by_topic.items():
             pairs = [value for item in partitions.items() for value in item]
             STORE_HIGHER_OFFSETS.queue(pipe, [self.layout.counted_offsets(topic)], pairs)

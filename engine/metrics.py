@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 
 from isales_stats.engine.lag import PartitionLag
 
@@ -36,6 +36,15 @@ CAMPAIGNS_ENDED = Counter(
 )
 LIFECYCLE_SWEEP_ERRORS = Counter(
     "isales_lifecycle_sweep_errors_total", "Lifecycle sweeps that failed (retried next time)"
+)
+
+# How full Redis is (engine/redis_memory.py): with noeviction, a full Redis refuses the counts
+# and counting stops until memory is freed or added; the alert comes before that.
+REDIS_USED_MEMORY = Gauge(
+    "isales_redis_used_memory_bytes", "Redis' used_memory (INFO memory), per node", ["node"]
+)
+REDIS_MAXMEMORY = Gauge(
+    "isales_redis_maxmemory_bytes", "Redis' maxmemory, per node (0: no limit)", ["node"]
 )
 
 EVENTS_LOST_TO_RETENTION = Counter(

@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from isales_stats.commands.stack.kafka import broker_properties
-from isales_stats.commands.stack.redis import REDIS_PERSISTENCE
+from isales_stats.commands.stack.redis import LOCAL_MAXMEMORY, REDIS_MEMORY, REDIS_PERSISTENCE
 from isales_stats.core.settings import Settings
 from tests.support.compose import (
     COMPOSE_FILE,
@@ -122,14 +122,17 @@ def test_kafka_environment_matches_every_local_broker_property() -> None:
     assert declared == expected
 
 
-def test_redis_persists_like_the_local_stack() -> None:
+def test_redis_persists_and_fills_like_the_local_stack() -> None:
     redis = services()["redis"]
     assert str(redis["image"]).startswith("redis:7")
     command = command_of(redis)
     assert command[0] == "redis-server"
     options = dict(zip(command[1::2], command[2::2], strict=True))
+    # maxmemory is the host's to size (REDIS_MAXMEMORY), the local stack's by default.
+    assert with_defaults(options.pop("--maxmemory")) == LOCAL_MAXMEMORY
     assert options == {
-        f"--{name}": "" if value == '""' else value for name, value in REDIS_PERSISTENCE.items()
+        f"--{name}": "" if value == '""' else value
+        for name, value in (REDIS_PERSISTENCE | REDIS_MEMORY).items()
     }
 
 

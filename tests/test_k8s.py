@@ -18,7 +18,7 @@ import pytest
 import yaml
 from kubernetes_validate.utils import all_versions
 
-from isales_stats.commands.stack.redis import REDIS_PERSISTENCE
+from isales_stats.commands.stack.redis import REDIS_MEMORY, REDIS_PERSISTENCE
 from isales_stats.core.settings import Settings
 from tests.support.compose import environment_of, load_compose, services, with_defaults
 
@@ -252,12 +252,25 @@ def test_the_operations_port_is_reachable_from_the_cluster_only() -> None:
     assert data["ISALES_OPERATIONS_HOST"] == "0.0.0.0"
 
 
-def test_redis_persists_like_the_local_stack() -> None:
+def test_redis_persists_and_fills_like_the_local_stack() -> None:
+    """The local stack's persistence and memory policy; maxmemory set, below the container's
+    memory limit with room for the AOF rewrite's fork and the buffers."""
     config = objects()[("ConfigMap", "isales-stats-redis")]["data"]["redis.conf"]
-    settings = dict(line.split(" ", 1) for line in config.splitlines() if line.strip())
+    settings = dict(
+        line.split(" ", 1) for line in config.splitlines() if line.strip() and line[0] != "#"
+    )
     assert settings.pop("dir") == "/data"
-    assert settings == REDIS_PERSISTENCE
+    maxmemory = bytes_of(settings.pop("maxmemory"))
+    assert settings == REDIS_PERSISTENCE | REDIS_MEMORY
     (redis,) = objects()[("StatefulSet", "isales-stats-redis")]["spec"]["template"]["spec"][
         "containers"
     ]
     assert redis["args"] == ["/etc/redis/redis.conf"]
+    limit = bytes_of(redis["resources"]["limits"]["memory"])
+    assert 0.5 * limit <= maxmemory <= 0.8 * limit, (maxmemory, limit)
+
+
+def bytes_of(size: str) -> int:
+    """Redis' ("3gb") and Kubernetes' ("4Gi") sizes in bytes."""
+    units = {"gb": 2**30, "mb": 2**20, "gi": 2**30, "mi": 2**20}
+    return int(float(size[:-2]) * units[size[-2:].lower()])

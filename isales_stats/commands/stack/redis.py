@@ -44,13 +44,28 @@ REDIS_PERSISTENCE = {
     "no-appendfsync-on-rewrite": "yes",
 }
 
-_CONFIG = """\
+
+# Memory, the same in docker-compose.yml and deploy/k8s (tests compare them too): the counters
+# must never be evicted (an evicted counter is a wrong answer, not a cache miss), so a full
+# Redis refuses writes instead (noeviction). Counting then waits and retries, the events wait
+# in Kafka, and nothing is lost (tests/test_redis_memory.py); the workers export how full Redis
+# is, for the alert that comes first (docs/operations.md, "What to watch"). maxmemory is each
+# deployment's own, sized to its machine (docs/capacity.md): the local stack's is this one.
+REDIS_MEMORY = {"maxmemory-policy": "noeviction"}
+LOCAL_MAXMEMORY = "2gb"
+
+_CONFIG = (
+    """\
 bind 127.0.0.1
 port {port}
 protected-mode yes
 daemonize no
 dir {data_dir}
-""" + "".join(f"{name} {value}\n" for name, value in REDIS_PERSISTENCE.items())
+"""
+    + "".join(f"{name} {value}\n" for name, value in REDIS_PERSISTENCE.items())
+    + "".join(f"{name} {value}\n" for name, value in REDIS_MEMORY.items())
+    + f"maxmemory {LOCAL_MAXMEMORY}\n"
+)
 
 
 class RedisServer:
