@@ -380,8 +380,11 @@ class WorkerRun:
         return self.cpu_seconds * 1_000_000 / self.events
 
 
-def _worker_rate(settings: Settings, command: list[str], events: int, expected: int) -> WorkerRun:
-    """One worker counting ``events`` already in the topic, with what Redis wrote for them."""
+def _worker_rate(
+    settings: Settings, command: list[str], events: int, expected: int, cwd: Path | None = None
+) -> WorkerRun:
+    """One worker counting ``events`` already in the topic, with what Redis wrote for them
+    (``cwd``: where the command runs; ``python -m isales_stats`` imports the package there)."""
     run_settings = settings.model_copy(
         update={"worker_group": f"{settings.worker_group}-{uuid.uuid4().hex[:6]}"}
     )
@@ -398,7 +401,7 @@ def _worker_rate(settings: Settings, command: list[str], events: int, expected: 
     services_before = {name: cpu_seconds(pid) for name, pid in services.items()}
     launched = time.monotonic()
     worker = subprocess.Popen(
-        command, env=environment,
+        command, env=environment, cwd=cwd,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:

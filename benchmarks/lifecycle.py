@@ -20,13 +20,10 @@
 from __future__ import annotations
 
 import asyncio
-import random
 import shutil
 import statistics
 import tempfile
 import uuid
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,16 +34,15 @@ from redis.asyncio import Redis
 from benchmarks.api import HEADERS, api_server, interleaved_latency, plain_headers
 from isales_stats.client import STATISTICS_PATH
 from isales_stats.commands.stack.redis import RedisServer
-from isales_stats.core.days import DAY_SECONDS
 from isales_stats.core.events import event_from_json
 from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings
 from isales_stats.engine.counting import EventCounter
 from isales_stats.engine.lifecycle import CampaignLifecycle, LifecyclePolicy
-from isales_stats.engine.state import state_sizes
 from tests.support.cleanup import delete_keys
-from tests.support.clock import GMT8, SettableClock
+from tests.support.clock import SettableClock
 from tests.support.ports import free_port
+from tests.support.steady_traffic import Day, TrafficShape, simulate
 from tests.support.streams import campaign_events
 
 # --- 1. the VDN's read ----------------------------------------------------------------------
@@ -56,21 +52,11 @@ LIVE_VDN, MIXED_VDN, ALL_LIVE_VDN = 1, 2, 3
 READ_REQUESTS = 2000  # per VDN, A and B in turn: p99 is the 20th slowest
 ALL_LIVE_REQUESTS = 100
 
-# --- 2. ninety days -------------------------------------------------------------------------
-DAYS = 90
-CAMPAIGNS_PER_DAY = 4
-RECORDS_PER_CAMPAIGN = 2500
-BATCHES = 5
-DIALLING_DAYS = 3  # a record is dialled on the day of its import and the two after it
-DIALLING_HOURS = (9, 21)  # local time: imports at 09:00, calls until 21:00, then the closes
-DIALLING_MINUTES = (DIALLING_HOURS[1] - DIALLING_HOURS[0]) * 60
-CONNECTED = 0.45  # chance that an attempt connects (the record is then done)
+# --- 2. ninety days (tests/support/steady_traffic.py) ---------------------------------------
+SHAPE = TrafficShape()
 # The lifecycle of the simulation: the defaults, but a retention of 30 days, so that 90 days
 # run well past the horizon (the default 90 would need 130 simulated days to show it).
 SIMULATED_RETENTION_DAYS = 30
-# Days after which every key of a campaign that began on day 0 is gone again: three days of
-# dialling, the grace, the retention, and the sweep's day. Flatness is judged after it.
-HORIZON_DAYS = DIALLING_DAYS + 1 + SIMULATED_RETENTION_DAYS + 1
 FLAT_WITHIN = 0.10
 RECORD_TARGET_BYTES = 150
 
@@ -197,28 +183,6 @@ async def _fill_vdns(settings: Settings) -> int:
 # --- 2 -----------------------------------------------------------------------------------
 
 
-@dataclass
-class Campaign:
-    name: str
-    opened: int  # the simulated day of its import
-    # dataId -> its batch, and the records still to dial (not connected yet)
-    batch_of: dict[str, str] = field(default_factory=dict)
-    waiting: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Day:
-    day: int
-    events: int
-    live_records: int
-    used_memory: int
-    dataset: int  # MEMORY USAGE of every key of ours
-    state: int  # of it: the idempotence state (records, callIds, day records) of live campaigns
-    keys: int
-    released: int
-    deleted: int
-
-
 def _ninety_days() -> str:
     with tempfile.TemporaryDirectory(prefix="isales-bench-days-") as directory:
         settings = Settings().model_copy(
@@ -231,148 +195,19 @@ def _ninety_days() -> str:
         redis_server = RedisServer(settings)
         redis_server.ensure_running()
         try:
-            days, empty = asyncio.run(_simulate(settings))
+            days, empty, breakdown = asyncio.run(
+                simulate(settings, SHAPE, lambda day: print(day, flush=True))
+            )
         finally:
             redis_server.stop()
-    return _memory_report(days, empty, settings)
+    return _memory_report(days, empty, settings, breakdown)
 
 
-async def _simulate(settings: Settings) -> tuple[list[Day], int]:
-    layout = KeyLayout(settings.key_prefix)
-    zone = GMT8
-    # Day 0 starts at the next midnight in the VDN's zone.
-    start = datetime.now(zone).replace(hour=0, minute=0, second=0, microsecond=0)
-    start += timedelta(days=1)
-    clock = SettableClock(start.timestamp())
-    policy = LifecyclePolicy.from_settings(settings)
-    rng = random.Random(90)
-    campaigns: list[Campaign] = []
-    days: list[Day] = []
-    async with Redis.from_url(settings.redis_url) as redis:
-        await redis.flushall()
-        empty = int((await redis.info("memory"))["used_memory"])
-        counter = EventCounter(redis, layout, lambda vdn: zone, settings.daily_retention_days,
-                               clock=clock)  # fmt: skip
-        lifecycle = CampaignLifecycle(
-            redis, layout, policy, lambda vdn: zone, settings.daily_retention_days, clock
-        )
-        released = deleted = 0
-        for day in range(DAYS):
-            day_start = start.timestamp() + day * DAY_SECONDS
-            imports, attempts, closes = _events_of_day(day, campaigns, rng)
-            rng.shuffle(attempts)  # a dialler interleaves its campaigns
-            # Imports at the start of the dialling hours, attempts spread over their minutes
-            # (the progress streams grow a minute at a time), the day's closes at their end.
-            plan = [(DIALLING_HOURS[0] * 3600, imports)]
-            plan += [
-                (DIALLING_HOURS[0] * 3600 + minute * 60, attempts[minute::DIALLING_MINUTES])
-                for minute in range(DIALLING_MINUTES)
-            ]
-            plan.append((DIALLING_HOURS[1] * 3600, closes))
-            for offset, events in plan:
-                clock.now = day_start + offset
-                stamp = int(clock() * 1000)
-                for first in range(0, len(events), 5000):
-                    await counter.count([
-                        event_from_json({**event, "occurredAt": stamp})
-                        for event in events[first : first + 5000]
-                    ])  # fmt: skip
-            counted = len(imports) + len(attempts) + len(closes)
-            campaigns = [c for c in campaigns if day - c.opened < DIALLING_DAYS - 1]
-            # The sweep of the evening, then what Redis would have expired by then.
-            clock.now = day_start + 22 * 3600
-            for step in (await lifecycle.sweep()).steps:
-                released += step.state == "released"
-                deleted += step.state == "deleted" and step.keys_removed > 0
-            await _expire(redis, clock())
-            days.append(await _measure(redis, layout, day, counted, released, deleted))
-            print(f"day {day}: {days[-1]}", flush=True)
-    return days, empty
-
-
-def _events_of_day(
-    day: int, campaigns: list[Campaign], rng: random.Random
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    """Today's imports of new campaigns, an attempt for each record still waiting of the
-    campaigns being dialled, and the closes of those on their last day (unstamped)."""
-    imports: list[dict[str, Any]] = []
-    attempts: list[dict[str, Any]] = []
-    closes: list[dict[str, Any]] = []
-    for index in range(CAMPAIGNS_PER_DAY):
-        campaign = Campaign(f"D{day:03d}-{index}", day)
-        for record in range(RECORDS_PER_CAMPAIGN):
-            data_id = f"r{record:05d}"
-            campaign.batch_of[data_id] = f"b{record % BATCHES}"
-            campaign.waiting.append(data_id)
-            imports.append({"eventType": "data.added", "vdnId": 1, "campaignId": campaign.name,
-                            "dataId": data_id, "batchId": campaign.batch_of[data_id]})  # fmt: skip
-        campaigns.append(campaign)
-    for campaign in campaigns:
-        attempt = day - campaign.opened
-        last = attempt == DIALLING_DAYS - 1
-        still_waiting = []
-        for data_id in campaign.waiting:
-            connected = rng.random() < CONNECTED
-            attempts.append({"eventType": "call.result", "vdnId": 1,
-                             "campaignId": campaign.name, "dataId": data_id,
-                             "batchId": campaign.batch_of[data_id],
-                             "callId": f"{campaign.name}-{data_id}-{attempt}",
-                             "callStatus": 6 if connected else 5,
-                             "final": connected or last})  # fmt: skip
-            if not connected:
-                still_waiting.append(data_id)
-        campaign.waiting = still_waiting
-        if last:
-            closes.append({"eventType": "campaign.closed", "vdnId": 1,
-                           "campaignId": campaign.name})  # fmt: skip
-    return imports, attempts, closes
-
-
-async def _keys(redis: Redis) -> list[str]:
-    return [key.decode() async for key in redis.scan_iter(count=2000)]
-
-
-async def _expire(redis: Redis, now: float) -> None:
-    """Unlink the keys whose expiry has passed on the simulated clock."""
-    keys = await _keys(redis)
-    async with redis.pipeline(transaction=False) as pipe:
-        for key in keys:
-            pipe.expiretime(key)
-        expiries = await pipe.execute()
-    due = [key for key, at in zip(keys, expiries, strict=True) if 0 < int(at) <= now]
-    for first in range(0, len(due), 1000):
-        await redis.unlink(*due[first : first + 1000])
-
-
-async def _measure(
-    redis: Redis, layout: KeyLayout, day: int, events: int, released: int, deleted: int
-) -> Day:
-    keys = await _keys(redis)
-    async with redis.pipeline(transaction=False) as pipe:
-        for key in keys:
-            pipe.memory_usage(key, samples=0)
-        sizes = [int(size or 0) for size in await pipe.execute()]
-    state = sum(size for key, size in zip(keys, sizes, strict=True) if _is_state(key))
-    campaigns = sorted({
-        (1, key.split("{", 1)[1].split("}", 1)[0].partition(":")[2])
-        for key in keys
-        if key.rsplit("}", 1)[-1].startswith(":records:")
-    })  # fmt: skip
-    live_records = sum(records for records, _ in await state_sizes(redis, layout, campaigns))
-    used = int((await redis.info("memory"))["used_memory"])
-    return Day(day, events, live_records, used, sum(sizes), state, len(keys), released, deleted)
-
-
-def _is_state(key: str) -> bool:
-    """A bucket of a campaign's idempotence state (what a release frees)."""
-    suffix = key.rsplit("}", 1)[-1]
-    return suffix.startswith((":records:", ":calls:")) or (
-        suffix.startswith(":day:") and ":records:" in suffix
-    )
-
-
-def _memory_report(days: list[Day], empty: int, settings: Settings) -> str:
-    steady = [d for d in days if d.day >= HORIZON_DAYS]
+def _memory_report(
+    days: list[Day], empty: int, settings: Settings, breakdown: dict[str, tuple[int, int]]
+) -> str:
+    horizon = SHAPE.horizon_days(SIMULATED_RETENTION_DAYS)
+    steady = [d for d in days if d.day >= horizon]
     used = [d.used_memory for d in steady]
     spread = (max(used) - min(used)) / min(used)
     per_record_all = statistics.median((d.used_memory - empty) / d.live_records for d in steady)
@@ -383,18 +218,20 @@ def _memory_report(days: list[Day], empty: int, settings: Settings) -> str:
     lines = [
         "## Memory over 90 days of steady traffic",
         "",
-        f"Every simulated day {CAMPAIGNS_PER_DAY} campaigns of {RECORDS_PER_CAMPAIGN:,} records "
-        f"({BATCHES} batches) are imported; each record is dialled once a day for "
-        f"{DIALLING_DAYS} days until an attempt connects ({CONNECTED:.0%} do), and the campaign "
-        f"is closed after its third day. Lifecycle: the defaults (grace "
+        f"Every simulated day {SHAPE.campaigns_per_day} campaigns of "
+        f"{SHAPE.records_per_campaign:,} records ({SHAPE.batches} batches) are imported; each "
+        f"record is dialled once a day for {SHAPE.dialling_days} days, its calls spread over the "
+        f"minutes from {SHAPE.dialling_hours[0]}:00 to {SHAPE.dialling_hours[1]}:00, until an "
+        f"attempt connects ({SHAPE.connected:.0%} do), and the campaign is closed after its "
+        "last day. Lifecycle: the defaults (grace "
         f"{settings.campaign_release_grace_hours:g} h, daily counters "
         f"{settings.daily_retention_days} days) but a retention of {SIMULATED_RETENTION_DAYS} "
-        f"days, so the horizon (day {HORIZON_DAYS}: dialling, grace, retention, sweep) lies well "
+        f"days, so the horizon (day {horizon}: dialling, grace, retention, sweep) lies well "
         "inside the 90 days. One sweep each simulated evening; the keys whose expiry passed on "
         "the simulated clock unlinked by hand. A private Redis, empty at the start "
         f"(used_memory {empty / 2**20:.2f} MiB).",
         "",
-        f"- After the horizon (days {HORIZON_DAYS}-{DAYS - 1}) `used_memory` moves between "
+        f"- After the horizon (days {horizon}-{SHAPE.days - 1}) `used_memory` moves between "
         f"{min(used) / 2**20:.2f} and {max(used) / 2**20:.2f} MiB: a spread of "
         f"**{spread:.1%}** of its low (target ≤ {FLAT_WITHIN:.0%}: {verdict}).",
         f"- Per live record (records of campaigns not yet released; median over those days): "
@@ -402,6 +239,15 @@ def _memory_report(days: list[Day], empty: int, settings: Settings) -> str:
         f"{RECORD_TARGET_BYTES} B: {record_verdict}); {per_record_data:.0f} B by MEMORY USAGE of "
         f"every key, of which {per_record_state:.0f} B is the idempotence state that a release "
         "frees (records, callIds, day records).",
+        "",
+        "On the last day, by kind (MEMORY USAGE; the units docs/capacity.md sizes with):",
+        "",
+        "| what | bytes | how many | bytes each |",
+        "| --- | ---: | ---: | ---: |",
+        *[
+            f"| {name} | {size:,} | {unit:,} | {size / max(unit, 1):,.0f} |"
+            for name, (size, unit) in breakdown.items()
+        ],
         "",
         "| day | events | live records | used_memory MiB | dataset MiB | state MiB | keys | "
         "released (all) | deleted (all) |",
