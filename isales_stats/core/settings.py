@@ -119,7 +119,8 @@ class Settings(BaseSettings):
     # An event stamped further in the future than this is refused (clock skew allowance).
     future_tolerance_seconds: int = 300
     # What producers may open (0: no limit): events beyond go to the dead-letter topic
-    # (category "limit"), never counted. The whole-VDN read walks every campaign of a VDN.
+    # (category "limit"), never counted. The whole-VDN read walks every live campaign of a VDN
+    # (released ones leave its index), so the campaign cap bounds it.
     max_campaigns_per_vdn: int = Field(default=5000, ge=0)
     max_batches_per_campaign: int = Field(default=1000, ge=0)
 
