@@ -1,14 +1,18 @@
 """Another revision's worker against this tree's, on the same stream, taken in turn.
 
     python -m benchmarks.against REV [RUNS]
+    python -m benchmarks.against REV [RUNS] --freshness
 
 What a change to the write path costs, measured the way this shared machine allows: REV is
 checked out into a temporary worktree, the engine benchmark's stream is published once, and
 REV's worker and this tree's count it alternately, RUNS times each (3 by default), each run on
 an empty private Redis with the local stack's settings. Printed: events/s, the worker's and
 Redis' CPU-seconds per million events (from /proc, steadier than wall time) and AOF bytes per
-event, their medians and this tree's ratio to REV's. Not part of ``make bench``: it needs a
-revision; the figures it printed go where the change is described.
+event, their medians and this tree's ratio to REV's. With ``--freshness``: this tree's
+capacity is measured as the engine benchmark does, then both workers take 50 % of it in turn,
+RUNS times each, with the engine benchmark's freshness run (p50/p99 from publish to counted).
+Not part of ``make bench``: it needs a revision; the figures it printed go where the change
+is described.
 """
 
 from __future__ import annotations
@@ -24,8 +28,10 @@ from benchmarks.engine import (
     CAMPAIGNS,
     EVENTS,
     WorkerRun,
+    _capacity,
     _clean_up,
     _fresh_settings,
+    _freshness,
     _identities,
     _worker_rate,
 )
@@ -40,7 +46,7 @@ from tests.support.streams import campaign_stream
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def main(revision: str, runs: int) -> str:
+def main(revision: str, runs: int, freshness: bool = False) -> str:
     dev = Settings()
     report = Stack(dev).up()
     with tempfile.TemporaryDirectory(prefix="isales-against-") as directory:
@@ -57,6 +63,8 @@ def main(revision: str, runs: int) -> str:
         redis_server.ensure_running()
         settings = _fresh_settings(base)
         try:
+            if freshness:
+                return _freshness_in_turn(revision, base, worktree, runs)
             stream = campaign_stream(EVENTS, campaigns=CAMPAIGNS, batches=5, seed=5)
             publish(settings, stream)
             identities = _identities(stream)
@@ -73,6 +81,37 @@ def main(revision: str, runs: int) -> str:
                             str(worktree)], check=False, capture_output=True)  # fmt: skip
             Stack(dev).down(only=report.started)
     return _table(revision, theirs, ours, len(stream))
+
+
+def _freshness_in_turn(revision: str, base: Settings, worktree: Path, runs: int) -> str:
+    used: list[Settings] = []
+
+    def fresh() -> Settings:
+        settings = _fresh_settings(base)
+        used.append(settings)
+        return settings
+
+    try:
+        rate = 0.5 * _capacity(fresh())
+        theirs, ours = [], []
+        for _ in range(runs):
+            theirs.append(_freshness(fresh(), rate, cwd=worktree))
+            ours.append(_freshness(fresh(), rate))
+    finally:
+        _clean_up(base, used)
+    lines = [
+        f"Freshness at {rate:,.0f} events/s (50 % of this tree's capacity), {runs} runs each "
+        "in turn: ms from publish() to counted.",
+        "",
+        f"| figure | {revision} | this tree |",
+        "| --- | ---: | ---: |",
+    ]
+    for name in ("p50", "p90", "p99", "max", "batch_ms", "aof_per_event", "cpu_per_million"):
+        lines.append(
+            f"| {name} | {', '.join(f'{run[name]:.1f}' for run in theirs)} | "
+            f"{', '.join(f'{run[name]:.1f}' for run in ours)} |"
+        )
+    return "\n".join(lines)
 
 
 def _table(revision: str, theirs: list[WorkerRun], ours: list[WorkerRun], events: int) -> str:
@@ -101,4 +140,6 @@ def _table(revision: str, theirs: list[WorkerRun], ours: list[WorkerRun], events
 
 
 if __name__ == "__main__":
-    print(main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 3))
+    arguments = [argument for argument in sys.argv[1:] if argument != "--freshness"]
+    print(main(arguments[0], int(arguments[1]) if len(arguments) > 1 else 3,
+               freshness="--freshness" in sys.argv))  # fmt: skip

@@ -500,8 +500,11 @@ def _bare_consumer_rate(settings: Settings, events: int) -> float:
     return asyncio.run(consume())
 
 
-def _start_worker(settings: Settings) -> tuple[subprocess.Popen[bytes], int]:
-    """A worker counting ``settings``' topic on an empty Redis, running, and its metrics port."""
+def _start_worker(
+    settings: Settings, cwd: Path | None = None
+) -> tuple[subprocess.Popen[bytes], int]:
+    """A worker counting ``settings``' topic on an empty Redis, running, and its metrics port
+    (``cwd`` as for ``_worker_rate``)."""
     _empty_redis(settings)
     ensure_topics(settings)
     port = free_port()
@@ -509,7 +512,7 @@ def _start_worker(settings: Settings) -> tuple[subprocess.Popen[bytes], int]:
         **os.environ, **settings.model_copy(update={"worker_metrics_port": port}).as_environment()
     }  # fmt: skip
     worker = subprocess.Popen(
-        cli_command("worker"), env=environment,
+        cli_command("worker"), env=environment, cwd=cwd,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     _wait_until_consuming(settings, worker)
@@ -565,9 +568,9 @@ def _added(sent: int, now_ms: int, tag: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _freshness(settings: Settings, rate: float) -> dict[str, Any]:
+def _freshness(settings: Settings, rate: float, cwd: Path | None = None) -> dict[str, Any]:
     """Publish ``rate`` events/s for FRESHNESS_SECONDS; time every 50th until it is counted."""
-    worker, metrics_port = _start_worker(settings)
+    worker, metrics_port = _start_worker(settings, cwd)
     redis = Redis.from_url(settings.redis_url)
     watcher = FreshnessWatcher(settings.redis_url, KeyLayout(settings.key_prefix))
 
@@ -660,9 +663,7 @@ def _memory(settings: Settings) -> dict[str, Any]:
     for key in redis.scan_iter(match=f"{settings.key_prefix}:*", count=1000):
         name = key.decode()
         kind = name.rsplit("}", 1)[1] if "}" in name else "vdn-index"
-        if kind.startswith((":records:", ":calls:")):  # the buckets of one structure
-            kind = kind.rsplit(":", 1)[0]
-        elif ":records:" in kind and kind.startswith(":day:"):
+        if kind.endswith(":records") and ":day:" in kind:
             kind = "day-records"
         elif kind.startswith(":batch:"):
             kind = "batch-day" if ":day:" in kind else "batch-totals"

@@ -2,8 +2,7 @@
 -- Move one campaign along its lifecycle, in one atomic step: live -> released -> deleted.
 -- (allow-oom: releasing and deleting free memory, and a full Redis needs them most; what a
 -- step writes is a field or two of the lifecycle hash.)
--- (Key suffixes and lifecycle fields come from the prelude, bucket_keys from the library
--- buckets.lua: engine/scripts.py.)
+-- (Key suffixes and lifecycle fields come from the prelude: engine/scripts.py.)
 --
 --   live      counted as events come. It ends by a campaign.closed, or by going idle (no
 --             event counted for `idle` seconds after its last active day).
@@ -56,20 +55,13 @@ end
 -- packed rows: what a finished campaign no longer needs.
 local function release()
   local batches = call('HKEYS', base .. SUFFIX.batches)
-  local keys = {base .. SUFFIX.totals, base .. SUFFIX.batches, base .. SUFFIX.progress,
-                base .. SUFFIX.progress_current}
-  local function add_structure(key) -- every bucket of it (buckets.lua)
-    for _, bucket in ipairs(bucket_keys(key)) do
-      keys[#keys + 1] = bucket
-    end
-  end
-  add_structure(base .. SUFFIX.records)
-  add_structure(base .. SUFFIX.calls)
+  local keys = {base .. SUFFIX.records, base .. SUFFIX.calls, base .. SUFFIX.totals,
+                base .. SUFFIX.batches, base .. SUFFIX.progress, base .. SUFFIX.progress_current}
   for _, batch in ipairs(batches) do
     keys[#keys + 1] = base .. SUFFIX.batch .. batch .. SUFFIX.totals
   end
   for _, day in ipairs(days) do
-    add_structure(base .. SUFFIX.day .. day .. SUFFIX.records)
+    keys[#keys + 1] = base .. SUFFIX.day .. day .. SUFFIX.records
     keys[#keys + 1] = base .. SUFFIX.day .. day
     for _, batch in ipairs(batches) do
       keys[#keys + 1] = base .. SUFFIX.batch .. batch .. SUFFIX.day .. day

@@ -2,9 +2,10 @@
 -- Count a batch of one campaign's call events, exactly once, in one atomic step.
 --
 -- The shebang (no flags) makes Redis refuse the whole script up front when it is over its
--- maxmemory (noeviction: isales_stats/commands/stack/redis.py), instead of at a first write
--- that a script without one may get past (a bucket split's HDEL needs no memory); counting
--- then waits and retries until memory is freed or added, and nothing is half counted.
+-- maxmemory (noeviction: isales_stats/commands/stack/redis.py). Without one, Redis refuses a
+-- script only at its first write that needs memory, and lets it go on once any write got past
+-- (a DEL or HDEL needs none): refused whole, counting waits and retries until memory is freed
+-- or added, and nothing is half counted.
 --
 -- KEYS[1]  the campaign's totals hash; it names the Redis Cluster slot, and every key built
 --          below from ARGV[1] carries the same {vdnId:campaignId} hash tag.
@@ -41,21 +42,19 @@
 --
 -- Bytes written, not only time: Redis replicates a script by its effects, so every write
 -- below goes to the append-only file and to each replica (docs/adr/0004-write-amplification.md).
--- The script therefore reads as it goes but writes once at the end: one HSET per bucket of
--- the record states, of the callIds and of each day's record flags that changed (buckets.lua;
--- a bucket split now and then moves about half of one bucket), one HSET of the changed fields
--- per counter hash and one per rows hash. Nothing is written that did not change: Redis
--- propagates an HSET of the same value, but not an EXPIREAT ... NX of a key that already
--- expires, so day keys get their expiry once.
---
--- The idempotence state's structures and their functions (open_buckets, bucket_get,
--- bucket_store) come from the library buckets.lua, loaded ahead of this script.
+-- The script therefore reads as it goes but writes once at the end: one HSET of the record
+-- states, one SADD of the callIds, one HSET per day of the day's record flags, one HSET of
+-- the changed fields per counter hash and one per rows hash. Nothing is written that did not
+-- change: Redis propagates an HSET of the same value, but not a SADD of a member it holds nor
+-- an EXPIREAT ... NX of a key that already expires, so day keys get their expiry once.
 
 local base = ARGV[1]
 local events = cjson.decode(ARGV[2])
 local minute_ms = tonumber(ARGV[3])
 local max_batches = tonumber(ARGV[4])
 local today, now = ARGV[5], ARGV[6]
+local records_key = base .. SUFFIX.records
+local calls_key = base .. SUFFIX.calls
 local batches_key = base .. SUFFIX.batches
 local life_key = base .. SUFFIX.life
 
@@ -76,19 +75,13 @@ local SEEN_TODAY, FINISHED_TODAY = 1, 2
 local band, bor = bit.band, bit.bor
 local call = redis.call
 
--- The idempotence state, in bucketed hashes (buckets.lua): the records' structure is opened
--- now, the callIds' at the first call result, a day's at the first event of that day.
-local records_structure = open_buckets(base .. SUFFIX.records, 'hash')
-local calls_structure = nil
-
 -- What this call has decided so far, read before Redis by every later event of the batch.
 local records = {}      -- dataId -> its new state
 local records_order = {} -- dataIds in the order first written (a deterministic HSET)
-local new_records = 0   -- of them, those the structure did not hold
-local calls = {}        -- callId -> 1: counted by this call
+local calls = {}        -- callId -> true: counted by this call
 local calls_order = {}
-local day_flags = {}    -- day records key -> {structure, expire_at, flags = {dataId -> flags},
-                        -- read = {as in Redis before, 0 when absent}, order = {dataIds}}
+local day_flags = {}    -- day records key -> {flags = {dataId -> flags}, read = {as in
+                        -- Redis before}, order = {dataIds}}
 local increments = {}   -- counter hash -> {field -> delta}
 local rows_due = {}     -- counter hash -> {rows hash, row field, fields, every field kept}
 local expiries = {}     -- day key -> expireAt
@@ -145,13 +138,13 @@ local function mark_day(data_id, day, expire_at, flag)
   local key = base .. SUFFIX.day .. day .. SUFFIX.records
   local day = day_flags[key]
   if not day then
-    day = {structure = open_buckets(key, 'hash'), expire_at = expire_at, flags = {}, read = {},
-           order = {}}
+    day = {flags = {}, read = {}, order = {}}
     day_flags[key] = day
+    expiries[key] = expire_at
   end
   local flags = day.flags[data_id]
   if not flags then
-    flags = tonumber(bucket_get(day.structure, data_id) or '0')
+    flags = tonumber(call('HGET', key, data_id) or '0')
     day.read[data_id] = flags
     day.order[#day.order + 1] = data_id
   end
@@ -164,7 +157,7 @@ local function mark_day(data_id, day, expire_at, flag)
 end
 
 local function record_state(data_id)
-  return records[data_id] or bucket_get(records_structure, data_id) or nil
+  return records[data_id] or call('HGET', records_key, data_id) or nil
 end
 
 local function set_record_state(data_id, state)
@@ -175,13 +168,7 @@ local function set_record_state(data_id, state)
 end
 
 local function call_counted(call_id)
-  if calls[call_id] then
-    return true
-  end
-  if not calls_structure then
-    calls_structure = open_buckets(base .. SUFFIX.calls, 'set')
-  end
-  return bucket_get(calls_structure, call_id) ~= false
+  return calls[call_id] or call('SISMEMBER', calls_key, call_id) == 1
 end
 
 -- batchId -> its small number, or false when the campaign has no such batch: read once per
@@ -292,7 +279,7 @@ local function count_record_event(event)
         if not calls[call_id] then
           calls_order[#calls_order + 1] = call_id
         end
-        calls[call_id] = 1
+        calls[call_id] = true
         new_flags = bor(new_flags, CALLED)
         if not known then
           bump_totals(batch, COUNTER.totalCount, 1)
@@ -327,9 +314,6 @@ local function count_record_event(event)
         encoded = encoded .. ':' .. number
       end
       if encoded ~= state then
-        if not known then
-          new_records = new_records + 1
-        end
         set_record_state(data_id, encoded)
       end
       return 'A'
@@ -367,7 +351,16 @@ local function write(command, key, values)
   end
 end
 
-bucket_store(records_structure, records_order, records, new_records, nil)
+local function pairs_of(order, values)
+  local flat = {}
+  for _, name in ipairs(order) do
+    flat[#flat + 1] = name
+    flat[#flat + 1] = values[name]
+  end
+  return flat
+end
+
+write('HSET', records_key, pairs_of(records_order, records))
 -- The lifecycle: the day the campaign was last active (written once a day), and its end.
 local life_changes = {}
 if applied_any and life[3] ~= today then
@@ -378,21 +371,15 @@ if closed_now then
   life_changes[#life_changes + 1] = now
 end
 write('HSET', life_key, life_changes)
-if calls_structure then
-  bucket_store(calls_structure, calls_order, calls, #calls_order, nil)
-end
-for _, day in pairs(day_flags) do
-  local changed, added = {}, 0
+write('SADD', calls_key, calls_order)
+for key, day in pairs(day_flags) do
+  local changed = {}
   for _, data_id in ipairs(day.order) do
-    local read = day.read[data_id]
-    if day.flags[data_id] ~= read then
+    if day.flags[data_id] ~= day.read[data_id] then
       changed[#changed + 1] = data_id
-      if read == 0 then
-        added = added + 1
-      end
     end
   end
-  bucket_store(day.structure, changed, day.flags, added, day.expire_at)
+  write('HSET', key, pairs_of(changed, day.flags))
 end
 
 -- Counters and the packed rows the API reads (engine/read_statistics.lua): each changed

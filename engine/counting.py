@@ -29,7 +29,7 @@ from isales_stats.core.keys import KeyLayout
 from isales_stats.engine.redis_connection import AnyRedis, LuaScript, run_pipeline
 from isales_stats.engine.scripts import load_script
 
-COUNT_EVENTS = load_script("count_events.lua", libraries=("buckets.lua",))
+COUNT_EVENTS = load_script("count_events.lua")
 STORE_HIGHER_OFFSETS = LuaScript(
     """-- KEYS[1] a topic's offsets hash; ARGV partition, offset, partition, offset...: store
     -- each offset unless a higher one is stored; one HSET of those that grow.

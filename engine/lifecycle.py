@@ -27,11 +27,11 @@ from isales_stats.engine import metrics
 from isales_stats.engine.counting import schedule_member
 from isales_stats.engine.redis_connection import AnyRedis, run_pipeline
 from isales_stats.engine.scripts import load_script
-from isales_stats.engine.state import READ_STATE
+from isales_stats.engine.state import queue_state_size
 
 log = logging.getLogger(__name__)
 
-STEP_CAMPAIGN = load_script("campaign_lifecycle.lua", libraries=("buckets.lua",))
+STEP_CAMPAIGN = load_script("campaign_lifecycle.lua")
 # Campaigns stepped per round trip, and rounds per sweep: a backlog (the first sweep after an
 # upgrade, a worker down for days) is worked off a bounded piece at a time.
 SWEEP_BATCH = 200
@@ -205,14 +205,12 @@ class CampaignLifecycle:
             for campaign_id in campaign_ids:
                 pipe.hmget(self.layout.campaign_life(vdn_id, campaign_id), list(LIFE_FIELDS))
                 pipe.zscore(schedule, schedule_member(vdn_id, campaign_id))
-                READ_STATE.queue(
-                    pipe, [self.layout.campaign_records(vdn_id, campaign_id)], ["sizes"]
-                )
+                queue_state_size(pipe, self.layout, vdn_id, campaign_id)
 
-        replies = await run_pipeline(self.redis, [READ_STATE], queue) if campaign_ids else []
+        replies = await run_pipeline(self.redis, [], queue) if campaign_ids else []
         rows = []
         for index, campaign_id in enumerate(campaign_ids):
-            life, next_at, (records, calls) = replies[3 * index : 3 * index + 3]
+            life, next_at, records, calls = replies[4 * index : 4 * index + 4]
             active, closed, released, deleted = (
                 None if value is None else int(value) for value in life
             )

@@ -1,10 +1,10 @@
 """The engine's Lua scripts, each loaded behind a prelude rendered from the key layout.
 
-Counter names, key suffixes, lifecycle fields and the buckets' shape are spelled once, in
-``isales_stats/core/keys.py``. A script names them as ``COUNTER.totalCount``, ``SUFFIX.records``,
-``LIFE.closed`` and ``BUCKETS.fill``: the prelude defines the tables from Python and makes the
-first three strict, so that a name the layout does not define is an error in Redis instead of a
-nil that writes a counter no reader knows. ``tests/test_lua_names.py`` checks the scripts
+Counter names, key suffixes and lifecycle fields are spelled once, in
+``isales_stats/core/keys.py``. A script names them as ``COUNTER.totalCount``, ``SUFFIX.records``
+and ``LIFE.closed``: the prelude defines the three tables from Python, and makes them strict, so
+that a name the layout does not define is an error in Redis instead of a nil that writes a
+counter no reader knows. ``tests/test_lua_names.py`` checks the scripts
 against the layout without Redis: a counter renamed in Python but not in a script fails it.
 """
 
@@ -13,9 +13,6 @@ from __future__ import annotations
 from importlib.resources import files
 
 from isales_stats.core.keys import (
-    BUCKET_FILL,
-    BUCKET_SEPARATOR,
-    BUCKET_SIZE_FIELD,
     CAMPAIGN_KEY_SUFFIXES,
     DAILY_COUNTERS,
     LIFE_FIELDS,
@@ -65,9 +62,6 @@ def prelude() -> str:
             "local PROGRESS_FIELDS = {"
             + ", ".join(_lua_string(name) for name in PROGRESS_FIELDS)
             + "}",
-            f"local BUCKETS = {{fill = {BUCKET_FILL}, "
-            f"size_field = {_lua_string(BUCKET_SIZE_FIELD)}, "
-            f"separator = {_lua_string(BUCKET_SEPARATOR)}}}",
             PRELUDE_END,
             "",
         ]
@@ -79,9 +73,8 @@ def script_source(name: str) -> str:
     return files("isales_stats.engine").joinpath(name).read_text()
 
 
-def load_script(name: str, libraries: tuple[str, ...] = ()) -> LuaScript:
-    """The script ``name`` (a file beside this module) behind its prelude and the
-    ``libraries`` it uses (Lua files of functions, such as buckets.lua), in that order.
+def load_script(name: str) -> LuaScript:
+    """The script ``name`` (a file beside this module) behind its prelude.
 
     A script whose file opens with a shebang (``#!lua flags=...``, Redis 7's script flags)
     keeps it as its first line, where Redis reads it.
@@ -91,5 +84,4 @@ def load_script(name: str, libraries: tuple[str, ...] = ()) -> LuaScript:
     if source.startswith("#!"):
         first_line, _, source = source.partition("\n")
         shebang = first_line + "\n"
-    libraries_source = "".join(script_source(library) for library in libraries)
-    return LuaScript(shebang + prelude() + libraries_source + source)
+    return LuaScript(shebang + prelude() + source)

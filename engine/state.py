@@ -1,9 +1,9 @@
 """A campaign's idempotence state as operators and tests see it: its size, and known records.
 
-The state (each record's state, each callId counted, each record's flags per day) lives in
-bucketed hashes (buckets.lua) whose layout only Lua addresses: an id's bucket depends on the
-structure's size at the moment. Python asks ``read_state.lua``, which uses the same functions
-as the counting script, instead of computing a bucket itself.
+The state is what makes counting exact (each record's state, each callId counted, each
+record's flags per day: engine/count_events.lua) and almost all of the memory Redis holds. Its
+layout is the counting script's business; Python outside the engine asks here, so that a
+change of that layout (docs/adr/0005-bucketed-state.md weighs one) changes one module.
 """
 
 from __future__ import annotations
@@ -13,9 +13,12 @@ from typing import Any
 
 from isales_stats.core.keys import KeyLayout
 from isales_stats.engine.redis_connection import AnyRedis, run_pipeline
-from isales_stats.engine.scripts import load_script
 
-READ_STATE = load_script("read_state.lua", libraries=("buckets.lua",))
+
+def queue_state_size(pipe: Any, layout: KeyLayout, vdn_id: int, campaign_id: str) -> None:
+    """Queue the two replies ``state_sizes`` reads for one campaign: records, callIds."""
+    pipe.hlen(layout.campaign_records(vdn_id, campaign_id))
+    pipe.scard(layout.campaign_calls(vdn_id, campaign_id))
 
 
 async def state_sizes(
@@ -25,23 +28,21 @@ async def state_sizes(
 
     def queue(pipe: Any) -> None:
         for vdn_id, campaign_id in campaigns:
-            READ_STATE.queue(pipe, [layout.campaign_records(vdn_id, campaign_id)], ["sizes"])
+            queue_state_size(pipe, layout, vdn_id, campaign_id)
 
-    replies = await run_pipeline(redis, [READ_STATE], queue) if campaigns else []
-    return [(int(records), int(calls)) for records, calls in replies]
+    replies = await run_pipeline(redis, [], queue) if campaigns else []
+    return [
+        (int(records), int(calls))
+        for records, calls in zip(replies[::2], replies[1::2], strict=True)
+    ]
 
 
 async def records_known(
     redis: AnyRedis, layout: KeyLayout, vdn_id: int, campaign_id: str, data_ids: Sequence[str]
 ) -> list[bool]:
     """Whether each record is in the campaign's state: an event of it was counted."""
-    if not data_ids:
-        return []
-    (known,) = await run_pipeline(
-        redis,
-        [READ_STATE],
-        lambda pipe: READ_STATE.queue(
-            pipe, [layout.campaign_records(vdn_id, campaign_id)], ["known", *data_ids]
-        ),
+    key = layout.campaign_records(vdn_id, campaign_id)
+    replies = await run_pipeline(
+        redis, [], lambda pipe: [pipe.hexists(key, data_id) for data_id in data_ids]
     )
-    return [bool(flag) for flag in known]
+    return [bool(known) for known in replies]

@@ -32,9 +32,9 @@ def every_key_of_a_campaign(layout: KeyLayout, vdn: int, campaign: str) -> list[
         layout.batch_day(vdn, campaign, "B:1", day),
         layout.campaign_rows(vdn, campaign),
         layout.day_rows(vdn, campaign, day),
-        layout.bucket(layout.campaign_records(vdn, campaign), 0),
-        layout.bucket(layout.campaign_calls(vdn, campaign), 7),
-        layout.bucket(layout.day_records(vdn, campaign, day), 12),
+        layout.campaign_records(vdn, campaign),
+        layout.campaign_calls(vdn, campaign),
+        layout.day_records(vdn, campaign, day),
         layout.campaign_progress(vdn, campaign),
         layout.campaign_progress_current(vdn, campaign),
     ]
@@ -106,8 +106,7 @@ def test_daily_keys_expire_after_the_retention_and_old_events_count_in_totals(
     assert outcome.too_old == 1  # 58 days old with a 40-day retention: totals only
     with Redis.from_url(test_settings.redis_url) as redis:
         expire_at = redis.expiretime(layout.campaign_day(1, "C1", "2026-11-28"))
-        day_records = layout.bucket(layout.day_records(1, "C1", "2026-11-28"), 0)
-        assert redis.expiretime(day_records) == expire_at
+        assert redis.expiretime(layout.day_records(1, "C1", "2026-11-28")) == expire_at
         assert redis.expiretime(layout.batch_day(1, "C1", "B1", "2026-11-28")) == expire_at
         assert redis.expiretime(layout.day_rows(1, "C1", "2026-11-28")) == expire_at
         assert not redis.exists(layout.day_rows(1, "C1", "2026-10-01"))
@@ -151,10 +150,9 @@ def test_the_lua_script_writes_exactly_the_keys_the_layout_spells(test_settings:
         layout.batch_day(1, "C1", "B1", day),
         layout.campaign_rows(1, "C1"),
         layout.day_rows(1, "C1", day),
-        # Three records and calls: one bucket of each structure (engine/buckets.lua).
-        layout.bucket(layout.campaign_records(1, "C1"), 0),
-        layout.bucket(layout.campaign_calls(1, "C1"), 0),
-        layout.bucket(layout.day_records(1, "C1", day), 0),
+        layout.campaign_records(1, "C1"),
+        layout.campaign_calls(1, "C1"),
+        layout.day_records(1, "C1", day),
         layout.campaign_progress(1, "C1"),
         layout.campaign_progress_current(1, "C1"),
         layout.campaign_life(1, "C1"),

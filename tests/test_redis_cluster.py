@@ -15,7 +15,8 @@ from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings
 from tests.support.api_process import ApiProcess
 from tests.support.app_client import JSON_HEADERS, statistics_path
-from tests.support.detail import expected_detail
+from tests.support.detail import expected_detail, read_detail
+from tests.support.faults import assert_fully_committed
 from tests.support.kafka_topics import publish
 from tests.support.processes import ServiceProcess
 from tests.support.redis_cluster import RedisClusterServers
@@ -65,3 +66,27 @@ def test_worker_and_api_count_exactly_on_a_redis_cluster(
             if any(node.scan_iter(match=layout.campaign_totals(1, "*"))):
                 holding.add(port)
     assert len(holding) >= 2
+
+
+def test_the_cluster_grows_by_a_node_while_the_workers_are_paused(
+    test_settings: Settings, redis_cluster: RedisClusterServers, tmp_path: Path
+) -> None:
+    """docs/capacity.md's way past one more node: stop the workers (events wait in Kafka),
+    add a primary and move slots to it with their keys, start the workers again. Exact, the
+    new node holds campaigns, the group commits everything."""
+    settings = test_settings.model_copy(update={"redis_url": redis_cluster.url})
+    stream = campaign_stream(20_000, campaigns=12, seed=37, now=datetime.now(UTC))
+    first, second = stream[:10_000], stream[10_000:]
+    publish(settings, first)
+    with ServiceProcess(settings, "worker", log_dir=tmp_path, worker_metrics_port=0) as worker:
+        assert wait_for(lambda: read_detail(settings) == expected_detail(first), 90), worker.log()
+
+    new_port = redis_cluster.grow()
+    publish(settings, second)
+    assert read_detail(settings) == expected_detail(first)  # read while the workers are paused
+    with ServiceProcess(settings, "worker", log_dir=tmp_path, worker_metrics_port=0) as worker:
+        assert wait_for(lambda: read_detail(settings) == expected_detail(stream), 90), worker.log()
+        assert_fully_committed(settings, worker.log)
+    layout = KeyLayout(settings.key_prefix)
+    with redis.Redis(port=new_port) as node:
+        assert any(node.scan_iter(match=layout.campaign_totals(1, "*"))), "no campaign moved"

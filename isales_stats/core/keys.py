@@ -15,11 +15,9 @@ documents the same layout.
     {P}:{vdn:c}:batch:{b}:day:{YYYY-MM-DD}       hash   batch counters of one day (expires)
     {P}:{vdn:c}:rows                             hash   scope -> its totals, packed (API reads)
     {P}:{vdn:c}:day:{YYYY-MM-DD}:rows            hash   scope -> daily counters, packed (expires)
-    {P}:{vdn:c}:records:{i}                      hash   dataId -> record state (flags:batch)
-    {P}:{vdn:c}:calls:{i}                        hash   callId -> 1: counted (upstream duplicates)
-    {P}:{vdn:c}:day:{YYYY-MM-DD}:records:{i}     hash   dataId -> day flags (expires)
-                                                        (these three: buckets 0, 1, 2... of
-                                                        one structure, see BUCKET_FILL)
+    {P}:{vdn:c}:records                          hash   dataId -> record state (flags:batch)
+    {P}:{vdn:c}:calls                            set    callIds counted (upstream duplicates)
+    {P}:{vdn:c}:day:{YYYY-MM-DD}:records         hash   dataId -> day flags (expires)
     {P}:{vdn:c}:progress                         stream calls/connects/finished per minute
     {P}:{vdn:c}:progress:current                 hash   the minute still accumulating
     {P}:{vdn:c}:life                             hash   lifecycle: active, closed, released,
@@ -72,18 +70,6 @@ CAMPAIGN_KEY_SUFFIXES = {
 # release of its idempotence state and of the deletion of its counters.
 LIFE_FIELDS = ("active", "closed", "released", "deleted")
 _S = CAMPAIGN_KEY_SUFFIXES
-
-# The idempotence state (records, callIds, day records: what makes counting exact, and almost
-# all of the memory) is kept in bucketed hashes (engine/buckets.lua): the structure a key names
-# is the small hashes "{key}:0", "{key}:1", ..., each one an id -> value map that stays in
-# Redis' compact listpack encoding (up to hash-max-listpack-entries, 128 by default; about a
-# fifth of the bytes of a large hash's table). Buckets hold BUCKET_FILL entries on average and
-# twice that at most before one of them is split (linear hashing), so a lookup stays one HGET
-# over a short listpack. Bucket 0 holds the structure's entry count in BUCKET_SIZE_FIELD:
-# braces, which no id may hold (FORBIDDEN_ID_CHARACTER_PATTERN below).
-BUCKET_FILL = 40
-BUCKET_SIZE_FIELD = "{n}"
-BUCKET_SEPARATOR = ":"
 
 # What an id (campaignId, dataId, callId, batchId) may hold: anything but control characters
 # and braces; braces would break the hash tag that keeps a campaign in one Redis Cluster slot.
@@ -168,22 +154,13 @@ class KeyLayout:
         return self.campaign_day(vdn_id, campaign_id, day) + _S["rows"]
 
     def campaign_records(self, vdn_id: int, campaign_id: str) -> str:
-        """The records' structure (bucketed: see ``bucket``)."""
         return self.campaign_base(vdn_id, campaign_id) + _S["records"]
 
     def campaign_calls(self, vdn_id: int, campaign_id: str) -> str:
-        """The callIds' structure (bucketed: see ``bucket``)."""
         return self.campaign_base(vdn_id, campaign_id) + _S["calls"]
 
     def day_records(self, vdn_id: int, campaign_id: str, day: str) -> str:
-        """The records' flags of one day (bucketed: see ``bucket``)."""
         return self.campaign_day(vdn_id, campaign_id, day) + _S["records"]
-
-    @staticmethod
-    def bucket(structure: str, index: int) -> str:
-        """Bucket ``index`` of a bucketed structure (records, calls, day records). Which
-        bucket an id is in, engine/buckets.lua works out; Python asks it (engine/state.py)."""
-        return f"{structure}{BUCKET_SEPARATOR}{index}"
 
     def campaign_progress(self, vdn_id: int, campaign_id: str) -> str:
         """Stream of finished minutes: id = the minute's start, fields calls/connects/finished."""

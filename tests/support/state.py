@@ -1,8 +1,5 @@
-"""A campaign's idempotence state read from a synchronous client (test threads, benchmarks).
-
-The same script as engine/state.py (read_state.lua): the buckets' layout is addressed in Lua
-alone, never computed here.
-"""
+"""A campaign's idempotence state read from a synchronous client (test threads, benchmarks):
+the same questions as engine/state.py, the same queued commands."""
 
 from __future__ import annotations
 
@@ -11,30 +8,28 @@ from collections.abc import Sequence
 from redis import Redis
 
 from isales_stats.core.keys import KeyLayout
-from isales_stats.engine.state import READ_STATE
+from isales_stats.engine.state import queue_state_size
 
 
 def state_sizes(
     redis: Redis, layout: KeyLayout, campaigns: Sequence[tuple[int, str]]
 ) -> list[tuple[int, int]]:
     """(records, callIds) held for each campaign."""
-    script = redis.register_script(READ_STATE.source)
     with redis.pipeline(transaction=False) as pipe:
         for vdn_id, campaign_id in campaigns:
-            script(keys=[layout.campaign_records(vdn_id, campaign_id)], args=["sizes"], client=pipe)
-        return [(int(records), int(calls)) for records, calls in pipe.execute()]
+            queue_state_size(pipe, layout, vdn_id, campaign_id)
+        replies = pipe.execute()
+    return [
+        (int(records), int(calls))
+        for records, calls in zip(replies[::2], replies[1::2], strict=True)
+    ]
 
 
 def records_known(
     redis: Redis, layout: KeyLayout, records: Sequence[tuple[int, str, str]]
 ) -> list[bool]:
     """Whether each (vdnId, campaignId, dataId) is in its campaign's state."""
-    script = redis.register_script(READ_STATE.source)
     with redis.pipeline(transaction=False) as pipe:
         for vdn_id, campaign_id, data_id in records:
-            script(
-                keys=[layout.campaign_records(vdn_id, campaign_id)],
-                args=["known", data_id],
-                client=pipe,
-            )
-        return [bool(known[0]) for known in pipe.execute()]
+            pipe.hexists(layout.campaign_records(vdn_id, campaign_id), data_id)
+        return [bool(known) for known in pipe.execute()]

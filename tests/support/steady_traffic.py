@@ -199,7 +199,7 @@ async def _measure(
     campaigns = sorted({
         (1, key.split("{", 1)[1].split("}", 1)[0].partition(":")[2])
         for key in keys
-        if key.rsplit("}", 1)[-1].startswith(":records:")
+        if key.rsplit("}", 1)[-1] == ":records"
     })  # fmt: skip
     live_records = sum(records for records, _ in await state_sizes(redis, layout, campaigns))
     used = int((await redis.info("memory"))["used_memory"])
@@ -251,8 +251,8 @@ def _campaign_of(key: str) -> str:
 
 
 def _is_state(key: str) -> bool:
-    """A bucket of a campaign's idempotence state (what a release frees)."""
+    """A key of a campaign's idempotence state (what a release frees)."""
     suffix = key.rsplit("}", 1)[-1]
-    return suffix.startswith((":records:", ":calls:")) or (
-        suffix.startswith(":day:") and ":records:" in suffix
+    return suffix in (":records", ":calls") or (
+        suffix.startswith(":day:") and suffix.endswith(":records")
     )
