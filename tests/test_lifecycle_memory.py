@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from isales_stats.commands.stack.redis import RedisServer
 from isales_stats.core.settings import Settings
-from tests.support.ports import free_port
+from tests.support.private_redis import private_redis
 from tests.support.steady_traffic import TrafficShape, simulate
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
@@ -29,19 +28,9 @@ SHAPE = TrafficShape(days=16, campaigns_per_day=2, records_per_campaign=300, dia
 def test_what_redis_holds_levels_off_after_the_retention_horizon(
     test_settings: Settings, tmp_path: Path
 ) -> None:
-    settings = test_settings.model_copy(
-        update={
-            "redis_url": f"redis://127.0.0.1:{free_port()}/0",
-            "stack_dir": tmp_path / "stack",
-            "campaign_retention_days": RETENTION_DAYS,
-        }
-    )
-    server = RedisServer(settings)
-    server.ensure_running()
-    try:
+    retention = test_settings.model_copy(update={"campaign_retention_days": RETENTION_DAYS})
+    with private_redis(retention, tmp_path / "stack") as (settings, _):
         days, _, breakdown = asyncio.run(simulate(settings, SHAPE))
-    finally:
-        server.stop()
 
     horizon = SHAPE.horizon_days(RETENTION_DAYS)
     steady = [day for day in days if day.day >= horizon]

@@ -20,7 +20,7 @@ from isales_stats.core.settings import Settings
 from tests.support.detail import expected_detail, read_detail
 from tests.support.faults import assert_fully_committed
 from tests.support.kafka_topics import publish
-from tests.support.ports import free_port
+from tests.support.private_redis import private_redis as own_redis
 from tests.support.processes import ServiceProcess
 from tests.support.streams import campaign_stream
 from tests.support.waiting import wait_for
@@ -30,16 +30,8 @@ pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
 @pytest.fixture
 def private_redis(test_settings: Settings, tmp_path: Path) -> Any:
-    settings = test_settings.model_copy(
-        update={
-            "redis_url": f"redis://127.0.0.1:{free_port()}/0",
-            "stack_dir": tmp_path / "stack",
-        }
-    )
-    server = RedisServer(settings)
-    server.ensure_running()
-    yield settings, server
-    server.process.stop()
+    with own_redis(test_settings, tmp_path / "stack") as (settings, server):
+        yield settings, server
 
 
 def snapshot(server: RedisServer, into: Path) -> None:

@@ -20,7 +20,7 @@ from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import ResponseError
 
-from isales_stats.commands.stack.redis import LOCAL_MAXMEMORY, RedisServer
+from isales_stats.commands.stack.redis import LOCAL_MAXMEMORY
 from isales_stats.core.days import today_in
 from isales_stats.core.events import decode_event
 from isales_stats.core.keys import KeyLayout
@@ -32,6 +32,7 @@ from tests.support.detail import expected_detail, read_detail
 from tests.support.faults import assert_fully_committed, scrape_metric, wait_for_metrics
 from tests.support.kafka_topics import publish
 from tests.support.ports import free_port
+from tests.support.private_redis import private_redis as own_redis
 from tests.support.processes import ServiceProcess
 from tests.support.streams import campaign_events, campaign_stream
 from tests.support.waiting import wait_for
@@ -46,16 +47,8 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 def private_redis(test_settings: Settings, tmp_path: Path) -> Any:
-    settings = test_settings.model_copy(
-        update={
-            "redis_url": f"redis://127.0.0.1:{free_port()}/0",
-            "stack_dir": tmp_path / "stack",
-        }
-    )
-    server = RedisServer(settings)
-    server.ensure_running()
-    yield settings
-    server.process.stop()
+    with own_redis(test_settings, tmp_path / "stack") as (settings, _):
+        yield settings
 
 
 def test_the_local_stack_never_evicts_a_counter(test_settings: Settings) -> None:
