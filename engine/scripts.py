@@ -4,8 +4,8 @@ Counter names, key suffixes and lifecycle fields are spelled once, in
 ``isales_stats/core/keys.py``. A script names them as ``COUNTER.totalCount``, ``SUFFIX.records``
 and ``LIFE.closed``: the prelude defines the three tables from Python, and makes them strict, so
 that a name the layout does not define is an error in Redis instead of a nil that writes a
-counter no reader knows. ``tests/test_lua_names.py`` checks the scripts
-against the layout without Redis: a counter renamed in Python but not in a script fails it.
+counter no reader knows. ``tests/test_lua_names.py`` checks the scripts against the layout
+without Redis: a counter renamed in Python but not in a script fails it.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A campaign's idempotence state as operators and tests see it: its size, and known records.
+"""A campaign's idempotence state as operators and tests see it: how much it holds.
 
 The state is what makes counting exact (each record's state, each callId counted, each
 record's flags per day: engine/count_events.lua) and almost all of the memory Redis holds. Its
@@ -35,14 +35,3 @@ async def state_sizes(
         (int(records), int(calls))
         for records, calls in zip(replies[::2], replies[1::2], strict=True)
     ]
-
-
-async def records_known(
-    redis: AnyRedis, layout: KeyLayout, vdn_id: int, campaign_id: str, data_ids: Sequence[str]
-) -> list[bool]:
-    """Whether each record is in the campaign's state: an event of it was counted."""
-    key = layout.campaign_records(vdn_id, campaign_id)
-    replies = await run_pipeline(
-        redis, [], lambda pipe: [pipe.hexists(key, data_id) for data_id in data_ids]
-    )
-    return [bool(known) for known in replies]

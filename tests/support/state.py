@@ -1,5 +1,5 @@
 """A campaign's idempotence state read from a synchronous client (test threads, benchmarks):
-the same questions as engine/state.py, the same queued commands."""
+its size with engine/state.py's commands, and whether a record is in it."""
 
 from __future__ import annotations
 
