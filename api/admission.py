@@ -50,8 +50,12 @@ log = logging.getLogger(__name__)
 # The marker holds the id of the request that used the signature and its answer, so that the
 # same request run again (run_pipeline repeats a pipeline after NOSCRIPT) gets the same answer
 # and is not counted twice, while another request with that signature is a replay.
+#
+# allow-oom (Redis 7's script flags, the shebang): Redis refuses writes when it is full (the
+# counters are never evicted: maxmemory-policy noeviction), and the statistics must still be
+# served then; these writes are a few bytes that expire within the window.
 ADMIT = LuaScript(
-    """
+    """#!lua flags=allow-oom
 local signed = tonumber(ARGV[1]) > 0
 if signed then
   local seen = redis.call('GET', KEYS[1])

@@ -71,11 +71,21 @@ local function release()
   call('HSET', life_key, LIFE.released, now)
 end
 
--- The final counters, the rows of every day; the lifecycle hash stays, as a tombstone.
+-- The final counters, the rows of every day; the lifecycle hash stays, as a tombstone. (Every
+-- other counter key too: a campaign released before releases compacted still has them.)
 local function delete()
-  local keys = {base .. SUFFIX.rows}
+  local batches = call('HKEYS', base .. SUFFIX.batches)
+  local keys = {base .. SUFFIX.rows, base .. SUFFIX.totals, base .. SUFFIX.batches,
+                base .. SUFFIX.progress, base .. SUFFIX.progress_current}
+  for _, batch in ipairs(batches) do
+    keys[#keys + 1] = base .. SUFFIX.batch .. batch .. SUFFIX.totals
+  end
   for _, day in ipairs(days) do
     keys[#keys + 1] = base .. SUFFIX.day .. day .. SUFFIX.rows
+    keys[#keys + 1] = base .. SUFFIX.day .. day
+    for _, batch in ipairs(batches) do
+      keys[#keys + 1] = base .. SUFFIX.batch .. batch .. SUFFIX.day .. day
+    end
   end
   unlink(keys)
   call('HSET', life_key, LIFE.deleted, now)

@@ -25,13 +25,18 @@ from isales_stats.core.keys import LIFE_FIELDS, KeyLayout
 from isales_stats.core.settings import Settings
 from isales_stats.engine import metrics
 from isales_stats.engine.counting import schedule_member
-from isales_stats.engine.redis_connection import AnyRedis, run_pipeline
+from isales_stats.engine.redis_connection import AnyRedis, LuaScript, run_pipeline
 from isales_stats.engine.scripts import load_script
 from isales_stats.engine.state import queue_state_size
 
 log = logging.getLogger(__name__)
 
 STEP_CAMPAIGN = load_script("campaign_lifecycle.lua")
+# ZADD that Redis runs even when it is full (allow-oom): the sweeper's filing must not stop at a
+# full Redis, which is when releasing memory matters most (SREM and ZREM need no memory).
+ZADD_WHEN_FULL = LuaScript(
+    "#!lua flags=allow-oom\nreturn redis.call('ZADD', KEYS[1], unpack(ARGV))"
+)
 # Campaigns stepped per round trip, and rounds per sweep: a backlog (the first sweep after an
 # upgrade, a worker down for days) is worked off a bounded piece at a time.
 SWEEP_BATCH = 200
@@ -182,14 +187,19 @@ class CampaignLifecycle:
                     continue
                 if step.state in ("released", "retained"):
                     pipe.srem(live, step.campaign_id)
-                    pipe.zadd(released, {step.campaign_id: step.next_at})
-                pipe.zadd(schedule, {member: step.next_at}, xx=True)
+                    ZADD_WHEN_FULL.queue(pipe, [released], [step.next_at, step.campaign_id])
+                ZADD_WHEN_FULL.queue(pipe, [schedule], ["XX", step.next_at, member])
 
-        await run_pipeline(self.redis, [], queue)
+        await run_pipeline(self.redis, [ZADD_WHEN_FULL], queue)
 
     async def describe(self, vdn_id: int) -> list[dict[str, Any]]:
         """Every campaign of a VDN's indexes, live and released: its lifecycle, its next step,
-        what it holds."""
+        what it holds.
+
+        A deleted campaign still in an index is taken off it here: a sweeper's filing of its
+        release that lands after another's filing of its deletion (an operator's, say) puts it
+        back in the released index, where no sweep looks at it again.
+        """
         live, released = await run_pipeline(
             self.redis,
             [],
@@ -208,15 +218,16 @@ class CampaignLifecycle:
                 queue_state_size(pipe, self.layout, vdn_id, campaign_id)
 
         replies = await run_pipeline(self.redis, [], queue) if campaign_ids else []
-        rows = []
+        rows, ghosts = [], []
         for index, campaign_id in enumerate(campaign_ids):
             life, next_at, records, calls = replies[4 * index : 4 * index + 4]
             active, closed, released, deleted = (
                 None if value is None else int(value) for value in life
             )
-            state = (
-                "deleted" if deleted else "released" if released else "closed" if closed else "live"
-            )
+            if deleted:
+                ghosts.append(campaign_id)
+                continue
+            state = "released" if released else "closed" if closed else "live"
             rows.append(
                 {
                     "campaignId": campaign_id,
@@ -229,6 +240,8 @@ class CampaignLifecycle:
                     "callIds": int(calls),
                 }
             )
+        if ghosts:
+            await self._file([Step(vdn_id, campaign_id, "deleted", 0, 0) for campaign_id in ghosts])
         return rows
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from redis.asyncio.cluster import RedisCluster
+
 from isales_stats.engine import metrics
 from isales_stats.engine.redis_connection import AnyRedis
 
@@ -18,10 +20,12 @@ REDIS_MEMORY_SECONDS = 5.0
 
 
 async def record_redis_memory(redis: AnyRedis) -> None:
-    """Read INFO memory of every node (one on a single Redis) into the gauges."""
-    info: dict[str, Any] = await redis.info("memory")
-    # A single Redis answers its own fields; a Redis Cluster client one dict per node.
-    nodes = {"": info} if "used_memory" in info else info
+    """Read INFO memory of every primary (the one of a single Redis) into the gauges."""
+    if isinstance(redis, RedisCluster):
+        # One reply per node, keyed by its address: a shard that fills alone must show.
+        nodes: dict[str, Any] = await redis.info("memory", target_nodes=RedisCluster.PRIMARIES)
+    else:
+        nodes = {"": await redis.info("memory")}
     for node, fields in nodes.items():
         metrics.REDIS_USED_MEMORY.labels(node).set(int(fields["used_memory"]))
         metrics.REDIS_MAXMEMORY.labels(node).set(int(fields["maxmemory"]))

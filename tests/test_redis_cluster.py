@@ -18,6 +18,7 @@ from tests.support.app_client import JSON_HEADERS, statistics_path
 from tests.support.detail import expected_detail, read_detail
 from tests.support.faults import assert_fully_committed
 from tests.support.kafka_topics import publish
+from tests.support.ports import free_port
 from tests.support.processes import ServiceProcess
 from tests.support.redis_cluster import RedisClusterServers
 from tests.support.streams import campaign_stream
@@ -84,9 +85,22 @@ def test_the_cluster_grows_by_a_node_while_the_workers_are_paused(
     new_port = redis_cluster.grow()
     publish(settings, second)
     assert read_detail(settings) == expected_detail(first)  # read while the workers are paused
-    with ServiceProcess(settings, "worker", log_dir=tmp_path, worker_metrics_port=0) as worker:
+    port = free_port()
+    with ServiceProcess(settings, "worker", log_dir=tmp_path, worker_metrics_port=port) as worker:
         assert wait_for(lambda: read_detail(settings) == expected_detail(stream), 90), worker.log()
         assert_fully_committed(settings, worker.log)
+        # Each primary's memory is exported, the new one's too (IsalesRedisMemoryHigh per node).
+        assert wait_for(lambda: memory_nodes(port) == set(redis_cluster.ports), 30)
     layout = KeyLayout(settings.key_prefix)
     with redis.Redis(port=new_port) as node:
         assert any(node.scan_iter(match=layout.campaign_totals(1, "*"))), "no campaign moved"
+
+
+def memory_nodes(metrics_port: int) -> set[int]:
+    """The ports of the nodes whose maxmemory a worker exports."""
+    text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+    return {
+        int(line.split('node="', 1)[1].split('"', 1)[0].rsplit(":", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("isales_redis_maxmemory_bytes{")
+    }

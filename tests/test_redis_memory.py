@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 import pytest
+from pydantic import SecretStr
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import ResponseError
@@ -26,8 +27,10 @@ from isales_stats.core.events import decode_event
 from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings
 from isales_stats.engine.statistics import StatisticsReader
+from tests.support.app_client import serve, statistics_path
 from tests.support.clock import GMT8
-from tests.support.counting import EventCounters
+from tests.support.counting import EventCounters, count_events
+from tests.support.credentials import ACCESS_KEY, SECRET_KEY, TEST_KEYS
 from tests.support.detail import expected_detail, read_detail
 from tests.support.faults import assert_fully_committed, scrape_metric, wait_for_metrics
 from tests.support.kafka_topics import publish
@@ -72,6 +75,7 @@ def test_a_full_redis_stops_counting_loses_nothing_and_counts_on_when_memory_is_
         Redis.from_url(settings.redis_url) as redis,
     ):
         assert wait_for(lambda: read_detail(settings) == expected_detail(first), 60), worker.log()
+        assert_fully_committed(settings, worker.log)  # the resume points are in too
         # Full: a limit below what Redis holds (noeviction: nothing may go to make room).
         keys_before = redis.dbsize()
         redis.config_set("maxmemory", int(redis.info("memory")["used_memory"]) // 2)
@@ -93,6 +97,33 @@ def test_a_full_redis_stops_counting_loses_nothing_and_counts_on_when_memory_is_
         assert_fully_committed(settings, worker.log)
         assert read_detail(settings) == expected_detail(stream)
     assert "command not allowed when used memory > 'maxmemory'" in worker.log()
+
+
+@pytest.mark.anyio
+async def test_the_api_answers_signed_and_counted_while_redis_is_full(
+    private_redis: Settings,
+) -> None:
+    """The statistics are served while Redis refuses writes: the admission script's few
+    expiring writes (replay marker, flow-control counts) run even when Redis is full."""
+    settings = private_redis.model_copy(
+        update={
+            "auth_enabled": True,
+            "auth_keys": SecretStr(TEST_KEYS),
+            "rate_limit_requests": 3,
+        }
+    )
+    moment = int(datetime.now(UTC).timestamp() * 1000)
+    c1 = campaign_events(1, "C1", ["b1"], 20, moment_ms=moment)
+    await count_events(settings, c1)
+    async with AsyncRedis.from_url(settings.redis_url) as redis:
+        await redis.config_set("maxmemory", int((await redis.info("memory"))["used_memory"]) // 2)
+        with pytest.raises(ResponseError, match="maxmemory"):
+            await redis.set("anything", "1")
+        async with serve(settings, access_key=ACCESS_KEY, secret_key=SECRET_KEY) as client:
+            answers = [(await client.get(statistics_path(1))) for _ in range(4)]
+        await redis.config_set("maxmemory", LOCAL_MAXMEMORY)
+    assert [answer.status_code for answer in answers] == [200, 200, 200, 429]
+    assert answers[0].json()["countDetail"] == expected_detail(c1)
 
 
 @pytest.mark.anyio
