@@ -215,6 +215,12 @@ async def test_an_idle_campaign_is_released_after_its_idle_days_and_deleted_afte
         assert await redis.zcard(layout.lifecycle_schedule()) == 0
         assert (await campaigns.lifecycle.delete(1, "C1")).keys_removed == 0
 
+        # A sweeper's late filing of the release, after the deletion's, files it back among
+        # the released; listing the VDN takes it off again.
+        await redis.zadd(released_index, {"C1": campaigns.clock()})
+        assert await campaigns.lifecycle.describe(1) == []
+        assert not await redis.exists(released_index)
+
 
 @pytest.mark.anyio
 async def test_a_vdn_with_thousands_of_released_campaigns_reads_only_what_lives(
