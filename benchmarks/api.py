@@ -81,21 +81,30 @@ class Latency:
 
 
 def run() -> str:
+    with api_bench_ground("api") as (settings, workdir):
+        events = asyncio.run(_fill(settings))
+        return _measure(settings, workdir, events)
+
+
+@contextmanager
+def api_bench_ground(name: str) -> Iterator[tuple[Settings, Path]]:
+    """Settings for API servers measured bare (authentication and flow control off, no
+    operations port: several run at once) under a key prefix of their own in the stack's Redis,
+    and a work directory; the keys, the directory and a Redis started here go afterwards."""
     settings = Settings().model_copy(
         update={
-            "key_prefix": f"bench:api:{uuid.uuid4().hex[:8]}",
+            "key_prefix": f"bench:{name}:{uuid.uuid4().hex[:8]}",
             "auth_enabled": False,
             "rate_limit_requests": 0,
             "rate_limit_key_requests": 0,
-            "operations_port": 0,  # two API processes run at once
+            "operations_port": 0,
         }
     )
     redis_server = RedisServer(settings)
     started_redis = redis_server.ensure_running()
-    workdir = Path(tempfile.mkdtemp(prefix="isales-bench-api-"))
+    workdir = Path(tempfile.mkdtemp(prefix=f"isales-bench-{name}-"))
     try:
-        events = asyncio.run(_fill(settings))
-        return _measure(settings, workdir, events)
+        yield settings, workdir
     finally:
         delete_keys(settings.redis_url, settings.key_prefix)
         shutil.rmtree(workdir, ignore_errors=True)

@@ -20,10 +20,8 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import statistics
 import tempfile
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +29,13 @@ import httpx
 import orjson
 from redis.asyncio import Redis
 
-from benchmarks.api import HEADERS, api_server, interleaved_latency, plain_headers
+from benchmarks.api import (
+    HEADERS,
+    api_bench_ground,
+    api_server,
+    interleaved_latency,
+    plain_headers,
+)
 from isales_stats.client import STATISTICS_PATH
 from isales_stats.commands.stack.redis import RedisServer
 from isales_stats.core.events import event_from_json
@@ -39,7 +43,6 @@ from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings
 from isales_stats.engine.counting import EventCounter
 from isales_stats.engine.lifecycle import CampaignLifecycle, LifecyclePolicy
-from tests.support.cleanup import delete_keys
 from tests.support.clock import SettableClock
 from tests.support.ports import free_port
 from tests.support.steady_traffic import Day, TrafficShape, simulate
@@ -69,19 +72,7 @@ def run() -> str:
 
 
 def _vdn_read() -> str:
-    settings = Settings().model_copy(
-        update={
-            "key_prefix": f"bench:life:{uuid.uuid4().hex[:8]}",
-            "auth_enabled": False,
-            "rate_limit_requests": 0,
-            "rate_limit_key_requests": 0,
-            "operations_port": 0,
-        }
-    )
-    redis_server = RedisServer(settings)
-    started_redis = redis_server.ensure_running()
-    workdir = Path(tempfile.mkdtemp(prefix="isales-bench-life-"))
-    try:
+    with api_bench_ground("life") as (settings, workdir):
         released = asyncio.run(_fill_vdns(settings))
         with api_server(settings, free_port(), workdir) as api:
             paths = {vdn: STATISTICS_PATH.format(vdn_id=vdn) for vdn in (1, 2, 3)}
@@ -96,11 +87,6 @@ def _vdn_read() -> str:
             (all_live,) = interleaved_latency(
                 [(api, paths[ALL_LIVE_VDN], plain_headers)], ALL_LIVE_REQUESTS
             )
-    finally:
-        delete_keys(settings.redis_url, settings.key_prefix)
-        shutil.rmtree(workdir, ignore_errors=True)
-        if started_redis:
-            redis_server.stop()
     answered = {vdn: _campaign_ids(body) for vdn, body in bodies.items()}
     if not answered[LIVE_VDN] == answered[MIXED_VDN] == answered[ALL_LIVE_VDN][:LIVE_CAMPAIGNS]:
         raise RuntimeError("the VDN with released campaigns answered other than its live ones")

@@ -16,9 +16,17 @@ from isales_stats.engine.redis_connection import AnyRedis, run_pipeline
 
 
 def queue_state_size(pipe: Any, layout: KeyLayout, vdn_id: int, campaign_id: str) -> None:
-    """Queue the two replies ``state_sizes`` reads for one campaign: records, callIds."""
+    """Queue the two replies ``sizes_of`` reads for one campaign: records, callIds."""
     pipe.hlen(layout.campaign_records(vdn_id, campaign_id))
     pipe.scard(layout.campaign_calls(vdn_id, campaign_id))
+
+
+def sizes_of(replies: Sequence[Any]) -> list[tuple[int, int]]:
+    """(records, callIds) per campaign, from the replies ``queue_state_size`` queued."""
+    return [
+        (int(records), int(calls))
+        for records, calls in zip(replies[::2], replies[1::2], strict=True)
+    ]
 
 
 async def state_sizes(
@@ -30,8 +38,4 @@ async def state_sizes(
         for vdn_id, campaign_id in campaigns:
             queue_state_size(pipe, layout, vdn_id, campaign_id)
 
-    replies = await run_pipeline(redis, [], queue) if campaigns else []
-    return [
-        (int(records), int(calls))
-        for records, calls in zip(replies[::2], replies[1::2], strict=True)
-    ]
+    return sizes_of(await run_pipeline(redis, [], queue) if campaigns else [])

@@ -22,16 +22,13 @@ from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import ResponseError
 
 from isales_stats.commands.stack.redis import LOCAL_MAXMEMORY
-from isales_stats.core.days import today_in
 from isales_stats.core.events import decode_event
 from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings
-from isales_stats.engine.statistics import StatisticsReader
 from tests.support.app_client import serve, statistics_path
-from tests.support.clock import GMT8
 from tests.support.counting import EventCounters, count_events
 from tests.support.credentials import ACCESS_KEY, SECRET_KEY, TEST_KEYS
-from tests.support.detail import expected_detail, read_detail
+from tests.support.detail import expected_detail, read_detail, read_detail_async
 from tests.support.faults import assert_fully_committed, scrape_metric, wait_for_metrics
 from tests.support.kafka_topics import publish
 from tests.support.ports import free_port
@@ -146,17 +143,10 @@ async def test_a_batch_refused_for_one_campaign_stores_no_resume_point(
         with pytest.raises(ResponseError, match="WRONGTYPE"):
             await counter.count(batch, offsets)
         assert not await redis.exists(stored)
-        assert await _detail(test_settings) == expected_detail(c1)  # C1's part went in
+        assert await read_detail_async(test_settings) == expected_detail(c1)  # C1's part went in
 
         await redis.delete(layout.campaign_batches(1, "C2"))
         again = await counter.count(batch, offsets)
         assert (again.applied, again.duplicates) == (len(c2), len(c1))
         assert await redis.hget(stored, "0") == str(len(batch) - 1).encode()
-    assert await _detail(test_settings) == expected_detail(c1 + c2)
-
-
-async def _detail(settings: Settings) -> list[dict[str, Any]]:
-    async with AsyncRedis.from_url(settings.redis_url) as redis:
-        return await StatisticsReader(redis, KeyLayout(settings.key_prefix)).read_count_detail(
-            1, today_in(GMT8)
-        )
+    assert await read_detail_async(test_settings) == expected_detail(c1 + c2)

@@ -29,13 +29,16 @@ def expected_detail(stream: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def read_detail(settings: Settings, campaign_id: str | None = None) -> list[dict[str, Any]]:
     """VDN 1's countDetail today as the engine has counted it, read from Redis: its live
     campaigns, or the one named."""
+    return asyncio.run(read_detail_async(settings, campaign_id))
 
-    async def read() -> list[dict[str, Any]]:
-        async with connect(settings) as redis:  # the engine's own way: TLS and ACL users too
-            reader = StatisticsReader(redis, KeyLayout(settings.key_prefix))
-            return await reader.read_count_detail(1, today_in(GMT8), campaign_id)
 
-    return asyncio.run(read())
+async def read_detail_async(
+    settings: Settings, campaign_id: str | None = None
+) -> list[dict[str, Any]]:
+    """``read_detail`` for a test that runs in an event loop already."""
+    async with connect(settings) as redis:  # the engine's own way: TLS and ACL users too
+        reader = StatisticsReader(redis, KeyLayout(settings.key_prefix))
+        return await reader.read_count_detail(1, today_in(GMT8), campaign_id)
 
 
 def identities_in(stream: list[dict[str, Any]]) -> int:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from redis import Redis
 
 from isales_stats.core.keys import KeyLayout
-from isales_stats.engine.state import queue_state_size
+from isales_stats.engine.state import queue_state_size, sizes_of
 
 
 def state_sizes(
@@ -18,11 +18,7 @@ def state_sizes(
     with redis.pipeline(transaction=False) as pipe:
         for vdn_id, campaign_id in campaigns:
             queue_state_size(pipe, layout, vdn_id, campaign_id)
-        replies = pipe.execute()
-    return [
-        (int(records), int(calls))
-        for records, calls in zip(replies[::2], replies[1::2], strict=True)
-    ]
+        return sizes_of(pipe.execute())
 
 
 def records_known(

@@ -187,32 +187,35 @@ async def _expire(redis: Redis, now: float) -> None:
         await redis.unlink(*due[first : first + 1000])
 
 
-async def _measure(
-    redis: Redis, layout: KeyLayout, day: int, events: int, released: int, deleted: int
-) -> Day:
+async def _key_sizes(redis: Redis) -> dict[str, int]:
+    """Every key -> its MEMORY USAGE in bytes (exact: every element counted)."""
     keys = await _keys(redis)
     async with redis.pipeline(transaction=False) as pipe:
         for key in keys:
             pipe.memory_usage(key, samples=0)
-        sizes = [int(size or 0) for size in await pipe.execute()]
-    state = sum(size for key, size in zip(keys, sizes, strict=True) if _is_state(key))
-    campaigns = sorted({
-        (1, key.split("{", 1)[1].split("}", 1)[0].partition(":")[2])
-        for key in keys
-        if key.rsplit("}", 1)[-1] == ":records"
-    })  # fmt: skip
+        sizes = await pipe.execute()
+    return {key: int(size or 0) for key, size in zip(keys, sizes, strict=True)}
+
+
+async def _measure(
+    redis: Redis, layout: KeyLayout, day: int, events: int, released: int, deleted: int
+) -> Day:
+    sizes = await _key_sizes(redis)
+    state = sum(size for key, size in sizes.items() if _is_state(key))
+    campaigns = sorted(
+        (1, _campaign_of(key)) for key in sizes if key.rsplit("}", 1)[-1] == ":records"
+    )
     live_records = sum(records for records, _ in await state_sizes(redis, layout, campaigns))
     used = int((await redis.info("memory"))["used_memory"])
-    return Day(day, events, live_records, used, sum(sizes), state, len(keys), released, deleted)
+    return Day(
+        day, events, live_records, used, sum(sizes.values()), state, len(sizes), released, deleted
+    )
 
 
 async def _breakdown(redis: Redis, layout: KeyLayout) -> dict[str, tuple[int, int]]:
     """What Redis holds, by kind: kind -> (bytes by MEMORY USAGE, how many of the unit)."""
-    keys = await _keys(redis)
-    async with redis.pipeline(transaction=False) as pipe:
-        for key in keys:
-            pipe.memory_usage(key, samples=0)
-        sizes = [int(size or 0) for size in await pipe.execute()]
+    sizes = await _key_sizes(redis)
+    keys = list(sizes)
     campaigns = sorted({_campaign_of(key) for key in keys if "}" in key})
     async with redis.pipeline(transaction=False) as pipe:
         for campaign in campaigns:
@@ -230,7 +233,7 @@ async def _breakdown(redis: Redis, layout: KeyLayout) -> dict[str, tuple[int, in
         "the indexes, the schedule, the resume points": 0,
     }
     names = list(kinds)
-    for key, size in zip(keys, sizes, strict=True):
+    for key, size in sizes.items():
         if "}" not in key:
             kinds[names[4]] += size
         elif _is_state(key):
