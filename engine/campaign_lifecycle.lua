@@ -8,9 +8,10 @@
 --             event counted for `idle` seconds after its last active day).
 --   released  `grace` seconds after its end: its idempotence state (records, callIds, day
 --             records: almost all of its memory) is gone, and its counters are compacted to
---             the packed rows the API reads (totals and each day's, per scope): the counter
---             hashes the dashboards read, its batch index and its progress stream go too, as
---             only live campaigns are on dashboards. Its final counters stay readable by
+--             what the API reads (the packed rows of its totals and of each day, per scope,
+--             and each day's hours and failCodes, per scope, which expire with the day): the
+--             counter hashes the dashboards read, its batch index and its progress stream go
+--             too, as only live campaigns are on dashboards. Its final counters stay readable by
 --             campaignId. Its events are refused from now on (count_events.lua answers "R"),
 --             since nothing tells a new one from an old one.
 --   deleted   `retention` seconds after the release, or at once by an operator: its rows
@@ -71,20 +72,36 @@ local function release()
   call('HSET', life_key, LIFE.released, now)
 end
 
--- The final counters, the rows of every day; the lifecycle hash stays, as a tombstone. (Every
--- other counter key too: a campaign released before releases compacted still has them.)
+-- The final counters, the rows, hours and failCodes of every day; the lifecycle hash stays, as
+-- a tombstone. (Every other counter key too: a campaign released before releases compacted
+-- still has them.) Its batches are the scopes of its rows: a release took its batch index.
 local function delete()
   local batches = call('HKEYS', base .. SUFFIX.batches)
+  local listed = {}
+  for _, batch in ipairs(batches) do
+    listed[batch] = true
+  end
+  for _, scope in ipairs(call('HKEYS', base .. SUFFIX.rows)) do
+    if scope ~= '' and not listed[scope] then
+      batches[#batches + 1] = scope
+    end
+  end
   local keys = {base .. SUFFIX.rows, base .. SUFFIX.totals, base .. SUFFIX.batches,
                 base .. SUFFIX.progress, base .. SUFFIX.progress_current}
   for _, batch in ipairs(batches) do
     keys[#keys + 1] = base .. SUFFIX.batch .. batch .. SUFFIX.totals
   end
   for _, day in ipairs(days) do
-    keys[#keys + 1] = base .. SUFFIX.day .. day .. SUFFIX.rows
-    keys[#keys + 1] = base .. SUFFIX.day .. day
+    local day_base = base .. SUFFIX.day .. day
+    keys[#keys + 1] = day_base .. SUFFIX.rows
+    keys[#keys + 1] = day_base
+    keys[#keys + 1] = day_base .. SUFFIX.hours
+    keys[#keys + 1] = day_base .. SUFFIX.fails
     for _, batch in ipairs(batches) do
-      keys[#keys + 1] = base .. SUFFIX.batch .. batch .. SUFFIX.day .. day
+      local batch_day = base .. SUFFIX.batch .. batch .. SUFFIX.day .. day
+      keys[#keys + 1] = batch_day
+      keys[#keys + 1] = batch_day .. SUFFIX.hours
+      keys[#keys + 1] = batch_day .. SUFFIX.fails
     end
   end
   unlink(keys)

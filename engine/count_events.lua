@@ -21,6 +21,9 @@
 --          final    1 | 0
 --          day      "YYYY-MM-DD" in the VDN's zone, or "" when older than the retention
 --          expireAt epoch seconds at which that day's keys expire
+--          hour     the hour of that day in which it occurred, 0..24, counted from the day's
+--                   start (isales_stats/core/days.py: a day may have 23 or 25 hours)
+--          failCode a failed call's failCode ("" when it gave none; unused for other events)
 -- ARGV[3]  the start of the current minute, epoch milliseconds (the worker's clock): the
 --          progress stream records calls, connects and finished records per arrival minute
 -- ARGV[4]  the most batches a campaign may have (0: no limit)
@@ -44,7 +47,7 @@
 -- below goes to the append-only file and to each replica (docs/adr/0004-write-amplification.md).
 -- The script therefore reads as it goes but writes once at the end: one HSET of the record
 -- states, one SADD of the callIds, one HSET per day of the day's record flags, one HSET of
--- the changed fields per counter hash and one per rows hash. Nothing is written that did not
+-- the changed fields per counter hash, one per rows hash and one per hours or fails hash. Nothing is written that did not
 -- change: Redis propagates an HSET of the same value, but not a SADD of a member it holds nor
 -- an EXPIREAT ... NX of a key that already expires, so day keys get their expiry once.
 
@@ -83,16 +86,21 @@ local calls_order = {}
 local day_flags = {}    -- day records key -> {flags = {dataId -> flags}, read = {as in
                         -- Redis before}, order = {dataIds}}
 local increments = {}   -- counter hash -> {field -> delta}
+local sums = {}         -- a day's hours or fails hash -> {field -> delta}
 local rows_due = {}     -- counter hash -> {rows hash, row field, fields, every field kept}
 local expiries = {}     -- day key -> expireAt
 
-local function bump(key, field, delta)
-  local fields = increments[key]
+local function add(changes, key, field, delta)
+  local fields = changes[key]
   if not fields then
     fields = {}
-    increments[key] = fields
+    changes[key] = fields
   end
   fields[field] = (fields[field] or 0) + delta
+end
+
+local function bump(key, field, delta)
+  add(increments, key, field, delta)
 end
 
 -- Scopes: the campaign, and the record's batch when it has one. A scope is the start of its
@@ -133,27 +141,65 @@ local function bump_day(batch, day, expire_at, field)
   end
 end
 
--- Set a per-day flag of a record; true when it was not set yet (the record counts once a day).
-local function mark_day(data_id, day, expire_at, flag)
-  local key = base .. SUFFIX.day .. day .. SUFFIX.records
-  local day = day_flags[key]
-  if not day then
-    day = {flags = {}, read = {}, order = {}}
-    day_flags[key] = day
+-- A day's counters per hour (HOUR names the field after the hour: "09:calls"), in the day's
+-- hours hash of each scope.
+local function bump_hour(batch, day, expire_at, hour, counter, delta)
+  local field = string.format('%02d:%s', hour, counter)
+  for _, scope in ipairs(scopes(batch)) do
+    local key = scope[1] .. SUFFIX.day .. day .. SUFFIX.hours
+    add(sums, key, field, delta)
     expiries[key] = expire_at
   end
-  local flags = day.flags[data_id]
+end
+
+-- A failed call, by its failCode, in the day's fails hash of each scope.
+local function count_failure(batch, day, expire_at, fail_code)
+  for _, scope in ipairs(scopes(batch)) do
+    local key = scope[1] .. SUFFIX.day .. day .. SUFFIX.fails
+    add(sums, key, fail_code, 1)
+    expiries[key] = expire_at
+  end
+end
+
+-- A record's day value holds its flags for the day and, per flag, the hour of the day of the
+-- earliest event that set it, plus one (0: none kept, as for a record marked before hours
+-- were counted): flags + 4 * (first seen hour + 1) + 128 * (first finishing hour + 1), at most
+-- 3,303, as short as the flags alone in Redis' memory. A record counts in the hour of its
+-- earliest event of the day whatever order the events come in: an earlier one moves it.
+local HOUR_UNIT = {[SEEN_TODAY] = 4, [FINISHED_TODAY] = 128}
+local HOUR_COUNTER = {[SEEN_TODAY] = HOUR.dailyCount, [FINISHED_TODAY] = HOUR.dailyFinishCount}
+
+-- Set a per-day flag of a record, and count it in its hour; true when the flag was not set
+-- yet (the record counts once a day).
+local function mark_day(data_id, batch, day, expire_at, hour, flag)
+  local key = base .. SUFFIX.day .. day .. SUFFIX.records
+  local entry = day_flags[key]
+  if not entry then
+    entry = {flags = {}, read = {}, order = {}}
+    day_flags[key] = entry
+    expiries[key] = expire_at
+  end
+  local flags = entry.flags[data_id]
   if not flags then
     flags = tonumber(call('HGET', key, data_id) or '0')
-    day.read[data_id] = flags
-    day.order[#day.order + 1] = data_id
+    entry.read[data_id] = flags
+    entry.order[#entry.order + 1] = data_id
   end
-  if band(flags, flag) ~= 0 then
-    day.flags[data_id] = flags
-    return false
+  local unit, counter = HOUR_UNIT[flag], HOUR_COUNTER[flag]
+  if band(flags, flag) == 0 then
+    entry.flags[data_id] = flags + flag + unit * (hour + 1)
+    bump_hour(batch, day, expire_at, hour, counter, 1)
+    return true
   end
-  day.flags[data_id] = bor(flags, flag)
-  return true
+  local kept = math.floor(flags / unit) % 32
+  if kept > hour + 1 then
+    entry.flags[data_id] = flags + unit * (hour + 1 - kept)
+    bump_hour(batch, day, expire_at, kept - 1, counter, -1)
+    bump_hour(batch, day, expire_at, hour, counter, 1)
+  else
+    entry.flags[data_id] = flags
+  end
+  return false
 end
 
 local function record_state(data_id)
@@ -207,7 +253,7 @@ end
 local function count_record_event(event)
   local kind, data_id, call_id, batch = event[1], event[2], event[3], event[4]
   local connected, final = event[5] == 1, event[6] == 1
-  local day, expire_at = event[7], event[8]
+  local day, expire_at, hour, fail_code = event[7], event[8], event[9], event[10]
 
   local state = record_state(data_id)
   local flags, recorded_batch = 0, nil
@@ -264,7 +310,7 @@ local function count_record_event(event)
           bump_totals(batch, COUNTER.totalCount, 1)
           bump_totals(batch, COUNTER.unCallCount, 1)
         end
-        if day ~= '' and mark_day(data_id, day, expire_at, SEEN_TODAY) then
+        if day ~= '' and mark_day(data_id, batch, day, expire_at, hour, SEEN_TODAY) then
           bump_day(batch, day, expire_at, COUNTER.dailyCount)
         end
       elseif kind == 'r' then
@@ -296,13 +342,17 @@ local function count_record_event(event)
         end
         if day ~= '' then
           bump_day(batch, day, expire_at, COUNTER.dailyCalledCount)
+          bump_hour(batch, day, expire_at, hour, HOUR.dailyCalledCount, 1)
           if connected then
             bump_day(batch, day, expire_at, COUNTER.dailyCallSucc)
+            bump_hour(batch, day, expire_at, hour, HOUR.dailyCallSucc, 1)
+          else
+            count_failure(batch, day, expire_at, fail_code)
           end
-          if mark_day(data_id, day, expire_at, SEEN_TODAY) then
+          if mark_day(data_id, batch, day, expire_at, hour, SEEN_TODAY) then
             bump_day(batch, day, expire_at, COUNTER.dailyCount)
           end
-          if final and mark_day(data_id, day, expire_at, FINISHED_TODAY) then
+          if final and mark_day(data_id, batch, day, expire_at, hour, FINISHED_TODAY) then
             bump_day(batch, day, expire_at, COUNTER.dailyFinishCount)
           end
         end
@@ -415,6 +465,26 @@ for key, due in pairs(rows_due) do
 end
 for rows_key, row in pairs(rows) do
   call('HSET', rows_key, unpack(row))
+end
+-- The days' hours and failCodes: one HSET per hash of the fields that changed (an hour's
+-- record may move to an earlier hour, so a sum can go down as well as up).
+for key, deltas in pairs(sums) do
+  local fields, moved = {}, {}
+  for field, delta in pairs(deltas) do
+    if delta ~= 0 then
+      fields[#fields + 1] = field
+      moved[#moved + 1] = delta
+    end
+  end
+  if #fields > 0 then
+    local stored = call('HMGET', key, unpack(fields))
+    local changed = {}
+    for i, field in ipairs(fields) do
+      changed[#changed + 1] = field
+      changed[#changed + 1] = string.format('%d', tonumber(stored[i] or '0') + moved[i])
+    end
+    call('HSET', key, unpack(changed))
+  end
 end
 for key, expire_at in pairs(expiries) do
   call('EXPIREAT', key, expire_at, 'NX')

@@ -21,6 +21,7 @@ from isales_stats.core.days import (
     Clock,
     day_expiry,
     day_of,
+    hour_of_day,
     oldest_retained_day,
     system_clock,
 )
@@ -332,9 +333,9 @@ class EventCounter:
             packed = []
             for event in campaign_events:
                 if event.kind is CLOSED:  # a campaign's end moves no counter of any day
-                    packed.append(("x", "", "", "", 0, 0, "", 0))
+                    packed.append(("x", "", "", "", 0, 0, "", 0, 0, ""))
                     continue
-                day, expire_at = self._day_of(event, zone, oldest[vdn_id])
+                day, expire_at, hour = self._day_of(event, zone, oldest[vdn_id])
                 if not day:
                     outcome.too_old += 1
                 packed.append(
@@ -347,6 +348,8 @@ class EventCounter:
                         1 if event.final else 0,
                         day,
                         expire_at,
+                        hour,
+                        event.fail_code or "",
                     )
                 )
             scripts.append(
@@ -379,12 +382,18 @@ class EventCounter:
                 outcome.lost_since[source] = 0 if found is None else int(found) + 1
             self._last_stored[source] = offset
 
-    def _day_of(self, event: CallEvent, zone: tzinfo, oldest: str) -> tuple[str, int]:
+    def _day_of(self, event: CallEvent, zone: tzinfo, oldest: str) -> tuple[str, int, int]:
+        """The event's day label, when that day's keys expire, and its hour of the day; "" when
+        the day is older than the retention (its keys are gone)."""
         day = day_of(event.occurred_at_ms, zone)
         label = day.isoformat()
         if label < oldest:
-            return "", 0
-        return label, day_expiry(day, zone, self.retention_days)
+            return "", 0, 0
+        return (
+            label,
+            day_expiry(day, zone, self.retention_days),
+            hour_of_day(event.occurred_at_ms, day, zone),
+        )
 
 
 def schedule_member(vdn_id: int, campaign_id: str) -> str:

@@ -157,6 +157,14 @@ def test_the_lua_script_writes_exactly_the_keys_the_layout_spells(test_settings:
         layout.campaign_progress_current(1, "C1"),
         layout.campaign_life(1, "C1"),
         layout.lifecycle_schedule(),
+        *(
+            key
+            for batch in (None, "B1")
+            for key in (
+                layout.day_hours(1, "C1", day, batch),
+                layout.day_fails(1, "C1", day, batch),
+            )
+        ),
     }
     with Redis.from_url(test_settings.redis_url) as redis:
         written = {key.decode() for key in redis.scan_iter(match=f"{layout.prefix}:*")}

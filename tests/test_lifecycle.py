@@ -24,8 +24,10 @@ from redis.asyncio import Redis
 from isales_stats.core.days import DAY_SECONDS, today_in
 from isales_stats.core.events import CallEvent, decode_event
 from isales_stats.core.keys import KeyLayout
+from isales_stats.core.reference_model import reference_statistics
 from isales_stats.core.settings import Settings
 from isales_stats.engine.counting import EventCounter
+from isales_stats.engine.history import HistoryReader
 from isales_stats.engine.lifecycle import CampaignLifecycle, LifecyclePolicy
 from isales_stats.engine.state import state_sizes
 from isales_stats.engine.statistics import StatisticsReader
@@ -134,7 +136,10 @@ async def test_a_closed_campaign_counts_through_its_grace_then_keeps_only_its_co
         after = await campaigns.keys_of("C1")
         layout = campaigns.layout
         day = today_in(GMT8, campaigns.clock).isoformat()
-        assert suffixes(after, layout, "C1") == {":rows", f":day:{day}:rows", ":life"}
+        # What the API reads: the packed rows, and each scope's hours and failCodes of the day.
+        day_keys = {f":day:{day}", *(f":batch:{batch}:day:{day}" for batch in ("b1", "b2"))}
+        history = {key + detail for key in day_keys for detail in (":hours", ":fails")}
+        assert suffixes(after, layout, "C1") == {":rows", f":day:{day}:rows", ":life", *history}
         state = {":records", ":calls", f":day:{day}:records"}
         released = sum(before[layout.campaign_base(1, "C1") + suffix] for suffix in state)
         assert released > 0.9 * sum(before.values()), before  # nearly all its memory
@@ -145,6 +150,11 @@ async def test_a_closed_campaign_counts_through_its_grace_then_keeps_only_its_co
         # Its final counters are read by campaignId; the whole VDN walks the live campaigns.
         final_c1 = [entry for entry in expected if entry["campaignId"] == "C1"]
         assert await campaigns.detail("C1") == final_c1
+        model = reference_statistics([*c1, late, *c2])
+        today = today_in(GMT8, campaigns.clock)
+        (kept,) = await HistoryReader(redis, layout).days(1, "C1", [today], today, hours=True)
+        hours = {hour: counters for hour, counters in kept.hours.items() if any(counters.values())}
+        assert (kept.daily, hours) == (model.daily(1, "C1", today), model.hourly(1, "C1", today))
         assert await campaigns.detail() == expected_detail(c2)
         assert await redis.smembers(layout.vdn_campaigns(1)) == {b"C2"}
         deleted_at = int(campaigns.clock()) + POLICY.retention_seconds

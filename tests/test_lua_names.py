@@ -1,8 +1,8 @@
 """The Lua scripts spell no counter name and no key suffix: they take them from the layout.
 
 No Redis needed. ``isales_stats/core/keys.py`` defines the names; ``engine/scripts.py``
-renders them into each script's prelude as ``COUNTER.<name>``, ``SUFFIX.<role>`` and
-``LIFE.<field>``. A name
+renders them into each script's prelude as ``COUNTER.<name>``, ``SUFFIX.<role>``,
+``LIFE.<field>`` and ``HOUR.<daily counter>``. A name
 renamed in Python but not in a script must fail here, before any stream is counted wrong.
 """
 
@@ -34,12 +34,18 @@ def literals(lua: str) -> list[str]:
 
 
 def undefined_names(lua: str, counters: Iterable[str], suffixes: Iterable[str]) -> list[str]:
-    """Every COUNTER.x, SUFFIX.x or LIFE.x of the script that the layout does not define."""
+    """Every COUNTER.x, SUFFIX.x, LIFE.x or HOUR.x of the script that the layout does not
+    define."""
     code = re.sub(r"--[^\n]*", "", lua)
-    known = {"COUNTER": set(counters), "SUFFIX": set(suffixes), "LIFE": set(keys.LIFE_FIELDS)}
+    known = {
+        "COUNTER": set(counters),
+        "SUFFIX": set(suffixes),
+        "LIFE": set(keys.LIFE_FIELDS),
+        "HOUR": set(keys.HOUR_COUNTERS),
+    }
     return [
         f"{table}.{name}"
-        for table, name in re.findall(r"\b(COUNTER|SUFFIX|LIFE)\.(\w+)", code)
+        for table, name in re.findall(r"\b(COUNTER|SUFFIX|LIFE|HOUR)\.(\w+)", code)
         if name not in known[table]
     ]
 
@@ -64,6 +70,7 @@ def test_a_script_spells_no_counter_and_no_key_suffix_itself(script: str) -> Non
         or text in keys.RESPONSE_COUNTERS
         or text in keys.CAMPAIGN_KEY_SUFFIXES.values()
         or text in keys.PROGRESS_FIELDS
+        or text in keys.HOUR_COUNTERS.values()
         # (not LIFE_FIELDS: "released" and "deleted" are also the states a script returns)
     ]
     assert spelled == [], f"{script} spells layout names itself: use COUNTER.x / SUFFIX.x"
@@ -90,6 +97,8 @@ def test_the_prelude_defines_every_name_of_the_layout_once() -> None:
         assert f"{role} = '{suffix}'" in prelude
     for name in keys.LIFE_FIELDS:
         assert prelude.count(f"{name} = '{name}'") == 1
+    for name, short in keys.HOUR_COUNTERS.items():
+        assert prelude.count(f"{name} = '{short}'") == 1
     # The packed rows follow the layout's order.
     assert (
         "local TOTAL_FIELDS = {" + ", ".join(f"COUNTER.{name}" for name in keys.TOTAL_COUNTERS)

@@ -33,6 +33,27 @@ def day_expiry(day: date, zone: tzinfo, retention_days: int) -> int:
     return int(end.timestamp())
 
 
+@lru_cache(maxsize=4096)
+def day_start(day: date, zone: tzinfo) -> int:
+    """Epoch seconds of the first instant of ``day`` in ``zone`` (its midnight, or the end of a
+    daylight-saving gap that swallows midnight)."""
+    return int(datetime.combine(day, datetime.min.time(), zone).timestamp())
+
+
+def hours_in(day: date, zone: tzinfo) -> int:
+    """How many hours ``day`` has in ``zone``: 24, or 23 and 25 on daylight-saving changes (a
+    part of an hour, where a zone shifts by 30 minutes, counts as an hour)."""
+    length = day_start(day + timedelta(days=1), zone) - day_start(day, zone)
+    return -(-length // 3600)
+
+
+def hour_of_day(epoch_ms: int, day: date, zone: tzinfo) -> int:
+    """The hour of ``day`` in which ``epoch_ms`` falls, counted from the day's start in elapsed
+    time: 0..22 on a 23-hour day, 0..24 on a 25-hour one, so that the two 01:00s of a day whose
+    clocks go back are hours 1 and 2, and no hour is counted twice or lost."""
+    return min(max((epoch_ms // 1000 - day_start(day, zone)) // 3600, 0), 24)
+
+
 def oldest_retained_day(zone: tzinfo, retention_days: int, clock: Clock = system_clock) -> date:
     """Events of days before this one no longer touch daily keys (they would be expired)."""
     return today_in(zone, clock) - timedelta(days=retention_days)

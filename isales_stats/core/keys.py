@@ -17,7 +17,13 @@ documents the same layout.
     {P}:{vdn:c}:day:{YYYY-MM-DD}:rows            hash   scope -> daily counters, packed (expires)
     {P}:{vdn:c}:records                          hash   dataId -> record state (flags:batch)
     {P}:{vdn:c}:calls                            set    callIds counted (upstream duplicates)
-    {P}:{vdn:c}:day:{YYYY-MM-DD}:records         hash   dataId -> day flags (expires)
+    {P}:{vdn:c}:day:{YYYY-MM-DD}:records         hash   dataId -> day flags and first hours
+                                                        (expires)
+    {P}:{vdn:c}:day:{YYYY-MM-DD}:hours           hash   "HH:counter" -> count, per hour of
+                                                        the day (expires)
+    {P}:{vdn:c}:day:{YYYY-MM-DD}:fails           hash   failCode -> failed calls (expires)
+    {P}:{vdn:c}:batch:{b}:day:{YYYY-MM-DD}:hours hash   the same, for one batch (expires)
+    {P}:{vdn:c}:batch:{b}:day:{YYYY-MM-DD}:fails hash   the same, for one batch (expires)
     {P}:{vdn:c}:progress                         stream calls/connects/finished per minute
     {P}:{vdn:c}:progress:current                 hash   the minute still accumulating
     {P}:{vdn:c}:life                             hash   lifecycle: active, closed, released,
@@ -25,6 +31,7 @@ documents the same layout.
     {P}:lifecycle                                zset   "vdn:campaignId" -> when to look next
     {P}:counted:{topic}                          hash   partition -> last offset counted
     {P}:gate:{caller}:vdn:{vdn}                  string a caller's flow-control count, one VDN
+    {P}:gate:{caller}:vdn:{vdn}:{interface}      string the same, of another read interface
     {P}:gate:{caller}:all                        string a caller's count over all VDNs (expires)
     {P}:gate:{caller}:seen:{signature}           string a signature already used (expires)
 """
@@ -48,6 +55,16 @@ DAILY_COUNTERS = ("dailyCalledCount", "dailyCallSucc", "dailyFinishCount", "dail
 RESPONSE_COUNTERS = (*TOTAL_COUNTERS, *DAILY_COUNTERS, "calledCount", "finishCount")
 # The fields of a campaign's progress stream and of its current minute (besides "minute").
 PROGRESS_FIELDS = ("calls", "connects", "finished")
+# The counters kept per hour of a day, by the name of the daily counter each one splits, and
+# the short name that follows the hour in a field of the day's hours hash ("09:calls"): calls
+# and connected calls of the hour, and the records whose first event, or first final call, of
+# the day fell in that hour (so that a day's hours add up to its daily counters).
+HOUR_COUNTERS = {
+    "dailyCalledCount": "calls",
+    "dailyCallSucc": "connects",
+    "dailyFinishCount": "finished",
+    "dailyCount": "records",
+}
 # The Lua scripts get these names, and the suffixes below, from a prelude rendered from this
 # module (isales_stats/engine/scripts.py): they spell none themselves, and a test that needs no
 # Redis fails when one does. Packed rows follow the order of TOTAL_COUNTERS and DAILY_COUNTERS.
@@ -64,6 +81,8 @@ CAMPAIGN_KEY_SUFFIXES = {
     "progress": ":progress",
     "progress_current": ":progress:current",
     "life": ":life",
+    "hours": ":hours",  # after a day key: the day's counters per hour
+    "fails": ":fails",  # after a day key: the day's failed calls by failCode
 }
 # The fields of a campaign's lifecycle hash (engine/campaign_lifecycle.lua): the worker-clock
 # day (days since the epoch) of its last counted event, and epoch seconds of its end, of the
@@ -106,9 +125,12 @@ class KeyLayout:
     def caller_base(self, caller_identity: str) -> str:
         return f"{self.prefix}:gate:{{{caller_identity}}}"
 
-    def flow_control(self, caller_identity: str, vdn_id: int) -> str:
-        """The API's request count of one caller for one VDN in the current window."""
-        return f"{self.caller_base(caller_identity)}:vdn:{vdn_id}"
+    def flow_control(self, caller_identity: str, vdn_id: int, interface: str = "") -> str:
+        """The API's request count of one caller for one VDN in the current window: of the
+        statistics interface, or of another read interface named by ``interface`` (each has
+        its own budget, as each iSales interface has its own flow control)."""
+        suffix = f":{interface}" if interface else ""
+        return f"{self.caller_base(caller_identity)}:vdn:{vdn_id}{suffix}"
 
     def flow_control_all_vdns(self, caller_identity: str) -> str:
         """The API's request count of one caller over every VDN in the current window."""
@@ -161,6 +183,25 @@ class KeyLayout:
 
     def day_records(self, vdn_id: int, campaign_id: str, day: str) -> str:
         return self.campaign_day(vdn_id, campaign_id, day) + _S["records"]
+
+    def day_hours(
+        self, vdn_id: int, campaign_id: str, day: str, batch_id: str | None = None
+    ) -> str:
+        """ "HH:calls" (HOUR_COUNTERS) -> count, HH the hour since the day's start, "00".."24"
+        (a day with a daylight-saving change has 23 or 25 hours): a campaign's, or a batch's."""
+        return self._scope_day(vdn_id, campaign_id, day, batch_id) + _S["hours"]
+
+    def day_fails(
+        self, vdn_id: int, campaign_id: str, day: str, batch_id: str | None = None
+    ) -> str:
+        """failCode -> the failed calls of the day with it ("" for none given): a campaign's, or
+        a batch's (iSales' failcategorystatistics)."""
+        return self._scope_day(vdn_id, campaign_id, day, batch_id) + _S["fails"]
+
+    def _scope_day(self, vdn_id: int, campaign_id: str, day: str, batch_id: str | None) -> str:
+        if batch_id is None:
+            return self.campaign_day(vdn_id, campaign_id, day)
+        return self.batch_day(vdn_id, campaign_id, batch_id, day)
 
     def campaign_progress(self, vdn_id: int, campaign_id: str) -> str:
         """Stream of finished minutes: id = the minute's start, fields calls/connects/finished."""

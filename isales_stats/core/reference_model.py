@@ -32,6 +32,12 @@ Two steps:
    a final call that day; ``calledCount`` repeats ``dailyCalledCount`` and ``finishCount``
    repeats ``totalFinishCount``.
 
+   History (docs/api.md, "History"): ``fail_data`` the failed calls of a day by failCode ("" for
+   none given), as iSales' failcategorystatistics counts them; ``hourly`` splits a day's
+   counters by the hour of the day (hours elapsed since the day's start, so 0..24 on a day whose
+   clocks go back), a record counting in the hour of its earliest event (or earliest final call)
+   of the day; ``totals_at_end`` the call totals as they stood at a day's end, by occurredAt.
+
 Not modelled: what the worker refuses before counting (events stamped in the future beyond the
 clock skew, events that break the contract) and days older than the retention. ``simulate``
 never produces them, and the tests that do check the engine's refusals on their own.
@@ -74,6 +80,9 @@ COUNTER_KEYS = (
 )
 
 
+DAILY_NAMES = ("dailyCalledCount", "dailyCallSucc", "dailyFinishCount", "dailyCount")
+
+
 def occurred_day(occurred_at: str | int, zone: tzinfo) -> date:
     """Calendar date of ``occurredAt`` (ISO-8601 with offset, or epoch millis) in ``zone``."""
     if isinstance(occurred_at, bool):  # bool is an int subclass, but never a timestamp
@@ -88,6 +97,18 @@ def occurred_day(occurred_at: str | int, zone: tzinfo) -> date:
     else:
         raise TypeError(f"occurredAt must be str or int, got {occurred_at!r}")
     return instant.astimezone(zone).date()
+
+
+def _instant(occurred_at: str | int) -> datetime:
+    if isinstance(occurred_at, int):
+        return _EPOCH + timedelta(milliseconds=occurred_at)
+    return datetime.fromisoformat(occurred_at)
+
+
+def hour_of(occurred_at: str | int, day: date, zone: tzinfo) -> int:
+    """Hours elapsed from the start of ``day`` in ``zone`` to ``occurredAt`` (whole hours)."""
+    start = datetime(day.year, day.month, day.day, tzinfo=zone)
+    return (_instant(occurred_at) - start) // timedelta(hours=1)
 
 
 def _record(event: Event) -> tuple[Any, Any, Any]:
@@ -192,6 +213,68 @@ class ReferenceModel:
             "dailyFinishCount": len({c["dataId"] for c in calls if c["final"] is True}),
             # Sets count each record once per day, however many events it had that day.
             "dailyCount": len({e["dataId"] for e in on_day if e["eventType"] in (ADDED, CALL)}),
+        }
+
+    def fail_data(
+        self, vdn_id: int, campaign_id: str, day: date, batch_id: str | None = None
+    ) -> dict[str, int]:
+        """Failed calls (callStatus 5) of one day by failCode; "" for those without one."""
+        zone = self.zone_of(vdn_id)
+        codes: dict[str, int] = {}
+        for e in self._events(vdn_id, campaign_id, batch_id):
+            failed = e["eventType"] == CALL and e["callStatus"] != CONNECTED
+            if failed and occurred_day(e["occurredAt"], zone) == day:
+                code = e.get("failCode") or ""
+                codes[code] = codes.get(code, 0) + 1
+        return codes
+
+    def hourly(
+        self, vdn_id: int, campaign_id: str, day: date, batch_id: str | None = None
+    ) -> dict[int, dict[str, int]]:
+        """The daily counters of ``day`` split by hour (only hours with something counted)."""
+        zone = self.zone_of(vdn_id)
+        on_day = [
+            e
+            for e in self._events(vdn_id, campaign_id, batch_id)
+            if occurred_day(e["occurredAt"], zone) == day
+        ]
+        hours: dict[int, dict[str, int]] = {}
+
+        def add(hour: int, counter: str) -> None:
+            counters = hours.setdefault(hour, dict.fromkeys(DAILY_NAMES, 0))
+            counters[counter] += 1
+
+        first_seen: dict[Any, int] = {}
+        first_final: dict[Any, int] = {}
+        for e in on_day:
+            hour = hour_of(e["occurredAt"], day, zone)
+            if e["eventType"] in (ADDED, CALL):
+                first_seen[e["dataId"]] = min(hour, first_seen.get(e["dataId"], hour))
+            if e["eventType"] == CALL:
+                add(hour, "dailyCalledCount")
+                if e["callStatus"] == CONNECTED:
+                    add(hour, "dailyCallSucc")
+                if e["final"] is True:
+                    first_final[e["dataId"]] = min(hour, first_final.get(e["dataId"], hour))
+        for hour in first_seen.values():
+            add(hour, "dailyCount")
+        for hour in first_final.values():
+            add(hour, "dailyFinishCount")
+        return hours
+
+    def totals_at_end(
+        self, vdn_id: int, campaign_id: str, day: date, batch_id: str | None = None
+    ) -> dict[str, int]:
+        """The call totals as they stood at the end of ``day``: calls that occurred by then."""
+        zone = self.zone_of(vdn_id)
+        calls = [
+            e
+            for e in self._events(vdn_id, campaign_id, batch_id)
+            if e["eventType"] == CALL and occurred_day(e["occurredAt"], zone) <= day
+        ]
+        return {
+            "totalCalledCount": len(calls),
+            "totalCallSucc": sum(1 for c in calls if c["callStatus"] == CONNECTED),
         }
 
     def counters(

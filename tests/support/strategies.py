@@ -56,14 +56,17 @@ def records(draw: st.DrawFn) -> list[dict[str, Any]]:
             events.append(call_event(ADDED, **common, occurredAt=draw(occurred_at())))
         for _ in range(draw(st.integers(0, 3))):
             call_number += 1
+            status = draw(st.sampled_from([5, 6]))
             events.append(
                 call_event(
                     CALL,
                     **common,
                     callId=f"call{call_number}",
-                    callStatus=draw(st.sampled_from([5, 6])),
+                    callStatus=status,
                     final=draw(st.booleans()),
                     occurredAt=draw(occurred_at()),
+                    # None: a failed call that gave no failCode (counted under "")
+                    failCode=draw(st.sampled_from([None, "F1", "F2"])) if status == 5 else None,
                 )
             )
         if draw(st.integers(0, 4)) == 0:
