@@ -130,12 +130,20 @@ class Admission:
         self.signature_lifetime_ms = (signature_lifetime_seconds + 1) * 1000
 
     def gate(
-        self, request: Request, caller: Caller, vdn_id: int, *, flow_control: bool = True
+        self,
+        request: Request,
+        caller: Caller,
+        vdn_id: int,
+        *,
+        flow_control: bool = True,
+        interface: str = "",
     ) -> AdmissionGate | None:
         """The checks of one request, to ride along the read's first round trip
         (``StatisticsReader.read_body(gate=...)``); None when there is nothing to check.
 
         ``flow_control=False`` checks only the signature's first use (the result callbacks).
+        ``interface`` names a read interface other than statistics: its per-VDN budget is its
+        own (the budget over all VDNs is the caller's, whatever it reads).
         """
         vdn_requests, caller_requests = (
             (self.vdn_requests, self.caller_requests) if flow_control else (0, 0)
@@ -146,7 +154,7 @@ class Admission:
         identity = caller.identity
         keys = [
             self.layout.signature_seen(identity, caller.signature or ""),
-            self.layout.flow_control(identity, vdn_id),
+            self.layout.flow_control(identity, vdn_id, interface),
             self.layout.flow_control_all_vdns(identity),
         ]
         args = [

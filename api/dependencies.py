@@ -12,9 +12,16 @@ from fastapi import Depends, Request
 
 from isales_stats.api.admission import Admission
 from isales_stats.api.auth import Caller, authenticate_caller
-from isales_stats.api.parameters import StatisticsQuery, parse_statistics_query
+from isales_stats.api.parameters import (
+    DayRangeQuery,
+    StatisticsQuery,
+    parse_fail_category_query,
+    parse_history_query,
+    parse_statistics_query,
+)
 from isales_stats.core.settings import Settings
 from isales_stats.core.signing import decode_query
+from isales_stats.engine.history import HistoryReader
 from isales_stats.engine.redis_connection import AnyRedis
 from isales_stats.engine.statistics import StatisticsReader
 
@@ -34,6 +41,11 @@ async def _reader(request: Request) -> StatisticsReader:
     return reader
 
 
+async def _history_reader(request: Request) -> HistoryReader:
+    reader: HistoryReader = request.app.state.history_reader
+    return reader
+
+
 async def _admission(request: Request) -> Admission:
     admission: Admission = request.app.state.admission
     return admission
@@ -47,11 +59,30 @@ async def _statistics_query(request: Request) -> StatisticsQuery:
     )
 
 
+async def _fail_category_query(request: Request) -> DayRangeQuery:
+    return parse_fail_category_query(
+        request.path_params["vdnId"],
+        decode_query(request.scope["query_string"]),
+        request.headers.getlist("content-type"),
+    )
+
+
+async def _history_query(request: Request) -> DayRangeQuery:
+    return parse_history_query(
+        request.path_params["vdnId"],
+        decode_query(request.scope["query_string"]),
+        request.headers.getlist("content-type"),
+    )
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
 RedisDep = Annotated[AnyRedis, Depends(_redis)]
 ReaderDep = Annotated[StatisticsReader, Depends(_reader)]
+HistoryReaderDep = Annotated[HistoryReader, Depends(_history_reader)]
 AdmissionDep = Annotated[Admission, Depends(_admission)]
 # 401 when the signature does not hold; declared first on a route, it is checked first.
 CallerDep = Annotated[Caller, Depends(authenticate_caller)]
 # 400 with the iSales code when the parameters break the interface's rules.
 StatisticsQueryDep = Annotated[StatisticsQuery, Depends(_statistics_query)]
+FailCategoryQueryDep = Annotated[DayRangeQuery, Depends(_fail_category_query)]
+HistoryQueryDep = Annotated[DayRangeQuery, Depends(_history_query)]

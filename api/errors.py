@@ -23,10 +23,12 @@ log = logging.getLogger(__name__)
 
 class ErrorCode(enum.StrEnum):
     PARAMETER_ERROR = "0200001"  # anything else wrong with the request; resultDesc says what
+    EMPTY_PARAMETER = "02000001"  # a mandatory parameter is missing or empty
     INVALID_CHARACTERS = "02000002"
     TOO_LONG = "02000003"
     WRONG_TYPE = "02000006"
     WRONG_VALUE = "02000007"
+    CONVERSION_ERROR = "02000008"  # a value that is not what its type spells (a date)
     WRONG_COMBINATION = "02000009"
     TOO_MANY_PARAMETERS = "02000011"
     AUTHENTICATION_FAILED = "02000401"

@@ -15,10 +15,11 @@ from isales_stats.api.admission import Admission
 from isales_stats.api.auth import load_callback_tokens, load_key_grants
 from isales_stats.api.body_limit import BodyLimit
 from isales_stats.api.errors import EXCEPTION_HANDLERS
-from isales_stats.api.routes import callbacks, health, live, statistics
+from isales_stats.api.routes import callbacks, fail_categories, health, history, live, statistics
 from isales_stats.api.telemetry import RequestTelemetry, configure_access_log
 from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings, get_settings
+from isales_stats.engine.history import HistoryReader
 from isales_stats.engine.redis_connection import connect, verify_access
 from isales_stats.engine.statistics import StatisticsReader
 
@@ -34,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redis = connect(settings)
         app.state.redis = redis
         app.state.reader = StatisticsReader(redis, KeyLayout(settings.key_prefix))
+        app.state.history_reader = HistoryReader(redis, KeyLayout(settings.key_prefix))
         app.state.admission = Admission(
             redis,
             settings.key_prefix,
@@ -76,6 +78,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(RequestTelemetry, log_requests=settings.access_log)
     app.include_router(statistics.router)
+    # Its history (our extension) and iSales' exception statistics, on the same checks.
+    app.include_router(history.router)
+    app.include_router(fail_categories.router)
     app.include_router(health.router)
     app.include_router(callbacks.build_router(settings))
     app.include_router(live.build_router(settings))

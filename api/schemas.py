@@ -9,7 +9,7 @@ from them.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -76,3 +76,80 @@ class ProbeStatus(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     status: str
+
+
+SUCCESS_CODE = "0200000"
+SUCCESS_MESSAGE = "Query Success!"  # iSales' own words
+
+
+class Success(BaseModel):
+    """The iSales envelope of an answer with data."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    resultCode: Literal["0200000"]
+    resultDesc: str
+    returnCode: Literal["0200000"]
+    returnDesc: str
+
+
+class FailDay(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    statDate: str = Field(description="The day, yyyy-MM-dd in the VDN's zone.")
+    failData: dict[str, Count] = Field(
+        description="failCode -> the distinct failed calls (callStatus 5) that day with it; "
+        '"" for failed calls that gave no failCode. {} when none failed.'
+    )
+
+
+class FailCategoryResponse(Success):
+    """One entry per day of the range, ascending."""
+
+    data: list[FailDay]
+
+
+class DailyPoint(BaseModel):
+    """The daily counters of a day, or of an hour of it, named as in the statistics body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    statDate: str = Field(description="The day, yyyy-MM-dd in the VDN's zone.")
+    dailyCalledCount: Count = Field(description="Calls made (that day, or in that hour).")
+    dailyCallSucc: Count = Field(description="Connected calls.")
+    dailyFinishCount: Count = Field(
+        description="Records finished: in an hour, those whose first final call of the day fell "
+        "in it."
+    )
+    dailyCount: Count = Field(
+        description="Records imported or called: in an hour, those whose first event of the day "
+        "fell in it (so the hours of a day add up to the day)."
+    )
+    calledCount: Count = Field(description="The same as dailyCalledCount, as in statistics.")
+
+
+class DayPoint(DailyPoint):
+    totalCalledCount: Count = Field(description="Calls made by the end of the day.")
+    totalCallSucc: Count = Field(description="Connected calls by the end of the day.")
+
+
+class HourPoint(DailyPoint):
+    hour: Annotated[int, Field(ge=0, le=24)] = Field(
+        description="Hours since the day's start: 0..22 on a 23-hour day, 0..24 on a 25-hour one."
+    )
+    startTime: str = Field(description="When the hour starts, ISO-8601 with the zone's offset.")
+
+
+class History(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    vdnId: int
+    campaignId: str
+    batchId: str | None = Field(description="The batch read, or null for the whole campaign.")
+    interval: Literal["day", "hour"]
+    timeZone: str = Field(description="The VDN's zone, in which days and hours are counted.")
+    points: list[DayPoint] | list[HourPoint]
+
+
+class HistoryResponse(Success):
+    data: History

@@ -46,6 +46,8 @@ from tests.support.streams import campaign_events
 pytestmark = pytest.mark.stack
 
 STATISTICS = "/rest/isales/v2/openapi/campaigns/{vdnId}/statistics"
+FAIL_CATEGORY = "/rest/isales/v1/openapi/campaigns/{vdnId}/failcategorystatistics"
+HISTORY = STATISTICS + "/history"
 MINIMUM_REQUESTS = 1000
 CHECKS = [
     not_a_server_error,
@@ -103,10 +105,9 @@ def sign_as_sent(request: requests.PreparedRequest) -> requests.PreparedRequest:
 def test_generated_requests_get_documented_answers(api: ApiProcess) -> None:
     # The document is served on the operations port; the requests go to the API's.
     schema = schemathesis.openapi.from_url(f"{api.operations_url}/openapi.json")
-    statistics = schema[STATISTICS]["GET"]
+    reads = [schema[path]["GET"] for path in (STATISTICS, FAIL_CATEGORY, HISTORY)]
     cases = st.one_of(
-        statistics.as_strategy(GenerationMode.POSITIVE),
-        statistics.as_strategy(GenerationMode.NEGATIVE),
+        *(read.as_strategy(mode) for read in reads for mode in GenerationMode),
         schema["/readyz"]["GET"].as_strategy(),
     )
     statuses: collections.Counter[int] = collections.Counter()

@@ -17,7 +17,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from starlette.convertors import Convertor, register_url_convertor
 
 from isales_stats.api.auth import authorize_vdn
 from isales_stats.api.dependencies import (
@@ -27,15 +26,10 @@ from isales_stats.api.dependencies import (
     SettingsDep,
     StatisticsQueryDep,
 )
-from isales_stats.api.errors import (
-    AUTHENTICATION_FAILED_MESSAGE,
-    TOO_FREQUENT_MESSAGE,
-    UNAVAILABLE_MESSAGE,
-    ErrorCode,
-    envelope,
-)
-from isales_stats.api.parameters import openapi_parameters
-from isales_stats.api.schemas import ErrorEnvelope, StatisticsResponse
+from isales_stats.api.errors import ErrorCode
+from isales_stats.api.parameters import openapi_parameters, vdn_route
+from isales_stats.api.responses import error_responses
+from isales_stats.api.schemas import StatisticsResponse
 from isales_stats.core.days import today_in
 from isales_stats.core.events import MAX_VDN_ID, MIN_VDN_ID
 from isales_stats.core.interface import CONTENT_TYPE, STATISTICS_PATH
@@ -43,98 +37,38 @@ from isales_stats.core.interface import CONTENT_TYPE, STATISTICS_PATH
 router = APIRouter(tags=["statistics"])
 
 
-class AnyPathText(Convertor[str]):
-    """Any text, slashes and line breaks included: Starlette's ``path`` stops at a newline."""
-
-    regex = "(?s:.*)"
-
-    def convert(self, value: str) -> str:
-        return value
-
-    def to_string(self, value: str) -> str:
-        return value
-
-
-register_url_convertor("anytext", AnyPathText())
-
-
-def _example(code: ErrorCode, description: str) -> dict[str, Any]:
-    return {"summary": f"{code.value}: {description}", "value": envelope(code, description)}
-
-
-_PARAMETER_ERROR_EXAMPLES = {
-    code.name.lower(): _example(code, description)
-    for code, description in [
-        (ErrorCode.WRONG_TYPE, "vdnId must be an integer, got 'abc'"),
-        (
-            ErrorCode.WRONG_VALUE,
-            f"vdnId must be from {MIN_VDN_ID} to {MAX_VDN_ID}, got '{MAX_VDN_ID + 1}'",
-        ),
-        (ErrorCode.WRONG_COMBINATION, "batchId is given without campaignId: give both or neither"),
-        (ErrorCode.TOO_MANY_PARAMETERS, "campaignId is given 2 times; give it at most once"),
-        (
-            ErrorCode.INVALID_CHARACTERS,
-            "campaignId may not hold control characters, '{' or '}', or bytes that are not "
-            "UTF-8, got 'a{b'",
-        ),
-        (ErrorCode.TOO_LONG, "campaignId may be at most 64 characters long, got 65"),
-        (
-            ErrorCode.PARAMETER_ERROR,
-            f"the Content-Type header is missing; send Content-Type: {CONTENT_TYPE}",
-        ),
-    ]
-}
-
-_RETRY_AFTER = {
-    "Retry-After": {
-        "description": "Seconds until the caller's flow-control window ends.",
-        "schema": {"type": "integer", "minimum": 1},
-    }
-}
-
+# One example per 400 code the statistics interface answers (docs/api.md, "Errors").
 RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "The campaigns asked for, each with its batches (countDetail)."},
-    400: {
-        "model": ErrorEnvelope,
-        "description": "A parameter or the Content-Type header breaks the interface's rules.",
-        "content": {"application/json": {"examples": _PARAMETER_ERROR_EXAMPLES}},
-    },
-    401: {
-        "model": ErrorEnvelope,
-        "description": "The Authorization signature is missing, malformed, expired or wrong, "
-        "or its key is not issued for this VDN (the same answer).",
-        "headers": {"WWW-Authenticate": {"description": "auth-v2", "schema": {"type": "string"}}},
-        "content": {
-            "application/json": {
-                "example": envelope(ErrorCode.AUTHENTICATION_FAILED, AUTHENTICATION_FAILED_MESSAGE)
-            }
-        },
-    },
-    429: {
-        "model": ErrorEnvelope,
-        "description": "Flow control: too many requests for this VDN in the five-minute window.",
-        "headers": _RETRY_AFTER,
-        "content": {
-            "application/json": {"example": envelope(ErrorCode.TOO_FREQUENT, TOO_FREQUENT_MESSAGE)}
-        },
-    },
-    503: {
-        "model": ErrorEnvelope,
-        "description": "Redis is unreachable; try again.",
-        "headers": {
-            "Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}
-        },
-        "content": {
-            "application/json": {"example": envelope(ErrorCode.UNAVAILABLE, UNAVAILABLE_MESSAGE)}
-        },
-    },
+    **error_responses(
+        [
+            (ErrorCode.WRONG_TYPE, "vdnId must be an integer, got 'abc'"),
+            (
+                ErrorCode.WRONG_VALUE,
+                f"vdnId must be from {MIN_VDN_ID} to {MAX_VDN_ID}, got '{MAX_VDN_ID + 1}'",
+            ),
+            (
+                ErrorCode.WRONG_COMBINATION,
+                "batchId is given without campaignId: give both or neither",
+            ),
+            (ErrorCode.TOO_MANY_PARAMETERS, "campaignId is given 2 times; give it at most once"),
+            (
+                ErrorCode.INVALID_CHARACTERS,
+                "campaignId may not hold control characters, '{' or '}', or bytes that are not "
+                "UTF-8, got 'a{b'",
+            ),
+            (ErrorCode.TOO_LONG, "campaignId may be at most 64 characters long, got 65"),
+            (
+                ErrorCode.PARAMETER_ERROR,
+                f"the Content-Type header is missing; send Content-Type: {CONTENT_TYPE}",
+            ),
+        ]
+    ),
 }
 
 
-# ``{vdnId:anytext}``: a vdnId holding an encoded '/' or line break, or nothing at all, still
-# reaches the checks below and gets the iSales answer (02000006), not a bare 404.
 @router.get(
-    STATISTICS_PATH.replace("{vdn_id}", "{vdnId:anytext}"),
+    vdn_route(STATISTICS_PATH),
     response_model=StatisticsResponse,
     responses=RESPONSES,
     summary="Outbound call statistics of the current day",

@@ -11,6 +11,10 @@ from __future__ import annotations
 # The CC-iSales path, a str.format template (vdn_id=...). The API routes it with the path
 # parameter named vdnId, as the iSales documentation names it.
 STATISTICS_PATH = "/rest/isales/v2/openapi/campaigns/{vdn_id}/statistics"
+# Its CC-iSales sibling: a campaign's failed calls by failCode, per day (a v1 path in iSales).
+FAIL_CATEGORY_PATH = "/rest/isales/v1/openapi/campaigns/{vdn_id}/failcategorystatistics"
+# Our extension, beside the statistics it extends: the same counters for past days and hours.
+HISTORY_PATH = STATISTICS_PATH + "/history"
 
 # iSales requires this Content-Type on the request (and signs it); the API also accepts the
 # bare media type, with any case and spacing (api/parameters.py).

@@ -354,6 +354,10 @@ class Settings(BaseSettings):
     def time_zone_of(self, vdn_id: int) -> tzinfo:
         return _zone(self.vdn_time_zones.get(vdn_id, self.default_time_zone))
 
+    def time_zone_name_of(self, vdn_id: int) -> str:
+        """The VDN's zone as configured: "+08:00", or an IANA name such as "Asia/Shanghai"."""
+        return self.vdn_time_zones.get(vdn_id, self.default_time_zone)
+
 
 def _secret(value: SecretStr, file: Path | None, file_setting: str) -> str:
     """A password given directly, else the first line of its file, else none."""

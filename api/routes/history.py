@@ -1,0 +1,151 @@
+"""GET /rest/isales/v2/openapi/campaigns/{vdnId}/statistics/history: past days and hours.
+
+Our extension (iSales answers today only): a campaign's, or one batch's, daily counters for each
+day of a range of at most 30 days within the retention, or for each hour of those days (hours in
+the VDN's zone, 23 or 25 on days whose clocks change). The parameters follow the
+failcategorystatistics sibling (campaignId, startDate, endDate), the counters keep the
+statistics body's names, and a day's entry adds the call totals as they stood at its end
+(engine/history.py says why the three record totals are left out). The same checks as the
+statistics interface, with a flow-control budget of its own.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from isales_stats.api.auth import authorize_vdn
+from isales_stats.api.dependencies import (
+    AdmissionDep,
+    CallerDep,
+    HistoryQueryDep,
+    HistoryReaderDep,
+    SettingsDep,
+)
+from isales_stats.api.errors import ErrorCode
+from isales_stats.api.parameters import (
+    openapi_day_range_parameters,
+    requested_days,
+    vdn_route,
+)
+from isales_stats.api.responses import error_responses
+from isales_stats.api.schemas import SUCCESS_CODE, SUCCESS_MESSAGE, HistoryResponse
+from isales_stats.core.days import day_start, hours_in, today_in
+from isales_stats.core.interface import HISTORY_PATH
+from isales_stats.core.keys import DAILY_COUNTERS
+from isales_stats.engine.history import DayHistory
+
+router = APIRouter(tags=["statistics"])
+
+PARAMETER_ERRORS = [
+    (
+        ErrorCode.EMPTY_PARAMETER,
+        "campaignId is mandatory: give the campaign whose statistics to read",
+    ),
+    (
+        ErrorCode.WRONG_COMBINATION,
+        "endDate is given without startDate: give both or neither (neither: today)",
+    ),
+    (ErrorCode.CONVERSION_ERROR, "endDate must be a date as yyyy-MM-dd, got '2026-02-30'"),
+    (ErrorCode.WRONG_VALUE, "interval must be day or hour, got 'week'"),
+    (
+        ErrorCode.WRONG_VALUE,
+        "startDate 2026-11-01 and endDate 2026-12-05 are 34 days apart; "
+        "the interval may not exceed 30 days",
+    ),
+    (
+        ErrorCode.INVALID_CHARACTERS,
+        "batchId may not hold control characters, '{' or '}', or bytes that are not UTF-8, "
+        "got 'a{b'",
+    ),
+]
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The scope's days, or hours, ascending."},
+    **error_responses(PARAMETER_ERRORS),
+}
+
+
+@router.get(
+    vdn_route(HISTORY_PATH),
+    response_model=HistoryResponse,
+    responses=RESPONSES,
+    summary="Statistics of past days, by day or by hour (an extension of iSales)",
+    openapi_extra={"parameters": openapi_day_range_parameters(history=True)},
+)
+async def statistics_history(
+    request: Request,
+    caller: CallerDep,
+    query: HistoryQueryDep,
+    admission: AdmissionDep,
+    reader: HistoryReaderDep,
+    settings: SettingsDep,
+) -> Response:
+    """A campaign's (or a batch's) daily counters per day or per hour from startDate to endDate
+    (today in the VDN's zone when neither is given); zeros where nothing was counted."""
+    authorize_vdn(request, caller, query.vdn_id)
+    zone = settings.time_zone_of(query.vdn_id)
+    days = requested_days(query, settings)
+    gate = admission.gate(request, caller, query.vdn_id, interface="history")
+    history = await reader.days(
+        query.vdn_id,
+        query.campaign_id,
+        days,
+        today_in(zone),
+        batch_id=query.batch_id,
+        hours=query.interval == "hour",
+        gate=gate,
+    )
+    points = (
+        [point for day in history for point in _hour_points(day, zone)]
+        if query.interval == "hour"
+        else [_day_point(day) for day in history]
+    )
+    body = {
+        "resultCode": SUCCESS_CODE,
+        "resultDesc": SUCCESS_MESSAGE,
+        "returnCode": SUCCESS_CODE,
+        "returnDesc": SUCCESS_MESSAGE,
+        "data": {
+            "vdnId": query.vdn_id,
+            "campaignId": query.campaign_id,
+            "batchId": query.batch_id,
+            "interval": query.interval,
+            "timeZone": settings.time_zone_name_of(query.vdn_id),
+            "points": points,
+        },
+    }
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+def _day_point(day: DayHistory) -> dict[str, Any]:
+    return {
+        "statDate": day.day.isoformat(),
+        **day.daily,
+        "calledCount": day.daily["dailyCalledCount"],
+        **day.totals_at_end,
+    }
+
+
+def _hour_points(day: DayHistory, zone: Any) -> list[dict[str, Any]]:
+    """Every hour of the day, zeros where nothing was counted, each with its start instant."""
+    start = day_start(day.day, zone)
+    label = day.day.isoformat()
+    zeros = dict.fromkeys(DAILY_COUNTERS, 0)
+    points = []
+    for hour in range(hours_in(day.day, zone)):
+        counters = day.hours.get(hour, zeros)
+        moment = datetime.fromtimestamp(start + hour * 3600, UTC).astimezone(zone)
+        points.append(
+            {
+                "statDate": label,
+                "hour": hour,
+                "startTime": moment.isoformat(),
+                **counters,
+                "calledCount": counters["dailyCalledCount"],
+            }
+        )
+    return points
