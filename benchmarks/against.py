@@ -46,7 +46,9 @@ from tests.support.streams import campaign_stream
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def main(revision: str, runs: int, freshness: bool = False) -> str:
+def main(revision: str, runs: int, freshness: bool = False, spread_hours: float = 30) -> str:
+    """The table (or, with ``freshness``, the freshness table); ``spread_hours`` shapes the
+    stream (tests/support/streams.py: 30, the engine benchmark's; 1, a live dialer's)."""
     dev = Settings()
     report = Stack(dev).up()
     with tempfile.TemporaryDirectory(prefix="isales-against-") as directory:
@@ -65,7 +67,9 @@ def main(revision: str, runs: int, freshness: bool = False) -> str:
         try:
             if freshness:
                 return _freshness_in_turn(revision, base, worktree, runs)
-            stream = campaign_stream(EVENTS, campaigns=CAMPAIGNS, batches=5, seed=5)
+            stream = campaign_stream(
+                EVENTS, campaigns=CAMPAIGNS, batches=5, seed=5, spread_hours=spread_hours
+            )
             publish(settings, stream)
             identities = _identities(stream)
             theirs: list[WorkerRun] = []

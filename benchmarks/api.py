@@ -203,9 +203,15 @@ def _sequential_latency(base: str, path: str, requests: int, headers: Headers) -
     return latency
 
 
-def interleaved_latency(targets: list[tuple[str, str, Headers]], requests: int) -> list[Latency]:
+RequestPath = str | Callable[[int], str]  # a path, or the path of the request numbered n
+
+
+def interleaved_latency(
+    targets: list[tuple[str, RequestPath, Headers]], requests: int
+) -> list[Latency]:
     """Latency of each (server, path, headers), their requests taken in turn: every target sees
-    the same moments of this shared machine, so their ratio is not the noise of separate runs."""
+    the same moments of this shared machine, so their ratio is not the noise of separate runs.
+    A path may change from request to request (a function of the request's number)."""
     connections = [
         (http.client.HTTPConnection(base.removeprefix("http://"), timeout=60), base, path, headers)
         for base, path, headers in targets
@@ -216,8 +222,9 @@ def interleaved_latency(targets: list[tuple[str, str, Headers]], requests: int) 
             for place, (connection, base, path, headers) in enumerate(connections):
                 # Signed before the clock starts: the client's signing is not the server's time.
                 request_headers = headers(base.removeprefix("http://"))
+                asked = path if isinstance(path, str) else path(index)
                 began = time.perf_counter()
-                connection.request("GET", path, headers=request_headers)
+                connection.request("GET", asked, headers=request_headers)
                 response = connection.getresponse()
                 response.read()
                 elapsed = time.perf_counter() - began

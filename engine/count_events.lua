@@ -47,9 +47,10 @@
 -- below goes to the append-only file and to each replica (docs/adr/0004-write-amplification.md).
 -- The script therefore reads as it goes but writes once at the end: one HSET of the record
 -- states, one SADD of the callIds, one HSET per day of the day's record flags, one HSET of
--- the changed fields per counter hash, one per rows hash and one per hours or fails hash. Nothing is written that did not
--- change: Redis propagates an HSET of the same value, but not a SADD of a member it holds nor
--- an EXPIREAT ... NX of a key that already expires, so day keys get their expiry once.
+-- the changed fields per counter hash, one per rows hash and one per hours or fails hash.
+-- Nothing is written that did not change: Redis propagates an HSET of the same value, but not
+-- a SADD of a member it holds nor an EXPIREAT ... NX of a key that already expires, so day
+-- keys get their expiry once.
 
 local base = ARGV[1]
 local events = cjson.decode(ARGV[2])

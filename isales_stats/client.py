@@ -2,6 +2,8 @@
 
     with StatisticsClient("http://127.0.0.1:8000", access_key, secret_key) as client:
         campaigns = client.count_detail(1, campaign_id="1001")
+        failures = client.fail_categories(1, "1001", date(2026, 12, 1), date(2026, 12, 6))
+        hours = client.history(1, "1001", interval="hour")
 
 ``AkSkAuth`` is the signer on its own, for any httpx client: it signs ``host`` and
 ``content-type`` (setting the JSON content type iSales requires when the request has none), the
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable, Generator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from types import TracebackType
 from typing import Any
 
@@ -20,6 +22,8 @@ import httpx
 
 # Re-exported: callers of the client build their own requests with them too.
 from isales_stats.core.interface import CONTENT_TYPE as CONTENT_TYPE
+from isales_stats.core.interface import FAIL_CATEGORY_PATH as FAIL_CATEGORY_PATH
+from isales_stats.core.interface import HISTORY_PATH as HISTORY_PATH
 from isales_stats.core.interface import STATISTICS_PATH as STATISTICS_PATH
 from isales_stats.core.signing import sign_request
 
@@ -93,7 +97,8 @@ class StatisticsApiError(Exception):
 
 
 class StatisticsClient:
-    """Calls ``GET .../campaigns/{vdnId}/statistics``; signs when given an AK and an SK."""
+    """Calls ``GET .../campaigns/{vdnId}/statistics`` and its siblings (failcategorystatistics,
+    statistics/history); signs when given an AK and an SK."""
 
     def __init__(
         self,
@@ -128,32 +133,79 @@ class StatisticsClient:
         }
         return self._http.build_request("GET", STATISTICS_PATH.format(vdn_id=vdn_id), params=params)
 
+    def build_fail_category_request(
+        self, vdn_id: int, campaign_id: str, start: date | None = None, end: date | None = None
+    ) -> httpx.Request:
+        """The unsigned failcategorystatistics request (no dates: today)."""
+        params = {"campaignId": campaign_id, **_dates(start, end)}
+        return self._http.build_request(
+            "GET", FAIL_CATEGORY_PATH.format(vdn_id=vdn_id), params=params
+        )
+
+    def build_history_request(
+        self,
+        vdn_id: int,
+        campaign_id: str,
+        batch_id: str | None = None,
+        start: date | None = None,
+        end: date | None = None,
+        interval: str = "day",
+    ) -> httpx.Request:
+        """The unsigned history request (no dates: today; interval "day" or "hour")."""
+        params = {"campaignId": campaign_id, **_dates(start, end), "interval": interval}
+        if batch_id is not None:
+            params["batchId"] = batch_id
+        return self._http.build_request("GET", HISTORY_PATH.format(vdn_id=vdn_id), params=params)
+
+    def send(self, request: httpx.Request) -> httpx.Response:
+        """Any request built above, signed as it goes; the raw response, whatever its status."""
+        return self._http.send(request)
+
     def get(
         self, vdn_id: int, campaign_id: str | None = None, batch_id: str | None = None
     ) -> httpx.Response:
         """The raw response, whatever its status."""
-        return self._http.send(self.build_request(vdn_id, campaign_id, batch_id))
+        return self.send(self.build_request(vdn_id, campaign_id, batch_id))
 
     def count_detail(
         self, vdn_id: int, campaign_id: str | None = None, batch_id: str | None = None
     ) -> list[dict[str, Any]]:
         """``countDetail`` of the answer; ``StatisticsApiError`` on anything but a 200."""
-        response = self.get(vdn_id, campaign_id, batch_id)
-        if response.status_code != 200:
-            try:
-                body = response.json()
-                code, description = str(body["resultCode"]), str(body["resultDesc"])
-            except (ValueError, KeyError, TypeError):
-                code, description = "", response.text[:200]
-            raise StatisticsApiError(response.status_code, code, description)
-        detail: list[dict[str, Any]] = response.json()["countDetail"]
+        detail: list[dict[str, Any]] = _body(self.get(vdn_id, campaign_id, batch_id))["countDetail"]
         return detail
 
+    def fail_categories(
+        self, vdn_id: int, campaign_id: str, start: date | None = None, end: date | None = None
+    ) -> list[dict[str, Any]]:
+        """``data`` of failcategorystatistics: per day, ``statDate`` and ``failData``."""
+        request = self.build_fail_category_request(vdn_id, campaign_id, start, end)
+        data: list[dict[str, Any]] = _body(self.send(request))["data"]
+        return data
+
+    def history(
+        self,
+        vdn_id: int,
+        campaign_id: str,
+        batch_id: str | None = None,
+        start: date | None = None,
+        end: date | None = None,
+        interval: str = "day",
+    ) -> list[dict[str, Any]]:
+        """The ``points`` of the history: per day (or hour), its counters."""
+        request = self.build_history_request(vdn_id, campaign_id, batch_id, start, end, interval)
+        points: list[dict[str, Any]] = _body(self.send(request))["data"]["points"]
+        return points
+
     def curl_command(
-        self, vdn_id: int, campaign_id: str | None = None, batch_id: str | None = None
+        self,
+        vdn_id: int,
+        campaign_id: str | None = None,
+        batch_id: str | None = None,
+        request: httpx.Request | None = None,
     ) -> str:
-        """A ready-to-paste curl command for this request, signed now (valid for the window)."""
-        request = self.build_request(vdn_id, campaign_id, batch_id)
+        """A ready-to-paste curl command for this request (or for ``request``, built above),
+        signed now (valid for the window)."""
+        request = request or self.build_request(vdn_id, campaign_id, batch_id)
         if self.auth is not None:
             sign(request, self.auth.access_key, self.auth.secret_key, self.clock())
         parts = ["curl", "-s"]
@@ -176,3 +228,22 @@ class StatisticsClient:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _dates(start: date | None, end: date | None) -> dict[str, str]:
+    """startDate and endDate when given (the API refuses one without the other, named)."""
+    dates = {"startDate": start, "endDate": end}
+    return {name: day.isoformat() for name, day in dates.items() if day is not None}
+
+
+def _body(response: httpx.Response) -> dict[str, Any]:
+    """The answer's JSON; ``StatisticsApiError`` on anything but a 200."""
+    if response.status_code != 200:
+        try:
+            body = response.json()
+            code, description = str(body["resultCode"]), str(body["resultDesc"])
+        except (ValueError, KeyError, TypeError):
+            code, description = "", response.text[:200]
+        raise StatisticsApiError(response.status_code, code, description)
+    answer: dict[str, Any] = response.json()
+    return answer

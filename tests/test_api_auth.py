@@ -24,6 +24,8 @@ from isales_stats.api.main import create_app
 from isales_stats.api.telemetry import ACCESS_LOGGER
 from isales_stats.client import AkSkAuth, StatisticsApiError, StatisticsClient, sign
 from isales_stats.commands import cli_command
+from isales_stats.core.days import today_in
+from isales_stats.core.reference_model import reference_statistics
 from isales_stats.core.settings import Settings
 from isales_stats.core.signing import KeyGrant, sign_request
 from isales_stats.core.tenants import EVERY_VDN, VdnScope
@@ -36,6 +38,8 @@ from tests.support.credentials import (
     OTHER_ACCESS_KEY,
     OTHER_SECRET_KEY,
     SECRET_KEY,
+    TENANT_A_KEY,
+    TENANT_A_SECRET,
     TEST_KEYS,
     WORKED_EXAMPLE_AUTHORIZATION,
 )
@@ -430,6 +434,45 @@ async def test_the_query_command_signs_calls_and_prints(
     assert refused.returncode == 1
     assert json.loads(refused.stdout)["resultCode"] == ErrorCode.AUTHENTICATION_FAILED.value
     assert "HTTP 401" in refused.stderr
+
+
+async def test_failures_and_history_are_signed_and_scoped_like_the_statistics(
+    api_process: tuple[Settings, str],
+) -> None:
+    """The client's and the query command's other reads, signed; a tenant's key reads its own
+    VDNs' failures and history, and gets the 401 of a bad signature for another's."""
+    settings, base_url = api_process
+    events = campaign_events(100, "C1", ["b1"], 6, moment_ms=now_ms())
+    await count_events(settings, events)
+    today = today_in(settings.time_zone_of(100))
+    with StatisticsClient(base_url, TENANT_A_KEY, TENANT_A_SECRET) as client:
+        (failures,) = client.fail_categories(100, "C1")
+        assert failures == {
+            "statDate": today.isoformat(),
+            "failData": reference_statistics(events).fail_data(100, "C1", today),
+        }
+        hours = client.history(100, "C1", "b1", today, today, interval="hour")
+        assert sum(hour["dailyCount"] for hour in hours) == 6
+        with pytest.raises(StatisticsApiError) as refused:
+            client.fail_categories(200, "C1")
+        assert refused.value.status == 401
+        with pytest.raises(StatisticsApiError) as refused:
+            client.history(200, "C1")
+        assert refused.value.status == 401
+    keys = {"ISALES_CLIENT_ACCESS_KEY": ACCESS_KEY, "ISALES_CLIENT_SECRET_KEY": SECRET_KEY}
+    common = ("--url", base_url, "--vdn", "100", "--campaign", "C1")
+    fails = run_query_command(settings, *common, "--fails", **keys)
+    assert fails.returncode == 0, fails.stderr
+    assert json.loads(fails.stdout)["data"] == [failures]
+    day = today.isoformat()
+    hourly = run_query_command(
+        settings, *common, "--history", "--hourly", "--from", day, "--to", day, **keys
+    )
+    assert hourly.returncode == 0, hourly.stderr
+    assert len(json.loads(hourly.stdout)["data"]["points"]) == 24
+    one_date = run_query_command(settings, *common, "--history", "--from", day, **keys)
+    assert one_date.returncode == 1
+    assert "startDate is given without endDate" in one_date.stdout
 
 
 def test_the_printed_curl_command_is_ready_to_paste(

@@ -20,7 +20,7 @@ import redis
 import yaml
 
 from isales_stats.core.days import today_in
-from isales_stats.core.keys import KeyLayout
+from isales_stats.core.keys import HOUR_COUNTERS, KeyLayout
 from isales_stats.core.settings import Settings, parse_time_zone
 from tests.support.grafana import (
     ALL,
@@ -39,15 +39,17 @@ PANEL_KEYS = {
     "vdn-overview": {"campaign_totals", "campaign_day"},
     "campaign": {"campaign_totals", "campaign_day", "batch_totals", "batch_day"},
     "progress": {"campaign_progress", "campaign_progress_current"},
+    "history": {"campaign_day", "day_hours", "day_fails"},
 }
 # Commands of the plugin whose keys are named by keyName (the emulation runs these).
-KEY_COMMANDS = {"hgetall", "xrange", "smembers", "hkeys"}
+KEY_COMMANDS = {"hgetall", "hmget", "xrange", "smembers", "hkeys"}
 SAMPLE = {
     "prefix": "isales",
     "vdn": "7",
     "campaign": "C-1",
     "batch": "batch 1",
     "day": "2026-11-28",
+    "days": "2026-11-28",  # the history's day, one of its rows
 }
 TIME_CALL = "redis.call('TIME')"
 
@@ -67,6 +69,8 @@ def expected_keys(layout: KeyLayout, values: dict[str, str]) -> dict[str, str]:
         layout.batch_day(vdn, campaign, batch, day): "batch_day",
         layout.campaign_progress(vdn, campaign): "campaign_progress",
         layout.campaign_progress_current(vdn, campaign): "campaign_progress_current",
+        layout.day_hours(vdn, campaign, values["days"]): "day_hours",
+        layout.day_fails(vdn, campaign, values["days"]): "day_fails",
     }
 
 
@@ -80,7 +84,7 @@ def dashboards() -> dict[str, dict[str, Any]]:
     return load_dashboards()
 
 
-def test_the_three_dashboards_are_provisioned(dashboards: dict[str, dict[str, Any]]) -> None:
+def test_the_four_dashboards_are_provisioned(dashboards: dict[str, dict[str, Any]]) -> None:
     assert set(dashboards) == set(PANEL_KEYS)
     uids = [board["uid"] for board in dashboards.values()]
     assert len(set(uids)) == len(uids)
@@ -140,6 +144,16 @@ def test_every_key_is_spelled_as_key_layout_spells_it(
             "SMEMBERS",
             layout.vdn_campaigns(int(SAMPLE["vdn"])),
         ]
+    hours = [
+        item.target["field"]
+        for item in panel_targets("history", dashboards["history"])
+        if item.target["command"] == "hmget"
+    ]
+    # Every hour a day can have (25 on the day clocks go back), as count_events.lua names them.
+    assert hours == [
+        " ".join(f"{hour:02d}:{HOUR_COUNTERS[name]}" for hour in range(25))
+        for name in ("dailyCalledCount", "dailyCallSucc")
+    ]
     batches = variable(dashboards["campaign"], "batch")["query"]
     assert interpolate(batches, SAMPLE).split() == [
         "HKEYS",
@@ -224,6 +238,32 @@ def test_the_day_script_is_the_calendar_date(
     for (instant, offset), answer in zip(cases, answers, strict=True):
         expected = instant.astimezone(timezone(timedelta(minutes=offset))).date().isoformat()
         assert answer == expected, f"{instant} at {offset:+} min: {answer}"
+
+
+@pytest.mark.stack
+def test_the_history_lists_the_last_days_today_first(
+    dashboards: dict[str, dict[str, Any]], local_stack: Settings
+) -> None:
+    """The days variable's script, with Redis' clock swapped for given instants: the same
+    calendar as the day script, going back across months, years and a leap day."""
+    query = variable(dashboards["history"], "days")["query"]
+    assert query.count(TIME_CALL) == 1
+    fixed = query.replace(TIME_CALL, "{ARGV[3], '0'}").replace("$utc_offset", "$offset")
+    instants = [
+        datetime(2024, 3, 1, 16, 0, tzinfo=UTC),
+        datetime(2027, 1, 5, 3, 0, tzinfo=UTC),
+        datetime(2026, 12, 6, 15, 59, 59, tzinfo=UTC),
+    ]
+    with redis.Redis.from_url(local_stack.redis_url) as client:
+        for instant in instants:
+            for offset in (480, -300):
+                words = shlex.split(interpolate(fixed, {"offset": str(offset)}))
+                answer = client.execute_command(*words, str(int(instant.timestamp())))
+                today = instant.astimezone(timezone(timedelta(minutes=offset))).date()
+                count = int(words[-1])
+                assert [day.decode() for day in answer] == [
+                    (today - timedelta(days=back)).isoformat() for back in range(count)
+                ], (instant, offset)
 
 
 @pytest.mark.stack

@@ -6,10 +6,13 @@ driven in a real browser during a real workload in tests/test_live_views.py.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from pydantic import SecretStr
 
 from isales_stats.core.days import today_in
+from isales_stats.core.reference_model import reference_statistics
 from isales_stats.core.settings import Settings
 from tests.support.app_client import serve, serve_with_operations, statistics_path
 from tests.support.clock import now_ms
@@ -87,6 +90,22 @@ async def test_live_statistics_are_the_signed_apis_numbers_without_a_signature(
     assert body["day"] == today_in(settings.time_zone_of(1)).isoformat()
     assert body["countDetail"] == api.json()["countDetail"]
     assert [campaign["campaignId"] for campaign in body["countDetail"]] == ["1001", "1002"]
+
+
+async def test_live_statistics_carry_yesterday_next_to_today(test_settings: Settings) -> None:
+    settings = guarded(test_settings, live_page=True)
+    today = today_in(settings.time_zone_of(1))
+    now = now_ms()
+    events = campaign_events(1, "1001", ["b1", None], 8, moment_ms=now - 86_400_000)
+    events += campaign_events(1, "1001", ["b2"], 3, moment_ms=now)
+    await count_events(settings, events)
+    async with serve(settings) as unsigned:
+        body = (await unsigned.get("/live/statistics/1")).json()
+    yesterday = today - timedelta(days=1)
+    assert body["yesterday"] == yesterday.isoformat()
+    assert body["yesterdayDetail"] == reference_statistics(events).count_detail(1, yesterday)
+    assert body["yesterdayDetail"][0]["dailyCount"] == 16  # the records of yesterday
+    assert body["countDetail"][0]["dailyCount"] == 3
 
 
 @pytest.mark.parametrize("vdn", ["abc", "0", "10000", "-1", "01", "1.5"])

@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -291,7 +291,25 @@ def test_the_live_page_follows_a_running_workload(workload: Workload, browser: B
     )
     wanted = api_numbers(expected)
     assert wait_for(lambda: page_numbers(page) == wanted, 10), (page_numbers(page), wanted)
-    assert page.inner_text("#day") == today_in(workload.settings.time_zone_of(PAGE_VDN)).isoformat()
+    today = today_in(workload.settings.time_zone_of(PAGE_VDN))
+    assert page.inner_text("#day") == today.isoformat()
+    # Yesterday's columns show the day before's counters as the history interface reads them
+    # (the simulated traffic is all of today: zeros, in every row).
+    yesterday = today - timedelta(days=1)
+    assert page.inner_text("#yesterday") == yesterday.isoformat()
+    for campaign in expected:
+        (before,) = workload.client.history(
+            PAGE_VDN, campaign["campaignId"], start=yesterday, end=yesterday
+        )
+        shown = page.evaluate(
+            """(id) => Object.fromEntries([...document.querySelectorAll('#rows tr.campaign')]
+                .filter(row => row.dataset.campaign === id)
+                .flatMap(row => [...row.querySelectorAll('td[data-yesterday]')])
+                .map(cell => [cell.dataset.yesterday, Number(cell.textContent)]))""",
+            campaign["campaignId"],
+        )
+        assert shown == {name: before[name] for name in shown}
+        assert len(shown) == 4
     assert not errors, errors
     page.screenshot(path=str(ARTIFACTS / "live-page.png"), full_page=True)
     context.close()
@@ -344,9 +362,15 @@ def test_every_dashboard_target_reads_the_workloads_counters(workload: Workload)
     checks.check_progress_adds_up()
     # Every kind of key, for both campaigns (and both batches of each): overview and campaign
     # view read the campaign hashes, the campaign view the batch ones, the progress view its own.
+    history_days = 14  # the rows of the history dashboard, today's and 13 before
     assert checks.counted == {
         "campaign_totals": 4,
-        "campaign_day": 4,
+        "campaign_day": 6,  # the history's today, too
+        "day_hours": 4,  # calls and connects per hour
+        "day_fails": 2,
+        "past_campaign_day": 2 * (history_days - 1),
+        "past_day_hours": 4 * (history_days - 1),
+        "past_day_fails": 2 * (history_days - 1),
         "batch_totals": 4,
         "batch_day": 4,
         "campaign_progress": 2,
@@ -378,6 +402,14 @@ class DashboardChecks:
         if batch is not None:
             kinds[self.layout.batch_totals(vdn, campaign, batch)] = "batch_totals"
             kinds[self.layout.batch_day(vdn, campaign, batch, self.today)] = "batch_day"
+        # The history's rows: today's keys, and those of the days before (the workload's
+        # traffic is all of today, so those hold nothing).
+        day = scope.get("days")
+        if day is not None:
+            past = "past_" if day != self.today else ""
+            kinds[self.layout.campaign_day(vdn, campaign, day)] = f"{past}campaign_day"
+            kinds[self.layout.day_hours(vdn, campaign, day)] = f"{past}day_hours"
+            kinds[self.layout.day_fails(vdn, campaign, day)] = f"{past}day_fails"
         assert key in kinds, f"{key!r} is none of KeyLayout's keys for {dict(scope)}"
         return kinds[key]
 
@@ -391,6 +423,26 @@ class DashboardChecks:
                 entry for entry in served["batchDetail"] if entry["batchId"] == scope["batch"]
             ]
         where = f"{dashboard}: {key}"
+        if kind.startswith("past_"):
+            numbers = [value for column in frame.columns.values() for value in column]
+            assert all(value in ("", 0.0) for value in numbers), (where, frame)
+            return
+        if kind == "day_hours":
+            # A bar per hour: one row of the 25 hours a day may have, numbers where counted.
+            assert frame.rows == 1, (where, frame)
+            assert len(frame.columns) == 25, where
+            (counter,) = {name.split(":")[1] for name in frame.columns}
+            daily = {"calls": "dailyCalledCount", "connects": "dailyCallSucc"}[counter]
+            hours = [column[0] for column in frame.columns.values() if column[0] != ""]
+            assert sum(hours) == served[daily], (where, frame)
+            return
+        if kind == "day_fails":
+            # A bar per failCode: the day's failed calls (every call connects or fails).
+            assert frame.rows == 1, (where, frame)
+            failed = served["dailyCalledCount"] - served["dailyCallSucc"]
+            assert sum(column[0] for column in frame.columns.values()) == failed, (where, frame)
+            assert failed > 0, where
+            return
         if kind.endswith(("totals", "day")):
             # A stat panel: one row, one number per counter, the numbers the API serves.
             counters = TOTAL_COUNTERS if kind.endswith("totals") else DAILY_COUNTERS

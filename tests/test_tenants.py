@@ -1,10 +1,10 @@
 """Tenants: a key sees only the VDNs it was issued for (api/auth.py, core/tenants.py).
 
 Two tenants' keys (tests/support/credentials.py: A has VDNs 100-109, B has VDN 200) try each
-surface on the other's VDN: the statistics, the result callbacks (signed, or with the tenant's
-callback token), the live page, flow control. Every such request gets the answer a bad
-signature gets (401, the same envelope and text), reads nothing, writes nothing,
-leaves the victim's flow control untouched and is counted. An operator key (``vdns=*``) sees
+surface on the other's VDN: the statistics, failcategorystatistics and the history, the result
+callbacks (signed, or with the tenant's callback token), the live page, flow control. Every
+such request gets the answer a bad signature gets (401, the same envelope and text), reads
+nothing, writes nothing, leaves the victim's flow control untouched and is counted. An operator key (``vdns=*``) sees
 both. A key issued without a scope stops start-up (tests/test_api_auth.py). A request captured
 and sent again is refused, on any API process; one stamped ten minutes ahead too
 (tests/test_api_auth.py::test_a_stamp_ahead_of_the_clock_is_bounded_tighter_than_the_window).
@@ -27,6 +27,7 @@ from isales_stats.api.auth import AuthConfigurationError
 from isales_stats.api.main import create_app
 from isales_stats.api.telemetry import ACCESS_LOGGER
 from isales_stats.client import sign
+from isales_stats.core.interface import FAIL_CATEGORY_PATH, HISTORY_PATH
 from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings
 from isales_stats.engine.topics import ensure_topics
@@ -120,6 +121,29 @@ async def test_each_tenant_reads_its_own_vdns_and_nothing_of_the_other(
     # An operator key sees both tenants.
     for vdn_id in (A_VDN, B_VDN):
         assert (await get(tenant_settings, vdn_id, ACCESS_KEY, SECRET_KEY)).status_code == 200
+
+
+@pytest.mark.parametrize("path", [FAIL_CATEGORY_PATH, HISTORY_PATH])
+async def test_failures_and_history_are_no_way_around_the_scopes(
+    tenant_settings: Settings, path: str
+) -> None:
+    """failcategorystatistics and the history: a tenant reads its own VDN's, and gets the bad
+    signature's answer on the other's, which costs the victim's flow control nothing."""
+    for vdn_id in (A_VDN, B_VDN):
+        await count_events(
+            tenant_settings, campaign_events(vdn_id, "C1", ["b1"], 3, moment_ms=now_ms())
+        )
+    wrong_signature = await get(tenant_settings, A_VDN, TENANT_A_KEY, "not-the-secret")
+    query = {"campaignId": "C1"}
+    async with serve(tenant_settings, access_key=TENANT_A_KEY, secret_key=TENANT_A_SECRET) as a:
+        own = await a.get(path.format(vdn_id=A_VDN), params=query)
+        other = await a.get(path.format(vdn_id=B_VDN), params=query)
+    assert own.status_code == 200, own.text
+    assert other.status_code == 401
+    assert other.content == wrong_signature.content
+    pattern = KeyLayout(tenant_settings.key_prefix).flow_control("*", B_VDN) + "*"
+    async with Redis.from_url(tenant_settings.redis_url) as redis:
+        assert [key async for key in redis.scan_iter(match=pattern)] == []
 
 
 async def test_a_replayed_request_is_refused_on_any_api_process(

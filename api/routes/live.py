@@ -1,5 +1,8 @@
 """GET /: a live page of one VDN's counters; GET /live/statistics/{vdnId}: the JSON it polls.
 
+The page shows yesterday's daily counters next to today's: the JSON carries both days, read from
+the same keys as the statistics interface (yesterday's day rows are kept for the retention).
+
 The statistics interface needs an AK/SK signature, and a page in a browser could only make one
 by holding a secret key. So the page reads a same-origin endpoint of its own, without a
 signature, and both exist only when ``live_page_enabled`` (ISALES_LIVE_PAGE_ENABLED) is on: off
@@ -13,6 +16,7 @@ The page is one HTML file with inline JavaScript (api/static/live.html), no buil
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from importlib.resources import files
 
 import orjson
@@ -51,7 +55,11 @@ def build_router(settings: Settings) -> APIRouter:
         response_model=None,
         summary="Counters of a VDN for the live page (no signature; ISALES_LIVE_PAGE_ENABLED)",
         responses={
-            200: {"description": "vdnId, day (in the VDN's zone) and countDetail."},
+            200: {
+                "description": "vdnId, day (today in the VDN's zone) and countDetail; yesterday "
+                "and yesterdayDetail, the same campaigns' counters as of yesterday (its daily "
+                "counters are yesterday's)."
+            },
             400: {"description": f"vdnId is not an integer from {MIN_VDN_ID} to {MAX_VDN_ID}."},
             503: {"description": "Redis is unreachable; try again."},
         },
@@ -75,8 +83,18 @@ async def live_statistics(vdnId: str, reader: ReaderDep, settings: SettingsDep) 
         raise ParameterError(ErrorCode.WRONG_VALUE, f"{_VDN_ID_MESSAGE}, got {vdnId[:20]!r}")
     vdn_id = int(vdnId)
     today = today_in(settings.time_zone_of(vdn_id))
+    yesterday = today - timedelta(days=1)
+    # Two reads, a moment apart: yesterday's daily counters no longer change but for late
+    # events, so the page's two days need not come from one instant.
     detail = await reader.read_count_detail(vdn_id, today)
-    body = {"vdnId": vdn_id, "day": today.isoformat(), "countDetail": detail}
+    before = await reader.read_count_detail(vdn_id, yesterday)
+    body = {
+        "vdnId": vdn_id,
+        "day": today.isoformat(),
+        "countDetail": detail,
+        "yesterday": yesterday.isoformat(),
+        "yesterdayDetail": before,
+    }
     return Response(
         orjson.dumps(body), media_type="application/json", headers={"Cache-Control": "no-store"}
     )

@@ -7,6 +7,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,32 @@ def _build_parser() -> argparse.ArgumentParser:
     query.add_argument(
         "--curl", action="store_true", help="print a signed curl command instead of calling"
     )
+    reads = query.add_mutually_exclusive_group()
+    reads.add_argument(
+        "--fails",
+        action="store_true",
+        help="failcategorystatistics: the campaign's failed calls by failCode, per day",
+    )
+    reads.add_argument(
+        "--history",
+        action="store_true",
+        help="the campaign's (or batch's) statistics per day, or per hour with --hourly",
+    )
+    query.add_argument(
+        "--from",
+        dest="start",
+        type=date.fromisoformat,
+        default=None,
+        help="with --fails or --history: the first day, YYYY-MM-DD",
+    )
+    query.add_argument(
+        "--to",
+        dest="end",
+        type=date.fromisoformat,
+        default=None,
+        help="with --fails or --history: the last day, YYYY-MM-DD",
+    )
+    query.add_argument("--hourly", action="store_true", help="with --history: per hour")
     query.set_defaults(run=_query)
 
     topics = commands.add_parser("topics", help="create the call-events and dead-letter topics")
@@ -149,11 +176,22 @@ def _query(arguments: argparse.Namespace, settings: Settings) -> int:
         return 2
     url = arguments.url or f"http://{settings.api_host}:{settings.api_port}"
     with StatisticsClient(url, access_key, secret_key) as client:
+        if arguments.fails:
+            request = client.build_fail_category_request(
+                arguments.vdn, arguments.campaign or "", arguments.start, arguments.end
+            )
+        elif arguments.history:
+            request = client.build_history_request(
+                arguments.vdn, arguments.campaign or "", arguments.batch, arguments.start,
+                arguments.end, "hour" if arguments.hourly else "day",
+            )  # fmt: skip
+        else:
+            request = client.build_request(arguments.vdn, arguments.campaign, arguments.batch)
         if arguments.curl:
-            print(client.curl_command(arguments.vdn, arguments.campaign, arguments.batch))
+            print(client.curl_command(arguments.vdn, request=request))
             return 0
         try:
-            response = client.get(arguments.vdn, arguments.campaign, arguments.batch)
+            response = client.send(request)
         except httpx.HTTPError as error:
             print(f"isales-stats query: {url}: {error}", file=sys.stderr)
             return 1

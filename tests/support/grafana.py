@@ -11,7 +11,10 @@ Redis plugin (redis-datasource 2.x, RedisGrafana) runs it:
 * ``xrange`` sends XRANGE keyName start end: start and end default to the dashboard's time range
   as ``{from ms}-0`` and ``{to ms}-0``, and each entry becomes a row with ``$streamId``,
   ``$time`` (from the id's milliseconds) and the entry's fields;
-* ``smembers`` and ``hkeys`` one column of members.
+* ``smembers`` and ``hkeys`` one column of members;
+* ``hmget`` sends HMGET keyName with the fields of ``field`` (split like a shell line), one row
+  of a column per field, a number where the value parses as one, else text ("" for a missing
+  field) (pkg/redis-hash.go, queryHMGet).
 """
 
 from __future__ import annotations
@@ -118,6 +121,15 @@ def run_target(client: redis.Redis, target: Mapping[str, Any], from_ms: int, to_
         reply = client.hgetall(key)
         return Frame(
             {_text(name): [_number_or_text(_text(value))] for name, value in reply.items()}
+        )
+    if command == "hmget":
+        names = shlex.split(target["field"])
+        found = client.hmget(key, names)
+        return Frame(
+            {
+                name: [_number_or_text("" if value is None else _text(value))]
+                for name, value in zip(names, found, strict=True)
+            }
         )
     if command in {"smembers", "hkeys"}:
         members = client.smembers(key) if command == "smembers" else client.hkeys(key)

@@ -2,9 +2,9 @@
 
 ``campaign_stream``: large and realistic. Records are imported in batches, dialled up to three
 times (a connected call is final, the third failed attempt too), some are removed; timestamps
-spread over the last hours and yesterday, in GMT+08:00. Upstream duplicates are exact copies
-placed later in the stream. ``campaign_events``: a few records per batch of one campaign, all
-at one moment, for the API tests.
+spread over the last hours and yesterday (or the last hour), in GMT+08:00. Upstream duplicates
+are exact copies placed later in the stream. ``campaign_events``: a few records per batch of
+one campaign, all at one moment, for the API tests.
 """
 
 from __future__ import annotations
@@ -28,8 +28,15 @@ def campaign_stream(
     duplicate_rate: float = 0.02,
     seed: int = 1,
     now: datetime | None = None,
+    spread_hours: float = 30,
 ) -> list[dict[str, Any]]:
-    """About ``events`` events (exactly that many), in a dialer-like order."""
+    """About ``events`` events (exactly that many), in a dialer-like order.
+
+    Each record's events start at a random moment of the last ``spread_hours``: 30 (today and
+    some of yesterday, so that the daily counters see two days, and any batch holds events of
+    every hour: the worst case for the hour counters), or 1 for the traffic of a live dialer,
+    whose results arrive within the hour they happen.
+    """
     rng = random.Random(seed)
     now_ms = int((now or datetime.now(UTC)).timestamp() * 1000)
     stream: list[dict[str, Any]] = []
@@ -45,7 +52,7 @@ def campaign_stream(
         if rng.random() < 0.9:  # a few records are imported without a batch
             common["batchId"] = f"batch-{rng.randrange(batches)}"
         # Mostly today, some yesterday: the daily counters see two days.
-        moment = now_ms - rng.randint(0, 30 * 3600 * 1000)
+        moment = now_ms - rng.randint(0, int(spread_hours * 3600 * 1000))
         stream.append(call_event(ADDED, **common, occurredAt=moment))
         for attempt in range(rng.choice((0, 1, 1, 2, 3))):
             moment = min(moment + rng.randint(1_000, 3_600_000), now_ms)
