@@ -1,14 +1,18 @@
-"""The answers other than 200 that every read interface documents, for the OpenAPI document.
+"""What the read interfaces answer: the iSales success envelope, and the documented errors.
 
 The statistics, failcategorystatistics and history routes share their checks (api/auth.py,
 api/admission.py, api/parameters.py), so they share these descriptions; each route gives its own
-parameter examples, one per code it can answer 400 with.
+parameter examples, one per code it can answer 400 with (the two day-range interfaces share
+``DAY_RANGE_ERRORS``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+
+import orjson
+from fastapi.responses import Response
 
 from isales_stats.api.errors import (
     AUTHENTICATION_FAILED_MESSAGE,
@@ -17,7 +21,44 @@ from isales_stats.api.errors import (
     ErrorCode,
     envelope,
 )
-from isales_stats.api.schemas import ErrorEnvelope
+from isales_stats.api.schemas import SUCCESS_CODE, SUCCESS_MESSAGE, ErrorEnvelope
+
+# The 400s of failcategorystatistics and of the history, with the requests that get them.
+DAY_RANGE_ERRORS = [
+    (
+        ErrorCode.EMPTY_PARAMETER,
+        "campaignId is mandatory: give the campaign whose statistics to read",
+    ),
+    (
+        ErrorCode.WRONG_COMBINATION,
+        "startDate is given without endDate: give both or neither (neither: today)",
+    ),
+    (ErrorCode.CONVERSION_ERROR, "startDate must be a date as yyyy-MM-dd, got '2026-12-1'"),
+    (ErrorCode.WRONG_VALUE, "startDate 2026-12-05 is after endDate 2026-12-01"),
+    (
+        ErrorCode.WRONG_VALUE,
+        "startDate 2026-11-01 and endDate 2026-12-05 are 34 days apart; "
+        "the interval may not exceed 30 days",
+    ),
+    (
+        ErrorCode.WRONG_VALUE,
+        "startDate 2026-10-01 is before the oldest day kept, 2026-10-27 (days are kept 40 days)",
+    ),
+    (ErrorCode.TOO_MANY_PARAMETERS, "startDate is given 2 times; give it at most once"),
+]
+
+
+def success(data: Any) -> Response:
+    """200 with iSales' success envelope around ``data``."""
+    body = {
+        "resultCode": SUCCESS_CODE,
+        "resultDesc": SUCCESS_MESSAGE,
+        "returnCode": SUCCESS_CODE,
+        "returnDesc": SUCCESS_MESSAGE,
+        "data": data,
+    }
+    return Response(orjson.dumps(body), media_type="application/json")
+
 
 _RETRY_AFTER = {
     "Retry-After": {

@@ -4,9 +4,10 @@ Two tenants' keys (tests/support/credentials.py: A has VDNs 100-109, B has VDN 2
 surface on the other's VDN: the statistics, failcategorystatistics and the history, the result
 callbacks (signed, or with the tenant's callback token), the live page, flow control. Every
 such request gets the answer a bad signature gets (401, the same envelope and text), reads
-nothing, writes nothing, leaves the victim's flow control untouched and is counted. An operator key (``vdns=*``) sees
-both. A key issued without a scope stops start-up (tests/test_api_auth.py). A request captured
-and sent again is refused, on any API process; one stamped ten minutes ahead too
+nothing, writes nothing, leaves the victim's flow control untouched and is counted. An operator
+key (``vdns=*``) sees both. A key issued without a scope stops start-up
+(tests/test_api_auth.py). A request captured and sent again is refused, on any API process; one
+stamped ten minutes ahead too
 (tests/test_api_auth.py::test_a_stamp_ahead_of_the_clock_is_bounded_tighter_than_the_window).
 """
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
@@ -29,34 +28,15 @@ from isales_stats.api.parameters import (
     requested_days,
     vdn_route,
 )
-from isales_stats.api.responses import error_responses
-from isales_stats.api.schemas import SUCCESS_CODE, SUCCESS_MESSAGE, FailCategoryResponse
+from isales_stats.api.responses import DAY_RANGE_ERRORS, error_responses, success
+from isales_stats.api.schemas import FailCategoryResponse
 from isales_stats.core.interface import FAIL_CATEGORY_PATH
 
 router = APIRouter(tags=["statistics"])
 
 # Every 400 this interface answers, with the request that gets it (docs/api.md).
 PARAMETER_ERRORS = [
-    (
-        ErrorCode.EMPTY_PARAMETER,
-        "campaignId is mandatory: give the campaign whose statistics to read",
-    ),
-    (
-        ErrorCode.WRONG_COMBINATION,
-        "startDate is given without endDate: give both or neither (neither: today)",
-    ),
-    (ErrorCode.CONVERSION_ERROR, "startDate must be a date as yyyy-MM-dd, got '2026-12-1'"),
-    (ErrorCode.WRONG_VALUE, "startDate 2026-12-05 is after endDate 2026-12-01"),
-    (
-        ErrorCode.WRONG_VALUE,
-        "startDate 2026-11-01 and endDate 2026-12-05 are 34 days apart; "
-        "the interval may not exceed 30 days",
-    ),
-    (
-        ErrorCode.WRONG_VALUE,
-        "startDate 2026-10-01 is before the oldest day kept, 2026-10-27 (days are kept 40 days)",
-    ),
-    (ErrorCode.TOO_MANY_PARAMETERS, "startDate is given 2 times; give it at most once"),
+    *DAY_RANGE_ERRORS,
     (
         ErrorCode.PARAMETER_ERROR,
         "unknown query parameter 'batchId'; the parameters are campaignId, startDate and endDate",
@@ -90,14 +70,9 @@ async def fail_category_statistics(
     days = requested_days(query, settings)
     gate = admission.gate(request, caller, query.vdn_id, interface="failcategorystatistics")
     fail_data = await reader.fail_data(query.vdn_id, query.campaign_id, days, gate=gate)
-    body = {
-        "resultCode": SUCCESS_CODE,
-        "resultDesc": SUCCESS_MESSAGE,
-        "returnCode": SUCCESS_CODE,
-        "returnDesc": SUCCESS_MESSAGE,
-        "data": [
+    return success(
+        [
             {"statDate": day.isoformat(), "failData": codes}
             for day, codes in zip(days, fail_data, strict=True)
-        ],
-    }
-    return Response(orjson.dumps(body), media_type="application/json")
+        ]
+    )

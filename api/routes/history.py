@@ -14,7 +14,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
@@ -32,8 +31,8 @@ from isales_stats.api.parameters import (
     requested_days,
     vdn_route,
 )
-from isales_stats.api.responses import error_responses
-from isales_stats.api.schemas import SUCCESS_CODE, SUCCESS_MESSAGE, HistoryResponse
+from isales_stats.api.responses import DAY_RANGE_ERRORS, error_responses, success
+from isales_stats.api.schemas import HistoryResponse
 from isales_stats.core.days import day_start, hours_in, today_in
 from isales_stats.core.interface import HISTORY_PATH
 from isales_stats.core.keys import DAILY_COUNTERS
@@ -42,21 +41,8 @@ from isales_stats.engine.history import DayHistory
 router = APIRouter(tags=["statistics"])
 
 PARAMETER_ERRORS = [
-    (
-        ErrorCode.EMPTY_PARAMETER,
-        "campaignId is mandatory: give the campaign whose statistics to read",
-    ),
-    (
-        ErrorCode.WRONG_COMBINATION,
-        "endDate is given without startDate: give both or neither (neither: today)",
-    ),
-    (ErrorCode.CONVERSION_ERROR, "endDate must be a date as yyyy-MM-dd, got '2026-02-30'"),
+    *DAY_RANGE_ERRORS,
     (ErrorCode.WRONG_VALUE, "interval must be day or hour, got 'week'"),
-    (
-        ErrorCode.WRONG_VALUE,
-        "startDate 2026-11-01 and endDate 2026-12-05 are 34 days apart; "
-        "the interval may not exceed 30 days",
-    ),
     (
         ErrorCode.INVALID_CHARACTERS,
         "batchId may not hold control characters, '{' or '}', or bytes that are not UTF-8, "
@@ -104,21 +90,16 @@ async def statistics_history(
         if query.interval == "hour"
         else [_day_point(day) for day in history]
     )
-    body = {
-        "resultCode": SUCCESS_CODE,
-        "resultDesc": SUCCESS_MESSAGE,
-        "returnCode": SUCCESS_CODE,
-        "returnDesc": SUCCESS_MESSAGE,
-        "data": {
+    return success(
+        {
             "vdnId": query.vdn_id,
             "campaignId": query.campaign_id,
             "batchId": query.batch_id,
             "interval": query.interval,
             "timeZone": settings.time_zone_name_of(query.vdn_id),
             "points": points,
-        },
-    }
-    return Response(orjson.dumps(body), media_type="application/json")
+        }
+    )
 
 
 def _day_point(day: DayHistory) -> dict[str, Any]:
