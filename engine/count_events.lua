@@ -106,11 +106,47 @@ end
 
 -- Scopes: the campaign, and the record's batch when it has one. A scope is the start of its
 -- counter hashes' keys and its field in the campaign's packed rows ('' for the campaign).
+-- Built once per batchId and call: every counted event asks for its scopes several times.
+local scopes_of = {[''] = {{base, ''}}}
 local function scopes(batch)
-  if batch == '' then
-    return {{base, ''}}
+  local found = scopes_of[batch]
+  if not found then
+    found = {{base, ''}, {base .. SUFFIX.batch .. batch, batch}}
+    scopes_of[batch] = found
   end
-  return {{base, ''}, {base .. SUFFIX.batch .. batch, batch}}
+  return found
+end
+
+-- A scope's keys of one day, {hours hash, fails hash}, and an hour's field names
+-- ("09:calls"), each built once per call.
+local day_keys, hour_fields = {}, {}
+local function scope_day_keys(scope_base, day)
+  local of_scope = day_keys[scope_base]
+  if not of_scope then
+    of_scope = {}
+    day_keys[scope_base] = of_scope
+  end
+  local keys = of_scope[day]
+  if not keys then
+    local day_key = scope_base .. SUFFIX.day .. day
+    keys = {day_key .. SUFFIX.hours, day_key .. SUFFIX.fails}
+    of_scope[day] = keys
+  end
+  return keys
+end
+
+local function hour_field(hour, counter)
+  local of_counter = hour_fields[counter]
+  if not of_counter then
+    of_counter = {}
+    hour_fields[counter] = of_counter
+  end
+  local field = of_counter[hour]
+  if not field then
+    field = string.format('%02d:%s', hour, counter)
+    of_counter[hour] = field
+  end
+  return field
 end
 
 -- The scope's totals hash. Asked for only to change it, so its packed row is marked due too.
@@ -145,9 +181,9 @@ end
 -- A day's counters per hour (HOUR names the field after the hour: "09:calls"), in the day's
 -- hours hash of each scope.
 local function bump_hour(batch, day, expire_at, hour, counter, delta)
-  local field = string.format('%02d:%s', hour, counter)
+  local field = hour_field(hour, counter)
   for _, scope in ipairs(scopes(batch)) do
-    local key = scope[1] .. SUFFIX.day .. day .. SUFFIX.hours
+    local key = scope_day_keys(scope[1], day)[1]
     add(sums, key, field, delta)
     expiries[key] = expire_at
   end
@@ -156,7 +192,7 @@ end
 -- A failed call, by its failCode, in the day's fails hash of each scope.
 local function count_failure(batch, day, expire_at, fail_code)
   for _, scope in ipairs(scopes(batch)) do
-    local key = scope[1] .. SUFFIX.day .. day .. SUFFIX.fails
+    local key = scope_day_keys(scope[1], day)[2]
     add(sums, key, fail_code, 1)
     expiries[key] = expire_at
   end
