@@ -79,6 +79,7 @@ def run_demo(settings: Settings) -> int:
             f"ISALES_CLIENT_SECRET_KEY={DEMO_SECRET_KEY} "
             f"isales-stats query --vdn {DEMO_VDN} --campaign {campaign}"
         )
+        print("    (--fails: its failed calls by failCode; --history --hourly: today by hour)")
         # A signature is accepted once (api/admission.py): pasted twice, the second is a 401.
         print(
             "  or with curl (signed just now: good once, within 15 minutes; "
