@@ -34,7 +34,7 @@ from fastapi import Request
 from isales_stats.api.auth import Caller, authentication_failed
 from isales_stats.api.errors import TOO_FREQUENT_MESSAGE, ApiError, ErrorCode
 from isales_stats.api.metrics import AUTH_FAILURES, RATE_LIMITED
-from isales_stats.core.keys import KeyLayout
+from isales_stats.core.keys import STATISTICS_INTERFACE, KeyLayout
 from isales_stats.engine.redis_connection import AnyRedis, LuaScript, run_pipeline
 
 log = logging.getLogger(__name__)
@@ -136,14 +136,14 @@ class Admission:
         vdn_id: int,
         *,
         flow_control: bool = True,
-        interface: str = "",
+        interface: str = STATISTICS_INTERFACE,
     ) -> AdmissionGate | None:
         """The checks of one request, to ride along the read's first round trip
         (``StatisticsReader.read_body(gate=...)``); None when there is nothing to check.
 
         ``flow_control=False`` checks only the signature's first use (the result callbacks).
-        ``interface`` names a read interface other than statistics: its per-VDN budget is its
-        own (the budget over all VDNs is the caller's, whatever it reads).
+        ``interface`` names the read interface: each has a per-VDN budget of its own (the
+        budget over all VDNs is the caller's, whatever it reads).
         """
         vdn_requests, caller_requests = (
             (self.vdn_requests, self.caller_requests) if flow_control else (0, 0)

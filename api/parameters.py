@@ -37,8 +37,9 @@ FAIL_CATEGORY_LENGTHS = {
     "startDate": DATE_LENGTH,
     "endDate": DATE_LENGTH,
 }
+# interval: room for any word, so that "minute" is told the intervals, not a length.
 HISTORY_LENGTHS = {**MAX_QUERY_LENGTHS, "startDate": DATE_LENGTH, "endDate": DATE_LENGTH,
-                   "interval": len("hour")}  # fmt: skip
+                   "interval": 16}  # fmt: skip
 # iSales: "the interval between the end time and start time cannot exceed 30 days".
 MAX_RANGE_DAYS = 30
 Interval = Literal["day", "hour"]
@@ -142,13 +143,19 @@ def parse_history_query(
 
 
 def requested_days(query: DayRangeQuery, settings: Settings) -> list[date]:
-    """The days of the request, ascending: its range, or today in the VDN's zone; a range that
+    """The days of the request, ascending: its range, or today in the VDN's zone. A range that
     starts before the oldest day kept (``ISALES_DAILY_RETENTION_DAYS``) is refused, as its
-    first days could only be answered with zeros that are not true."""
+    first days could only be answered with zeros that are not true; so is one that ends after
+    today, whose days have no counters and no end yet."""
     zone = settings.time_zone_of(query.vdn_id)
+    today = today_in(zone)
     start, end = query.start, query.end
     if start is None or end is None:
-        start = end = today_in(zone)
+        start = end = today
+    if end > today:
+        raise ParameterError(
+            ErrorCode.WRONG_VALUE, f"endDate {end} is after today, {today}, in the VDN's zone"
+        )
     oldest = oldest_retained_day(zone, settings.daily_retention_days)
     if start < oldest:
         raise ParameterError(
@@ -365,7 +372,13 @@ def openapi_day_range_parameters(history: bool) -> list[dict[str, Any]]:
                 f"neither (neither: today). At most {MAX_RANGE_DAYS} days between them, none "
                 "before the oldest day kept (ISALES_DAILY_RETENTION_DAYS)."
             ),
-            "schema": {"type": "string", "format": "date", "maxLength": DATE_LENGTH},
+            # A pattern, not "format": "date": an empty value counts as absent (as the
+            # statistics interface's parameters do), and a date format forbids it.
+            "schema": {
+                "type": "string",
+                "pattern": "^([0-9]{4}-[0-9]{2}-[0-9]{2})?$",
+                "maxLength": DATE_LENGTH,
+            },
             "example": "2026-12-01",
         }
         for name, which in (("startDate", "first"), ("endDate", "last"))
@@ -376,7 +389,8 @@ def openapi_day_range_parameters(history: bool) -> list[dict[str, Any]]:
         "name": "interval",
         "in": "query",
         "required": False,
-        "description": "day (the default): one entry per day; hour: one per hour of each day.",
-        "schema": {"type": "string", "enum": list(INTERVALS)},
+        "description": "day (the default, also when empty): one entry per day; hour: one per "
+        "hour of each day.",
+        "schema": {"type": "string", "enum": [*INTERVALS, ""]},
     }
     return [vdn, campaign, batch, *dates, interval]

@@ -129,8 +129,8 @@ class DailyPoint(BaseModel):
 
 
 class DayPoint(DailyPoint):
-    totalCalledCount: Count = Field(description="Calls made by the end of the day.")
-    totalCallSucc: Count = Field(description="Connected calls by the end of the day.")
+    totalCalledCount: Count = Field(description="Calls made by the end of the day (today: now).")
+    totalCallSucc: Count = Field(description="Connected calls by the end of the day (today: now).")
 
 
 class HourPoint(DailyPoint):

@@ -87,7 +87,7 @@ local calls_order = {}
 local day_flags = {}    -- day records key -> {flags = {dataId -> flags}, read = {as in
                         -- Redis before}, order = {dataIds}}
 local increments = {}   -- counter hash -> {field -> delta}
-local sums = {}         -- a day's hours or fails hash -> {field -> delta}
+local day_deltas = {}   -- a day's hours or fails hash -> {field -> delta}
 local rows_due = {}     -- counter hash -> {rows hash, row field, fields, every field kept}
 local expiries = {}     -- day key -> expireAt
 
@@ -178,13 +178,13 @@ local function bump_day(batch, day, expire_at, field)
   end
 end
 
--- A day's counters per hour (HOUR names the field after the hour: "09:calls"), in the day's
+-- A day's counters per hour (HOUR_FIELD names the field after the hour: "09:calls"), in the day's
 -- hours hash of each scope.
 local function bump_hour(batch, day, expire_at, hour, counter, delta)
   local field = hour_field(hour, counter)
   for _, scope in ipairs(scopes(batch)) do
     local key = scope_day_keys(scope[1], day)[1]
-    add(sums, key, field, delta)
+    add(day_deltas, key, field, delta)
     expiries[key] = expire_at
   end
 end
@@ -193,18 +193,20 @@ end
 local function count_failure(batch, day, expire_at, fail_code)
   for _, scope in ipairs(scopes(batch)) do
     local key = scope_day_keys(scope[1], day)[2]
-    add(sums, key, fail_code, 1)
+    add(day_deltas, key, fail_code, 1)
     expiries[key] = expire_at
   end
 end
 
 -- A record's day value holds its flags for the day and, per flag, the hour of the day of the
 -- earliest event that set it, plus one (0: none kept, as for a record marked before hours
--- were counted): flags + 4 * (first seen hour + 1) + 128 * (first finishing hour + 1), at most
--- 3,303, as short as the flags alone in Redis' memory. A record counts in the hour of its
--- earliest event of the day whatever order the events come in: an earlier one moves it.
+-- were counted): flags + 4 * (first seen hour + 1) + 128 * (first finishing hour + 1). The
+-- flags take the two low bits; each hour + 1 is at most 25, so it fits the five bits above
+-- them (units 4 and 128, read back with % 32). At most 3,303: four digits, the same 8-byte
+-- allocation in Redis as the flags alone. A record counts in the hour of its earliest event
+-- of the day whatever order the events come in: an earlier one moves it.
 local HOUR_UNIT = {[SEEN_TODAY] = 4, [FINISHED_TODAY] = 128}
-local HOUR_COUNTER = {[SEEN_TODAY] = HOUR.dailyCount, [FINISHED_TODAY] = HOUR.dailyFinishCount}
+local HOUR_COUNTER = {[SEEN_TODAY] = HOUR_FIELD.dailyCount, [FINISHED_TODAY] = HOUR_FIELD.dailyFinishCount}
 
 -- Set a per-day flag of a record, and count it in its hour; true when the flag was not set
 -- yet (the record counts once a day).
@@ -228,10 +230,10 @@ local function mark_day(data_id, batch, day, expire_at, hour, flag)
     bump_hour(batch, day, expire_at, hour, counter, 1)
     return true
   end
-  local kept = math.floor(flags / unit) % 32
-  if kept > hour + 1 then
-    entry.flags[data_id] = flags + unit * (hour + 1 - kept)
-    bump_hour(batch, day, expire_at, kept - 1, counter, -1)
+  local kept_hour_plus_one = math.floor(flags / unit) % 32
+  if kept_hour_plus_one > hour + 1 then
+    entry.flags[data_id] = flags + unit * (hour + 1 - kept_hour_plus_one)
+    bump_hour(batch, day, expire_at, kept_hour_plus_one - 1, counter, -1)
     bump_hour(batch, day, expire_at, hour, counter, 1)
   else
     entry.flags[data_id] = flags
@@ -379,10 +381,10 @@ local function count_record_event(event)
         end
         if day ~= '' then
           bump_day(batch, day, expire_at, COUNTER.dailyCalledCount)
-          bump_hour(batch, day, expire_at, hour, HOUR.dailyCalledCount, 1)
+          bump_hour(batch, day, expire_at, hour, HOUR_FIELD.dailyCalledCount, 1)
           if connected then
             bump_day(batch, day, expire_at, COUNTER.dailyCallSucc)
-            bump_hour(batch, day, expire_at, hour, HOUR.dailyCallSucc, 1)
+            bump_hour(batch, day, expire_at, hour, HOUR_FIELD.dailyCallSucc, 1)
           else
             count_failure(batch, day, expire_at, fail_code)
           end
@@ -505,12 +507,12 @@ for rows_key, row in pairs(rows) do
 end
 -- The days' hours and failCodes: one HSET per hash of the fields that changed (an hour's
 -- record may move to an earlier hour, so a sum can go down as well as up).
-for key, deltas in pairs(sums) do
-  local fields, moved = {}, {}
-  for field, delta in pairs(deltas) do
+for key, of_key in pairs(day_deltas) do
+  local fields, deltas = {}, {}
+  for field, delta in pairs(of_key) do
     if delta ~= 0 then
       fields[#fields + 1] = field
-      moved[#moved + 1] = delta
+      deltas[#deltas + 1] = delta
     end
   end
   if #fields > 0 then
@@ -518,7 +520,7 @@ for key, deltas in pairs(sums) do
     local changed = {}
     for i, field in ipairs(fields) do
       changed[#changed + 1] = field
-      changed[#changed + 1] = string.format('%d', tonumber(stored[i] or '0') + moved[i])
+      changed[#changed + 1] = string.format('%d', tonumber(stored[i] or '0') + deltas[i])
     end
     call('HSET', key, unpack(changed))
   end

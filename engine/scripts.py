@@ -2,8 +2,8 @@
 
 Counter names, key suffixes and lifecycle fields are spelled once, in
 ``isales_stats/core/keys.py``. A script names them as ``COUNTER.totalCount``, ``SUFFIX.records``,
-``LIFE.closed`` and ``HOUR.dailyCount`` (a daily counter's name in an hour's field): the prelude
-defines these tables from Python, and makes them strict, so that a name the layout does not
+``LIFE.closed`` and ``HOUR_FIELD.dailyCount`` (a daily counter's name in an hour's field): the
+prelude defines these tables from Python, and makes them strict, so that a name the layout does not
 define is an error in Redis instead of a nil that writes a counter no reader knows.
 ``tests/test_lua_names.py`` checks the scripts against the layout without Redis: a counter
 renamed in Python but not in a script fails it.
@@ -55,7 +55,7 @@ def prelude() -> str:
             "local LIFE = strict('lifecycle field', "
             + _lua_table({name: name for name in LIFE_FIELDS})
             + ")",
-            f"local HOUR = strict('hour counter', {_lua_table(HOUR_COUNTERS)})",
+            f"local HOUR_FIELD = strict('hour counter', {_lua_table(HOUR_COUNTERS)})",
             "local TOTAL_FIELDS = {"
             + ", ".join(f"COUNTER.{name}" for name in TOTAL_COUNTERS)
             + "}",

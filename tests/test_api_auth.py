@@ -473,6 +473,9 @@ async def test_failures_and_history_are_signed_and_scoped_like_the_statistics(
     one_date = run_query_command(settings, *common, "--history", "--from", day, **keys)
     assert one_date.returncode == 1
     assert "startDate is given without endDate" in one_date.stdout
+    dropped = run_query_command(settings, *common, "--hourly", **keys)
+    assert dropped.returncode == 2
+    assert "--hourly goes with --history" in dropped.stderr
 
 
 def test_the_printed_curl_command_is_ready_to_paste(

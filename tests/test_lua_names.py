@@ -2,7 +2,7 @@
 
 No Redis needed. ``isales_stats/core/keys.py`` defines the names; ``engine/scripts.py``
 renders them into each script's prelude as ``COUNTER.<name>``, ``SUFFIX.<role>``,
-``LIFE.<field>`` and ``HOUR.<daily counter>``. A name
+``LIFE.<field>`` and ``HOUR_FIELD.<daily counter>``. A name
 renamed in Python but not in a script must fail here, before any stream is counted wrong.
 """
 
@@ -34,18 +34,18 @@ def literals(lua: str) -> list[str]:
 
 
 def undefined_names(lua: str, counters: Iterable[str], suffixes: Iterable[str]) -> list[str]:
-    """Every COUNTER.x, SUFFIX.x, LIFE.x or HOUR.x of the script that the layout does not
+    """Every COUNTER.x, SUFFIX.x, LIFE.x or HOUR_FIELD.x of the script that the layout does not
     define."""
     code = re.sub(r"--[^\n]*", "", lua)
     known = {
         "COUNTER": set(counters),
         "SUFFIX": set(suffixes),
         "LIFE": set(keys.LIFE_FIELDS),
-        "HOUR": set(keys.HOUR_COUNTERS),
+        "HOUR_FIELD": set(keys.HOUR_COUNTERS),
     }
     return [
         f"{table}.{name}"
-        for table, name in re.findall(r"\b(COUNTER|SUFFIX|LIFE|HOUR)\.(\w+)", code)
+        for table, name in re.findall(r"\b(COUNTER|SUFFIX|LIFE|HOUR_FIELD)\.(\w+)", code)
         if name not in known[table]
     ]
 

@@ -1,7 +1,7 @@
 """GET /rest/isales/v1/openapi/campaigns/{vdnId}/failcategorystatistics: failures by failCode.
 
-CC-iSales' exception statistics (../shared/spec/isales-facts.md, "Exception statistics"): per
-day of a range of at most 30 days, a campaign's distinct failed calls (callStatus 5) by failCode,
+CC-iSales' exception statistics (docs/api.md, "Exception statistics"): per day of a range whose
+ends are at most 30 days apart, a campaign's distinct failed calls (callStatus 5) by failCode,
 counted by the counting script with the other counters (engine/count_events.lua). The same
 checks as the statistics interface, in the same order (api/routes/statistics.py), with a
 flow-control budget of its own.

@@ -1,12 +1,12 @@
 """GET /rest/isales/v2/openapi/campaigns/{vdnId}/statistics/history: past days and hours.
 
 Our extension (iSales answers today only): a campaign's, or one batch's, daily counters for each
-day of a range of at most 30 days within the retention, or for each hour of those days (hours in
-the VDN's zone, 23 or 25 on days whose clocks change). The parameters follow the
-failcategorystatistics sibling (campaignId, startDate, endDate), the counters keep the
-statistics body's names, and a day's entry adds the call totals as they stood at its end
-(engine/history.py says why the three record totals are left out). The same checks as the
-statistics interface, with a flow-control budget of its own.
+day of a range (its ends at most 30 days apart, within the retention, none after today), or for
+each hour of those days (hours in the VDN's zone, 23 or 25 on days whose clocks change). The
+parameters follow the failcategorystatistics sibling (campaignId, startDate, endDate), the
+counters keep the statistics body's names, and a day's entry adds the call totals as they stood
+at its end (engine/history.py says why the three record totals are left out). The same checks
+as the statistics interface, with a flow-control budget of its own.
 """
 
 from __future__ import annotations

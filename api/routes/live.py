@@ -2,6 +2,8 @@
 
 The page shows yesterday's daily counters next to today's: the JSON carries both days, read from
 the same keys as the statistics interface (yesterday's day rows are kept for the retention).
+Yesterday's read is kept for ``YESTERDAY_SECONDS`` per VDN and process: it only changes by late
+events, and the endpoint has no flow control, so a page left open costs one read a second.
 
 The statistics interface needs an AK/SK signature, and a page in a browser could only make one
 by holding a secret key. So the page reads a same-origin endpoint of its own, without a
@@ -16,8 +18,10 @@ The page is one HTML file with inline JavaScript (api/static/live.html), no buil
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+import time
+from datetime import date, timedelta
 from importlib.resources import files
+from typing import Any
 
 import orjson
 from fastapi import APIRouter
@@ -28,6 +32,7 @@ from isales_stats.api.errors import ErrorCode, ParameterError
 from isales_stats.core.days import today_in
 from isales_stats.core.events import MAX_VDN_ID, MIN_VDN_ID
 from isales_stats.core.settings import Settings
+from isales_stats.engine.statistics import StatisticsReader
 
 LIVE_STATISTICS_PATH = "/live/statistics/{vdnId}"
 PAGE = files("isales_stats.api").joinpath("static", "live.html").read_bytes()
@@ -41,12 +46,42 @@ _VDN_ID = re.compile(r"[1-9][0-9]*")
 _VDN_ID_MESSAGE = f"vdnId must be an integer from {MIN_VDN_ID} to {MAX_VDN_ID}"
 
 
+YESTERDAY_SECONDS = 60.0
+
+
+class YesterdayReads:
+    """Yesterday's countDetail per VDN, read again once it is ``YESTERDAY_SECONDS`` old (or
+    another day is yesterday)."""
+
+    def __init__(self) -> None:
+        self._kept: dict[int, tuple[float, date, list[dict[str, Any]]]] = {}
+
+    async def detail(
+        self, reader: StatisticsReader, vdn_id: int, yesterday: date
+    ) -> list[dict[str, Any]]:
+        kept = self._kept.get(vdn_id)
+        now = time.monotonic()
+        if kept is None or kept[1] != yesterday or now - kept[0] > YESTERDAY_SECONDS:
+            if len(self._kept) >= MAX_VDN_ID:  # every VDN at most; a bound all the same
+                self._kept.clear()
+            kept = (now, yesterday, await reader.read_count_detail(vdn_id, yesterday))
+            self._kept[vdn_id] = kept
+        return kept[2]
+
+
 def build_router(settings: Settings) -> APIRouter:
     """The page and its JSON when the live page is on; else a / that says it is off."""
     router = APIRouter(tags=["live page"])
     if not settings.live_page_enabled:
         router.add_api_route("/", live_page_off, methods=["GET"], include_in_schema=False)
         return router
+    yesterdays = YesterdayReads()
+
+    async def live_statistics(vdnId: str, reader: ReaderDep, settings: SettingsDep) -> Response:
+        """Today's and total counters of every campaign of the VDN, with their batches, and
+        yesterday's daily counters."""
+        return await live_body(vdnId, reader, settings, yesterdays)
+
     router.add_api_route("/", live_page, methods=["GET"], include_in_schema=False)
     router.add_api_route(
         LIVE_STATISTICS_PATH,
@@ -57,8 +92,8 @@ def build_router(settings: Settings) -> APIRouter:
         responses={
             200: {
                 "description": "vdnId, day (today in the VDN's zone) and countDetail; yesterday "
-                "and yesterdayDetail, the same campaigns' counters as of yesterday (its daily "
-                "counters are yesterday's)."
+                "and yesterdayDetail, in which only the daily counters are yesterday's (its "
+                "totals are today's, read up to a minute ago)."
             },
             400: {"description": f"vdnId is not an integer from {MIN_VDN_ID} to {MAX_VDN_ID}."},
             503: {"description": "Redis is unreachable; try again."},
@@ -77,17 +112,19 @@ async def live_page_off() -> Response:
     return PlainTextResponse(OFF_MESSAGE, status_code=404)
 
 
-async def live_statistics(vdnId: str, reader: ReaderDep, settings: SettingsDep) -> Response:
-    """Today's and total counters of every campaign of the VDN, with their batches."""
+async def live_body(
+    vdnId: str, reader: StatisticsReader, settings: Settings, yesterdays: YesterdayReads
+) -> Response:
+    """The live JSON of a VDN: today's read, and yesterday's as ``yesterdays`` keeps it."""
     if not _is_vdn_id(vdnId):
         raise ParameterError(ErrorCode.WRONG_VALUE, f"{_VDN_ID_MESSAGE}, got {vdnId[:20]!r}")
     vdn_id = int(vdnId)
     today = today_in(settings.time_zone_of(vdn_id))
     yesterday = today - timedelta(days=1)
-    # Two reads, a moment apart: yesterday's daily counters no longer change but for late
-    # events, so the page's two days need not come from one instant.
+    # Two reads, not one instant: yesterday's daily counters no longer change but for late
+    # events.
     detail = await reader.read_count_detail(vdn_id, today)
-    before = await reader.read_count_detail(vdn_id, yesterday)
+    before = await yesterdays.detail(reader, vdn_id, yesterday)
     body = {
         "vdnId": vdn_id,
         "day": today.isoformat(),

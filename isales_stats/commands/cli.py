@@ -174,6 +174,10 @@ def _query(arguments: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
+    misuse = _query_misuse(arguments)
+    if misuse:
+        print(f"isales-stats query: {misuse}", file=sys.stderr)
+        return 2
     url = arguments.url or f"http://{settings.api_host}:{settings.api_port}"
     with StatisticsClient(url, access_key, secret_key) as client:
         if arguments.fails:
@@ -203,6 +207,17 @@ def _query(arguments: argparse.Namespace, settings: Settings) -> int:
         print(f"HTTP {response.status_code}", file=sys.stderr)
         return 1
     return 0
+
+
+def _query_misuse(arguments: argparse.Namespace) -> str | None:
+    """Options that the chosen read would drop without a word, named (None: none)."""
+    if arguments.fails and arguments.batch is not None:
+        return "--fails reads a campaign's failures: --batch has no meaning there"
+    if arguments.hourly and not arguments.history:
+        return "--hourly goes with --history"
+    if (arguments.start or arguments.end) and not (arguments.fails or arguments.history):
+        return "--from and --to go with --fails or --history"
+    return None
 
 
 def _topics(arguments: argparse.Namespace, settings: Settings) -> int:

@@ -89,6 +89,8 @@ CAMPAIGN_KEY_SUFFIXES = {
 # release of its idempotence state and of the deletion of its counters.
 LIFE_FIELDS = ("active", "closed", "released", "deleted")
 _S = CAMPAIGN_KEY_SUFFIXES
+# The read interface whose flow-control key is the VDN's own (KeyLayout.flow_control).
+STATISTICS_INTERFACE = "statistics"
 
 # What an id (campaignId, dataId, callId, batchId) may hold: anything but control characters
 # and braces; braces would break the hash tag that keeps a campaign in one Redis Cluster slot.
@@ -125,11 +127,13 @@ class KeyLayout:
     def caller_base(self, caller_identity: str) -> str:
         return f"{self.prefix}:gate:{{{caller_identity}}}"
 
-    def flow_control(self, caller_identity: str, vdn_id: int, interface: str = "") -> str:
-        """The API's request count of one caller for one VDN in the current window: of the
-        statistics interface, or of another read interface named by ``interface`` (each has
-        its own budget, as each iSales interface has its own flow control)."""
-        suffix = f":{interface}" if interface else ""
+    def flow_control(
+        self, caller_identity: str, vdn_id: int, interface: str = STATISTICS_INTERFACE
+    ) -> str:
+        """The API's request count of one caller for one VDN in the current window, for one
+        read interface (each has its own budget, as each iSales interface has its own flow
+        control). The statistics interface's key has no suffix: it was the only one before."""
+        suffix = "" if interface == STATISTICS_INTERFACE else f":{interface}"
         return f"{self.caller_base(caller_identity)}:vdn:{vdn_id}{suffix}"
 
     def flow_control_all_vdns(self, caller_identity: str) -> str:
