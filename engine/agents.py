@@ -129,6 +129,7 @@ def register_agents(app: CountingApp, settings: Settings) -> Any:  # noqa: C901
                 campaigns_per_vdn=settings.max_campaigns_per_vdn,
                 batches_per_campaign=settings.max_batches_per_campaign,
             ),
+            changes_kept=settings.push_changes_kept,
         )
         pipeline = CountingPipeline(counter, settings.future_tolerance_seconds)
         metrics.PARTITION_LAG.attach(app.consumer, settings.call_events_topic)

@@ -10,9 +10,9 @@
 --             records: almost all of its memory) is gone, and its counters are compacted to
 --             what the API reads (the packed rows of its totals and of each day, per scope,
 --             and each day's hours and failCodes, per scope, which expire with the day): the
---             counter hashes the dashboards read, its batch index and its progress stream go
---             too, as only live campaigns are on dashboards. Its final counters stay readable by
---             campaignId. Its events are refused from now on (count_events.lua answers "R"),
+--             counter hashes the dashboards read, its batch index, its progress and change
+--             streams go too, as only live campaigns are on dashboards and pushed. Its final
+--             counters stay readable by campaignId. Its events are refused from now on (count_events.lua answers "R"),
 --             since nothing tells a new one from an old one.
 --   deleted   `retention` seconds after the release, or at once by an operator: its rows
 --             are gone too, and only a tombstone (this hash) is left, which expires after
@@ -57,7 +57,8 @@ end
 local function release()
   local batches = call('HKEYS', base .. SUFFIX.batches)
   local keys = {base .. SUFFIX.records, base .. SUFFIX.calls, base .. SUFFIX.totals,
-                base .. SUFFIX.batches, base .. SUFFIX.progress, base .. SUFFIX.progress_current}
+                base .. SUFFIX.batches, base .. SUFFIX.progress, base .. SUFFIX.progress_current,
+                base .. SUFFIX.changes}
   for _, batch in ipairs(batches) do
     keys[#keys + 1] = base .. SUFFIX.batch .. batch .. SUFFIX.totals
   end
@@ -89,7 +90,7 @@ local function delete()
     end
   end
   local keys = {base .. SUFFIX.rows, base .. SUFFIX.totals, base .. SUFFIX.batches,
-                base .. SUFFIX.progress, base .. SUFFIX.progress_current}
+                base .. SUFFIX.progress, base .. SUFFIX.progress_current, base .. SUFFIX.changes}
   for _, batch in ipairs(batches) do
     keys[#keys + 1] = base .. SUFFIX.batch .. batch .. SUFFIX.totals
   end

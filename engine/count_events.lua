@@ -30,6 +30,11 @@
 -- ARGV[5]  today on the worker's clock, in days since the epoch: the campaign's last active
 --          day (its lifecycle's idle clock, engine/campaign_lifecycle.lua)
 -- ARGV[6]  now on the worker's clock, epoch seconds: when a campaign.closed is counted
+-- ARGV[7]  today in the VDN's zone on the worker's clock, "YYYY-MM-DD": the day whose daily
+--          counters a change of the campaign carries
+-- ARGV[8]  the changes to keep in the campaign's change stream (0: record none)
+-- ARGV[9]  the VDN's change channel (PUBLISH), told the campaignId when a change is recorded
+-- ARGV[10] the campaignId
 -- return   one letter per event: "A" applied, "D" duplicate (already counted), "C" rejected:
 --          the event's batchId contradicts the one recorded for its dataId; "L" rejected: it
 --          would open a batch beyond the campaign's limit (nothing of it is counted); "R"
@@ -57,6 +62,7 @@ local events = cjson.decode(ARGV[2])
 local minute_ms = tonumber(ARGV[3])
 local max_batches = tonumber(ARGV[4])
 local today, now = ARGV[5], ARGV[6]
+local today_label, changes_kept, channel, campaign_id = ARGV[7], tonumber(ARGV[8]), ARGV[9], ARGV[10]
 local records_key = base .. SUFFIX.records
 local calls_key = base .. SUFFIX.calls
 local batches_key = base .. SUFFIX.batches
@@ -476,6 +482,9 @@ end
 -- step, so that rows never disagree with the hashes. A whole VDN is then two HGETALLs per
 -- campaign instead of two HMGETs per scope (docs/adr/0003-packed-rows.md).
 local rows = {}         -- rows hash -> {row field, row, ...}
+local campaign_rows_key = base .. SUFFIX.rows
+local today_rows_key = base .. SUFFIX.day .. today_label .. SUFFIX.rows
+local changed_totals, changed_today -- the campaign's own rows, when this call changed them
 for key, due in pairs(rows_due) do
   local rows_key, scope_field, fields, keep_every_field = due[1], due[2], due[3], due[4]
   local deltas = increments[key] or {}
@@ -498,8 +507,14 @@ for key, due in pairs(rows_due) do
       row = {}
       rows[rows_key] = row
     end
+    local packed = table.concat(values, ',')
     row[#row + 1] = scope_field
-    row[#row + 1] = table.concat(values, ',')
+    row[#row + 1] = packed
+    if scope_field == '' and rows_key == campaign_rows_key then
+      changed_totals = packed
+    elseif scope_field == '' and rows_key == today_rows_key then
+      changed_today = packed
+    end
   end
 end
 for rows_key, row in pairs(rows) do
@@ -527,6 +542,23 @@ for key, of_key in pairs(day_deltas) do
 end
 for key, expire_at in pairs(expiries) do
   call('EXPIREAT', key, expire_at, 'NX')
+end
+
+-- A change of the campaign's counters as the statistics interface shows them (its totals and
+-- today's daily counters), recorded for push (api/push/) in this same atomic step: a capped
+-- stream per campaign holds the campaign's full counters after each call that changed them, and
+-- the VDN's channel is told which campaign changed. The stream is the record (a subscriber
+-- resumes from it); the message only wakes the API processes up, and one lost costs latency,
+-- never a change. PUBLISH goes to replicas but not to the append-only file; the entry is one
+-- XADD per call, whatever the call counted (docs/adr/0007-push.md).
+if changes_kept > 0 and (changed_totals or changed_today) then
+  local totals_row = changed_totals or call('HGET', campaign_rows_key, '') or ZERO_TOTALS
+  local daily_row = changed_today or call('HGET', today_rows_key, '') or ZERO_DAILY
+  call('XADD', base .. SUFFIX.changes, 'MAXLEN', '~', changes_kept, '*',
+       CHANGE_FIELDS[1], today_label, CHANGE_FIELDS[2], totals_row, CHANGE_FIELDS[3], daily_row)
+  if channel ~= '' then
+    call('PUBLISH', channel, campaign_id)
+  end
 end
 
 -- Progress per minute, for dashboards: the current minute accumulates in a small hash; when a

@@ -79,6 +79,8 @@ _KIND_CODES = {
     EventKind.DATA_REMOVED: "r",
     EventKind.CAMPAIGN_CLOSED: "x",
 }
+# The changes a campaign's change stream keeps for push by default (Settings.push_changes_kept).
+DEFAULT_CHANGES_KEPT = 128
 # Campaigns a process remembers having listed and scheduled (see EventCounter._known): past
 # this many it forgets them all and lists again, a no-op in Redis, rather than grow forever.
 KNOWN_CAMPAIGNS_REMEMBERED = 100_000
@@ -124,6 +126,7 @@ class EventCounter:
         retention_days: int,
         clock: Clock = system_clock,
         limits: CountingLimits = NO_LIMITS,
+        changes_kept: int = DEFAULT_CHANGES_KEPT,
     ) -> None:
         self.redis = redis
         self.layout = layout
@@ -131,6 +134,9 @@ class EventCounter:
         self.retention_days = retention_days
         self.clock = clock
         self.limits = limits
+        # Each counting call that changes a campaign's counters records them in its change
+        # stream, capped at this many (0: none, and push has nothing to send).
+        self.changes_kept = changes_kept
         # Campaigns this process listed in their VDN's index and put on the lifecycle's
         # schedule: only a campaign not among them costs those commands (a new one is rare),
         # and under a campaign limit an admission round trip.
@@ -320,6 +326,7 @@ class EventCounter:
     ) -> list[tuple[list[str], list[Any]]]:
         """One counting script call per campaign: its keys and arguments (count_events.lua)."""
         oldest: dict[int, str] = {}
+        today_of: dict[int, str] = {}  # today's label in each VDN's zone: a change's day
         now = self.clock()
         minute_ms = int(now // 60) * 60_000
         today = int(now // DAY_SECONDS)  # the lifecycle's idle clock: UTC days of the worker
@@ -330,6 +337,7 @@ class EventCounter:
                 oldest[vdn_id] = oldest_retained_day(
                     zone, self.retention_days, self.clock
                 ).isoformat()
+                today_of[vdn_id] = day_of(int(now * 1000), zone).isoformat()
             packed = []
             for event in campaign_events:
                 if event.kind is CLOSED:  # a campaign's end moves no counter of any day
@@ -362,6 +370,10 @@ class EventCounter:
                         self.limits.batches_per_campaign,
                         today,
                         int(now),
+                        today_of[vdn_id],
+                        self.changes_kept,
+                        self.layout.vdn_changes_channel(vdn_id),
+                        campaign_id,
                     ],
                 )
             )

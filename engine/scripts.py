@@ -15,6 +15,7 @@ from importlib.resources import files
 
 from isales_stats.core.keys import (
     CAMPAIGN_KEY_SUFFIXES,
+    CHANGE_FIELDS,
     DAILY_COUNTERS,
     HOUR_COUNTERS,
     LIFE_FIELDS,
@@ -65,6 +66,12 @@ def prelude() -> str:
             "local PROGRESS_FIELDS = {"
             + ", ".join(_lua_string(name) for name in PROGRESS_FIELDS)
             + "}",
+            "local CHANGE_FIELDS = {"
+            + ", ".join(_lua_string(name) for name in CHANGE_FIELDS)
+            + "}",
+            # A row of zeros, for a scope or day with no row yet (a change's counters).
+            "local ZERO_TOTALS = " + _lua_string(",".join("0" for _ in TOTAL_COUNTERS)),
+            "local ZERO_DAILY = " + _lua_string(",".join("0" for _ in DAILY_COUNTERS)),
             PRELUDE_END,
             "",
         ]

@@ -155,6 +155,7 @@ def test_the_lua_script_writes_exactly_the_keys_the_layout_spells(test_settings:
         layout.day_records(1, "C1", day),
         layout.campaign_progress(1, "C1"),
         layout.campaign_progress_current(1, "C1"),
+        layout.campaign_changes(1, "C1"),
         layout.campaign_life(1, "C1"),
         layout.lifecycle_schedule(),
         *(

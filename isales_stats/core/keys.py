@@ -26,10 +26,14 @@ documents the same layout.
     {P}:{vdn:c}:batch:{b}:day:{YYYY-MM-DD}:fails hash   the same, for one batch (expires)
     {P}:{vdn:c}:progress                         stream calls/connects/finished per minute
     {P}:{vdn:c}:progress:current                 hash   the minute still accumulating
+    {P}:{vdn:c}:changes                          stream the campaign's counters after each
+                                                        change, capped (push)
     {P}:{vdn:c}:life                             hash   lifecycle: active, closed, released,
                                                         deleted (the tombstone, expires)
     {P}:lifecycle                                zset   "vdn:campaignId" -> when to look next
     {P}:counted:{topic}                          hash   partition -> last offset counted
+    {P}:changes:vdn:{vdn}                        channel campaignIds whose changes were
+                                                        recorded (Pub/Sub: not a key)
     {P}:gate:{caller}:vdn:{vdn}                  string a caller's flow-control count, one VDN
     {P}:gate:{caller}:vdn:{vdn}:{interface}      string the same, of another read interface
     {P}:gate:{caller}:all                        string a caller's count over all VDNs (expires)
@@ -55,6 +59,10 @@ DAILY_COUNTERS = ("dailyCalledCount", "dailyCallSucc", "dailyFinishCount", "dail
 RESPONSE_COUNTERS = (*TOTAL_COUNTERS, *DAILY_COUNTERS, "calledCount", "finishCount")
 # The fields of a campaign's progress stream and of its current minute (besides "minute").
 PROGRESS_FIELDS = ("calls", "connects", "finished")
+# The fields of an entry of a campaign's change stream (push): today's label in the VDN's zone
+# when it was recorded, then the campaign's totals and that day's daily counters, packed as the
+# rows are ("1,2,3,4,5": TOTAL_COUNTERS, then DAILY_COUNTERS order).
+CHANGE_FIELDS = ("day", "totals", "daily")
 # The counters kept per hour of a day, by the name of the daily counter each one splits, and
 # the short name that follows the hour in a field of the day's hours hash ("09:calls"): calls
 # and connected calls of the hour, and the records whose first event, or first final call, of
@@ -83,6 +91,7 @@ CAMPAIGN_KEY_SUFFIXES = {
     "life": ":life",
     "hours": ":hours",  # after a day key: the day's counters per hour
     "fails": ":fails",  # after a day key: the day's failed calls by failCode
+    "changes": ":changes",
 }
 # The fields of a campaign's lifecycle hash (engine/campaign_lifecycle.lua): the worker-clock
 # day (days since the epoch) of its last counted event, and epoch seconds of its end, of the
@@ -143,6 +152,11 @@ class KeyLayout:
     def signature_seen(self, caller_identity: str, signature: str) -> str:
         """Present while a signature that was used once could still pass (replay cache)."""
         return f"{self.caller_base(caller_identity)}:seen:{signature}"
+
+    def vdn_changes_channel(self, vdn_id: int) -> str:
+        """The Pub/Sub channel on which counting names a VDN's campaigns as their changes are
+        recorded: what wakes the API processes that push (a channel, not a key: no slot)."""
+        return f"{self.prefix}:changes:vdn:{vdn_id}"
 
     def lifecycle_schedule(self) -> str:
         """Campaigns ("vdnId:campaignId") -> epoch seconds at which the sweeper looks at them."""
@@ -210,6 +224,11 @@ class KeyLayout:
     def campaign_progress(self, vdn_id: int, campaign_id: str) -> str:
         """Stream of finished minutes: id = the minute's start, fields calls/connects/finished."""
         return self.campaign_base(vdn_id, campaign_id) + _S["progress"]
+
+    def campaign_changes(self, vdn_id: int, campaign_id: str) -> str:
+        """Stream of the campaign's counters after each change (CHANGE_FIELDS), capped: id =
+        Redis' time of the change, what a push subscriber resumes from."""
+        return self.campaign_base(vdn_id, campaign_id) + _S["changes"]
 
     def campaign_life(self, vdn_id: int, campaign_id: str) -> str:
         """The campaign's lifecycle (LIFE_FIELDS); after deletion its tombstone, which expires."""
