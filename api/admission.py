@@ -166,6 +166,13 @@ class Admission:
         ]
         return AdmissionGate(request, keys, args)
 
+    async def check(self, gate: AdmissionGate | None) -> None:
+        """The gate's checks in a round trip of their own (a push subscription, which reads
+        apart); returns when the request may be served, else raises as ``judge`` does."""
+        if gate is not None:
+            (reply,) = await run_pipeline(self.redis, gate.scripts, gate.queue)
+            gate.judge(reply)
+
     async def decide(self, gate: AdmissionGate | None) -> Decision:
         """The gate's verdict in a round trip of its own (the callbacks, which read nothing)."""
         if gate is None:

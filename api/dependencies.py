@@ -18,9 +18,12 @@ from isales_stats.api.parameters import (
     parse_fail_category_query,
     parse_history_query,
     parse_statistics_query,
+    parse_stream_query,
 )
+from isales_stats.api.push.hub import ChangeHub
 from isales_stats.core.settings import Settings
 from isales_stats.core.signing import decode_query
+from isales_stats.engine.changes import ChangeReader
 from isales_stats.engine.history import HistoryReader
 from isales_stats.engine.redis_connection import AnyRedis
 from isales_stats.engine.statistics import StatisticsReader
@@ -43,6 +46,16 @@ async def _reader(request: Request) -> StatisticsReader:
 
 async def _history_reader(request: Request) -> HistoryReader:
     reader: HistoryReader = request.app.state.history_reader
+    return reader
+
+
+async def _hub(request: Request) -> ChangeHub:
+    hub: ChangeHub = request.app.state.push_hub
+    return hub
+
+
+async def _change_reader(request: Request) -> ChangeReader:
+    reader: ChangeReader = request.app.state.change_reader
     return reader
 
 
@@ -75,14 +88,23 @@ async def _history_query(request: Request) -> DayRangeQuery:
     )
 
 
+async def _stream_query(request: Request) -> StatisticsQuery:
+    return parse_stream_query(
+        request.path_params["vdnId"], decode_query(request.scope["query_string"])
+    )
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
 RedisDep = Annotated[AnyRedis, Depends(_redis)]
 ReaderDep = Annotated[StatisticsReader, Depends(_reader)]
 HistoryReaderDep = Annotated[HistoryReader, Depends(_history_reader)]
 AdmissionDep = Annotated[Admission, Depends(_admission)]
+HubDep = Annotated[ChangeHub, Depends(_hub)]
+ChangeReaderDep = Annotated[ChangeReader, Depends(_change_reader)]
 # 401 when the signature does not hold; declared first on a route, it is checked first.
 CallerDep = Annotated[Caller, Depends(authenticate_caller)]
 # 400 with the iSales code when the parameters break the interface's rules.
 StatisticsQueryDep = Annotated[StatisticsQuery, Depends(_statistics_query)]
 FailCategoryQueryDep = Annotated[DayRangeQuery, Depends(_fail_category_query)]
 HistoryQueryDep = Annotated[DayRangeQuery, Depends(_history_query)]
+StreamQueryDep = Annotated[StatisticsQuery, Depends(_stream_query)]

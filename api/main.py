@@ -15,12 +15,23 @@ from isales_stats.api.admission import Admission
 from isales_stats.api.auth import load_callback_tokens, load_key_grants
 from isales_stats.api.body_limit import BodyLimit
 from isales_stats.api.errors import EXCEPTION_HANDLERS
-from isales_stats.api.routes import callbacks, fail_categories, health, history, live, statistics
+from isales_stats.api.push.hub import ChangeHub, PushLimits
+from isales_stats.api.routes import (
+    callbacks,
+    fail_categories,
+    health,
+    history,
+    live,
+    statistics,
+    stream,
+)
 from isales_stats.api.telemetry import RequestTelemetry, configure_access_log
+from isales_stats.core.days import today_in
 from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings, get_settings
+from isales_stats.engine.changes import ChangeReader
 from isales_stats.engine.history import HistoryReader
-from isales_stats.engine.redis_connection import connect, verify_access
+from isales_stats.engine.redis_connection import connect, connect_pubsub, verify_access
 from isales_stats.engine.statistics import StatisticsReader
 
 
@@ -45,10 +56,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             signature_lifetime_seconds=settings.auth_window_seconds
             + settings.auth_future_skew_seconds,
         )
+        app.state.change_reader = ChangeReader(redis, KeyLayout(settings.key_prefix))
+        hub = ChangeHub(
+            app.state.change_reader,
+            connect_pubsub(settings),
+            KeyLayout(settings.key_prefix),
+            lambda vdn_id: today_in(settings.time_zone_of(vdn_id)).isoformat(),
+            push_limits(settings),
+        )
+        app.state.push_hub = hub
+        await hub.start()
         try:
             async with callbacks.callback_lifespan(app, settings):
                 yield
         finally:
+            await hub.close()
             await redis.aclose()
 
     app = FastAPI(
@@ -80,8 +102,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(statistics.router)
     # Its history (our extension) and iSales' exception statistics, on the same checks.
     app.include_router(history.router)
+    app.include_router(stream.router)
     app.include_router(fail_categories.router)
     app.include_router(health.router)
     app.include_router(callbacks.build_router(settings))
     app.include_router(live.build_router(settings))
     return app
+
+
+def push_limits(settings: Settings) -> PushLimits:
+    return PushLimits(
+        max_events_per_second=settings.push_max_events_per_second,
+        queue_events=settings.push_queue_events,
+        max_subscribers=settings.push_max_subscribers,
+        max_subscribers_per_key=settings.push_max_subscribers_per_key,
+        resume_margin_ms=settings.push_resume_margin_ms,
+        sweep_seconds=settings.push_sweep_seconds,
+    )

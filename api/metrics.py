@@ -1,8 +1,9 @@
-"""Prometheus metrics of the API: requests, latency, flow-control refusals, failed signatures."""
+"""Prometheus metrics of the API: requests, latency, flow-control refusals, failed signatures,
+push subscribers."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 REQUESTS = Counter(
     "isales_api_requests_total",
@@ -32,4 +33,29 @@ BODIES_TOO_LARGE = Counter(
 OUT_OF_SCOPE = Counter(
     "isales_api_out_of_scope_total",
     "Requests signed by a valid key for a VDN outside its scope (HTTP 401, as a bad signature)",
+)
+PUSH_SUBSCRIBERS = Gauge(
+    "isales_api_push_subscribers", "Push subscribers this process serves now (api/push/)"
+)
+PUSH_EVENTS = Counter(
+    "isales_api_push_events_total",
+    "Server-Sent Events sent to push subscribers, by kind (change, snapshot)",
+    ["kind"],
+)
+PUSH_DROPPED = Counter(
+    "isales_api_push_dropped_total",
+    "Push subscribers dropped by the API, by reason (slow: its queue filled)",
+    ["reason"],
+)
+PUSH_REFUSED = Counter(
+    "isales_api_push_refused_total",
+    "Push subscriptions refused over a cap, by cap (process: 503, key: 429)",
+    ["cap"],
+)
+PUSH_RECONNECTS = Counter(
+    "isales_api_push_reconnects_total",
+    "Times the push hub's Redis Pub/Sub connection failed and was opened again",
+)
+PUSH_READ_ERRORS = Counter(
+    "isales_api_push_read_errors_total", "Reads of changes by the push hub that Redis failed"
 )

@@ -32,6 +32,7 @@ from isales_stats.core.settings import Settings
 
 MAX_QUERY_LENGTHS = {"campaignId": MAX_ID_LENGTH, "batchId": MAX_BATCH_LENGTH}
 DATE_LENGTH = len("yyyy-MM-dd")
+STREAM_LENGTHS = {"campaignId": MAX_ID_LENGTH}
 FAIL_CATEGORY_LENGTHS = {
     "campaignId": MAX_ID_LENGTH,
     "startDate": DATE_LENGTH,
@@ -108,6 +109,15 @@ def parse_statistics_query(
         )
     _check_content_type(content_types)
     return StatisticsQuery(vdn_id, campaign_id, batch_id)
+
+
+def parse_stream_query(vdn_text: str, query: Sequence[tuple[str, str]]) -> StatisticsQuery:
+    """A push subscription (api/routes/stream.py): a VDN, or one campaign of it. No batchId
+    (events carry a campaign's counters) and no Content-Type (a GET without a body; an
+    EventSource cannot set one)."""
+    vdn_id = _vdn_id(vdn_text)
+    values = _query_values(query, STREAM_LENGTHS)
+    return StatisticsQuery(vdn_id, values.get("campaignId") or None)
 
 
 def parse_fail_category_query(
@@ -249,10 +259,13 @@ def _query_values(query: Sequence[tuple[str, str]], lengths: Mapping[str, int]) 
     unknown = [name for name in dict.fromkeys(names) if name not in lengths]
     if unknown:
         *others, last = lengths
+        known = (
+            f"the parameters are {', '.join(others)} and {last}"
+            if others
+            else (f"the only parameter is {last}")
+        )
         raise ParameterError(
-            ErrorCode.PARAMETER_ERROR,
-            f"unknown query parameter {_echo(unknown[0])}; "
-            f"the parameters are {', '.join(others)} and {last}",
+            ErrorCode.PARAMETER_ERROR, f"unknown query parameter {_echo(unknown[0])}; {known}"
         )
     for name in lengths:
         if names.count(name) > 1:

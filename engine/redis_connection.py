@@ -50,6 +50,18 @@ def connect(settings: Settings) -> AnyRedis:
     return Redis.from_pool(pool)  # owns the pool: closing the client closes its connections
 
 
+def connect_pubsub(settings: Settings) -> Redis:
+    """A plain client for Pub/Sub: on a Redis Cluster, to the first node of the URL (a
+    PUBLISH reaches every node's subscribers; redis-py's asyncio cluster client has no Pub/Sub)."""
+    scheme, _, rest = settings.redis_url.partition("://")
+    url = (
+        f"{CLUSTER_SCHEMES[scheme]}://{rest.split(',')[0]}"
+        if scheme in CLUSTER_SCHEMES
+        else (settings.redis_url)
+    )
+    return Redis.from_url(url, **connection_options(settings))
+
+
 def connection_options(settings: Settings) -> dict[str, Any]:
     """redis-py's keyword arguments for the settings beyond the URL.
 

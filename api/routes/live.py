@@ -1,4 +1,5 @@
-"""GET /: a live page of one VDN's counters; GET /live/statistics/{vdnId}: the JSON it polls.
+"""GET /: a live page of one VDN's counters; GET /live/stream/{vdnId}: the changes it follows;
+GET /live/statistics/{vdnId}: the JSON it polls when the stream fails.
 
 The page shows yesterday's daily counters next to today's: the JSON carries both days, read from
 the same keys as the statistics interface (yesterday's day rows are kept for the retention).
@@ -12,6 +13,10 @@ by default, on in ``isales-stats demo``. Switched on, anyone who reaches the API
 VDN's counters (read only, outside flow control): keep it to a trusted network, or behind a proxy
 that authenticates. Switched off, / answers 404 and says how to switch it on.
 
+The page follows the VDN's changes as Server-Sent Events (the push of api/push/, on the same
+terms as the JSON: no signature, only when the page is on; each browser address counts as one
+key for the subscriber caps). When the stream fails, it polls the JSON until the stream is back.
+
 The page is one HTML file with inline JavaScript (api/static/live.html), no build step.
 """
 
@@ -24,17 +29,19 @@ from importlib.resources import files
 from typing import Any
 
 import orjson
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
-from isales_stats.api.dependencies import ReaderDep, SettingsDep
+from isales_stats.api.dependencies import ChangeReaderDep, HubDep, ReaderDep, SettingsDep
 from isales_stats.api.errors import ErrorCode, ParameterError
+from isales_stats.api.push.stream import last_event_id, open_stream
 from isales_stats.core.days import today_in
 from isales_stats.core.events import MAX_VDN_ID, MIN_VDN_ID
 from isales_stats.core.settings import Settings
 from isales_stats.engine.statistics import StatisticsReader
 
 LIVE_STATISTICS_PATH = "/live/statistics/{vdnId}"
+LIVE_STREAM_PATH = "/live/stream/{vdnId}"
 PAGE = files("isales_stats.api").joinpath("static", "live.html").read_bytes()
 OFF_MESSAGE = (
     "The live page is off. Start the API with ISALES_LIVE_PAGE_ENABLED=true to serve it here "
@@ -82,7 +89,36 @@ def build_router(settings: Settings) -> APIRouter:
         yesterday's daily counters."""
         return await live_body(vdnId, reader, settings, yesterdays)
 
+    async def live_stream(
+        vdnId: str,
+        request: Request,
+        hub: HubDep,
+        reader: ChangeReaderDep,
+        settings: SettingsDep,
+    ) -> Response:
+        """The VDN's changes as Server-Sent Events (api/push/), for the page."""
+        vdn_id = _checked_vdn_id(vdnId)
+        address = request.client.host if request.client else "unknown"
+        return await open_stream(
+            hub, reader, settings, vdn_id, None, f"live:{address}", last_event_id(request)
+        )
+
     router.add_api_route("/", live_page, methods=["GET"], include_in_schema=False)
+    router.add_api_route(
+        LIVE_STREAM_PATH,
+        live_stream,
+        methods=["GET"],
+        response_model=None,
+        summary="The VDN's changes for the live page (no signature; ISALES_LIVE_PAGE_ENABLED)",
+        responses={
+            200: {"description": "text/event-stream, as the push interface sends it."},
+            400: {"description": f"vdnId is not an integer from {MIN_VDN_ID} to {MAX_VDN_ID}."},
+            503: {
+                "description": "Redis is unreachable, or the process serves its most "
+                "subscribers; try again."
+            },
+        },
+    )
     router.add_api_route(
         LIVE_STATISTICS_PATH,
         live_statistics,
@@ -116,9 +152,7 @@ async def live_body(
     vdnId: str, reader: StatisticsReader, settings: Settings, yesterdays: YesterdayReads
 ) -> Response:
     """The live JSON of a VDN: today's read, and yesterday's as ``yesterdays`` keeps it."""
-    if not _is_vdn_id(vdnId):
-        raise ParameterError(ErrorCode.WRONG_VALUE, f"{_VDN_ID_MESSAGE}, got {vdnId[:20]!r}")
-    vdn_id = int(vdnId)
+    vdn_id = _checked_vdn_id(vdnId)
     today = today_in(settings.time_zone_of(vdn_id))
     yesterday = today - timedelta(days=1)
     # Two reads, not one instant: yesterday's daily counters no longer change but for late
@@ -135,6 +169,12 @@ async def live_body(
     return Response(
         orjson.dumps(body), media_type="application/json", headers={"Cache-Control": "no-store"}
     )
+
+
+def _checked_vdn_id(text: str) -> int:
+    if not _is_vdn_id(text):
+        raise ParameterError(ErrorCode.WRONG_VALUE, f"{_VDN_ID_MESSAGE}, got {text[:20]!r}")
+    return int(text)
 
 
 def _is_vdn_id(text: str) -> bool:

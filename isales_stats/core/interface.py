@@ -15,6 +15,9 @@ STATISTICS_PATH = "/rest/isales/v2/openapi/campaigns/{vdn_id}/statistics"
 FAIL_CATEGORY_PATH = "/rest/isales/v1/openapi/campaigns/{vdn_id}/failcategorystatistics"
 # Our extension, beside the statistics it extends: the same counters for past days and hours.
 HISTORY_PATH = STATISTICS_PATH + "/history"
+# Our extension too: the statistics pushed as Server-Sent Events while they change.
+STREAM_PATH = STATISTICS_PATH + "/stream"
+EVENT_STREAM_MEDIA_TYPE = "text/event-stream"
 
 # iSales requires this Content-Type on the request (and signs it); the API also accepts the
 # bare media type, with any case and spacing (api/parameters.py).

@@ -175,6 +175,30 @@ class Settings(BaseSettings):
     # signature, so off unless switched on (the demo; a trusted network). api/routes/live.py.
     live_page_enabled: bool = False
 
+    # --- push: statistics as Server-Sent Events (api/push/, docs/api.md "Push") ------------
+    # Changes kept per campaign in its change stream (written by counting, so the worker's
+    # setting): how far back a subscriber may resume before it gets a snapshot. 0: none kept,
+    # nothing pushed.
+    push_changes_kept: int = Field(default=128, ge=0)
+    # At most this many events per campaign and second to each subscriber; changes coming
+    # faster are coalesced into the latest (each event carries all the counters). 0: every one.
+    push_max_events_per_second: float = Field(default=4.0, ge=0)
+    # A comment line on a quiet stream this often, so proxies and clients know it is alive.
+    push_heartbeat_seconds: float = Field(default=15.0, gt=0)
+    # Events waiting for one subscriber; a subscriber that lets more wait is dropped (it
+    # reconnects and resumes), so that it never slows the others.
+    push_queue_events: int = Field(default=1000, ge=1)
+    # Subscribers one API process serves at once, and of those, per access key. 0: no cap.
+    push_max_subscribers: int = Field(default=2000, ge=0)
+    push_max_subscribers_per_key: int = Field(default=100, ge=0)
+    # A VDN's subscriber resuming from an id gets the changes from this long before it:
+    # changes of different campaigns are not announced in the exact order of their ids
+    # (several API processes, Redis Cluster nodes' clocks). Repeats are told by changeId.
+    push_resume_margin_ms: int = Field(default=5000, ge=0)
+    # How often an API process reads every watched campaign's changes whether told or not
+    # (Pub/Sub drops messages while a connection is down; it reads them all on reconnecting).
+    push_sweep_seconds: float = Field(default=30.0, gt=0)
+
     # --- the client (isales-stats query) --------------------------------------------------
     client_access_key: str = ""
     client_secret_key: SecretStr = SecretStr("")

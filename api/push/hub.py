@@ -1,0 +1,320 @@
+"""One API process's side of push: which VDNs it watches, what changed, who gets it.
+
+Counting records every change of a campaign in the campaign's change stream and names the
+campaign on the VDN's Pub/Sub channel (engine/count_events.lua). The hub of a process listens to
+the channels of the VDNs its subscribers watch, reads each named campaign's new changes once
+(a cursor per campaign), paces them to ``max_events_per_second`` per campaign, and offers each to
+the subscribers that want it. Pub/Sub only wakes it up: a message lost (a connection that
+dropped, a slow reader cut off by Redis) costs latency, never a change, because on every
+(re)connection, and every ``sweep_seconds`` besides, the hub reads every watched campaign's
+changes after its cursor. Nothing here is needed by another process: a subscriber resumes on any
+of them from the streams in Redis (api/push/stream.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from isales_stats.api import metrics
+from isales_stats.api.errors import ApiError, ErrorCode
+from isales_stats.api.push.subscriber import Subscriber
+from isales_stats.core.keys import KeyLayout
+from isales_stats.engine.changes import BEFORE_ANY_CHANGE, CampaignChange, ChangeId, ChangeReader
+
+log = logging.getLogger(__name__)
+
+# Wait this long before listening again after Redis failed the Pub/Sub connection.
+RECONNECT_SECONDS = 1.0
+# How often the listener looks again while no VDN is watched.
+IDLE_SECONDS = 0.1
+
+
+@dataclass(frozen=True)
+class PushLimits:
+    """The settings of push that the hub applies (Settings.push_*)."""
+
+    max_events_per_second: float = 4.0
+    queue_events: int = 1000
+    max_subscribers: int = 2000
+    max_subscribers_per_key: int = 100
+    resume_margin_ms: int = 5000
+    sweep_seconds: float = 30.0
+
+
+@dataclass
+class _Pacing:
+    """A campaign's events under the rate: when the next may go, and the latest held back."""
+
+    next_at: float = 0.0
+    pending: CampaignChange | None = None
+    timer: asyncio.TimerHandle | None = None
+
+
+@dataclass
+class _Watch:
+    """A VDN watched for its subscribers: the hub's cursor per campaign, and its pacing.
+
+    ``since`` is where a campaign the hub has not read yet is read from: when the watch began,
+    less the resume margin (a change recorded before it is in each subscriber's first read).
+    """
+
+    since: ChangeId
+    subscribers: set[Subscriber] = field(default_factory=set)
+    cursors: dict[str, ChangeId] = field(default_factory=dict)
+    pacing: dict[str, _Pacing] = field(default_factory=dict)
+
+
+class ChangeHub:
+    """Subscribers of this process by VDN, and the tasks that feed them (``start``/``close``)."""
+
+    def __init__(
+        self,
+        reader: ChangeReader,
+        pubsub_redis: Redis,
+        layout: KeyLayout,
+        today_of: Callable[[int], str],
+        limits: PushLimits,
+    ) -> None:
+        self.reader = reader
+        self.pubsub_redis = pubsub_redis
+        self.layout = layout
+        self.today_of = today_of
+        self.limits = limits
+        self.interval = (
+            1.0 / limits.max_events_per_second if limits.max_events_per_second > 0 else 0.0
+        )
+        self._watched: dict[int, _Watch] = {}
+        self._per_key: Counter[str] = Counter()
+        self._subscribers = 0
+        # What the reader task is to read: campaigns named on a channel, and whole VDNs (every
+        # live campaign: a new watch, a reconnection, the sweep).
+        self._dirty: dict[int, set[str]] = {}
+        self._whole: set[int] = set()
+        self._wake = asyncio.Event()
+        self._pubsub: Any = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # --- subscribers -------------------------------------------------------------------------
+
+    def subscribe(self, vdn_id: int, campaign_id: str | None, key: str) -> Subscriber:
+        """A subscriber of the VDN (or one campaign of it), registered before anything is read
+        for it, so that every change from now on reaches its queue; ``ApiError`` over a cap."""
+        limits = self.limits
+        if limits.max_subscribers and self._subscribers >= limits.max_subscribers:
+            metrics.PUSH_REFUSED.labels("process").inc()
+            raise ApiError(
+                503,
+                ErrorCode.UNAVAILABLE,
+                f"this API process serves its most subscribers ({limits.max_subscribers}, "
+                "ISALES_PUSH_MAX_SUBSCRIBERS); try again, or another process",
+                headers={"Retry-After": "5"},
+            )
+        if limits.max_subscribers_per_key and self._per_key[key] >= limits.max_subscribers_per_key:
+            metrics.PUSH_REFUSED.labels("key").inc()
+            raise ApiError(
+                429,
+                ErrorCode.TOO_FREQUENT,
+                f"this key has {limits.max_subscribers_per_key} subscribers on this API process "
+                "already (ISALES_PUSH_MAX_SUBSCRIBERS_PER_KEY); close one first",
+            )
+        subscriber = Subscriber(vdn_id, campaign_id, key, limits.queue_events)
+        watch = self._watched.get(vdn_id)
+        if watch is None:
+            since = max(time.time_ns() // 1_000_000 - limits.resume_margin_ms, 0)
+            watch = _Watch((since, 0))
+            self._watched[vdn_id] = watch
+            self._listen_to(vdn_id)
+        watch.subscribers.add(subscriber)
+        self._subscribers += 1
+        self._per_key[key] += 1
+        metrics.PUSH_SUBSCRIBERS.inc()
+        return subscriber
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        watch = self._watched.get(subscriber.vdn_id)
+        if watch is None or subscriber not in watch.subscribers:
+            return
+        watch.subscribers.discard(subscriber)
+        self._subscribers -= 1
+        self._per_key[subscriber.key] -= 1
+        if not self._per_key[subscriber.key]:
+            del self._per_key[subscriber.key]
+        metrics.PUSH_SUBSCRIBERS.dec()
+        if not watch.subscribers:
+            for pacing in watch.pacing.values():
+                if pacing.timer is not None:
+                    pacing.timer.cancel()
+            del self._watched[subscriber.vdn_id]
+            self._dirty.pop(subscriber.vdn_id, None)
+            self._stop_listening_to(subscriber.vdn_id)
+
+    @property
+    def subscriber_count(self) -> int:
+        return self._subscribers
+
+    # --- the tasks ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        for work in (self._listen, self._read, self._sweep):
+            self._tasks.append(loop.create_task(work(), name=f"push {work.__name__}"))
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for watch in self._watched.values():
+            for subscriber in watch.subscribers:
+                subscriber.drop("shutdown")
+        await self.pubsub_redis.aclose()
+
+    async def _listen(self) -> None:
+        """Follow the watched VDNs' channels; reconnect and read everything after a failure."""
+        while True:
+            pubsub = self.pubsub_redis.pubsub()
+            try:
+                channels = [self.layout.vdn_changes_channel(vdn) for vdn in self._watched]
+                if channels:
+                    await pubsub.subscribe(*channels)
+                self._pubsub = pubsub
+                while True:
+                    if not pubsub.subscribed:  # no VDN watched: nothing to read (yet)
+                        await asyncio.sleep(IDLE_SECONDS)
+                        continue
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is not None:
+                        self._on_message(message)
+            except (RedisError, OSError) as error:
+                metrics.PUSH_RECONNECTS.inc()
+                log.warning("push: Redis Pub/Sub failed (%s); listening again in %.0f s",
+                            error, RECONNECT_SECONDS)  # fmt: skip
+            finally:
+                self._pubsub = None
+                with contextlib.suppress(RedisError, OSError):
+                    await pubsub.aclose()
+            await asyncio.sleep(RECONNECT_SECONDS)
+
+    def _on_message(self, message: dict[str, Any]) -> None:
+        channel = _text(message["channel"])
+        vdn_id = int(channel.rsplit(":", 1)[1])
+        if vdn_id not in self._watched:
+            return
+        if message["type"] == "message":
+            self._dirty.setdefault(vdn_id, set()).add(_text(message["data"]))
+        elif message["type"] == "subscribe":
+            # Listening from now on: what was recorded before is read once, whole.
+            self._whole.add(vdn_id)
+        self._wake.set()
+
+    def _listen_to(self, vdn_id: int) -> None:
+        pubsub = self._pubsub
+        if pubsub is not None:
+            channel = self.layout.vdn_changes_channel(vdn_id)
+            asyncio.get_running_loop().create_task(self._send(pubsub.subscribe(channel)))
+
+    def _stop_listening_to(self, vdn_id: int) -> None:
+        pubsub = self._pubsub
+        if pubsub is not None:
+            channel = self.layout.vdn_changes_channel(vdn_id)
+            asyncio.get_running_loop().create_task(self._send(pubsub.unsubscribe(channel)))
+
+    @staticmethod
+    async def _send(command: Any) -> None:
+        # A failure shows in the listening task, which subscribes to every channel again.
+        with contextlib.suppress(RedisError, OSError):
+            await command
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(self.limits.sweep_seconds)
+            self._whole.update(self._watched)
+            self._wake.set()
+
+    async def _read(self) -> None:
+        """Read what the channels named, once for every subscriber, and offer it."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            dirty, self._dirty = self._dirty, {}
+            whole, self._whole = self._whole, set()
+            try:
+                for vdn_id in whole:
+                    if vdn_id in self._watched:
+                        listed = await self.reader.live_campaigns(vdn_id)
+                        dirty.setdefault(vdn_id, set()).update(listed)
+                for vdn_id, named in dirty.items():
+                    await self._read_vdn(vdn_id, named)
+            except (RedisError, OSError) as error:
+                # Read again in a moment: nothing is lost, the cursors did not move.
+                metrics.PUSH_READ_ERRORS.inc()
+                log.warning("push: reading changes failed (%s)", error)
+                for vdn_id, campaigns in dirty.items():
+                    self._dirty.setdefault(vdn_id, set()).update(campaigns)
+                self._whole.update(whole)
+                await asyncio.sleep(RECONNECT_SECONDS)
+                self._wake.set()
+
+    async def _read_vdn(self, vdn_id: int, campaigns: set[str]) -> None:
+        watch = self._watched.get(vdn_id)
+        if watch is None:
+            return
+        points = [
+            (campaign_id, watch.cursors.get(campaign_id, watch.since))
+            for campaign_id in sorted(campaigns)
+        ]
+        reads = await self.reader.read(vdn_id, points, self.today_of(vdn_id))
+        if self._watched.get(vdn_id) is not watch:  # unwatched while reading
+            return
+        for read in reads:
+            for change in read.changes:
+                self._deliver(watch, change)
+
+    # --- pacing and fan-out ------------------------------------------------------------------
+
+    def _deliver(self, watch: _Watch, change: CampaignChange) -> None:
+        campaign_id = change.campaign_id
+        if change.change_id <= watch.cursors.get(campaign_id, BEFORE_ANY_CHANGE):
+            return
+        watch.cursors[campaign_id] = change.change_id
+        if not self.interval:
+            self._fan_out(watch, change)
+            return
+        loop = asyncio.get_running_loop()
+        pacing = watch.pacing.setdefault(campaign_id, _Pacing())
+        now = loop.time()
+        if pacing.timer is None and now >= pacing.next_at:
+            pacing.next_at = now + self.interval
+            self._fan_out(watch, change)
+            return
+        # Coalesced: the latest change stands for those before it (it carries every counter).
+        pacing.pending = change
+        if pacing.timer is None:
+            pacing.timer = loop.call_later(pacing.next_at - now, self._flush, watch, campaign_id)
+
+    def _flush(self, watch: _Watch, campaign_id: str) -> None:
+        pacing = watch.pacing[campaign_id]
+        change, pacing.pending, pacing.timer = pacing.pending, None, None
+        if change is not None:
+            pacing.next_at = asyncio.get_running_loop().time() + self.interval
+            self._fan_out(watch, change)
+
+    def _fan_out(self, watch: _Watch, change: CampaignChange) -> None:
+        for subscriber in watch.subscribers:
+            if subscriber.wants(change.campaign_id) and not subscriber.offer(change):
+                metrics.PUSH_DROPPED.labels("slow").inc()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
