@@ -5,6 +5,9 @@
         failures = client.fail_categories(1, "1001", date(2026, 12, 1), date(2026, 12, 6))
         hours = client.history(1, "1001", interval="hour")
 
+    async for change in watch(url, 1, access_key=access_key, secret_key=secret_key):
+        print(change.campaign_id, change.counters["totalCalledCount"])
+
 ``AkSkAuth`` is the signer on its own, for any httpx client: it signs ``host`` and
 ``content-type`` (setting the JSON content type iSales requires when the request has none), the
 path, the query and the body, at the moment of sending.
@@ -12,8 +15,11 @@ path, the query and the body, at the moment of sending.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import shlex
-from collections.abc import Callable, Generator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from types import TracebackType
 from typing import Any
@@ -25,6 +31,7 @@ from isales_stats.core.interface import CONTENT_TYPE as CONTENT_TYPE
 from isales_stats.core.interface import FAIL_CATEGORY_PATH as FAIL_CATEGORY_PATH
 from isales_stats.core.interface import HISTORY_PATH as HISTORY_PATH
 from isales_stats.core.interface import STATISTICS_PATH as STATISTICS_PATH
+from isales_stats.core.interface import STREAM_PATH as STREAM_PATH
 from isales_stats.core.signing import sign_request
 
 Clock = Callable[[], datetime]
@@ -247,3 +254,124 @@ def _body(response: httpx.Response) -> dict[str, Any]:
         raise StatisticsApiError(response.status_code, code, description)
     answer: dict[str, Any] = response.json()
     return answer
+
+
+# --- push: the statistics as they change (docs/api.md, "Push") ----------------------------------
+
+# Answers after which a watch tries again (after Retry-After when given); any other refusal is
+# the caller's to fix, and raised.
+_TRY_AGAIN = {429, 502, 503, 504}
+
+
+@dataclass(frozen=True)
+class PushedChange:
+    """One event of the statistics stream: a campaign's counters after a change.
+
+    ``snapshot``: counters that stand for changes not sent one by one (the first event of a new
+    subscription, or of a resumption from a point no longer kept). ``counters`` holds the eleven
+    counters of a countDetail entry, by name; ``stat_date`` the day of the daily ones.
+    """
+
+    event_id: str | None
+    campaign_id: str
+    change_id: str
+    stat_date: str
+    snapshot: bool
+    counters: dict[str, int]
+
+
+async def watch(
+    base_url: str,
+    vdn_id: int,
+    *,
+    campaign_id: str | None = None,
+    access_key: str | None = None,
+    secret_key: str | None = None,
+    last_event_id: str | None = None,
+    retry_seconds: float = 1.0,
+    idle_seconds: float = 60.0,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> AsyncGenerator[PushedChange, None]:
+    """Every change of the VDN's campaigns (or of one), from now, or after ``last_event_id``.
+
+    A lost connection, or one quiet for ``idle_seconds`` (the API sends a heartbeat every 15 s
+    by default), is opened again after ``retry_seconds`` with the last id received: nothing is
+    missed, and what the API sends again is skipped here (a change no newer than one already
+    yielded for its campaign). Runs until the caller stops iterating;
+    ``StatisticsApiError`` when the API refuses the subscription for good (401, 400).
+    """
+    if bool(access_key) != bool(secret_key):
+        raise ValueError("give both an access key and a secret key, or neither")
+    auth = AkSkAuth(access_key, secret_key) if access_key and secret_key else None
+    params = {"campaignId": campaign_id} if campaign_id is not None else {}
+    newest: dict[str, tuple[int, int]] = {}
+    timeout = httpx.Timeout(10.0, read=idle_seconds)
+    async with httpx.AsyncClient(
+        base_url=base_url, auth=auth, timeout=timeout, transport=transport
+    ) as http:
+        while True:
+            headers = {"Accept": "text/event-stream"}
+            if last_event_id:
+                headers["Last-Event-ID"] = last_event_id
+            pause = retry_seconds
+            try:
+                async with http.stream(
+                    "GET", STREAM_PATH.format(vdn_id=vdn_id), params=params, headers=headers
+                ) as response:
+                    if response.status_code != 200:
+                        await response.aread()
+                        if response.status_code not in _TRY_AGAIN:
+                            _body(response)
+                        pause = float(response.headers.get("Retry-After", retry_seconds))
+                    else:
+                        async for event in server_sent_events(response.aiter_lines()):
+                            last_event_id = event.get("id") or last_event_id
+                            change = _pushed_change(event, last_event_id)
+                            if change is None:
+                                continue
+                            order = _change_order(change.change_id)
+                            if order <= newest.get(change.campaign_id, (-1, -1)):
+                                continue
+                            newest[change.campaign_id] = order
+                            yield change
+            except httpx.TransportError:
+                pass  # lost or quiet: resume after the last id
+            await asyncio.sleep(pause)
+
+
+async def server_sent_events(lines: AsyncIterator[str]) -> AsyncIterator[dict[str, str]]:
+    """The events of a ``text/event-stream`` (its fields: id, event, data), comments skipped."""
+    event: dict[str, str] = {}
+    async for line in lines:
+        if not line:
+            if "data" in event:
+                yield event
+            event = {}
+            continue
+        if line.startswith(":"):
+            continue
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "data" and "data" in event:
+            event["data"] += "\n" + value
+        elif name in ("id", "event", "data"):
+            event[name] = value
+
+
+def _pushed_change(event: dict[str, str], event_id: str | None) -> PushedChange | None:
+    if event.get("event", "message") not in ("change", "snapshot"):
+        return None
+    data: dict[str, Any] = json.loads(event["data"])
+    return PushedChange(
+        event_id=event_id,
+        campaign_id=data.pop("campaignId"),
+        change_id=data.pop("changeId"),
+        stat_date=data.pop("statDate"),
+        snapshot=bool(data.pop("snapshot")),
+        counters=data,
+    )
+
+
+def _change_order(change_id: str) -> tuple[int, int]:
+    ms, _, seq = change_id.partition("-")
+    return int(ms), int(seq)

@@ -47,6 +47,7 @@ async def test_the_live_page_is_off_by_default(test_settings: Settings) -> None:
         assert page.status_code == 404
         assert "ISALES_LIVE_PAGE_ENABLED=true" in page.text
         assert (await client.get("/live/statistics/1")).status_code == 404
+        assert (await client.get("/live/stream/1")).status_code == 404
     async with serve_with_operations(guarded(test_settings, live_page=False)) as (_, operations):
         document = (await operations.get("/openapi.json")).json()
         assert not [path for path in document["paths"] if path.startswith("/live")]
@@ -62,6 +63,7 @@ async def test_the_page_is_one_html_file_that_polls_its_endpoint(test_settings: 
     # The docs are on the operations port (api/operations.py): the page links nowhere else.
     assert "/docs" not in html
     assert '"/live/statistics/"' in html
+    assert 'new EventSource("/live/stream/"' in html  # the changes, pushed (api/push/)
     # No build step and nothing fetched from elsewhere: no external script or style.
     assert "<script src" not in html
     assert "<link" not in html

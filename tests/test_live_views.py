@@ -242,7 +242,17 @@ def api_numbers(detail: list[dict[str, Any]]) -> dict[str, int]:
 
 
 def refreshes_of(page: Page) -> int:
+    """Reads of the whole table (every interval while polling; at most every 5 s streaming)."""
     return int(page.get_attribute("#status", "data-refreshes") or 0)
+
+
+def events_of(page: Page) -> int:
+    """Changes pushed to the page (its stream)."""
+    return int(page.get_attribute("#status", "data-events") or 0)
+
+
+def campaign_rows(numbers: dict[str, int]) -> dict[str, int]:
+    return {key: value for key, value in numbers.items() if key.split("|")[1] == ""}
 
 
 def test_the_live_page_follows_a_running_workload(workload: Workload, browser: Browser) -> None:
@@ -264,18 +274,21 @@ def test_the_live_page_follows_a_running_workload(workload: Workload, browser: B
             return sum(v for k, v in page_numbers(page).items() if k.endswith("|totalCalledCount"))
 
         assert wait_for(calls_shown, 30), f"no calls on the page:\n{workload.worker.log()}"
-        first, refreshes = page_numbers(page), refreshes_of(page)
+        # The page follows the push stream, not a poll.
+        assert wait_for(lambda: page.get_attribute("#status", "data-mode") == "stream", 10)
+        first, events = page_numbers(page), events_of(page)
         changed = wait_for(lambda: page_numbers(page) != first, 15)
         assert changed, "the numbers on the page did not change while traffic flowed"
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "live-page-running.png"), full_page=True)
-        assert refreshes_of(page) > refreshes
-        # While it changes, the page shows what the API serves: between a read of the API just
-        # before a refresh of the page and one just after it, for the counters that only grow.
+        assert events_of(page) > events
+        # While it changes, a campaign's row shows what the API serves: between a read of the
+        # API just before a pushed change and one just after it, for the counters that only
+        # grow. (Batch rows follow the table's reads, at most every 5 s while streaming.)
         before = api_numbers(workload.client.count_detail(PAGE_VDN))
-        seen = refreshes_of(page)
-        assert wait_for(lambda: refreshes_of(page) >= seen + 2, 10)  # one fetched after `before`
-        shown = page_numbers(page)
+        seen = events_of(page)
+        assert wait_for(lambda: events_of(page) >= seen + 2, 10)  # one recorded after `before`
+        shown = campaign_rows(page_numbers(page))
         after = api_numbers(workload.client.count_detail(PAGE_VDN))
         for key, value in shown.items():
             if key.rsplit("|", 1)[1] in GROWING:
@@ -290,7 +303,16 @@ def test_the_live_page_follows_a_running_workload(workload: Workload, browser: B
         f"the API does not serve the simulated traffic:\n{workload.worker.log()}"
     )
     wanted = api_numbers(expected)
-    assert wait_for(lambda: page_numbers(page) == wanted, 10), (page_numbers(page), wanted)
+    # Campaign rows at once from the stream; batch rows by the table read after the last change.
+    assert wait_for(lambda: page_numbers(page) == wanted, 15), (page_numbers(page), wanted)
+    assert page.get_attribute("#status", "data-mode") == "stream"
+    # Without the stream (?stream=0, as when it fails) the page polls, to the same numbers.
+    polling = context.new_page()
+    polling.goto(f"{workload.base_url}/?vdn={PAGE_VDN}&interval=500&stream=0")
+    assert wait_for(lambda: refreshes_of(polling) >= 2, 10)
+    assert polling.get_attribute("#status", "data-mode") == "polling"
+    assert page_numbers(polling) == wanted
+    polling.close()
     today = today_in(workload.settings.time_zone_of(PAGE_VDN))
     assert page.inner_text("#day") == today.isoformat()
     # Yesterday's columns show the day before's counters as the history interface reads them

@@ -11,11 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import random
+import signal
 import socket
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from subprocess import PIPE
 from typing import Any
 
 import httpx
@@ -24,6 +27,7 @@ from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from isales_stats.client import AkSkAuth, server_sent_events, watch
+from isales_stats.commands import cli_command
 from isales_stats.core.days import today_in
 from isales_stats.core.events import event_from_json
 from isales_stats.core.interface import STREAM_PATH
@@ -578,3 +582,40 @@ async def test_a_lost_pub_sub_connection_costs_latency_never_a_change(
     assert [event["data"]["changeId"] for event in subscriber.events] == [
         data["changeId"] for data in recorded
     ]
+
+
+async def test_isales_stats_watch_prints_each_change_and_stops_on_ctrl_c(
+    test_settings: Settings, tmp_path: Any
+) -> None:
+    settings = pushing(
+        test_settings, auth_enabled=True, auth_keys=SecretStr(TEST_KEYS), auth_keys_file=None
+    )
+    campaign_id = CAMPAIGNS[0]
+    events = campaign_events(VDN, campaign_id, ["b1"], 6, moment_ms=now_ms())
+    with ApiProcess(settings, log_dir=tmp_path) as api:
+        environment = {
+            **os.environ,
+            **settings.as_environment(),
+            "ISALES_CLIENT_ACCESS_KEY": ACCESS_KEY,
+            "ISALES_CLIENT_SECRET_KEY": SECRET_KEY,
+        }
+        async with counting(settings) as redis:
+            await redis.count(events[:4])
+            command = cli_command(
+                "watch", "--vdn", str(VDN), "--campaign", campaign_id, "--url", api.url, "--json"
+            )
+            watching = await asyncio.create_subprocess_exec(
+                *command, env=environment, stdout=PIPE, stderr=PIPE
+            )
+            assert watching.stdout is not None
+            first = json.loads(await asyncio.wait_for(watching.stdout.readline(), 20))
+            await redis.count(events[4:])
+            second = json.loads(await asyncio.wait_for(watching.stdout.readline(), 20))
+            watching.send_signal(signal.SIGINT)
+            _, errors = await asyncio.wait_for(watching.communicate(), 20)
+            recorded = await redis.recorded(campaign_id)
+    assert watching.returncode == 0, errors.decode()
+    assert first["snapshot"] is True
+    assert second["snapshot"] is False
+    assert second["id"] == second["changeId"] == recorded[-1]["changeId"]
+    assert {name: second[name] for name in COUNTER_NAMES} == counters_of(recorded[-1])

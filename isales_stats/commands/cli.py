@@ -92,6 +92,22 @@ def _build_parser() -> argparse.ArgumentParser:
     query.add_argument("--hourly", action="store_true", help="with --history: per hour")
     query.set_defaults(run=_query)
 
+    watch = commands.add_parser(
+        "watch",
+        help="follow the statistics as they change (push), a line per change, until Ctrl-C",
+        description="Signs like query. Resumes by itself after a lost connection; --after "
+        "resumes after an event id printed before (with --json).",
+    )
+    watch.add_argument(
+        "--vdn", type=int, required=True, help=f"the VDN ({MIN_VDN_ID}..{MAX_VDN_ID})"
+    )
+    watch.add_argument("--campaign", default=None, help="only this campaign")
+    watch.add_argument("--url", default=None, help="the API (default: ISALES_API_HOST/PORT)")
+    watch.add_argument("--access-key", default=None, help="default: ISALES_CLIENT_ACCESS_KEY")
+    watch.add_argument("--after", default=None, help="an event id: resume after it")
+    watch.add_argument("--json", action="store_true", help="a JSON object per change")
+    watch.set_defaults(run=_watch)
+
     topics = commands.add_parser("topics", help="create the call-events and dead-letter topics")
     topics.set_defaults(run=_topics)
 
@@ -207,6 +223,30 @@ def _query(arguments: argparse.Namespace, settings: Settings) -> int:
         print(f"HTTP {response.status_code}", file=sys.stderr)
         return 1
     return 0
+
+
+def _watch(arguments: argparse.Namespace, settings: Settings) -> int:
+    from isales_stats.commands.watching import follow
+
+    access_key = arguments.access_key or settings.client_access_key or None
+    secret_key = settings.client_secret_key.get_secret_value() or None
+    if bool(access_key) != bool(secret_key):
+        print(
+            "isales-stats watch: give both an access key (ISALES_CLIENT_ACCESS_KEY or "
+            "--access-key) and ISALES_CLIENT_SECRET_KEY, or neither",
+            file=sys.stderr,
+        )
+        return 2
+    url = arguments.url or f"http://{settings.api_host}:{settings.api_port}"
+    return follow(
+        url,
+        arguments.vdn,
+        campaign_id=arguments.campaign,
+        access_key=access_key,
+        secret_key=secret_key,
+        after=arguments.after,
+        as_json=arguments.json,
+    )
 
 
 def _query_misuse(arguments: argparse.Namespace) -> str | None:
