@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import Iterator
 
 import uvicorn
@@ -26,6 +27,22 @@ class _FollowingServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+class _PublicServer(uvicorn.Server):
+    """The public server: on its way down it ends the push streams first. uvicorn waits for
+    every response to end before it stops, and a stream of Server-Sent Events never ends by
+    itself (api/push/hub.py, ``end_streams``)."""
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+        super().__init__(config)
+        self.app = app
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        hub = getattr(self.app.state, "push_hub", None)
+        if hub is not None:
+            hub.end_streams()
+        await super().shutdown(sockets)
 
 
 def _config(app: FastAPI, host: str, port: int, **more: object) -> uvicorn.Config:
@@ -45,7 +62,7 @@ def _config(app: FastAPI, host: str, port: int, **more: object) -> uvicorn.Confi
 async def serve(app: FastAPI, settings: Settings, host: str, port: int) -> None:
     """Serve ``app`` on ``host:port`` and, unless ISALES_OPERATIONS_PORT is 0, its operations
     app on the operations port, until SIGTERM or SIGINT."""
-    public = uvicorn.Server(_config(app, host, port))
+    public = _PublicServer(_config(app, host, port), app)
     public_task = asyncio.create_task(public.serve())
     # uvicorn exposes start-up only as a flag, not an event to wait on.
     while not public.started and not public_task.done():  # noqa: ASYNC110

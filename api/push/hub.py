@@ -102,6 +102,10 @@ class ChangeHub:
         self._whole: set[int] = set()
         self._wake = asyncio.Event()
         self._pubsub: Any = None
+        # One (un)subscription at a time: concurrent ones on a Pub/Sub object that has no
+        # connection yet would each open one.
+        self._subscribing = asyncio.Lock()
+        self._closing = False
         self._tasks: list[asyncio.Task[None]] = []
 
     # --- subscribers -------------------------------------------------------------------------
@@ -110,6 +114,13 @@ class ChangeHub:
         """A subscriber of the VDN (or one campaign of it), registered before anything is read
         for it, so that every change from now on reaches its queue; ``ApiError`` over a cap."""
         limits = self.limits
+        if self._closing:
+            raise ApiError(
+                503,
+                ErrorCode.UNAVAILABLE,
+                "this API process is stopping; try again, or another process",
+                headers={"Retry-After": "1"},
+            )
         if limits.max_subscribers and self._subscribers >= limits.max_subscribers:
             metrics.PUSH_REFUSED.labels("process").inc()
             raise ApiError(
@@ -169,15 +180,22 @@ class ChangeHub:
         for work in (self._listen, self._read, self._sweep):
             self._tasks.append(loop.create_task(work(), name=f"push {work.__name__}"))
 
+    def end_streams(self) -> None:
+        """Drop every subscriber, and refuse new ones: the server is stopping. A stream never
+        ends by itself, and uvicorn waits for every response to end before it stops; each
+        client resumes on another process with its last id."""
+        self._closing = True
+        for watch in list(self._watched.values()):
+            for subscriber in list(watch.subscribers):
+                subscriber.drop("shutdown")
+
     async def close(self) -> None:
+        self.end_streams()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        for watch in self._watched.values():
-            for subscriber in watch.subscribers:
-                subscriber.drop("shutdown")
         await self.pubsub_redis.aclose()
 
     async def _listen(self) -> None:
@@ -185,10 +203,11 @@ class ChangeHub:
         while True:
             pubsub = self.pubsub_redis.pubsub()
             try:
-                channels = [self.layout.vdn_changes_channel(vdn) for vdn in self._watched]
-                if channels:
-                    await pubsub.subscribe(*channels)
-                self._pubsub = pubsub
+                async with self._subscribing:
+                    channels = [self.layout.vdn_changes_channel(vdn) for vdn in self._watched]
+                    if channels:
+                        await pubsub.subscribe(*channels)
+                    self._pubsub = pubsub
                 while True:
                     if not pubsub.subscribed:  # no VDN watched: nothing to read (yet)
                         await asyncio.sleep(IDLE_SECONDS)
@@ -219,22 +238,21 @@ class ChangeHub:
         self._wake.set()
 
     def _listen_to(self, vdn_id: int) -> None:
-        pubsub = self._pubsub
-        if pubsub is not None:
-            channel = self.layout.vdn_changes_channel(vdn_id)
-            asyncio.get_running_loop().create_task(self._send(pubsub.subscribe(channel)))
+        channel = self.layout.vdn_changes_channel(vdn_id)
+        asyncio.get_running_loop().create_task(self._send("subscribe", channel))
 
     def _stop_listening_to(self, vdn_id: int) -> None:
-        pubsub = self._pubsub
-        if pubsub is not None:
-            channel = self.layout.vdn_changes_channel(vdn_id)
-            asyncio.get_running_loop().create_task(self._send(pubsub.unsubscribe(channel)))
+        channel = self.layout.vdn_changes_channel(vdn_id)
+        asyncio.get_running_loop().create_task(self._send("unsubscribe", channel))
 
-    @staticmethod
-    async def _send(command: Any) -> None:
-        # A failure shows in the listening task, which subscribes to every channel again.
-        with contextlib.suppress(RedisError, OSError):
-            await command
+    async def _send(self, command: str, channel: str) -> None:
+        async with self._subscribing:
+            pubsub = self._pubsub
+            if pubsub is None:  # not listening: the listener subscribes to all when it is
+                return
+            # A failure shows in the listening task, which subscribes to every channel again.
+            with contextlib.suppress(RedisError, OSError):
+                await getattr(pubsub, command)(channel)
 
     async def _sweep(self) -> None:
         while True:

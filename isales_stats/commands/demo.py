@@ -70,7 +70,7 @@ def run_demo(settings: Settings) -> int:
             print(f"The API did not serve statistics; logs are in {log_dir}", file=sys.stderr)
             return 1
         print(f"\nisales-stats is serving live statistics ({time.monotonic() - began:.0f} s).")
-        print(f"  Live:  {base_url}/?vdn={DEMO_VDN}  (the live page, refreshed every second)")
+        print(f"  Live:  {base_url}/?vdn={DEMO_VDN}  (the live page: changes pushed as counted)")
         print(f"  API:   {url}")
         print(f"  Docs:  http://{settings.operations_host}:{settings.operations_port}/docs")
         print(f"  Try (signed with the demo key {DEMO_ACCESS_KEY} / {DEMO_SECRET_KEY}):")
@@ -80,6 +80,11 @@ def run_demo(settings: Settings) -> int:
             f"isales-stats query --vdn {DEMO_VDN} --campaign {campaign}"
         )
         print("    (--fails: its failed calls by failCode; --history --hourly: today by hour)")
+        print(
+            f"    ISALES_CLIENT_ACCESS_KEY={DEMO_ACCESS_KEY} "
+            f"ISALES_CLIENT_SECRET_KEY={DEMO_SECRET_KEY} "
+            f"isales-stats watch --vdn {DEMO_VDN}    (each change as it is counted, until Ctrl-C)"
+        )
         # A signature is accepted once (api/admission.py): pasted twice, the second is a 401.
         print(
             "  or with curl (signed just now: good once, within 15 minutes; "
