@@ -11,6 +11,7 @@ Shared by the API's push (api/push/) and the tests.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,8 @@ import orjson
 from isales_stats.core.keys import CHANGE_FIELDS, DAILY_COUNTERS, TOTAL_COUNTERS, KeyLayout
 from isales_stats.engine.redis_connection import AnyRedis, run_pipeline
 from isales_stats.engine.scripts import load_script
+
+log = logging.getLogger(__name__)
 
 READ_CHANGES = load_script("read_changes.lua")
 
@@ -136,9 +139,11 @@ class ChangeReader:
         vdn_id: int,
         points: Sequence[tuple[str, ChangeId | None]],
         today: str,
+        latest_anyway: bool = False,
     ) -> list[ChangeRead]:
         """For each (campaignId, point): the changes after the point, or a snapshot when the
-        point is None, or when the changes after it are no longer all kept."""
+        point is None, or when the changes after it are no longer all kept; with
+        ``latest_anyway``, a snapshot of the latest when nothing came after the point."""
         if not points:
             return []
 
@@ -152,6 +157,7 @@ class ChangeReader:
                         "" if point is None else format_change_id(point),
                         self.most_changes,
                         today,
+                        "1" if latest_anyway else "0",
                     ],
                 )
 
@@ -165,9 +171,14 @@ class ChangeReader:
 def _changes(campaign_id: str, reply: list[Any], today: str) -> list[CampaignChange]:
     kind = int(reply[0])
     if kind == _CHANGES:
-        return [change_from_entry(campaign_id, entry, snapshot=False) for entry in reply[1]]
+        return [
+            change
+            for entry in reply[1]
+            if (change := _parsed(campaign_id, entry, snapshot=False)) is not None
+        ]
     if kind == _LATEST:
-        return [change_from_entry(campaign_id, reply[1], snapshot=True)]
+        latest = _parsed(campaign_id, reply[1], snapshot=True)
+        return [] if latest is None else [latest]
     if kind == _FROM_ROWS:
         return [
             CampaignChange(
@@ -180,6 +191,16 @@ def _changes(campaign_id: str, reply: list[Any], today: str) -> list[CampaignCha
             )
         ]
     return []
+
+
+def _parsed(campaign_id: str, entry: Sequence[Any], snapshot: bool) -> CampaignChange | None:
+    """The change of an entry, or None, logged, for one this version cannot read (another
+    version's fields): one unreadable entry must not stop every subscriber's changes."""
+    try:
+        return change_from_entry(campaign_id, entry, snapshot)
+    except (KeyError, ValueError, TypeError) as error:
+        log.warning("campaign %r: change entry %r skipped: %s", campaign_id, entry, error)
+        return None
 
 
 def _text(value: bytes | str) -> str:

@@ -557,7 +557,9 @@ if changes_kept > 0 and (changed_totals or changed_today) then
   call('XADD', base .. SUFFIX.changes, 'MAXLEN', '~', changes_kept, '*',
        CHANGE_FIELDS[1], today_label, CHANGE_FIELDS[2], totals_row, CHANGE_FIELDS[3], daily_row)
   if channel ~= '' then
-    call('PUBLISH', channel, campaign_id)
+    -- pcall: a user without the right to publish (an ACL without +@pubsub) must not fail the
+    -- counting; the API processes then find the change on their sweep, late.
+    redis.pcall('PUBLISH', channel, campaign_id)
   end
 end
 

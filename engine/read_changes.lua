@@ -7,15 +7,18 @@
 -- ARGV[2]  the point, a stream id "ms-seq": the changes after it are wanted; "" for a snapshot
 -- ARGV[3]  the most changes to answer; past this many, a snapshot instead
 -- ARGV[4]  today in the VDN's zone, "YYYY-MM-DD": the day of a snapshot read from the rows
+-- ARGV[5]  "1": when nothing came after the point, the latest change all the same (a snapshot)
 -- return   {0, entries}: the changes after the point, oldest first (XRANGE's entries);
 --          {1, entry}: a snapshot, the latest change, when the point was "", or changes after
---          it may have been trimmed by the cap, or there are too many; {2, totals row, daily row}: a snapshot read
+--          it may have been trimmed by the cap, or there are too many, or there are none and
+--          ARGV[5] asks for the latest anyway; {2, totals row, daily row}: a snapshot read
 --          from the rows, when the campaign has no change recorded (counted before push, or
 --          released); {3}: the campaign has no counters at all.
 --
 -- One script, so that "is the point still kept" and the changes after it are one instant.
 
 local key, base, after, most, today = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local latest_anyway = ARGV[5] == '1'
 local call = redis.call
 
 local function latest()
@@ -59,7 +62,7 @@ if added > length and later(call('XRANGE', key, '-', '+', 'COUNT', 1)[1][1], aft
   return latest()
 end
 local entries = call('XRANGE', key, '(' .. after, '+', 'COUNT', most + 1)
-if #entries > most then
+if #entries > most or (#entries == 0 and latest_anyway) then
   return latest()
 end
 return {0, entries}

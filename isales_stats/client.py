@@ -322,7 +322,7 @@ async def watch(
                         await response.aread()
                         if response.status_code not in _TRY_AGAIN:
                             _body(response)
-                        pause = float(response.headers.get("Retry-After", retry_seconds))
+                        pause = _retry_after(response, retry_seconds)
                     else:
                         async for event in server_sent_events(response.aiter_lines()):
                             last_event_id = event.get("id") or last_event_id
@@ -337,6 +337,15 @@ async def watch(
             except httpx.TransportError:
                 pass  # lost or quiet: resume after the last id
             await asyncio.sleep(pause)
+
+
+def _retry_after(response: httpx.Response, default: float) -> float:
+    """Retry-After in seconds, within 0..300; ``default`` when it is absent or a date."""
+    try:
+        seconds = float(response.headers.get("Retry-After", default))
+    except ValueError:
+        return default
+    return min(max(seconds, 0.0), 300.0) if seconds == seconds else default  # NaN: default
 
 
 async def server_sent_events(lines: AsyncIterator[str]) -> AsyncIterator[dict[str, str]]:

@@ -639,3 +639,53 @@ async def test_an_api_process_that_stops_ends_its_streams_first(
             assert await asyncio.to_thread(api.process.wait, 10) == -signal.SIGTERM
             assert subscriber.task is not None
             await asyncio.wait_for(subscriber.task, 5)  # the stream ended, cleanly
+
+
+async def test_a_whole_vdn_resuming_gets_each_campaigns_latest_too(
+    test_settings: Settings, tmp_path: Any
+) -> None:
+    # No margin: a change announced later than the margin is what this guards against.
+    settings = pushing(test_settings, push_resume_margin_ms=0)
+    moment = now_ms()
+    async with counting(settings) as redis:
+        for campaign_id in CAMPAIGNS:
+            await redis.count(campaign_events(VDN, campaign_id, ["b1"], 3, moment_ms=moment))
+        latest = {campaign_id: (await redis.recorded(campaign_id))[-1] for campaign_id in CAMPAIGNS}
+        newest_id = max(latest.values(), key=lambda data: parse_change_id(data["changeId"]))
+        with ApiProcess(settings, log_dir=tmp_path) as api:
+            async with subscribe(
+                stream_url(api.url), last_event_id=newest_id["changeId"]
+            ) as resumed:
+                await resumed.until(lambda events: len(events) == len(CAMPAIGNS))
+    # Nothing came after the point: each campaign's latest, as a snapshot (repeats a client drops).
+    assert {event["data"]["campaignId"]: event["data"] for event in resumed.events} == {
+        campaign_id: {**data, "snapshot": True} for campaign_id, data in latest.items()
+    }
+    assert {event["event"] for event in resumed.events} == {"snapshot"}
+
+
+async def test_counting_goes_on_for_a_user_who_may_not_publish(test_settings: Settings) -> None:
+    user, password = f"nopubsub-{test_settings.key_prefix.rsplit(':', 1)[1]}", "pw-0123456789"
+    async with counting(test_settings) as admin:
+        await admin.redis.acl_setuser(
+            user,
+            enabled=True,
+            passwords=[f"+{password}"],
+            keys=["*"],
+            reset_channels=True,  # no channel: PUBLISH is refused
+            categories=["+@read", "+@write", "+@scripting", "+@connection"],
+            commands=["+info"],
+        )
+        try:
+            redis = Redis.from_url(test_settings.redis_url, username=user, password=password)
+            counter = EventCounter(redis, admin.layout, lambda vdn_id: GMT8, 40)
+            events = campaign_events(VDN, CAMPAIGNS[0], ["b1"], 4, moment_ms=now_ms())
+            await counter.count([event_from_json(event) for event in events])
+            await redis.aclose()
+            (campaign,) = await admin.statistics()
+            (change,) = await admin.recorded(CAMPAIGNS[0])
+            assert counters_of(change) == counters_of(campaign)
+            model = reference_statistics(events).count_detail(VDN, today_in(GMT8))
+            assert [campaign] == model
+        finally:
+            await admin.redis.acl_deluser(user)

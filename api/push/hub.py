@@ -106,6 +106,9 @@ class ChangeHub:
         # connection yet would each open one.
         self._subscribing = asyncio.Lock()
         self._closing = False
+        self._clock_offset_ms = 0  # Redis' clock less this host's (redis_now_ms)
+        self._pubsub_failed = False  # a (un)subscription failed: listen again, from scratch
+        self._sends: set[asyncio.Task[None]] = set()
         self._tasks: list[asyncio.Task[None]] = []
 
     # --- subscribers -------------------------------------------------------------------------
@@ -141,7 +144,7 @@ class ChangeHub:
         subscriber = Subscriber(vdn_id, campaign_id, key, limits.queue_events)
         watch = self._watched.get(vdn_id)
         if watch is None:
-            since = max(time.time_ns() // 1_000_000 - limits.resume_margin_ms, 0)
+            since = max(self.redis_now_ms() - limits.resume_margin_ms, 0)
             watch = _Watch((since, 0))
             self._watched[vdn_id] = watch
             self._listen_to(vdn_id)
@@ -173,9 +176,22 @@ class ChangeHub:
     def subscriber_count(self) -> int:
         return self._subscribers
 
+    def redis_now_ms(self) -> int:
+        """Now on Redis' clock, which stamps the changes' ids: this host's clock corrected by
+        the difference measured at start and at every sweep."""
+        return time.time_ns() // 1_000_000 + self._clock_offset_ms
+
+    async def _measure_clock(self) -> None:
+        before = time.time_ns() // 1_000_000
+        seconds, microseconds = await self.reader.redis.time()
+        after = time.time_ns() // 1_000_000
+        self._clock_offset_ms = seconds * 1000 + microseconds // 1000 - (before + after) // 2
+
     # --- the tasks ---------------------------------------------------------------------------
 
     async def start(self) -> None:
+        with contextlib.suppress(RedisError, OSError):  # Redis down: measured at the sweep
+            await self._measure_clock()
         loop = asyncio.get_running_loop()
         for work in (self._listen, self._read, self._sweep):
             self._tasks.append(loop.create_task(work(), name=f"push {work.__name__}"))
@@ -208,19 +224,26 @@ class ChangeHub:
                     if channels:
                         await pubsub.subscribe(*channels)
                     self._pubsub = pubsub
-                while True:
+                while not self._pubsub_failed:
                     if not pubsub.subscribed:  # no VDN watched: nothing to read (yet)
                         await asyncio.sleep(IDLE_SECONDS)
                         continue
                     message = await pubsub.get_message(timeout=1.0)
                     if message is not None:
                         self._on_message(message)
+                metrics.PUSH_RECONNECTS.inc()
+                log.warning("push: a Pub/Sub (un)subscription failed; listening again")
             except (RedisError, OSError) as error:
                 metrics.PUSH_RECONNECTS.inc()
                 log.warning("push: Redis Pub/Sub failed (%s); listening again in %.0f s",
                             error, RECONNECT_SECONDS)  # fmt: skip
+            except Exception:
+                # A bug must not end push for the process: logged, counted, and listened again.
+                metrics.PUSH_RECONNECTS.inc()
+                log.exception("push: listening failed; listening again")
             finally:
                 self._pubsub = None
+                self._pubsub_failed = False
                 with contextlib.suppress(RedisError, OSError):
                     await pubsub.aclose()
             await asyncio.sleep(RECONNECT_SECONDS)
@@ -238,25 +261,32 @@ class ChangeHub:
         self._wake.set()
 
     def _listen_to(self, vdn_id: int) -> None:
-        channel = self.layout.vdn_changes_channel(vdn_id)
-        asyncio.get_running_loop().create_task(self._send("subscribe", channel))
+        self._send_soon("subscribe", self.layout.vdn_changes_channel(vdn_id))
 
     def _stop_listening_to(self, vdn_id: int) -> None:
-        channel = self.layout.vdn_changes_channel(vdn_id)
-        asyncio.get_running_loop().create_task(self._send("unsubscribe", channel))
+        self._send_soon("unsubscribe", self.layout.vdn_changes_channel(vdn_id))
+
+    def _send_soon(self, command: str, channel: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._send(command, channel))
+        self._sends.add(task)  # kept until done: the loop holds tasks only weakly
+        task.add_done_callback(self._sends.discard)
 
     async def _send(self, command: str, channel: str) -> None:
         async with self._subscribing:
             pubsub = self._pubsub
             if pubsub is None:  # not listening: the listener subscribes to all when it is
                 return
-            # A failure shows in the listening task, which subscribes to every channel again.
-            with contextlib.suppress(RedisError, OSError):
+            try:
                 await getattr(pubsub, command)(channel)
+            except (RedisError, OSError):
+                # The listener starts again, subscribing to every watched VDN's channel.
+                self._pubsub_failed = True
 
     async def _sweep(self) -> None:
         while True:
             await asyncio.sleep(self.limits.sweep_seconds)
+            with contextlib.suppress(RedisError, OSError):
+                await self._measure_clock()
             self._whole.update(self._watched)
             self._wake.set()
 
@@ -274,10 +304,13 @@ class ChangeHub:
                         dirty.setdefault(vdn_id, set()).update(listed)
                 for vdn_id, named in dirty.items():
                     await self._read_vdn(vdn_id, named)
-            except (RedisError, OSError) as error:
+            except Exception as error:  # Redis failing, or a bug: the task must go on
                 # Read again in a moment: nothing is lost, the cursors did not move.
                 metrics.PUSH_READ_ERRORS.inc()
-                log.warning("push: reading changes failed (%s)", error)
+                if isinstance(error, RedisError | OSError):
+                    log.warning("push: reading changes failed (%s)", error)
+                else:
+                    log.exception("push: reading changes failed")
                 for vdn_id, campaigns in dirty.items():
                     self._dirty.setdefault(vdn_id, set()).update(campaigns)
                 self._whole.update(whole)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
+import dataclasses
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
@@ -112,8 +112,9 @@ class ChangeStream:
 
     async def first_read(self) -> list[CampaignChange]:
         subscriber = self.subscriber
-        if subscriber.campaign_id is not None:
-            campaigns = [subscriber.campaign_id]
+        whole_vdn = subscriber.campaign_id is None
+        if not whole_vdn:
+            campaigns = [subscriber.campaign_id or ""]
             point = self.resume_from
         else:
             campaigns = await self.reader.live_campaigns(subscriber.vdn_id)
@@ -122,13 +123,21 @@ class ChangeStream:
                 margin = self.options.resume_margin_ms
                 point = (max(self.resume_from[0] - margin, 0), 0) if margin else self.resume_from
         reads = await self.reader.read(
-            subscriber.vdn_id, [(campaign_id, point) for campaign_id in campaigns], self.today()
+            subscriber.vdn_id,
+            [(campaign_id, point) for campaign_id in campaigns],
+            self.today(),
+            # A whole VDN's margin covers changes announced late by a few seconds; one later
+            # still would be missed, so each campaign's latest comes too (a repeat the client
+            # drops by its changeId, or the one it missed).
+            latest_anyway=whole_vdn,
         )
         changes: list[CampaignChange] = []
         for read in reads:
-            # Paced: what is past stands in its latest change.
-            paced = self.options.max_events_per_second > 0
-            changes += read.changes[-1:] if paced else read.changes
+            if self.options.max_events_per_second > 0 and len(read.changes) > 1:
+                # Paced: what is past stands in its latest change, marked as standing for more.
+                changes.append(dataclasses.replace(read.changes[-1], snapshot=True))
+            else:
+                changes += read.changes
         changes.sort(key=lambda change: change.change_id)
         return changes
 
@@ -238,7 +247,7 @@ async def open_stream(
             resume_margin_ms=settings.push_resume_margin_ms,
             max_events_per_second=settings.push_max_events_per_second,
         ),
-        started_ms=time.time_ns() // 1_000_000,
+        started_ms=hub.redis_now_ms(),
     )
     try:
         await stream.open()
