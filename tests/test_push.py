@@ -609,7 +609,13 @@ async def test_isales_stats_watch_prints_each_change_and_stops_on_ctrl_c(
                 "watch", "--vdn", str(VDN), "--campaign", campaign_id, "--url", api.url, "--json"
             )
             watching = await asyncio.create_subprocess_exec(
-                *command, env=environment, stdout=PIPE, stderr=PIPE
+                *command,
+                env=environment,
+                stdout=PIPE,
+                stderr=PIPE,
+                # Ctrl-C as a terminal sends it: a test run in the background (make test under
+                # nohup, CI) would otherwise hand the child SIGINT ignored.
+                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
             )
             assert watching.stdout is not None
             first = json.loads(await asyncio.wait_for(watching.stdout.readline(), 20))
