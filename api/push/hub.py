@@ -118,20 +118,13 @@ class ChangeHub:
         for it, so that every change from now on reaches its queue; ``ApiError`` over a cap."""
         limits = self.limits
         if self._closing:
-            raise ApiError(
-                503,
-                ErrorCode.UNAVAILABLE,
-                "this API process is stopping; try again, or another process",
-                headers={"Retry-After": "1"},
-            )
+            raise _elsewhere("this API process is stopping", retry_after=1)
         if limits.max_subscribers and self._subscribers >= limits.max_subscribers:
             metrics.PUSH_REFUSED.labels("process").inc()
-            raise ApiError(
-                503,
-                ErrorCode.UNAVAILABLE,
+            raise _elsewhere(
                 f"this API process serves its most subscribers ({limits.max_subscribers}, "
-                "ISALES_PUSH_MAX_SUBSCRIBERS); try again, or another process",
-                headers={"Retry-After": "5"},
+                "ISALES_PUSH_MAX_SUBSCRIBERS)",
+                retry_after=5,
             )
         if limits.max_subscribers_per_key and self._per_key[key] >= limits.max_subscribers_per_key:
             metrics.PUSH_REFUSED.labels("key").inc()
@@ -365,6 +358,16 @@ class ChangeHub:
         for subscriber in watch.subscribers:
             if subscriber.wants(change.campaign_id) and not subscriber.offer(change):
                 metrics.PUSH_DROPPED.labels("slow").inc()
+
+
+def _elsewhere(reason: str, retry_after: int) -> ApiError:
+    """503: this process cannot take the subscriber; another one, or this one later, can."""
+    return ApiError(
+        503,
+        ErrorCode.UNAVAILABLE,
+        f"{reason}; try again, or another process",
+        headers={"Retry-After": str(retry_after)},
+    )
 
 
 def _text(value: bytes | str) -> str:

@@ -181,20 +181,15 @@ def _query(arguments: argparse.Namespace, settings: Settings) -> int:
 
     from isales_stats.client import StatisticsClient
 
-    access_key = arguments.access_key or settings.client_access_key or None
-    secret_key = settings.client_secret_key.get_secret_value() or None
-    if bool(access_key) != bool(secret_key):
-        print(
-            "isales-stats query: give both an access key (ISALES_CLIENT_ACCESS_KEY or "
-            "--access-key) and ISALES_CLIENT_SECRET_KEY, or neither",
-            file=sys.stderr,
-        )
+    keys = _signing_keys("query", arguments, settings)
+    if keys is None:
         return 2
+    access_key, secret_key = keys
     misuse = _query_misuse(arguments)
     if misuse:
         print(f"isales-stats query: {misuse}", file=sys.stderr)
         return 2
-    url = arguments.url or f"http://{settings.api_host}:{settings.api_port}"
+    url = _api_url(arguments, settings)
     with StatisticsClient(url, access_key, secret_key) as client:
         if arguments.fails:
             request = client.build_fail_category_request(
@@ -228,18 +223,12 @@ def _query(arguments: argparse.Namespace, settings: Settings) -> int:
 def _watch(arguments: argparse.Namespace, settings: Settings) -> int:
     from isales_stats.commands.watching import follow
 
-    access_key = arguments.access_key or settings.client_access_key or None
-    secret_key = settings.client_secret_key.get_secret_value() or None
-    if bool(access_key) != bool(secret_key):
-        print(
-            "isales-stats watch: give both an access key (ISALES_CLIENT_ACCESS_KEY or "
-            "--access-key) and ISALES_CLIENT_SECRET_KEY, or neither",
-            file=sys.stderr,
-        )
+    keys = _signing_keys("watch", arguments, settings)
+    if keys is None:
         return 2
-    url = arguments.url or f"http://{settings.api_host}:{settings.api_port}"
+    access_key, secret_key = keys
     return follow(
-        url,
+        _api_url(arguments, settings),
         arguments.vdn,
         campaign_id=arguments.campaign,
         access_key=access_key,
@@ -247,6 +236,27 @@ def _watch(arguments: argparse.Namespace, settings: Settings) -> int:
         after=arguments.after,
         as_json=arguments.json,
     )
+
+
+def _signing_keys(
+    command: str, arguments: argparse.Namespace, settings: Settings
+) -> tuple[str | None, str | None] | None:
+    """The AK and SK a client command signs with (both None: unsigned); None, said on stderr,
+    when only one of them is given."""
+    access_key = arguments.access_key or settings.client_access_key or None
+    secret_key = settings.client_secret_key.get_secret_value() or None
+    if bool(access_key) != bool(secret_key):
+        print(
+            f"isales-stats {command}: give both an access key (ISALES_CLIENT_ACCESS_KEY or "
+            "--access-key) and ISALES_CLIENT_SECRET_KEY, or neither",
+            file=sys.stderr,
+        )
+        return None
+    return access_key, secret_key
+
+
+def _api_url(arguments: argparse.Namespace, settings: Settings) -> str:
+    return str(arguments.url or f"http://{settings.api_host}:{settings.api_port}")
 
 
 def _query_misuse(arguments: argparse.Namespace) -> str | None:
