@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from isales_stats.core.keys import CHANGE_FIELDS, DAILY_COUNTERS, TOTAL_COUNTERS, KeyLayout
-from isales_stats.engine.redis_connection import AnyRedis, run_pipeline
+from isales_stats.engine.redis_connection import AnyRedis, run_pipeline, text_of
 from isales_stats.engine.scripts import load_script
 
 log = logging.getLogger(__name__)
@@ -101,8 +101,8 @@ def change_from_entry(campaign_id: str, entry: Sequence[Any], snapshot: bool) ->
     fields = flat if isinstance(flat, dict) else dict(zip(flat[0::2], flat[1::2], strict=True))
     return CampaignChange(
         campaign_id,
-        parse_change_id(_text(entry_id)),
-        _text(fields[_DAY.encode()]),
+        parse_change_id(text_of(entry_id)),
+        text_of(fields[_DAY.encode()]),
         _row(fields[_TOTALS.encode()], len(TOTAL_COUNTERS)),
         _row(fields[_DAILY.encode()], len(DAILY_COUNTERS)),
         snapshot,
@@ -132,7 +132,7 @@ class ChangeReader:
     async def live_campaigns(self, vdn_id: int) -> list[str]:
         """The VDN's live campaigns (its index), sorted."""
         members = await self.redis.smembers(self.layout.vdn_campaigns(vdn_id))
-        return sorted(_text(member) for member in members)
+        return sorted(text_of(member) for member in members)
 
     async def read(
         self,
@@ -201,7 +201,3 @@ def _parsed(campaign_id: str, entry: Sequence[Any], snapshot: bool) -> CampaignC
     except (KeyError, ValueError, TypeError) as error:
         log.warning("campaign %r: change entry %r skipped: %s", campaign_id, entry, error)
         return None
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -27,7 +27,7 @@ from isales_stats.core.days import (
 )
 from isales_stats.core.events import CallEvent, EventKind
 from isales_stats.core.keys import KeyLayout
-from isales_stats.engine.redis_connection import AnyRedis, LuaScript, run_pipeline
+from isales_stats.engine.redis_connection import AnyRedis, LuaScript, run_pipeline, text_of
 from isales_stats.engine.scripts import load_script
 
 COUNT_EVENTS = load_script("count_events.lua")
@@ -230,7 +230,7 @@ class EventCounter:
         ended = [
             campaign
             for campaign, letters in zip(by_campaign, verdicts, strict=True)
-            if _tally(by_campaign[campaign], _text(letters), outcome, self.limits)
+            if _tally(by_campaign[campaign], text_of(letters), outcome, self.limits)
             in _RELEASED_REASONS
         ]
         self._known.update(new)
@@ -453,7 +453,3 @@ def _tally(
             )
             outcome.over_limit.append((event, reason))
     return verdicts[:1]
-
-
-def _text(reply: bytes | str) -> str:
-    return reply.decode() if isinstance(reply, bytes) else reply

@@ -22,7 +22,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from isales_stats.core.keys import DAILY_COUNTERS, HOUR_COUNTERS, TOTAL_COUNTERS, KeyLayout
-from isales_stats.engine.redis_connection import AnyRedis, run_pipeline
+from isales_stats.engine.redis_connection import AnyRedis, run_pipeline, text_of
 from isales_stats.engine.scripts import load_script
 from isales_stats.engine.statistics import CorruptCounters, ReadGate
 
@@ -60,7 +60,7 @@ class HistoryReader:
         """Per day of ``days``, the failed calls by failCode ({} when none, or unknown)."""
         _, _, details = await self._read(vdn_id, campaign_id, batch_id, "fails", days, [], gate)
         return [
-            {_text(code): _count(campaign_id, count) for code, count in _pairs(flat)}
+            {text_of(code): _count(campaign_id, count) for code, count in _pairs(flat)}
             for flat in details
         ]
 
@@ -159,7 +159,7 @@ def _numbers(campaign_id: str, row: bytes | None, expected: int) -> list[int]:
 def _hours(campaign_id: str, flat: list[bytes]) -> dict[int, dict[str, int]]:
     hours: dict[int, dict[str, int]] = {}
     for name, count in _pairs(flat):
-        hour, _, short = _text(name).partition(":")
+        hour, _, short = text_of(name).partition(":")
         counter = _HOUR_COUNTER_OF.get(short)
         if counter is None or not hour.isdigit():
             raise CorruptCounters(f"campaign {campaign_id!r}: an hour field {name!r:.40}")
@@ -178,7 +178,3 @@ def _count(campaign_id: str, value: bytes) -> int:
     if not value.isdigit():
         raise CorruptCounters(f"campaign {campaign_id!r}: a stored count is {value!r:.40}")
     return int(value)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -25,7 +25,7 @@ from isales_stats.core.keys import LIFE_FIELDS, KeyLayout
 from isales_stats.core.settings import Settings
 from isales_stats.engine import metrics
 from isales_stats.engine.counting import schedule_member
-from isales_stats.engine.redis_connection import AnyRedis, LuaScript, run_pipeline
+from isales_stats.engine.redis_connection import AnyRedis, LuaScript, run_pipeline, text_of
 from isales_stats.engine.scripts import load_script
 from isales_stats.engine.state import queue_state_size
 
@@ -105,7 +105,7 @@ class CampaignLifecycle:
             )
             if not due:
                 break
-            campaigns = [_parse_member(_text(member)) for member in due]
+            campaigns = [_parse_member(text_of(member)) for member in due]
             steps = await self._step(campaigns, "step")
             report.steps += steps
             if len(due) < SWEEP_BATCH:
@@ -148,7 +148,7 @@ class CampaignLifecycle:
 
         replies = await run_pipeline(self.redis, [STEP_CAMPAIGN], queue)
         steps = [
-            Step(vdn_id, campaign_id, _text(state), float(next_at), int(removed))
+            Step(vdn_id, campaign_id, text_of(state), float(next_at), int(removed))
             for (vdn_id, campaign_id), (state, next_at, removed) in zip(
                 campaigns, replies, strict=True
             )
@@ -208,7 +208,7 @@ class CampaignLifecycle:
                 pipe.zrange(self.layout.vdn_released_campaigns(vdn_id), 0, -1),
             ),
         )
-        campaign_ids = sorted({_text(member) for member in [*live, *released]})
+        campaign_ids = sorted({text_of(member) for member in [*live, *released]})
         schedule = self.layout.lifecycle_schedule()
 
         def queue(pipe: Any) -> None:
@@ -248,7 +248,3 @@ class CampaignLifecycle:
 def _parse_member(member: str) -> tuple[int, str]:
     vdn, _, campaign_id = member.partition(":")
     return int(vdn), campaign_id
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -62,6 +62,11 @@ def connect_pubsub(settings: Settings) -> Redis:
     return Redis.from_url(url, **connection_options(settings))
 
 
+def text_of(reply: bytes | str) -> str:
+    """A Redis reply as text: clients made without ``decode_responses`` answer bytes."""
+    return reply.decode() if isinstance(reply, bytes) else reply
+
+
 def connection_options(settings: Settings) -> dict[str, Any]:
     """redis-py's keyword arguments for the settings beyond the URL.
 

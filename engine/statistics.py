@@ -23,7 +23,7 @@ import orjson
 from redis.asyncio.cluster import RedisCluster
 
 from isales_stats.core.keys import DAILY_COUNTERS, RESPONSE_COUNTERS, TOTAL_COUNTERS, KeyLayout
-from isales_stats.engine.redis_connection import AnyRedis, LuaScript, run_pipeline
+from isales_stats.engine.redis_connection import AnyRedis, LuaScript, run_pipeline, text_of
 from isales_stats.engine.scripts import load_script
 
 READ_STATISTICS = load_script("read_statistics.lua")
@@ -84,7 +84,7 @@ class StatisticsReader:
             )
             if gate is not None:
                 gate.judge(first[0])
-            campaign_ids = sorted(_text(member) for member in members)
+            campaign_ids = sorted(text_of(member) for member in members)
         else:
             campaign_ids = [campaign_id]
         if not campaign_ids:
@@ -158,7 +158,7 @@ def _campaign_json(campaign_id: str, reply: list[list[bytes]]) -> bytes:
     values = [orjson.dumps(campaign_id)]
     for scope in (b"", *batches):
         if scope:
-            values.append(orjson.dumps(_text(scope)))
+            values.append(orjson.dumps(text_of(scope)))
         total = totals[scope].split(b",")
         day = daily.get(scope, _NO_EVENT_THAT_DAY).split(b",")
         values += total
@@ -191,7 +191,3 @@ def _campaign_template(batches: int) -> bytes:
         b'{"campaignId":%s,' + _COUNTER_MEMBERS
         + b',"batchDetail":[' + b",".join([batch] * batches) + b"]}"
     )  # fmt: skip
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

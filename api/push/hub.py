@@ -30,6 +30,7 @@ from isales_stats.api.errors import ApiError, ErrorCode
 from isales_stats.api.push.subscriber import Subscriber
 from isales_stats.core.keys import KeyLayout
 from isales_stats.engine.changes import BEFORE_ANY_CHANGE, CampaignChange, ChangeId, ChangeReader
+from isales_stats.engine.redis_connection import text_of
 
 log = logging.getLogger(__name__)
 
@@ -242,12 +243,12 @@ class ChangeHub:
             await asyncio.sleep(RECONNECT_SECONDS)
 
     def _on_message(self, message: dict[str, Any]) -> None:
-        channel = _text(message["channel"])
+        channel = text_of(message["channel"])
         vdn_id = int(channel.rsplit(":", 1)[1])
         if vdn_id not in self._watched:
             return
         if message["type"] == "message":
-            self._dirty.setdefault(vdn_id, set()).add(_text(message["data"]))
+            self._dirty.setdefault(vdn_id, set()).add(text_of(message["data"]))
         elif message["type"] == "subscribe":
             # Listening from now on: what was recorded before is read once, whole.
             self._whole.add(vdn_id)
@@ -368,7 +369,3 @@ def _elsewhere(reason: str, retry_after: int) -> ApiError:
         f"{reason}; try again, or another process",
         headers={"Retry-After": str(retry_after)},
     )
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
