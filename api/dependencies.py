@@ -23,7 +23,6 @@ from isales_stats.api.parameters import (
 from isales_stats.api.push.hub import ChangeHub
 from isales_stats.core.settings import Settings
 from isales_stats.core.signing import decode_query
-from isales_stats.engine.changes import ChangeReader
 from isales_stats.engine.history import HistoryReader
 from isales_stats.engine.redis_connection import AnyRedis
 from isales_stats.engine.statistics import StatisticsReader
@@ -52,11 +51,6 @@ async def _history_reader(request: Request) -> HistoryReader:
 async def _hub(request: Request) -> ChangeHub:
     hub: ChangeHub = request.app.state.push_hub
     return hub
-
-
-async def _change_reader(request: Request) -> ChangeReader:
-    reader: ChangeReader = request.app.state.change_reader
-    return reader
 
 
 async def _admission(request: Request) -> Admission:
@@ -100,7 +94,6 @@ ReaderDep = Annotated[StatisticsReader, Depends(_reader)]
 HistoryReaderDep = Annotated[HistoryReader, Depends(_history_reader)]
 AdmissionDep = Annotated[Admission, Depends(_admission)]
 HubDep = Annotated[ChangeHub, Depends(_hub)]
-ChangeReaderDep = Annotated[ChangeReader, Depends(_change_reader)]
 # 401 when the signature does not hold; declared first on a route, it is checked first.
 CallerDep = Annotated[Caller, Depends(authenticate_caller)]
 # 400 with the iSales code when the parameters break the interface's rules.

@@ -15,7 +15,7 @@ from isales_stats.api.admission import Admission
 from isales_stats.api.auth import load_callback_tokens, load_key_grants
 from isales_stats.api.body_limit import BodyLimit
 from isales_stats.api.errors import EXCEPTION_HANDLERS
-from isales_stats.api.push.hub import ChangeHub, PushLimits
+from isales_stats.api.push.hub import ChangeHub
 from isales_stats.api.routes import (
     callbacks,
     fail_categories,
@@ -26,7 +26,6 @@ from isales_stats.api.routes import (
     stream,
 )
 from isales_stats.api.telemetry import RequestTelemetry, configure_access_log
-from isales_stats.core.days import today_in
 from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings, get_settings
 from isales_stats.engine.changes import ChangeReader
@@ -45,8 +44,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await verify_access(settings)  # a wrong password or CA stops start-up, named
         redis = connect(settings)
         app.state.redis = redis
-        app.state.reader = StatisticsReader(redis, KeyLayout(settings.key_prefix))
-        app.state.history_reader = HistoryReader(redis, KeyLayout(settings.key_prefix))
+        layout = KeyLayout(settings.key_prefix)
+        app.state.reader = StatisticsReader(redis, layout)
+        app.state.history_reader = HistoryReader(redis, layout)
         app.state.admission = Admission(
             redis,
             settings.key_prefix,
@@ -56,14 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             signature_lifetime_seconds=settings.auth_window_seconds
             + settings.auth_future_skew_seconds,
         )
-        app.state.change_reader = ChangeReader(redis, KeyLayout(settings.key_prefix))
-        hub = ChangeHub(
-            app.state.change_reader,
-            connect_pubsub(settings),
-            KeyLayout(settings.key_prefix),
-            lambda vdn_id: today_in(settings.time_zone_of(vdn_id)).isoformat(),
-            push_limits(settings),
-        )
+        hub = ChangeHub(ChangeReader(redis, layout), connect_pubsub(settings), settings)
         app.state.push_hub = hub
         await hub.start()
         try:
@@ -108,14 +101,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(callbacks.build_router(settings))
     app.include_router(live.build_router(settings))
     return app
-
-
-def push_limits(settings: Settings) -> PushLimits:
-    return PushLimits(
-        max_events_per_second=settings.push_max_events_per_second,
-        queue_events=settings.push_queue_events,
-        max_subscribers=settings.push_max_subscribers,
-        max_subscribers_per_key=settings.push_max_subscribers_per_key,
-        resume_margin_ms=settings.push_resume_margin_ms,
-        sweep_seconds=settings.push_sweep_seconds,
-    )

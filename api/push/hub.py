@@ -18,7 +18,6 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +27,8 @@ from redis.exceptions import RedisError
 from isales_stats.api import metrics
 from isales_stats.api.errors import ApiError, ErrorCode
 from isales_stats.api.push.subscriber import Subscriber
-from isales_stats.core.keys import KeyLayout
+from isales_stats.core.days import today_in
+from isales_stats.core.settings import Settings
 from isales_stats.engine.changes import BEFORE_ANY_CHANGE, CampaignChange, ChangeId, ChangeReader
 from isales_stats.engine.redis_connection import text_of
 
@@ -38,18 +38,6 @@ log = logging.getLogger(__name__)
 RECONNECT_SECONDS = 1.0
 # How often the listener looks again while no VDN is watched.
 IDLE_SECONDS = 0.1
-
-
-@dataclass(frozen=True)
-class PushLimits:
-    """The settings of push that the hub applies (Settings.push_*)."""
-
-    max_events_per_second: float = 4.0
-    queue_events: int = 1000
-    max_subscribers: int = 2000
-    max_subscribers_per_key: int = 100
-    resume_margin_ms: int = 5000
-    sweep_seconds: float = 30.0
 
 
 @dataclass
@@ -78,22 +66,13 @@ class _Watch:
 class ChangeHub:
     """Subscribers of this process by VDN, and the tasks that feed them (``start``/``close``)."""
 
-    def __init__(
-        self,
-        reader: ChangeReader,
-        pubsub_redis: Redis,
-        layout: KeyLayout,
-        today_of: Callable[[int], str],
-        limits: PushLimits,
-    ) -> None:
+    def __init__(self, reader: ChangeReader, pubsub_redis: Redis, settings: Settings) -> None:
         self.reader = reader
         self.pubsub_redis = pubsub_redis
-        self.layout = layout
-        self.today_of = today_of
-        self.limits = limits
-        self.interval = (
-            1.0 / limits.max_events_per_second if limits.max_events_per_second > 0 else 0.0
-        )
+        self.layout = reader.layout
+        self.settings = settings  # its push_* settings
+        rate = settings.push_max_events_per_second
+        self.interval = 1.0 / rate if rate > 0 else 0.0
         self._watched: dict[int, _Watch] = {}
         self._per_key: Counter[str] = Counter()
         self._subscribers = 0
@@ -117,28 +96,29 @@ class ChangeHub:
     def subscribe(self, vdn_id: int, campaign_id: str | None, key: str) -> Subscriber:
         """A subscriber of the VDN (or one campaign of it), registered before anything is read
         for it, so that every change from now on reaches its queue; ``ApiError`` over a cap."""
-        limits = self.limits
+        settings = self.settings
         if self._closing:
             raise _elsewhere("this API process is stopping", retry_after=1)
-        if limits.max_subscribers and self._subscribers >= limits.max_subscribers:
+        most, most_of_key = settings.push_max_subscribers, settings.push_max_subscribers_per_key
+        if most and self._subscribers >= most:
             metrics.PUSH_REFUSED.labels("process").inc()
             raise _elsewhere(
-                f"this API process serves its most subscribers ({limits.max_subscribers}, "
+                f"this API process serves its most subscribers ({most}, "
                 "ISALES_PUSH_MAX_SUBSCRIBERS)",
                 retry_after=5,
             )
-        if limits.max_subscribers_per_key and self._per_key[key] >= limits.max_subscribers_per_key:
+        if most_of_key and self._per_key[key] >= most_of_key:
             metrics.PUSH_REFUSED.labels("key").inc()
             raise ApiError(
                 429,
                 ErrorCode.TOO_FREQUENT,
-                f"this key has {limits.max_subscribers_per_key} subscribers on this API process "
-                "already (ISALES_PUSH_MAX_SUBSCRIBERS_PER_KEY); close one first",
+                f"this key has {most_of_key} subscribers on this API process already "
+                "(ISALES_PUSH_MAX_SUBSCRIBERS_PER_KEY); close one first",
             )
-        subscriber = Subscriber(vdn_id, campaign_id, key, limits.queue_events)
+        subscriber = Subscriber(vdn_id, campaign_id, key, settings.push_queue_events)
         watch = self._watched.get(vdn_id)
         if watch is None:
-            since = max(self.redis_now_ms() - limits.resume_margin_ms, 0)
+            since = max(self.redis_now_ms() - settings.push_resume_margin_ms, 0)
             watch = _Watch((since, 0))
             self._watched[vdn_id] = watch
             self._listen_to(vdn_id)
@@ -166,9 +146,9 @@ class ChangeHub:
             self._dirty.pop(subscriber.vdn_id, None)
             self._stop_listening_to(subscriber.vdn_id)
 
-    @property
-    def subscriber_count(self) -> int:
-        return self._subscribers
+    def today_of(self, vdn_id: int) -> str:
+        """Today in the VDN's zone: the day whose daily counters a snapshot from rows carries."""
+        return today_in(self.settings.time_zone_of(vdn_id)).isoformat()
 
     def redis_now_ms(self) -> int:
         """Now on Redis' clock, which stamps the changes' ids: this host's clock corrected by
@@ -278,7 +258,7 @@ class ChangeHub:
 
     async def _sweep(self) -> None:
         while True:
-            await asyncio.sleep(self.limits.sweep_seconds)
+            await asyncio.sleep(self.settings.push_sweep_seconds)
             with contextlib.suppress(RedisError, OSError):
                 await self._measure_clock()
             self._whole.update(self._watched)

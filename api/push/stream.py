@@ -26,8 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 
 import anyio
 from fastapi import Request
@@ -38,14 +37,11 @@ from isales_stats.api import metrics
 from isales_stats.api.errors import ErrorCode, ParameterError
 from isales_stats.api.push.hub import ChangeHub
 from isales_stats.api.push.subscriber import Subscriber
-from isales_stats.core.days import today_in
 from isales_stats.core.interface import EVENT_STREAM_MEDIA_TYPE
-from isales_stats.core.settings import Settings
 from isales_stats.engine.changes import (
     BEFORE_ANY_CHANGE,
     CampaignChange,
     ChangeId,
-    ChangeReader,
     format_change_id,
     parse_change_id,
 )
@@ -57,34 +53,22 @@ HEARTBEAT = b": heartbeat\n\n"
 GOODBYE_SECONDS = 1.0
 
 
-@dataclass(frozen=True)
-class StreamOptions:
-    heartbeat_seconds: float
-    resume_margin_ms: int
-    max_events_per_second: float
-
-
 class ChangeStream:
     """The frames of one subscriber, from its first read on."""
 
     def __init__(
-        self,
-        subscriber: Subscriber,
-        reader: ChangeReader,
-        today: Callable[[], str],
-        resume_from: ChangeId | None,
-        options: StreamOptions,
-        started_ms: int,
+        self, subscriber: Subscriber, hub: ChangeHub, resume_from: ChangeId | None
     ) -> None:
         self.subscriber = subscriber
-        self.reader = reader
-        self.today = today
+        self.hub = hub
+        self.reader = hub.reader
+        self.settings = hub.settings  # its push_* settings
         self.resume_from = resume_from
-        self.options = options
-        # The newest change sent per campaign (what a repeat is told by), and the event id.
+        # The newest change sent per campaign (what a repeat is told by), and the event id: a
+        # whole VDN's new subscriber starts at now on Redis' clock.
         self.sent: dict[str, ChangeId] = {}
         self.cursor: ChangeId = resume_from or (
-            BEFORE_ANY_CHANGE if subscriber.campaign_id else (started_ms, 0)
+            BEFORE_ANY_CHANGE if subscriber.campaign_id else (hub.redis_now_ms(), 0)
         )
         self.first: list[CampaignChange] = []  # the first read, sent ahead of the queue
 
@@ -102,7 +86,7 @@ class ChangeStream:
         queue, dropped = self.subscriber.queue, self.subscriber.dropped
         while not dropped.is_set():
             try:
-                change = await asyncio.wait_for(queue.get(), self.options.heartbeat_seconds)
+                change = await asyncio.wait_for(queue.get(), self.settings.push_heartbeat_seconds)
             except TimeoutError:
                 yield HEARTBEAT
                 continue
@@ -120,12 +104,12 @@ class ChangeStream:
             campaigns = await self.reader.live_campaigns(subscriber.vdn_id)
             point = None
             if self.resume_from is not None:
-                margin = self.options.resume_margin_ms
+                margin = self.settings.push_resume_margin_ms
                 point = (max(self.resume_from[0] - margin, 0), 0) if margin else self.resume_from
         reads = await self.reader.read(
             subscriber.vdn_id,
             [(campaign_id, point) for campaign_id in campaigns],
-            self.today(),
+            self.hub.today_of(subscriber.vdn_id),
             # A whole VDN's margin covers changes announced late by a few seconds; one later
             # still would be missed, so each campaign's latest comes too (a repeat the client
             # drops by its changeId, or the one it missed).
@@ -133,7 +117,7 @@ class ChangeStream:
         )
         changes: list[CampaignChange] = []
         for read in reads:
-            if self.options.max_events_per_second > 0 and len(read.changes) > 1:
+            if self.hub.interval and len(read.changes) > 1:
                 # Paced: what is past stands in its latest change, marked as standing for more.
                 changes.append(dataclasses.replace(read.changes[-1], snapshot=True))
             else:
@@ -227,8 +211,6 @@ def last_event_id(request: Request) -> ChangeId | None:
 
 async def open_stream(
     hub: ChangeHub,
-    reader: ChangeReader,
-    settings: Settings,
     vdn_id: int,
     campaign_id: str | None,
     key: str,
@@ -236,19 +218,7 @@ async def open_stream(
 ) -> Response:
     """Register the subscriber, read what it is owed, and answer with its stream."""
     subscriber = hub.subscribe(vdn_id, campaign_id, key)
-    zone = settings.time_zone_of(vdn_id)
-    stream = ChangeStream(
-        subscriber,
-        reader,
-        lambda: today_in(zone).isoformat(),
-        resume_from,
-        StreamOptions(
-            heartbeat_seconds=settings.push_heartbeat_seconds,
-            resume_margin_ms=settings.push_resume_margin_ms,
-            max_events_per_second=settings.push_max_events_per_second,
-        ),
-        started_ms=hub.redis_now_ms(),
-    )
+    stream = ChangeStream(subscriber, hub, resume_from)
     try:
         await stream.open()
     except BaseException:

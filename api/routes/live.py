@@ -32,7 +32,7 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
-from isales_stats.api.dependencies import ChangeReaderDep, HubDep, ReaderDep, SettingsDep
+from isales_stats.api.dependencies import HubDep, ReaderDep, SettingsDep
 from isales_stats.api.errors import ErrorCode, ParameterError
 from isales_stats.api.push.stream import last_event_id, open_stream
 from isales_stats.core.days import today_in
@@ -89,19 +89,11 @@ def build_router(settings: Settings) -> APIRouter:
         yesterday's daily counters."""
         return await live_body(vdnId, reader, settings, yesterdays)
 
-    async def live_stream(
-        vdnId: str,
-        request: Request,
-        hub: HubDep,
-        reader: ChangeReaderDep,
-        settings: SettingsDep,
-    ) -> Response:
+    async def live_stream(vdnId: str, request: Request, hub: HubDep) -> Response:
         """The VDN's changes as Server-Sent Events (api/push/), for the page."""
         vdn_id = _checked_vdn_id(vdnId)
         address = request.client.host if request.client else "unknown"
-        return await open_stream(
-            hub, reader, settings, vdn_id, None, f"live:{address}", last_event_id(request)
-        )
+        return await open_stream(hub, vdn_id, None, f"live:{address}", last_event_id(request))
 
     router.add_api_route("/", live_page, methods=["GET"], include_in_schema=False)
     router.add_api_route(

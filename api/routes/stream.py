@@ -18,9 +18,7 @@ from isales_stats.api.auth import authorize_vdn
 from isales_stats.api.dependencies import (
     AdmissionDep,
     CallerDep,
-    ChangeReaderDep,
     HubDep,
-    SettingsDep,
     StreamQueryDep,
 )
 from isales_stats.api.errors import ErrorCode
@@ -70,8 +68,6 @@ async def statistics_stream(
     query: StreamQueryDep,
     admission: AdmissionDep,
     hub: HubDep,
-    reader: ChangeReaderDep,
-    settings: SettingsDep,
 ) -> Response:
     """Each change of a campaign's counters (totals and today's), as an event; send
     ``Last-Event-ID`` to resume after the last one received, on any API process."""
@@ -79,6 +75,4 @@ async def statistics_stream(
     resume_from = last_event_id(request)
     gate = admission.gate(request, caller, query.vdn_id, interface=STREAM_INTERFACE)
     await admission.check(gate)
-    return await open_stream(
-        hub, reader, settings, query.vdn_id, query.campaign_id, caller.identity, resume_from
-    )
+    return await open_stream(hub, query.vdn_id, query.campaign_id, caller.identity, resume_from)
