@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from isales_stats.core.interface import ChangeId, format_change_id, parse_change_id
 from isales_stats.core.keys import CHANGE_FIELDS, DAILY_COUNTERS, TOTAL_COUNTERS, KeyLayout
 from isales_stats.engine.redis_connection import AnyRedis, run_pipeline, text_of
 from isales_stats.engine.scripts import load_script
@@ -26,26 +27,11 @@ log = logging.getLogger(__name__)
 
 READ_CHANGES = load_script("read_changes.lua")
 
-# A stream id, as the tuple that orders it; (0, 0) is before every change.
-ChangeId = tuple[int, int]
-BEFORE_ANY_CHANGE: ChangeId = (0, 0)
+BEFORE_ANY_CHANGE: ChangeId = (0, 0)  # before every change
+
 # read_changes.lua's answers
 _CHANGES, _LATEST, _FROM_ROWS, _UNKNOWN = 0, 1, 2, 3
 _DAY, _TOTALS, _DAILY = CHANGE_FIELDS
-
-
-def parse_change_id(text: str) -> ChangeId:
-    """``"1700000000000-3"`` -> (1700000000000, 3); ValueError for anything else."""
-    ms, dash, seq = text.partition("-")
-    if not (dash and ms.isascii() and ms.isdigit() and seq.isascii() and seq.isdigit()):
-        raise ValueError(f"not a change id (digits-digits): {text[:40]!r}")
-    if len(ms) > 15 or len(seq) > 19:
-        raise ValueError(f"not a change id (too long): {text[:40]!r}")
-    return int(ms), int(seq)
-
-
-def format_change_id(change_id: ChangeId) -> str:
-    return f"{change_id[0]}-{change_id[1]}"
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from isales_stats.core.interface import FAIL_CATEGORY_PATH as FAIL_CATEGORY_PATH
 from isales_stats.core.interface import HISTORY_PATH as HISTORY_PATH
 from isales_stats.core.interface import STATISTICS_PATH as STATISTICS_PATH
 from isales_stats.core.interface import STREAM_PATH as STREAM_PATH
+from isales_stats.core.interface import parse_change_id
 from isales_stats.core.signing import sign_request
 
 Clock = Callable[[], datetime]
@@ -329,7 +330,7 @@ async def watch(
                             change = _pushed_change(event, last_event_id)
                             if change is None:
                                 continue
-                            order = _change_order(change.change_id)
+                            order = parse_change_id(change.change_id)
                             if order <= newest.get(change.campaign_id, (-1, -1)):
                                 continue
                             newest[change.campaign_id] = order
@@ -379,8 +380,3 @@ def _pushed_change(event: dict[str, str], event_id: str | None) -> PushedChange 
         snapshot=bool(data.pop("snapshot")),
         counters=data,
     )
-
-
-def _change_order(change_id: str) -> tuple[int, int]:
-    ms, _, seq = change_id.partition("-")
-    return int(ms), int(seq)

@@ -30,11 +30,11 @@ from isales_stats.client import AkSkAuth, server_sent_events, watch
 from isales_stats.commands import cli_command
 from isales_stats.core.days import today_in
 from isales_stats.core.events import event_from_json
-from isales_stats.core.interface import STREAM_PATH
+from isales_stats.core.interface import STREAM_PATH, parse_change_id
 from isales_stats.core.keys import KeyLayout
 from isales_stats.core.reference_model import reference_statistics
 from isales_stats.core.settings import Settings
-from isales_stats.engine.changes import change_from_entry, parse_change_id
+from isales_stats.engine.changes import change_from_entry
 from isales_stats.engine.counting import EventCounter
 from isales_stats.engine.statistics import StatisticsReader
 from tests.support.api_process import ApiProcess

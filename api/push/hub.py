@@ -28,8 +28,9 @@ from isales_stats.api import metrics
 from isales_stats.api.errors import ApiError, ErrorCode
 from isales_stats.api.push.subscriber import Subscriber
 from isales_stats.core.days import today_in
+from isales_stats.core.interface import ChangeId
 from isales_stats.core.settings import Settings
-from isales_stats.engine.changes import BEFORE_ANY_CHANGE, CampaignChange, ChangeId, ChangeReader
+from isales_stats.engine.changes import BEFORE_ANY_CHANGE, CampaignChange, ChangeReader
 from isales_stats.engine.redis_connection import text_of
 
 log = logging.getLogger(__name__)

@@ -37,14 +37,13 @@ from isales_stats.api import metrics
 from isales_stats.api.errors import ErrorCode, ParameterError
 from isales_stats.api.push.hub import ChangeHub
 from isales_stats.api.push.subscriber import Subscriber
-from isales_stats.core.interface import EVENT_STREAM_MEDIA_TYPE
-from isales_stats.engine.changes import (
-    BEFORE_ANY_CHANGE,
-    CampaignChange,
+from isales_stats.core.interface import (
+    EVENT_STREAM_MEDIA_TYPE,
     ChangeId,
     format_change_id,
     parse_change_id,
 )
+from isales_stats.engine.changes import BEFORE_ANY_CHANGE, CampaignChange
 
 # How long an EventSource waits before it reconnects (milliseconds; its default is ~3 s).
 RETRY_MS = 1000

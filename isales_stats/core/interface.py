@@ -23,3 +23,21 @@ EVENT_STREAM_MEDIA_TYPE = "text/event-stream"
 # bare media type, with any case and spacing (api/parameters.py).
 JSON_MEDIA_TYPE = "application/json"
 CONTENT_TYPE = f"{JSON_MEDIA_TYPE}; charset=UTF-8"
+
+# A push event's change id, its stream id in Redis ("ms-seq"), as the tuple that orders it:
+# the API resumes from it, and clients keep a campaign's change only when its id is newer.
+ChangeId = tuple[int, int]
+
+
+def parse_change_id(text: str) -> ChangeId:
+    """``"1700000000000-3"`` -> (1700000000000, 3); ValueError for anything else."""
+    ms, dash, seq = text.partition("-")
+    if not (dash and ms.isascii() and ms.isdigit() and seq.isascii() and seq.isdigit()):
+        raise ValueError(f"not a change id (digits-digits): {text[:40]!r}")
+    if len(ms) > 15 or len(seq) > 19:
+        raise ValueError(f"not a change id (too long): {text[:40]!r}")
+    return int(ms), int(seq)
+
+
+def format_change_id(change_id: ChangeId) -> str:
+    return f"{change_id[0]}-{change_id[1]}"
