@@ -139,10 +139,13 @@ class Subscription:
             http.stream("GET", self.url, headers=self.headers) as response,
         ):
             self.status = response.status_code
-            self.opened.set()
             if response.status_code != 200:
+                # Read before the subscription counts as opened: leaving the ``async with``
+                # right away must find the refusal's body, not cancel its reading.
                 self.body = json.loads(await response.aread())
+                self.opened.set()
                 return
+            self.opened.set()
 
             async def lines() -> AsyncIterator[str]:
                 async for line in response.aiter_lines():
