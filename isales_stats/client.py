@@ -78,6 +78,13 @@ class AkSkAuth(httpx.Auth):
         yield request
 
 
+def signer(access_key: str | None, secret_key: str | None, clock: Clock = _now) -> AkSkAuth | None:
+    """The signer of a client given both keys, or None (unsigned) given neither."""
+    if bool(access_key) != bool(secret_key):
+        raise ValueError("give both an access key and a secret key, or neither")
+    return AkSkAuth(access_key, secret_key, clock) if access_key and secret_key else None
+
+
 def sign(request: httpx.Request, access_key: str, secret_key: str, moment: datetime) -> None:
     """Sign ``request`` in place as sent at ``moment``."""
     request.headers.setdefault("Content-Type", CONTENT_TYPE)
@@ -118,9 +125,7 @@ class StatisticsClient:
         clock: Clock = _now,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        if bool(access_key) != bool(secret_key):
-            raise ValueError("give both an access key and a secret key, or neither")
-        self.auth = AkSkAuth(access_key, secret_key, clock) if access_key and secret_key else None
+        self.auth = signer(access_key, secret_key, clock)
         self.clock = clock
         self._http = httpx.Client(
             base_url=base_url,
@@ -301,9 +306,7 @@ async def watch(
     yielded for its campaign). Runs until the caller stops iterating;
     ``StatisticsApiError`` when the API refuses the subscription for good (401, 400).
     """
-    if bool(access_key) != bool(secret_key):
-        raise ValueError("give both an access key and a secret key, or neither")
-    auth = AkSkAuth(access_key, secret_key) if access_key and secret_key else None
+    auth = signer(access_key, secret_key)
     params = {"campaignId": campaign_id} if campaign_id is not None else {}
     newest: dict[str, tuple[int, int]] = {}
     timeout = httpx.Timeout(10.0, read=idle_seconds)

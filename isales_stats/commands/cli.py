@@ -54,13 +54,8 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Signs with ISALES_CLIENT_ACCESS_KEY and ISALES_CLIENT_SECRET_KEY (or "
         "--access-key); without keys the request goes unsigned (an API with auth off).",
     )
-    query.add_argument(
-        "--vdn", type=int, required=True, help=f"the VDN ({MIN_VDN_ID}..{MAX_VDN_ID})"
-    )
-    query.add_argument("--campaign", default=None, help="only this campaign")
+    _add_client_options(query)
     query.add_argument("--batch", default=None, help="only this batch (needs --campaign)")
-    query.add_argument("--url", default=None, help="the API (default: ISALES_API_HOST/PORT)")
-    query.add_argument("--access-key", default=None, help="default: ISALES_CLIENT_ACCESS_KEY")
     query.add_argument(
         "--curl", action="store_true", help="print a signed curl command instead of calling"
     )
@@ -98,12 +93,7 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Signs like query. Resumes by itself after a lost connection; --after "
         "resumes after an event id printed before (with --json).",
     )
-    watch.add_argument(
-        "--vdn", type=int, required=True, help=f"the VDN ({MIN_VDN_ID}..{MAX_VDN_ID})"
-    )
-    watch.add_argument("--campaign", default=None, help="only this campaign")
-    watch.add_argument("--url", default=None, help="the API (default: ISALES_API_HOST/PORT)")
-    watch.add_argument("--access-key", default=None, help="default: ISALES_CLIENT_ACCESS_KEY")
+    _add_client_options(watch)
     watch.add_argument("--after", default=None, help="an event id: resume after it")
     watch.add_argument("--json", action="store_true", help="a JSON object per change")
     watch.set_defaults(run=_watch)
@@ -236,6 +226,16 @@ def _watch(arguments: argparse.Namespace, settings: Settings) -> int:
         after=arguments.after,
         as_json=arguments.json,
     )
+
+
+def _add_client_options(command: argparse.ArgumentParser) -> None:
+    """What the API's client commands (query, watch) share: what to read, where, signed how."""
+    command.add_argument(
+        "--vdn", type=int, required=True, help=f"the VDN ({MIN_VDN_ID}..{MAX_VDN_ID})"
+    )
+    command.add_argument("--campaign", default=None, help="only this campaign")
+    command.add_argument("--url", default=None, help="the API (default: ISALES_API_HOST/PORT)")
+    command.add_argument("--access-key", default=None, help="default: ISALES_CLIENT_ACCESS_KEY")
 
 
 def _signing_keys(
