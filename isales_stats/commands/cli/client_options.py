@@ -1,0 +1,51 @@
+"""What the API's client commands (``query``, ``watch``) share: what to read, where, signed how.
+
+A new command that talks to the API adds these options with ``add_client_options`` and reads
+them back with ``api_url`` and ``signing_keys``, so every client command spells them alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from isales_stats.core.events import MAX_VDN_ID, MIN_VDN_ID
+from isales_stats.core.settings import Settings
+
+SIGNING = """\
+Signs with ISALES_CLIENT_ACCESS_KEY (or --access-key) and
+ISALES_CLIENT_SECRET_KEY; without keys the request goes unsigned (an API with
+auth off). Calls --url, else http://ISALES_API_HOST:ISALES_API_PORT.
+"""
+
+
+def add_client_options(command: argparse.ArgumentParser) -> None:
+    """--vdn, --campaign, --url and --access-key."""
+    command.add_argument(
+        "--vdn", type=int, required=True, help=f"the VDN ({MIN_VDN_ID}..{MAX_VDN_ID})"
+    )
+    command.add_argument("--campaign", default=None, help="only this campaign")
+    command.add_argument("--url", default=None, help="the API (default: ISALES_API_HOST/PORT)")
+    command.add_argument("--access-key", default=None, help="default: ISALES_CLIENT_ACCESS_KEY")
+
+
+def api_url(arguments: argparse.Namespace, settings: Settings) -> str:
+    """The API's base URL: --url, else the one the settings name."""
+    return str(arguments.url or f"http://{settings.api_host}:{settings.api_port}")
+
+
+def signing_keys(
+    command: str, arguments: argparse.Namespace, settings: Settings
+) -> tuple[str | None, str | None] | None:
+    """The AK and SK a client command signs with (both None: unsigned); None, said on stderr,
+    when only one of them is given."""
+    access_key = arguments.access_key or settings.client_access_key or None
+    secret_key = settings.client_secret_key.get_secret_value() or None
+    if bool(access_key) != bool(secret_key):
+        print(
+            f"isales-stats {command}: give both an access key (ISALES_CLIENT_ACCESS_KEY or "
+            "--access-key) and ISALES_CLIENT_SECRET_KEY, or neither",
+            file=sys.stderr,
+        )
+        return None
+    return access_key, secret_key
