@@ -1,11 +1,11 @@
 """Admission: a signature is used once, and a caller keeps within its budgets.
 
 Three checks, in one Redis script, so that two API processes never both admit the same
-signature or the last free slot of a budget; and that script rides along the read's first
-round trip (``StatisticsReader.read_body(gate=...)``), ahead of it, so that a signed request
-costs no round trip more than an unsigned one. Redis runs the gate first; a refused request's
-answer is thrown away, and a whole VDN is only read once the gate has passed (its first round
-trip is the cheap list of campaigns).
+signature or the last free slot of a budget; and the API queues that script ahead of the read's
+first round trip on one pipeline (``read_admitted``, with the engine's ``PipelinedRead``), so
+that a signed request costs no round trip more than an unsigned one. Redis runs the admission
+first; a refused request's replies are thrown away, and nothing past the read's first round trip
+runs (a whole VDN's first is the cheap list of its campaigns).
 
 1. **Replay.** A valid signature stays valid for the signing window (a stamp up to
    ``auth_window_seconds`` old or ``auth_future_skew_seconds`` ahead). The first use marks it
@@ -27,7 +27,7 @@ import logging
 import math
 import secrets
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from fastapi import Request
 
@@ -35,9 +35,12 @@ from isales_stats.api.auth import Caller, authentication_failed
 from isales_stats.api.errors import TOO_FREQUENT_MESSAGE, ApiError, ErrorCode
 from isales_stats.api.metrics import AUTH_FAILURES, RATE_LIMITED
 from isales_stats.core.keys import STATISTICS_INTERFACE, KeyLayout
+from isales_stats.engine.reads import PipelinedRead, run_read
 from isales_stats.engine.redis_connection import AnyRedis, LuaScript, run_pipeline
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # KEYS[1]  the signature's seen-marker       KEYS[2]  the caller's count for this VDN
 # KEYS[3]  the caller's count over all VDNs  (all three carry the caller's hash tag)
@@ -138,8 +141,8 @@ class Admission:
         flow_control: bool = True,
         interface: str = STATISTICS_INTERFACE,
     ) -> AdmissionGate | None:
-        """The checks of one request, to ride along the read's first round trip
-        (``StatisticsReader.read_body(gate=...)``); None when there is nothing to check.
+        """The checks of one request, to go ahead of the read's first round trip
+        (``read_admitted``); None when there is nothing to check.
 
         ``flow_control=False`` checks only the signature's first use (the result callbacks).
         ``interface`` names the read interface: each has a per-VDN budget of its own (the
@@ -165,6 +168,21 @@ class Admission:
             secrets.token_hex(8),
         ]
         return AdmissionGate(request, keys, args)
+
+    async def read_admitted(self, gate: AdmissionGate | None, read: PipelinedRead[T]) -> T:
+        """``read``'s answer, its first round trip sent with the gate's checks ahead of it on
+        one pipeline; raises as ``judge`` does, before anything of the read is answered or any
+        later round trip of it runs."""
+        if gate is None:
+            return await run_read(self.redis, read)
+
+        def queue(pipe: Any) -> None:
+            gate.queue(pipe)
+            read.queue(pipe)
+
+        admitted, *replies = await run_pipeline(self.redis, [*gate.scripts, *read.scripts], queue)
+        gate.judge(admitted)
+        return await read.finish(replies)
 
     async def check(self, gate: AdmissionGate | None) -> None:
         """The gate's checks in a round trip of their own (a push subscription, which reads

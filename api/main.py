@@ -16,15 +16,7 @@ from isales_stats.api.auth import load_callback_tokens, load_key_grants
 from isales_stats.api.body_limit import BodyLimit
 from isales_stats.api.errors import EXCEPTION_HANDLERS
 from isales_stats.api.push.hub import ChangeHub
-from isales_stats.api.routes import (
-    callbacks,
-    fail_categories,
-    health,
-    history,
-    live,
-    statistics,
-    stream,
-)
+from isales_stats.api.routes import callbacks, health, live, read_interface_routers
 from isales_stats.api.telemetry import RequestTelemetry, configure_access_log
 from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings, get_settings
@@ -92,11 +84,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         callback_max_bytes=settings.callback_max_body_bytes,
     )
     app.add_middleware(RequestTelemetry, log_requests=settings.access_log)
-    app.include_router(statistics.router)
-    # Its history (our extension) and iSales' exception statistics, on the same checks.
-    app.include_router(history.router)
-    app.include_router(stream.router)
-    app.include_router(fail_categories.router)
+    # Every read interface, each from its description (api/interfaces.py).
+    for router in read_interface_routers():
+        app.include_router(router)
     app.include_router(health.router)
     app.include_router(callbacks.build_router(settings))
     app.include_router(live.build_router(settings))

@@ -1,16 +1,19 @@
-"""The requests' parameters: checked by hand, in a fixed order, into iSales codes.
+"""The requests' parameters: described once, checked by hand in a fixed order, into iSales codes.
 
 FastAPI's own validation cannot say what iSales says: it answers 422, keeps the last of a
-repeated parameter, ignores unknown ones and cannot tell ``campaignId=`` from a value. So the
-route declares no parameters of its own; this module checks the raw request and describes the
-same parameters to the OpenAPI document, from the same constants.
+repeated parameter, ignores unknown ones and cannot tell ``campaignId=`` from a value. So a read
+interface's route declares no parameters of its own: its description (api/interfaces.py) lists
+``Parameter`` values of the kinds below, and from them follow both the checks of the raw request
+(``ReadInterface.parse``) and the parameters of the OpenAPI document.
 
 Checks run in this order and the first failure answers (docs/api.md, section "Errors", lists the
 same order): vdnId's type, vdnId's range, unknown query parameters, repeated ones, characters
-and length of each value, then what each interface adds (batchId without campaignId; a missing
-campaignId, a date without the other, a date that is none, a range the wrong way round or too
-long, an unknown interval), and last the Content-Type header. Whether a range's days are still
-kept is checked by the route, which knows the VDN's today.
+and length of each value (in the order the interface lists its parameters), then a mandatory
+parameter missing, one given without the one it needs (batchId without campaignId), the date
+range (a date without the other, a date that is none, a range the wrong way round or too long),
+each remaining value's own rule (an interval word, a number of minutes), and last the
+Content-Type header. Whether a range's days are still kept is checked by the route, which knows
+the VDN's today.
 """
 
 from __future__ import annotations
@@ -30,21 +33,13 @@ from isales_stats.core.interface import CONTENT_TYPE, JSON_MEDIA_TYPE
 from isales_stats.core.keys import FORBIDDEN_ID_CHARACTER_PATTERN, is_allowed_identifier
 from isales_stats.core.settings import Settings
 
-MAX_QUERY_LENGTHS = {"campaignId": MAX_ID_LENGTH, "batchId": MAX_BATCH_LENGTH}
 DATE_LENGTH = len("yyyy-MM-dd")
-STREAM_LENGTHS = {"campaignId": MAX_ID_LENGTH}
-FAIL_CATEGORY_LENGTHS = {
-    "campaignId": MAX_ID_LENGTH,
-    "startDate": DATE_LENGTH,
-    "endDate": DATE_LENGTH,
-}
-# interval: room for any word, so that "minute" is told the intervals, not a length.
-HISTORY_LENGTHS = {**MAX_QUERY_LENGTHS, "startDate": DATE_LENGTH, "endDate": DATE_LENGTH,
-                   "interval": 16}  # fmt: skip
 # iSales: "the interval between the end time and start time cannot exceed 30 days".
 MAX_RANGE_DAYS = 30
 Interval = Literal["day", "hour"]
 INTERVALS: tuple[Interval, ...] = ("day", "hour")
+# The id rule's own character class, negated: what the pattern allows the API accepts.
+IDENTIFIER_PATTERN = f"^[^{FORBIDDEN_ID_CHARACTER_PATTERN.removeprefix('[')[:-1]}]*$"
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 # ASCII digits only: int() would also take "٣", "1_000" and " 7 ".
@@ -95,61 +90,203 @@ class DayRangeQuery:
     interval: Interval = "day"
 
 
-def parse_statistics_query(
-    vdn_text: str, query: Sequence[tuple[str, str]], content_types: Sequence[str]
-) -> StatisticsQuery:
-    """The request as a ``StatisticsQuery``, or ``ParameterError`` with the iSales code."""
-    vdn_id = _vdn_id(vdn_text)
-    values = _query_values(query, MAX_QUERY_LENGTHS)
-    campaign_id = values.get("campaignId") or None
-    batch_id = values.get("batchId") or None
-    if batch_id is not None and campaign_id is None:
-        raise ParameterError(
-            ErrorCode.WRONG_COMBINATION, "batchId is given without campaignId: give both or neither"
+# The path parameter every read interface has, for the OpenAPI document.
+VDN_PARAMETER: dict[str, Any] = {
+    "name": "vdnId",
+    "in": "path",
+    "required": True,
+    "description": f"The VDN (tenant), an integer from {MIN_VDN_ID} to {MAX_VDN_ID}.",
+    "schema": {"type": "integer", "minimum": MIN_VDN_ID, "maximum": MAX_VDN_ID},
+    "example": 1,
+}
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A query parameter: an id (campaignId, batchId) unless a subclass says otherwise.
+
+    ``attribute`` is the field of the interface's query object that its value fills; an empty
+    value counts as absent (``None``). ``max_length`` is checked with the characters, before
+    any rule of the interface; ``mandatory`` answers 02000001 when it is absent, ``needs``
+    02000009 when it comes without that other parameter. ``description`` and ``example`` are
+    the OpenAPI document's.
+    """
+
+    name: str
+    attribute: str
+    max_length: int
+    description: str
+    mandatory: bool = False
+    needs: str | None = None
+    example: str | None = None
+    # What a caller gives with it, for the message of a mandatory parameter left out.
+    meaning: str = ""
+
+    def value(self, text: str) -> Any:
+        """The query's value of ``text`` (its characters and length already checked)."""
+        return text or None
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "string", "maxLength": self.max_length, "pattern": IDENTIFIER_PATTERN}
+
+    def openapi(self) -> dict[str, Any]:
+        entry = {
+            "name": self.name,
+            "in": "query",
+            "required": self.mandatory,
+            "description": self.description,
+            "schema": self.schema(),
+        }
+        if self.example is not None:
+            entry["example"] = self.example
+        return entry
+
+
+@dataclass(frozen=True)
+class RangeDate(Parameter):
+    """startDate or endDate, yyyy-MM-dd: checked together (``date_range``), both or neither."""
+
+    def schema(self) -> dict[str, Any]:
+        # A pattern, not "format": "date": an empty value counts as absent (as the statistics
+        # interface's parameters do), and a date format forbids it.
+        return {
+            "type": "string",
+            "pattern": "^([0-9]{4}-[0-9]{2}-[0-9]{2})?$",
+            "maxLength": self.max_length,
+        }
+
+
+@dataclass(frozen=True)
+class Word(Parameter):
+    """One of ``choices`` (02000007 otherwise); ``default`` when empty or absent."""
+
+    choices: tuple[str, ...] = ()
+    default: str = ""
+
+    def value(self, text: str) -> Any:
+        word = text or self.default
+        if word not in self.choices:
+            *others, last = self.choices
+            allowed = f"{', '.join(others)} or {last}" if others else last
+            raise ParameterError(
+                ErrorCode.WRONG_VALUE, f"{self.name} must be {allowed}, got {_echo(word)}"
+            )
+        return word
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "string", "enum": [*self.choices, ""]}
+
+
+@dataclass(frozen=True)
+class WholeNumber(Parameter):
+    """An integer from ``minimum`` to ``maximum``, as vdnId is checked (02000006 when it is not
+    an integer, 02000007 out of range); ``default`` when empty or absent."""
+
+    minimum: int = 0
+    maximum: int = 0
+    default: int = 0
+
+    def value(self, text: str) -> Any:
+        return (
+            _integer_within(self.name, text, self.minimum, self.maximum) if text else self.default
         )
-    _check_content_type(content_types)
-    return StatisticsQuery(vdn_id, campaign_id, batch_id)
+
+    def schema(self) -> dict[str, Any]:
+        return {
+            "type": "integer",
+            "minimum": self.minimum,
+            "maximum": self.maximum,
+            "default": self.default,
+        }
 
 
-def parse_stream_query(vdn_text: str, query: Sequence[tuple[str, str]]) -> StatisticsQuery:
-    """A push subscription (api/routes/stream.py): a VDN, or one campaign of it. No batchId
-    (events carry a campaign's counters) and no Content-Type (a GET without a body; an
-    EventSource cannot set one)."""
-    vdn_id = _vdn_id(vdn_text)
-    values = _query_values(query, STREAM_LENGTHS)
-    return StatisticsQuery(vdn_id, values.get("campaignId") or None)
-
-
-def parse_fail_category_query(
-    vdn_text: str, query: Sequence[tuple[str, str]], content_types: Sequence[str]
-) -> DayRangeQuery:
-    """A failcategorystatistics request as a ``DayRangeQuery``, or ``ParameterError``."""
-    vdn_id = _vdn_id(vdn_text)
-    values = _query_values(query, FAIL_CATEGORY_LENGTHS)
-    campaign_id = _mandatory_campaign(values)
-    start, end = _date_range(values)
-    _check_content_type(content_types)
-    return DayRangeQuery(vdn_id, campaign_id, start, end)
-
-
-def parse_history_query(
-    vdn_text: str, query: Sequence[tuple[str, str]], content_types: Sequence[str]
-) -> DayRangeQuery:
-    """A statistics history request as a ``DayRangeQuery``, or ``ParameterError``."""
-    vdn_id = _vdn_id(vdn_text)
-    values = _query_values(query, HISTORY_LENGTHS)
-    campaign_id = _mandatory_campaign(values)
-    start, end = _date_range(values)
-    interval = values.get("interval") or "day"
-    if interval not in INTERVALS:
-        raise ParameterError(
-            ErrorCode.WRONG_VALUE, f"interval must be day or hour, got {_echo(interval)}"
-        )
-    batch_id = values.get("batchId") or None
-    _check_content_type(content_types)
-    return DayRangeQuery(
-        vdn_id, campaign_id, start, end, batch_id, "hour" if interval == "hour" else "day"
+# The parameters the interfaces share (an interface may take one and replace its description).
+CAMPAIGN = Parameter(
+    "campaignId",
+    "campaign_id",
+    MAX_ID_LENGTH,
+    "Only this campaign, with all its batches; empty or absent: every campaign of the VDN. No "
+    f"control characters, '{{' or '}}'; at most {MAX_ID_LENGTH}. An unknown campaign gives an "
+    "empty countDetail.",
+    example="1001",
+)
+MANDATORY_CAMPAIGN = Parameter(
+    "campaignId",
+    "campaign_id",
+    MAX_ID_LENGTH,
+    "The campaign (mandatory). No control characters, '{' or '}'; at most "
+    f"{MAX_ID_LENGTH}. An unknown campaign answers every day with nothing counted.",
+    mandatory=True,
+    example="1001",
+    meaning="the campaign whose statistics to read",
+)
+BATCH = Parameter(
+    "batchId",
+    "batch_id",
+    MAX_BATCH_LENGTH,
+    "Only this batch (customField) in batchDetail; needs campaignId. No control characters, "
+    f"'{{' or '}}'; at most {MAX_BATCH_LENGTH}.",
+    needs="campaignId",
+)
+START_DATE, END_DATE = (
+    RangeDate(
+        name,
+        attribute,
+        DATE_LENGTH,
+        f"The {which} day of the range, yyyy-MM-dd in the VDN's zone; give both dates or neither "
+        f"(neither: today). At most {MAX_RANGE_DAYS} days between them, none before the oldest "
+        "day kept (ISALES_DAILY_RETENTION_DAYS).",
+        example="2026-12-01",
     )
+    for name, attribute, which in (("startDate", "start", "first"), ("endDate", "end", "last"))
+)
+INTERVAL = Word(
+    "interval",
+    "interval",
+    # Room for any word, so that "minute" is told the intervals, not a length.
+    16,
+    "day (the default, also when empty): one entry per day; hour: one per hour of each day.",
+    choices=INTERVALS,
+    default="day",
+)
+
+
+def check_request(
+    parameters: Sequence[Parameter],
+    vdn_text: str,
+    query: Sequence[tuple[str, str]],
+    content_types: Sequence[str] | None,
+) -> tuple[int, dict[str, Any]]:
+    """The VDN and the query's values by ``attribute``, checked in the order of the module's
+    docstring; ``ParameterError`` with the iSales code of the first check that fails.
+    ``content_types`` None: the interface takes no Content-Type (a push subscription)."""
+    vdn_id = _integer_within("vdnId", vdn_text, MIN_VDN_ID, MAX_VDN_ID)
+    values = _query_values(
+        query, {parameter.name: parameter.max_length for parameter in parameters}
+    )
+    for parameter in parameters:
+        if parameter.mandatory and not values.get(parameter.name):
+            raise ParameterError(
+                ErrorCode.EMPTY_PARAMETER,
+                f"{parameter.name} is mandatory: give {parameter.meaning}",
+            )
+    for parameter in parameters:
+        if parameter.needs and values.get(parameter.name) and not values.get(parameter.needs):
+            raise ParameterError(
+                ErrorCode.WRONG_COMBINATION,
+                f"{parameter.name} is given without {parameter.needs}: give both or neither",
+            )
+    fields: dict[str, Any] = {}
+    dates = [parameter for parameter in parameters if isinstance(parameter, RangeDate)]
+    if dates:
+        first, last = dates
+        fields[first.attribute], fields[last.attribute] = _date_range(values, first, last)
+    for parameter in parameters:
+        if not isinstance(parameter, RangeDate):
+            fields[parameter.attribute] = parameter.value(values.get(parameter.name) or "")
+    if content_types is not None:
+        _check_content_type(content_types)
+    return vdn_id, fields
 
 
 def requested_days(query: DayRangeQuery, settings: Settings) -> list[date]:
@@ -176,34 +313,28 @@ def requested_days(query: DayRangeQuery, settings: Settings) -> list[date]:
     return [start + timedelta(days=n) for n in range((end - start).days + 1)]
 
 
-def _mandatory_campaign(values: Mapping[str, str]) -> str:
-    campaign_id = values.get("campaignId")
-    if not campaign_id:
-        raise ParameterError(
-            ErrorCode.EMPTY_PARAMETER,
-            "campaignId is mandatory: give the campaign whose statistics to read",
-        )
-    return campaign_id
-
-
-def _date_range(values: Mapping[str, str]) -> tuple[date | None, date | None]:
-    """startDate and endDate: both or neither, real dates, in order, at most 30 days apart."""
-    start_text, end_text = values.get("startDate") or "", values.get("endDate") or ""
+def _date_range(
+    values: Mapping[str, str], first: RangeDate, last: RangeDate
+) -> tuple[date | None, date | None]:
+    """The two dates: both or neither, real dates, in order, at most 30 days apart."""
+    start_text, end_text = values.get(first.name) or "", values.get(last.name) or ""
     if bool(start_text) != bool(end_text):
-        given, missing = ("startDate", "endDate") if start_text else ("endDate", "startDate")
+        given, missing = (first.name, last.name) if start_text else (last.name, first.name)
         raise ParameterError(
             ErrorCode.WRONG_COMBINATION,
             f"{given} is given without {missing}: give both or neither (neither: today)",
         )
     if not start_text:
         return None, None
-    start, end = _date("startDate", start_text), _date("endDate", end_text)
+    start, end = _date(first.name, start_text), _date(last.name, end_text)
     if start > end:
-        raise ParameterError(ErrorCode.WRONG_VALUE, f"startDate {start} is after endDate {end}")
+        raise ParameterError(
+            ErrorCode.WRONG_VALUE, f"{first.name} {start} is after {last.name} {end}"
+        )
     if (end - start).days > MAX_RANGE_DAYS:
         raise ParameterError(
             ErrorCode.WRONG_VALUE,
-            f"startDate {start} and endDate {end} are {(end - start).days} days apart; "
+            f"{first.name} {start} and {last.name} {end} are {(end - start).days} days apart; "
             f"the interval may not exceed {MAX_RANGE_DAYS} days",
         )
     return start, end
@@ -235,21 +366,21 @@ def _is_utf8(value: str) -> bool:
     return True
 
 
-def _vdn_id(text: str) -> int:
+def _integer_within(name: str, text: str, minimum: int, maximum: int) -> int:
     if not _INTEGER.fullmatch(text):
-        raise ParameterError(ErrorCode.WRONG_TYPE, f"vdnId must be an integer, got {_echo(text)}")
+        raise ParameterError(ErrorCode.WRONG_TYPE, f"{name} must be an integer, got {_echo(text)}")
     # Compare digits, not int(text): Python refuses int() of more than 4300 digits.
     digits = text.lstrip("-").lstrip("0")
     if (
         text.startswith("-")
-        or len(digits) > len(str(MAX_VDN_ID))
-        or not (MIN_VDN_ID <= int(digits or "0") <= MAX_VDN_ID)
+        or len(digits) > len(str(maximum))
+        or not (minimum <= int(digits or "0") <= maximum)
     ):
         raise ParameterError(
             ErrorCode.WRONG_VALUE,
-            f"vdnId must be from {MIN_VDN_ID} to {MAX_VDN_ID}, got {_echo(text)}",
+            f"{name} must be from {minimum} to {maximum}, got {_echo(text)}",
         )
-    return int(digits)
+    return int(digits or "0")
 
 
 def _query_values(query: Sequence[tuple[str, str]], lengths: Mapping[str, int]) -> dict[str, str]:
@@ -320,90 +451,3 @@ def _echo(value: str) -> str:
     """A caller's value, quoted and shortened for a message (repr escapes what is unprintable)."""
     text = repr(value)
     return text if len(text) <= _ECHO_LIMIT else text[: _ECHO_LIMIT - 3] + "..."
-
-
-def openapi_parameters() -> list[dict[str, Any]]:
-    """The parameters of the statistics operation, for the OpenAPI document."""
-    # The id rule's own character class, negated: what the pattern allows the API accepts.
-    identifier_pattern = f"^[^{FORBIDDEN_ID_CHARACTER_PATTERN.removeprefix('[')[:-1]}]*$"
-    return [
-        {
-            "name": "vdnId",
-            "in": "path",
-            "required": True,
-            "description": f"The VDN (tenant), an integer from {MIN_VDN_ID} to {MAX_VDN_ID}.",
-            "schema": {"type": "integer", "minimum": MIN_VDN_ID, "maximum": MAX_VDN_ID},
-            "example": 1,
-        },
-        {
-            "name": "campaignId",
-            "in": "query",
-            "required": False,
-            "description": (
-                "Only this campaign, with all its batches; empty or absent: every campaign of "
-                "the VDN. No control characters, '{' or '}'; at most "
-                f"{MAX_ID_LENGTH}. An unknown campaign gives an empty countDetail."
-            ),
-            "schema": {"type": "string", "maxLength": MAX_ID_LENGTH, "pattern": identifier_pattern},
-            "example": "1001",
-        },
-        {
-            "name": "batchId",
-            "in": "query",
-            "required": False,
-            "description": (
-                "Only this batch (customField) in batchDetail; needs campaignId. No control "
-                f"characters, '{{' or '}}'; at most {MAX_BATCH_LENGTH}."
-            ),
-            "schema": {
-                "type": "string",
-                "maxLength": MAX_BATCH_LENGTH,
-                "pattern": identifier_pattern,
-            },
-        },
-    ]
-
-
-def openapi_day_range_parameters(history: bool) -> list[dict[str, Any]]:
-    """The parameters of failcategorystatistics, or of the history (``history``)."""
-    vdn, campaign, batch = openapi_parameters()
-    campaign = {
-        **campaign,
-        "required": True,
-        "description": (
-            "The campaign (mandatory). No control characters, '{' or '}'; at most "
-            f"{MAX_ID_LENGTH}. An unknown campaign answers every day with nothing counted."
-        ),
-    }
-    dates = [
-        {
-            "name": name,
-            "in": "query",
-            "required": False,
-            "description": (
-                f"The {which} day of the range, yyyy-MM-dd in the VDN's zone; give both dates or "
-                f"neither (neither: today). At most {MAX_RANGE_DAYS} days between them, none "
-                "before the oldest day kept (ISALES_DAILY_RETENTION_DAYS)."
-            ),
-            # A pattern, not "format": "date": an empty value counts as absent (as the
-            # statistics interface's parameters do), and a date format forbids it.
-            "schema": {
-                "type": "string",
-                "pattern": "^([0-9]{4}-[0-9]{2}-[0-9]{2})?$",
-                "maxLength": DATE_LENGTH,
-            },
-            "example": "2026-12-01",
-        }
-        for name, which in (("startDate", "first"), ("endDate", "last"))
-    ]
-    if not history:
-        return [vdn, campaign, *dates]
-    interval = {
-        "name": "interval",
-        "in": "query",
-        "required": False,
-        "description": "day (the default, also when empty): one entry per day; hour: one per "
-        "hour of each day.",
-        "schema": {"type": "string", "enum": [*INTERVALS, ""]},
-    }
-    return [vdn, campaign, batch, *dates, interval]

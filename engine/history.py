@@ -16,15 +16,16 @@ would mean keeping every record's history. They are left out of history (docs/ap
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
 from isales_stats.core.keys import DAILY_COUNTERS, HOUR_COUNTERS, TOTAL_COUNTERS, KeyLayout
-from isales_stats.engine.redis_connection import AnyRedis, run_pipeline, text_of
+from isales_stats.engine.reads import PipelinedRead, run_read
+from isales_stats.engine.redis_connection import AnyRedis, text_of
 from isales_stats.engine.scripts import load_script
-from isales_stats.engine.statistics import CorruptCounters, ReadGate
+from isales_stats.engine.statistics import CorruptCounters
 
 READ_HISTORY = load_script("read_history.lua")
 
@@ -55,14 +56,28 @@ class HistoryReader:
         campaign_id: str,
         days: Sequence[date],
         batch_id: str | None = None,
-        gate: ReadGate | None = None,
     ) -> list[dict[str, int]]:
         """Per day of ``days``, the failed calls by failCode ({} when none, or unknown)."""
-        _, _, details = await self._read(vdn_id, campaign_id, batch_id, "fails", days, [], gate)
-        return [
-            {text_of(code): _count(campaign_id, count) for code, count in _pairs(flat)}
-            for flat in details
-        ]
+        return await run_read(self.redis, self.fail_data_read(vdn_id, campaign_id, days, batch_id))
+
+    def fail_data_read(
+        self,
+        vdn_id: int,
+        campaign_id: str,
+        days: Sequence[date],
+        batch_id: str | None = None,
+    ) -> PipelinedRead[list[dict[str, int]]]:
+        """``fail_data`` as a ``PipelinedRead`` (engine/reads.py): one round trip."""
+
+        async def fail_data(replies: list[Any]) -> list[dict[str, int]]:
+            ((_, _, details),) = replies
+            return [
+                {text_of(code): _count(campaign_id, count) for code, count in _pairs(flat)}
+                for flat in details
+            ]
+
+        queue = self._queue_read(vdn_id, campaign_id, batch_id, "fails", days, [])
+        return PipelinedRead(queue, fail_data, (READ_HISTORY,))
 
     async def days(
         self,
@@ -72,34 +87,33 @@ class HistoryReader:
         today: date,
         batch_id: str | None = None,
         hours: bool = False,
-        gate: ReadGate | None = None,
     ) -> list[DayHistory]:
         """``days`` (ascending, none after tomorrow) of a scope; zeros when it is unknown."""
-        later = _days_between(days[-1], today + timedelta(days=1))
-        totals, rows, details = await self._read(
-            vdn_id, campaign_id, batch_id, "hours" if hours else "", days, later, gate
-        )
-        dailies = [_daily_row(campaign_id, row) for row in rows]
-        # Walk back from now: the totals at a day's end are those at the next day's end less
-        # the next day's calls.
-        at_end = _flow_totals(campaign_id, totals)
-        ends: list[dict[str, int]] = []
-        for daily in reversed(dailies):
-            ends.append(dict(at_end))
-            for total, daily_name in FLOW_TOTALS.items():
-                at_end[total] -= daily[daily_name]
-        ends.reverse()
-        return [
-            DayHistory(
-                day,
-                dailies[i],
-                ends[i],
-                _hours(campaign_id, details[i]) if hours else {},
-            )
-            for i, day in enumerate(days)
-        ]
+        read = self.days_read(vdn_id, campaign_id, days, today, batch_id, hours)
+        return await run_read(self.redis, read)
 
-    async def _read(
+    def days_read(
+        self,
+        vdn_id: int,
+        campaign_id: str,
+        days: Sequence[date],
+        today: date,
+        batch_id: str | None = None,
+        hours: bool = False,
+    ) -> PipelinedRead[list[DayHistory]]:
+        """``days`` as a ``PipelinedRead`` (engine/reads.py): one round trip."""
+        later = _days_between(days[-1], today + timedelta(days=1))
+        queue = self._queue_read(
+            vdn_id, campaign_id, batch_id, "hours" if hours else "", days, later
+        )
+
+        async def history(replies: list[Any]) -> list[DayHistory]:
+            ((totals, rows, details),) = replies
+            return _day_histories(campaign_id, days, totals, rows, details, hours)
+
+        return PipelinedRead(queue, history, (READ_HISTORY,))
+
+    def _queue_read(
         self,
         vdn_id: int,
         campaign_id: str,
@@ -107,11 +121,11 @@ class HistoryReader:
         detail: str,
         days: Sequence[date],
         later: Sequence[date],
-        gate: ReadGate | None,
-    ) -> tuple[Any, list[Any], list[Any]]:
+    ) -> Callable[[Any], None]:
+        """What queues read_history.lua's call for a scope's ``days`` (and the ``later`` ones,
+        whose calls the totals at the days' ends leave out)."""
+
         def queue(pipe: Any) -> None:
-            if gate is not None:
-                gate.queue(pipe)
             READ_HISTORY.queue(
                 pipe,
                 [self.layout.campaign_rows(vdn_id, campaign_id)],
@@ -123,13 +137,36 @@ class HistoryReader:
                 ],
             )
 
-        replies = await run_pipeline(
-            self.redis, [READ_HISTORY, *(gate.scripts if gate else ())], queue
+        return queue
+
+
+def _day_histories(
+    campaign_id: str,
+    days: Sequence[date],
+    totals: bytes | None,
+    rows: list[Any],
+    details: list[Any],
+    hours: bool,
+) -> list[DayHistory]:
+    dailies = [_daily_row(campaign_id, row) for row in rows]
+    # Walk back from now: the totals at a day's end are those at the next day's end less
+    # the next day's calls.
+    at_end = _flow_totals(campaign_id, totals)
+    ends: list[dict[str, int]] = []
+    for daily in reversed(dailies):
+        ends.append(dict(at_end))
+        for total, daily_name in FLOW_TOTALS.items():
+            at_end[total] -= daily[daily_name]
+    ends.reverse()
+    return [
+        DayHistory(
+            day,
+            dailies[i],
+            ends[i],
+            _hours(campaign_id, details[i]) if hours else {},
         )
-        if gate is not None:
-            gate.judge(replies.pop(0))
-        totals, rows, details = replies[0]
-        return totals, rows, details
+        for i, day in enumerate(days)
+    ]
 
 
 def _days_between(last: date, until: date) -> list[date]:
@@ -163,7 +200,7 @@ def _hours(campaign_id: str, flat: list[bytes]) -> dict[int, dict[str, int]]:
         counter = _HOUR_COUNTER_OF.get(short)
         if counter is None or not hour.isdigit():
             raise CorruptCounters(f"campaign {campaign_id!r}: an hour field {name!r:.40}")
-        hours.setdefault(int(hour), dict.fromkeys(DAILY_COUNTERS, 0))[counter] = _count(
+        hours.setdefault(int(hour), dict.fromkeys(HOUR_COUNTERS, 0))[counter] = _count(
             campaign_id, count
         )
     return hours

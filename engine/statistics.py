@@ -14,16 +14,16 @@ and the tests see one and the same output.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import date
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 from redis.asyncio.cluster import RedisCluster
 
 from isales_stats.core.keys import DAILY_COUNTERS, RESPONSE_COUNTERS, TOTAL_COUNTERS, KeyLayout
-from isales_stats.engine.redis_connection import AnyRedis, LuaScript, run_pipeline, text_of
+from isales_stats.engine.reads import PipelinedRead, run_read
+from isales_stats.engine.redis_connection import AnyRedis, text_of
 from isales_stats.engine.scripts import load_script
 
 READ_STATISTICS = load_script("read_statistics.lua")
@@ -47,17 +47,6 @@ class CorruptCounters(ValueError):
     """A stored counter is not a non-negative integer: something other than the engine wrote it."""
 
 
-class ReadGate(Protocol):
-    """Checks that ride along a read's first round trip and may refuse it (raising): the API's
-    admission (api/admission.py). Judged before an answer is made, and before a whole VDN's
-    campaigns are read."""
-
-    @property
-    def scripts(self) -> Sequence[LuaScript]: ...
-    def queue(self, pipe: Any) -> None: ...
-    def judge(self, reply: Any) -> None: ...
-
-
 class StatisticsReader:
     def __init__(self, redis: AnyRedis, layout: KeyLayout) -> None:
         self.redis = redis
@@ -69,28 +58,41 @@ class StatisticsReader:
         day: date,
         campaign_id: str | None = None,
         batch_id: str | None = None,
-        gate: ReadGate | None = None,
     ) -> bytes:
-        """The response body, JSON: a VDN (every campaign) or one campaign (and one batch).
+        """The response body, JSON: a VDN (every campaign) or one campaign (and one batch)."""
+        return await run_read(self.redis, self.body_read(vdn_id, day, campaign_id, batch_id))
 
-        A ``gate`` (the API's admission) rides along the first round trip, ahead of the read:
-        its reply is judged before anything is answered, and before a whole VDN is read.
-        """
+    def body_read(
+        self,
+        vdn_id: int,
+        day: date,
+        campaign_id: str | None = None,
+        batch_id: str | None = None,
+    ) -> PipelinedRead[bytes]:
+        """``read_body`` as a ``PipelinedRead`` (engine/reads.py): one campaign is read in its
+        first round trip, the only one; a whole VDN's first round trip lists its campaigns, and
+        they are read in a second, so that a request refused with the first (the API's
+        admission) reads nothing more."""
         if campaign_id is None:
-            members, *first = await run_pipeline(
-                self.redis,
-                gate.scripts if gate else (),
-                lambda pipe: self._queue_first(pipe, gate, vdn_id),
-            )
-            if gate is not None:
-                gate.judge(first[0])
-            campaign_ids = sorted(text_of(member) for member in members)
-        else:
-            campaign_ids = [campaign_id]
-        if not campaign_ids:
-            return b'{"countDetail":[]}'
-        label = day.isoformat()
 
+            async def read_listed(replies: list[Any]) -> bytes:
+                (members,) = replies
+                campaign_ids = sorted(text_of(member) for member in members)
+                if not campaign_ids:
+                    return b'{"countDetail":[]}'
+                return await run_read(self.redis, self._campaigns_read(vdn_id, day, campaign_ids))
+
+            def list_campaigns(pipe: Any) -> None:
+                pipe.smembers(self.layout.vdn_campaigns(vdn_id))
+
+            return PipelinedRead(list_campaigns, read_listed)
+        return self._campaigns_read(vdn_id, day, [campaign_id], batch_id)
+
+    def _campaigns_read(
+        self, vdn_id: int, day: date, campaign_ids: list[str], batch_id: str | None = None
+    ) -> PipelinedRead[bytes]:
+        """The countDetail of ``campaign_ids`` (sorted), in one round trip."""
+        label = day.isoformat()
         # One script call reads every campaign on a single Redis; a cluster needs one per
         # campaign (each names its own slot), still sent in one go.
         groups = (
@@ -98,12 +100,8 @@ class StatisticsReader:
             if isinstance(self.redis, RedisCluster)
             else [campaign_ids]
         )
-        # One campaign: the gate goes in this round trip, the only one.
-        gated = gate if campaign_id is not None else None
 
         def queue(pipe: Any) -> None:
-            if gated is not None:
-                gated.queue(pipe)
             for group in groups:
                 READ_STATISTICS.queue(
                     pipe,
@@ -111,24 +109,16 @@ class StatisticsReader:
                     [label, batch_id or ""],
                 )
 
-        scripts = [READ_STATISTICS, *(gated.scripts if gated else ())]
-        replies = await run_pipeline(self.redis, scripts, queue)
-        if gated is not None:
-            gated.judge(replies.pop(0))
-        replies = [reply for group in replies for reply in group]
-        entries = [
-            _campaign_json(campaign, reply)
-            for campaign, reply in zip(campaign_ids, replies, strict=True)
-            if reply is not None
-        ]
-        return b'{"countDetail":[' + b",".join(entries) + b"]}"
+        async def body(replies: list[Any]) -> bytes:
+            scopes = [reply for group in replies for reply in group]
+            entries = [
+                _campaign_json(campaign, reply)
+                for campaign, reply in zip(campaign_ids, scopes, strict=True)
+                if reply is not None
+            ]
+            return b'{"countDetail":[' + b",".join(entries) + b"]}"
 
-    def _queue_first(self, pipe: Any, gate: ReadGate | None, vdn_id: int) -> None:
-        """A whole VDN's first round trip: its campaigns, and the gate after them (the gate's
-        reply is judged before the campaigns are read)."""
-        pipe.smembers(self.layout.vdn_campaigns(vdn_id))
-        if gate is not None:
-            gate.queue(pipe)
+        return PipelinedRead(queue, body, (READ_STATISTICS,))
 
     async def read_count_detail(
         self,

@@ -12,78 +12,71 @@ as the statistics interface, with a flow-control budget of its own.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
-from isales_stats.api.auth import authorize_vdn
-from isales_stats.api.dependencies import (
-    AdmissionDep,
-    CallerDep,
-    HistoryQueryDep,
-    HistoryReaderDep,
-    SettingsDep,
-)
+from isales_stats.api.dependencies import HistoryReaderDep
 from isales_stats.api.errors import ErrorCode
+from isales_stats.api.interfaces import GuardedRead, ReadInterface
 from isales_stats.api.parameters import (
-    openapi_day_range_parameters,
+    BATCH,
+    END_DATE,
+    INTERVAL,
+    MANDATORY_CAMPAIGN,
+    START_DATE,
+    DayRangeQuery,
     requested_days,
-    vdn_route,
 )
-from isales_stats.api.responses import DAY_RANGE_ERRORS, error_responses, success
+from isales_stats.api.responses import DAY_RANGE_ERRORS, success
 from isales_stats.api.schemas import HistoryResponse
 from isales_stats.core.days import day_start, hours_in, today_in
 from isales_stats.core.interface import HISTORY_PATH
-from isales_stats.core.keys import DAILY_COUNTERS
+from isales_stats.core.keys import HOUR_COUNTERS
 from isales_stats.engine.history import DayHistory
 
-router = APIRouter(tags=["statistics"])
+router = APIRouter()
 
-PARAMETER_ERRORS = [
-    *DAY_RANGE_ERRORS,
-    (ErrorCode.WRONG_VALUE, "interval must be day or hour, got 'week'"),
-    (
-        ErrorCode.INVALID_CHARACTERS,
-        "batchId may not hold control characters, '{' or '}', or bytes that are not UTF-8, "
-        "got 'a{b'",
-    ),
-]
-RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"description": "The scope's days, or hours, ascending."},
-    **error_responses(PARAMETER_ERRORS),
-}
-
-
-@router.get(
-    vdn_route(HISTORY_PATH),
-    response_model=HistoryResponse,
-    responses=RESPONSES,
+INTERFACE = ReadInterface(
+    path=HISTORY_PATH,
     summary="Statistics of past days, by day or by hour (an extension of iSales)",
-    openapi_extra={"parameters": openapi_day_range_parameters(history=True)},
+    budget="history",
+    parameters=(MANDATORY_CAMPAIGN, BATCH, START_DATE, END_DATE, INTERVAL),
+    query=DayRangeQuery,
+    errors=(
+        *DAY_RANGE_ERRORS,
+        (ErrorCode.WRONG_VALUE, "interval must be day or hour, got 'week'"),
+        (
+            ErrorCode.INVALID_CHARACTERS,
+            "batchId may not hold control characters, '{' or '}', or bytes that are not UTF-8, "
+            "got 'a{b'",
+        ),
+    ),
+    answer="The scope's days, or hours, ascending.",
+    response_model=HistoryResponse,
 )
+
+
+@INTERFACE.route(router)
 async def statistics_history(
-    request: Request,
-    caller: CallerDep,
-    query: HistoryQueryDep,
-    admission: AdmissionDep,
+    guarded: Annotated[GuardedRead[DayRangeQuery], Depends(INTERFACE.guard)],
     reader: HistoryReaderDep,
-    settings: SettingsDep,
 ) -> Response:
     """A campaign's (or a batch's) daily counters per day or per hour from startDate to endDate
     (today in the VDN's zone when neither is given); zeros where nothing was counted."""
-    authorize_vdn(request, caller, query.vdn_id)
+    query, settings = guarded.query, guarded.settings
     zone = settings.time_zone_of(query.vdn_id)
     days = requested_days(query, settings)
-    gate = admission.gate(request, caller, query.vdn_id, interface="history")
-    history = await reader.days(
-        query.vdn_id,
-        query.campaign_id,
-        days,
-        today_in(zone),
-        batch_id=query.batch_id,
-        hours=query.interval == "hour",
-        gate=gate,
+    history = await guarded.read(
+        reader.days_read(
+            query.vdn_id,
+            query.campaign_id,
+            days,
+            today_in(zone),
+            batch_id=query.batch_id,
+            hours=query.interval == "hour",
+        )
     )
     points = (
         [point for day in history for point in _hour_points(day, zone)]
@@ -115,7 +108,7 @@ def _hour_points(day: DayHistory, zone: Any) -> list[dict[str, Any]]:
     """Every hour of the day, zeros where nothing was counted, each with its start instant."""
     start = day_start(day.day, zone)
     label = day.day.isoformat()
-    zeros = dict.fromkeys(DAILY_COUNTERS, 0)
+    zeros = dict.fromkeys(HOUR_COUNTERS, 0)
     points = []
     for hour in range(hours_in(day.day, zone)):
         counters = day.hours.get(hour, zeros)

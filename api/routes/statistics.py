@@ -1,8 +1,8 @@
 """GET /rest/isales/v2/openapi/campaigns/{vdnId}/statistics, answered from Redis.
 
 Order of the checks: the signature (401), the parameters (400), the key's VDN scope (401, as a
-bad signature: api/auth.py), flow control (429), then the read. Only well-formed requests
-authenticated for their VDN count toward a caller's flow-control budget.
+bad signature: api/auth.py), flow control (429), then the read: the guarded read of every read
+interface (api/interfaces.py).
 
 Consistency: campaigns are read by one Lua script (engine/statistics.py), so a campaign's
 counters and its batches' come from one instant; one event only ever touches one campaign, so no
@@ -13,84 +13,71 @@ apart (an event between them shows in the second).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
-from isales_stats.api.auth import authorize_vdn
-from isales_stats.api.dependencies import (
-    AdmissionDep,
-    CallerDep,
-    ReaderDep,
-    SettingsDep,
-    StatisticsQueryDep,
-)
+from isales_stats.api.dependencies import ReaderDep
 from isales_stats.api.errors import ErrorCode
-from isales_stats.api.parameters import openapi_parameters, vdn_route
-from isales_stats.api.responses import error_responses
+from isales_stats.api.interfaces import GuardedRead, ReadInterface
+from isales_stats.api.parameters import BATCH, CAMPAIGN, StatisticsQuery
 from isales_stats.api.schemas import StatisticsResponse
 from isales_stats.core.days import today_in
 from isales_stats.core.events import MAX_VDN_ID, MIN_VDN_ID
 from isales_stats.core.interface import CONTENT_TYPE, STATISTICS_PATH
+from isales_stats.core.keys import STATISTICS_INTERFACE
 
-router = APIRouter(tags=["statistics"])
+router = APIRouter()
 
-
-# One example per 400 code the statistics interface answers (docs/api.md, "Errors").
-RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"description": "The campaigns asked for, each with its batches (countDetail)."},
-    **error_responses(
-        [
-            (ErrorCode.WRONG_TYPE, "vdnId must be an integer, got 'abc'"),
-            (
-                ErrorCode.WRONG_VALUE,
-                f"vdnId must be from {MIN_VDN_ID} to {MAX_VDN_ID}, got '{MAX_VDN_ID + 1}'",
-            ),
-            (
-                ErrorCode.WRONG_COMBINATION,
-                "batchId is given without campaignId: give both or neither",
-            ),
-            (ErrorCode.TOO_MANY_PARAMETERS, "campaignId is given 2 times; give it at most once"),
-            (
-                ErrorCode.INVALID_CHARACTERS,
-                "campaignId may not hold control characters, '{' or '}', or bytes that are not "
-                "UTF-8, got 'a{b'",
-            ),
-            (ErrorCode.TOO_LONG, "campaignId may be at most 64 characters long, got 65"),
-            (
-                ErrorCode.PARAMETER_ERROR,
-                f"the Content-Type header is missing; send Content-Type: {CONTENT_TYPE}",
-            ),
-        ]
-    ),
-}
-
-
-@router.get(
-    vdn_route(STATISTICS_PATH),
-    response_model=StatisticsResponse,
-    responses=RESPONSES,
+INTERFACE = ReadInterface(
+    path=STATISTICS_PATH,
     summary="Outbound call statistics of the current day",
-    openapi_extra={"parameters": openapi_parameters()},
+    budget=STATISTICS_INTERFACE,
+    parameters=(CAMPAIGN, BATCH),
+    query=StatisticsQuery,
+    # One example per 400 code the statistics interface answers (docs/api.md, "Errors").
+    errors=(
+        (ErrorCode.WRONG_TYPE, "vdnId must be an integer, got 'abc'"),
+        (
+            ErrorCode.WRONG_VALUE,
+            f"vdnId must be from {MIN_VDN_ID} to {MAX_VDN_ID}, got '{MAX_VDN_ID + 1}'",
+        ),
+        (
+            ErrorCode.WRONG_COMBINATION,
+            "batchId is given without campaignId: give both or neither",
+        ),
+        (ErrorCode.TOO_MANY_PARAMETERS, "campaignId is given 2 times; give it at most once"),
+        (
+            ErrorCode.INVALID_CHARACTERS,
+            "campaignId may not hold control characters, '{' or '}', or bytes that are not "
+            "UTF-8, got 'a{b'",
+        ),
+        (ErrorCode.TOO_LONG, "campaignId may be at most 64 characters long, got 65"),
+        (
+            ErrorCode.PARAMETER_ERROR,
+            f"the Content-Type header is missing; send Content-Type: {CONTENT_TYPE}",
+        ),
+    ),
+    answer="The campaigns asked for, each with its batches (countDetail).",
+    response_model=StatisticsResponse,
 )
+
+
+@INTERFACE.route(router)
 async def campaign_statistics(
-    request: Request,
-    caller: CallerDep,
-    query: StatisticsQueryDep,
-    admission: AdmissionDep,
+    guarded: Annotated[GuardedRead[StatisticsQuery], Depends(INTERFACE.guard)],
     reader: ReaderDep,
-    settings: SettingsDep,
 ) -> Response:
     """Counters of a VDN's campaigns and their batches: totals and the current day.
 
     Send ``Content-Type: application/json; charset=UTF-8`` and an ``Authorization`` signature.
     """
-    authorize_vdn(request, caller, query.vdn_id)
-    today = today_in(settings.time_zone_of(query.vdn_id))
-    # Replay and flow control ride along the read's first round trip (api/admission.py).
-    gate = admission.gate(request, caller, query.vdn_id)
+    query = guarded.query
+    today = today_in(guarded.settings.time_zone_of(query.vdn_id))
     # Written by the reader as JSON, not validated again through StatisticsResponse: see
     # api/schemas.py.
-    body = await reader.read_body(query.vdn_id, today, query.campaign_id, query.batch_id, gate=gate)
+    body = await guarded.read(
+        reader.body_read(query.vdn_id, today, query.campaign_id, query.batch_id)
+    )
     return Response(body, media_type="application/json")
