@@ -8,16 +8,20 @@ which on the one-campaign path would cost more than the Redis round trip.
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 
 from isales_stats.api.auth import Caller, authenticate_caller
 from isales_stats.api.push.hub import ChangeHub
 from isales_stats.core.settings import Settings
+from isales_stats.engine.context import CountingContext
 from isales_stats.engine.history import HistoryReader
 from isales_stats.engine.redis_connection import AnyRedis
 from isales_stats.engine.statistics import StatisticsReader
+
+Reader = TypeVar("Reader")
 
 
 async def _settings(request: Request) -> Settings:
@@ -43,6 +47,26 @@ async def _history_reader(request: Request) -> HistoryReader:
 async def _hub(request: Request) -> ChangeHub:
     hub: ChangeHub = request.app.state.push_hub
     return hub
+
+
+def reader_built_once(
+    build: Callable[[AnyRedis, CountingContext], Reader],
+) -> Callable[[Request], Awaitable[Reader]]:
+    """A dependency giving the application's one ``build(redis, context)``, made at its first
+    request: the reader of a new read interface needs no line in the lifespan (api/main.py)."""
+
+    async def reader(request: Request) -> Reader:
+        state = request.app.state
+        redis: AnyRedis = state.redis
+        if not hasattr(state, "readers_built_once"):
+            state.readers_built_once = {}
+        built: dict[Any, tuple[AnyRedis, Any]] = state.readers_built_once
+        if build not in built or built[build][0] is not redis:  # a lifespan began again
+            built[build] = (redis, build(redis, CountingContext.from_settings(state.settings)))
+        made: Reader = built[build][1]
+        return made
+
+    return reader
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
