@@ -4,6 +4,7 @@
         campaigns = client.count_detail(1, campaign_id="1001")
         failures = client.fail_categories(1, "1001", date(2026, 12, 1), date(2026, 12, 6))
         hours = client.history(1, "1001", interval="hour")
+        minutes = client.progress(1, "1001", minutes=30)
 
     async for change in watch(url, 1, access_key=access_key, secret_key=secret_key):
         print(change.campaign_id, change.counters["totalCalledCount"])
@@ -30,6 +31,7 @@ import httpx
 from isales_stats.core.interface import CONTENT_TYPE as CONTENT_TYPE
 from isales_stats.core.interface import FAIL_CATEGORY_PATH as FAIL_CATEGORY_PATH
 from isales_stats.core.interface import HISTORY_PATH as HISTORY_PATH
+from isales_stats.core.interface import PROGRESS_PATH as PROGRESS_PATH
 from isales_stats.core.interface import STATISTICS_PATH as STATISTICS_PATH
 from isales_stats.core.interface import STREAM_PATH as STREAM_PATH
 from isales_stats.core.interface import parse_change_id
@@ -113,7 +115,7 @@ class StatisticsApiError(Exception):
 
 class StatisticsClient:
     """Calls ``GET .../campaigns/{vdnId}/statistics`` and its siblings (failcategorystatistics,
-    statistics/history); signs when given an AK and an SK."""
+    statistics/history, statistics/progress); signs when given an AK and an SK."""
 
     def __init__(
         self,
@@ -170,6 +172,15 @@ class StatisticsClient:
             params["batchId"] = batch_id
         return self._http.build_request("GET", HISTORY_PATH.format(vdn_id=vdn_id), params=params)
 
+    def build_progress_request(
+        self, vdn_id: int, campaign_id: str, minutes: int | None = None
+    ) -> httpx.Request:
+        """The unsigned progress request (no minutes: the API's default, 60)."""
+        params: dict[str, str | int] = {"campaignId": campaign_id}
+        if minutes is not None:
+            params["minutes"] = minutes
+        return self._http.build_request("GET", PROGRESS_PATH.format(vdn_id=vdn_id), params=params)
+
     def send(self, request: httpx.Request) -> httpx.Response:
         """Any request built above, signed as it goes; the raw response, whatever its status."""
         return self._http.send(request)
@@ -206,6 +217,15 @@ class StatisticsClient:
     ) -> list[dict[str, Any]]:
         """The ``points`` of the history: per day (or hour), its counters."""
         request = self.build_history_request(vdn_id, campaign_id, batch_id, start, end, interval)
+        points: list[dict[str, Any]] = _body(self.send(request))["data"]["points"]
+        return points
+
+    def progress(
+        self, vdn_id: int, campaign_id: str, minutes: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The ``points`` of a campaign's progress: per minute (the current one last), its
+        ``startTime``, ``calls``, ``connects`` and ``finished``."""
+        request = self.build_progress_request(vdn_id, campaign_id, minutes)
         points: list[dict[str, Any]] = _body(self.send(request))["data"]["points"]
         return points
 

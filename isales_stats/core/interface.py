@@ -17,6 +17,8 @@ FAIL_CATEGORY_PATH = "/rest/isales/v1/openapi/campaigns/{vdn_id}/failcategorysta
 HISTORY_PATH = STATISTICS_PATH + "/history"
 # Our extension too: the statistics pushed as Server-Sent Events while they change.
 STREAM_PATH = STATISTICS_PATH + "/stream"
+# And a campaign's calls, connects and finished records per minute, of the last minutes.
+PROGRESS_PATH = STATISTICS_PATH + "/progress"
 EVENT_STREAM_MEDIA_TYPE = "text/event-stream"
 
 # iSales requires this Content-Type on the request (and signs it); the API also accepts the
