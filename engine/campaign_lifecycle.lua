@@ -13,7 +13,7 @@
 --             counter hashes the dashboards read, its batch index, its progress and change
 --             streams go too, as only live campaigns are on dashboards and pushed. Its final
 --             counters stay readable by campaignId. Its events are refused from now on
---             (count_events.lua answers "R"), since nothing tells a new one from an old one.
+--             (the counting script answers "R"), since nothing tells a new one from an old one.
 --   deleted   `retention` seconds after the release, or at once by an operator: its rows
 --             are gone too, and only a tombstone (this hash) is left, which expires after
 --             `tombstone` seconds; until then its events are refused too ("G").

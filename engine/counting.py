@@ -1,6 +1,6 @@
 """Counting call events into Redis: the counting rules applied atomically, a campaign at a time.
 
-The rules themselves run inside Redis (``count_events.lua``), next to the state they need, so
+The rules themselves run inside Redis (``engine/count_events/``), next to the state they need, so
 that a counter change and the bookkeeping that makes it idempotent are one atomic step. This
 module prepares the batches: it groups events by campaign (one script call each, one Redis
 Cluster slot each), works out each event's day in its VDN's zone, and sends every call of a
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import tzinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -23,14 +23,32 @@ from isales_stats.core.days import (
     day_of,
     hour_of_day,
     oldest_retained_day,
-    system_clock,
 )
 from isales_stats.core.events import CallEvent, EventKind
 from isales_stats.core.keys import KeyLayout
-from isales_stats.engine.redis_connection import AnyRedis, LuaScript, run_pipeline, text_of
-from isales_stats.engine.scripts import load_script
+from isales_stats.engine.contract import (
+    APPLIED,
+    CONFLICT,
+    DELETED,
+    DUPLICATE,
+    RELEASED,
+    CountingArguments,
+    EventArray,
+    packed_event,
+)
+from isales_stats.engine.redis_connection import (
+    AnyRedis,
+    LuaScript,
+    ReplyGroups,
+    run_pipeline,
+    text_of,
+)
+from isales_stats.engine.scripts import load_count_events
 
-COUNT_EVENTS = load_script("count_events.lua")
+if TYPE_CHECKING:  # context.py imports this module (CountingLimits)
+    from isales_stats.engine.context import CountingContext
+
+COUNT_EVENTS = load_count_events()
 STORE_HIGHER_OFFSETS = LuaScript(
     """-- KEYS[1] a topic's offsets hash; ARGV partition, offset, partition, offset...: store
     -- each offset unless a higher one is stored; one HSET of those that grow.
@@ -73,6 +91,7 @@ ADMIT_CAMPAIGNS = LuaScript(
 )
 
 CLOSED = EventKind.CAMPAIGN_CLOSED
+# An event's kind as the counting script reads it (PackedEvent.kind).
 _KIND_CODES = {
     EventKind.DATA_ADDED: "a",
     EventKind.CALL_RESULT: "c",
@@ -118,25 +137,18 @@ class CountingOutcome:
 class EventCounter:
     """Applies validated events to the Redis counters; safe to call again with the same events."""
 
-    def __init__(
-        self,
-        redis: AnyRedis,
-        layout: KeyLayout,
-        zone_of: Any,  # Callable[[int], tzinfo]: the VDN's time zone (Settings.time_zone_of)
-        retention_days: int,
-        clock: Clock = system_clock,
-        limits: CountingLimits = NO_LIMITS,
-        changes_kept: int = DEFAULT_CHANGES_KEPT,
-    ) -> None:
+    def __init__(self, redis: AnyRedis, context: CountingContext) -> None:
         self.redis = redis
-        self.layout = layout
-        self.zone_of = zone_of
-        self.retention_days = retention_days
-        self.clock = clock
-        self.limits = limits
+        self.context = context
+        # The context's fields, each an attribute of its own: counting reads them per batch.
+        self.layout: KeyLayout = context.layout
+        self.zone_of = context.zone_of  # the VDN's time zone (Settings.time_zone_of)
+        self.retention_days = context.retention_days
+        self.clock: Clock = context.clock
+        self.limits = context.limits
         # Each counting call that changes a campaign's counters records them in its change
         # stream, capped at this many (0: none, and push has nothing to send).
-        self.changes_kept = changes_kept
+        self.changes_kept = context.changes_kept
         # Campaigns this process listed in their VDN's index and put on the lifecycle's
         # schedule: only a campaign not among them costs those commands (a new one is rare),
         # and under a campaign limit an admission round trip.
@@ -213,20 +225,25 @@ class EventCounter:
         unlisted = {} if self.limits.campaigns_per_vdn else _by_vdn(new)
         closing = [c for c, of_it in by_campaign.items() if any(e.kind is CLOSED for e in of_it)]
 
-        replies = await run_pipeline(
-            self.redis,
-            [COUNT_EVENTS],
-            lambda pipe: self._queue(pipe, by_topic, unlisted, scripts, new, closing),
+        groups = ReplyGroups()
+        replies = groups.split(
+            await run_pipeline(
+                self.redis,
+                [COUNT_EVENTS],
+                lambda pipe: self._queue(
+                    groups.on(pipe), by_topic, unlisted, scripts, new, closing
+                ),
+            )
         )
         if by_topic:
             await run_pipeline(
                 self.redis, [STORE_HIGHER_OFFSETS], lambda pipe: self._queue_offsets(pipe, by_topic)
             )
-        stored = replies[: len(by_topic)]
-        for (topic, partitions), found in zip(by_topic.items(), stored, strict=True):
+        for (topic, partitions), found in zip(
+            by_topic.items(), replies["offsets before"], strict=True
+        ):
             self._note_stored_offsets(topic, partitions, found, outcome)
-        first_script = len(by_topic) + len(unlisted)
-        verdicts = replies[first_script : first_script + len(by_campaign)]
+        verdicts = replies["verdicts"]
         ended = [
             campaign
             for campaign, letters in zip(by_campaign, verdicts, strict=True)
@@ -288,31 +305,37 @@ class EventCounter:
 
     def _queue(
         self,
-        pipe: Any,
+        pipe: ReplyGroups,
         by_topic: dict[str, dict[int, int]],
         unlisted: dict[int, list[str]],
-        scripts: list[tuple[list[str], list[Any]]],
+        scripts: list[tuple[list[str], CountingArguments]],
         new: list[tuple[int, str]],
         closing: list[tuple[int, str]],
     ) -> None:
         """A batch's commands but the offsets' (``_queue_offsets``): the offsets as they were,
         the index, the counting, the lifecycle's schedule."""
-        for topic, partitions in by_topic.items():
-            pipe.hmget(self.layout.counted_offsets(topic), [str(p) for p in partitions])
+        with pipe.group("offsets before") as commands:
+            for topic, partitions in by_topic.items():
+                commands.hmget(self.layout.counted_offsets(topic), [str(p) for p in partitions])
         # The index comes first: a campaign is listed before its counters can be read.
-        for vdn_id, campaign_ids in unlisted.items():
-            pipe.sadd(self.layout.vdn_campaigns(vdn_id), *campaign_ids)
-        for keys, arguments in scripts:
-            COUNT_EVENTS.queue(pipe, keys, arguments)
+        with pipe.group("listed") as commands:
+            for vdn_id, campaign_ids in unlisted.items():
+                commands.sadd(self.layout.vdn_campaigns(vdn_id), *campaign_ids)
+        with pipe.group("verdicts") as commands:
+            for keys, arguments in scripts:
+                COUNT_EVENTS.queue(commands, keys, arguments)
         # The lifecycle sweeper is told to look (engine/lifecycle.py): at a new campaign to
         # schedule its idle end, at once at one that closed. It owns the rules and the dates;
         # counting only names the campaigns, before the offsets that would skip this batch.
         now = self.clock()
         schedule = self.layout.lifecycle_schedule()
-        if new:
-            pipe.zadd(schedule, {schedule_member(*campaign): now for campaign in new}, nx=True)
-        if closing:
-            pipe.zadd(schedule, {schedule_member(*campaign): now for campaign in closing}, lt=True)
+        with pipe.group("scheduled") as commands:
+            if new:
+                members = {schedule_member(*campaign): now for campaign in new}
+                commands.zadd(schedule, members, nx=True)
+            if closing:
+                members = {schedule_member(*campaign): now for campaign in closing}
+                commands.zadd(schedule, members, lt=True)
 
     def _queue_offsets(self, pipe: Any, by_topic: dict[str, dict[int, int]]) -> None:
         """The resume points of a batch whose counts are in. Only a higher offset replaces a
@@ -323,14 +346,14 @@ class EventCounter:
 
     def _scripts(
         self, by_campaign: dict[tuple[int, str], list[CallEvent]], outcome: CountingOutcome
-    ) -> list[tuple[list[str], list[Any]]]:
-        """One counting script call per campaign: its keys and arguments (count_events.lua)."""
+    ) -> list[tuple[list[str], CountingArguments]]:
+        """One counting script call per campaign: its keys and arguments (engine/contract.py)."""
         oldest: dict[int, str] = {}
         today_of: dict[int, str] = {}  # today's label in each VDN's zone: a change's day
         now = self.clock()
         minute_ms = int(now // 60) * 60_000
         today = int(now // DAY_SECONDS)  # the lifecycle's idle clock: UTC days of the worker
-        scripts: list[tuple[list[str], list[Any]]] = []
+        scripts: list[tuple[list[str], CountingArguments]] = []
         for (vdn_id, campaign_id), campaign_events in by_campaign.items():
             zone = self.zone_of(vdn_id)
             if vdn_id not in oldest:
@@ -338,45 +361,41 @@ class EventCounter:
                     zone, self.retention_days, self.clock
                 ).isoformat()
                 today_of[vdn_id] = day_of(int(now * 1000), zone).isoformat()
-            packed = []
+            packed: list[EventArray] = []
             for event in campaign_events:
                 if event.kind is CLOSED:  # a campaign's end moves no counter of any day
-                    packed.append(("x", "", "", "", 0, 0, "", 0, 0, ""))
+                    packed.append(packed_event(_KIND_CODES[CLOSED]))
                     continue
                 day, expire_at, hour = self._day_of(event, zone, oldest[vdn_id])
                 if not day:
                     outcome.too_old += 1
                 packed.append(
-                    (
+                    packed_event(
                         _KIND_CODES[event.kind],
                         event.data_id,
                         event.call_id or "",
                         event.batch_id or "",
-                        1 if event.connected else 0,
-                        1 if event.final else 0,
-                        day,
-                        expire_at,
-                        hour,
-                        event.fail_code or "",
+                        connected=event.connected,
+                        final=event.final,
+                        day=day,
+                        expire_at=expire_at,
+                        hour=hour,
+                        fail_code=event.fail_code or "",
                     )
                 )
-            scripts.append(
-                (
-                    [self.layout.campaign_totals(vdn_id, campaign_id)],
-                    [
-                        self.layout.campaign_base(vdn_id, campaign_id),
-                        orjson.dumps(packed),
-                        minute_ms,
-                        self.limits.batches_per_campaign,
-                        today,
-                        int(now),
-                        today_of[vdn_id],
-                        self.changes_kept,
-                        self.layout.vdn_changes_channel(vdn_id),
-                        campaign_id,
-                    ],
-                )
+            arguments = CountingArguments(
+                campaign_base=self.layout.campaign_base(vdn_id, campaign_id),
+                events=orjson.dumps(packed),
+                minute_ms=minute_ms,
+                max_batches=self.limits.batches_per_campaign,
+                active_day=today,
+                now=int(now),
+                today=today_of[vdn_id],
+                changes_kept=self.changes_kept,
+                change_channel=self.layout.vdn_changes_channel(vdn_id),
+                campaign_id=campaign_id,
             )
+            scripts.append(([self.layout.campaign_totals(vdn_id, campaign_id)], arguments))
         return scripts
 
     def _note_stored_offsets(
@@ -414,8 +433,8 @@ def schedule_member(vdn_id: int, campaign_id: str) -> str:
 
 
 _RELEASED_REASONS = {
-    "R": "its idempotence state was released (the campaign ended): its counters are final",
-    "G": "it was deleted: only its tombstone is left",
+    RELEASED: "its idempotence state was released (the campaign ended): its counters are final",
+    DELETED: "it was deleted: only its tombstone is left",
 }
 
 
@@ -429,15 +448,15 @@ def _by_vdn(campaigns: Iterable[tuple[int, str]]) -> dict[int, list[str]]:
 def _tally(
     events: list[CallEvent], verdicts: str, outcome: CountingOutcome, limits: CountingLimits
 ) -> str:
-    """The script's verdict per event: "A" applied, "D" duplicate, "C" conflict, "L" a batch
-    beyond the limit, "R" and "G" a campaign released or deleted. Returns the first verdict
-    (a released or deleted campaign's events all get the same)."""
+    """The script's verdict per event (engine/contract.py): applied, duplicate, conflict, a batch
+    beyond the limit, a campaign released or deleted. Returns the first verdict (a released or
+    deleted campaign's events all get the same)."""
     for event, verdict in zip(events, verdicts, strict=True):
-        if verdict == "A":
+        if verdict == APPLIED:
             outcome.applied += 1
-        elif verdict == "D":
+        elif verdict == DUPLICATE:
             outcome.duplicates += 1
-        elif verdict == "C":
+        elif verdict == CONFLICT:
             outcome.conflicts.append(event)
         elif verdict in _RELEASED_REASONS:
             reason = (

@@ -11,7 +11,7 @@
 --          row is the five TOTAL_COUNTERS of isales_stats/core/keys.py, a daily row the four
 --          DAILY_COUNTERS, comma-separated. A scope without a daily row had no event that day.
 --
--- count_events.lua keeps these rows next to the counter hashes, in the same atomic step. A
+-- engine/count_events/ keeps these rows next to the counter hashes, in the same atomic step. A
 -- script runs atomically too: no event's effects are half in and half out of what it returns.
 -- Why rows and not the hashes (docs/adr/0003-packed-rows.md): a whole VDN of 200 campaigns x 6
 -- scopes was 2,400 HMGETs, all on Redis' one thread; the rows are 400 HGETALLs. Redis' share of

@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ssl
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -145,6 +146,38 @@ async def run_pipeline(
     raise AssertionError("unreachable")
 
 
+class ReplyGroups:
+    """A pipeline's replies found by what they answer, not by offset.
+
+    Commands are queued in named groups (``with groups.group("verdicts") as pipe: ...``); after
+    the round trip, ``split`` hands each group its own replies. Pass ``groups.on(pipe)`` where
+    the pipeline would go: ``run_pipeline`` may queue twice (a NOSCRIPT retry), and each queueing
+    starts the groups afresh.
+    """
+
+    def __init__(self) -> None:
+        self._pipe: Any = None
+        self._spans: dict[str, tuple[int, int]] = {}
+
+    def on(self, pipe: Any) -> ReplyGroups:
+        self._pipe = pipe
+        self._spans = {}
+        return self
+
+    @contextmanager
+    def group(self, name: str) -> Iterator[Any]:
+        """Queue a group's commands on the pipeline this yields."""
+        if name in self._spans:
+            raise ValueError(f"a pipeline has one group named {name!r}")
+        start = len(self._pipe)
+        yield self._pipe
+        self._spans[name] = (start, len(self._pipe))
+
+    def split(self, replies: Sequence[Any]) -> dict[str, list[Any]]:
+        """Each group's replies, by its name."""
+        return {name: list(replies[start:end]) for name, (start, end) in self._spans.items()}
+
+
 class ClusterBatch:
     """Records commands like a pipeline; ``execute`` sends runs of the same command at once.
 
@@ -180,6 +213,9 @@ class ClusterBatch:
             )
             start = end
         return replies
+
+    def __len__(self) -> int:
+        return len(self.commands)
 
     def reset(self) -> None:
         self.commands.clear()

@@ -7,6 +7,11 @@ prelude defines these tables from Python, and makes them strict, so that a name 
 define is an error in Redis instead of a nil that writes a counter no reader knows.
 ``tests/test_lua_names.py`` checks the scripts against the layout without Redis: a counter
 renamed in Python but not in a script fails it.
+
+The counting script is long, so it is kept in parts, one concern each, in ``count_events/``;
+``load_parts`` assembles them in the order ``COUNT_EVENTS_PARTS`` gives, behind a prelude that
+also names its contract (``engine/contract.py``): ``EVENT.data_id`` is where an event holds its
+dataId, ``ARG.today`` the value of that argument, ``VERDICT.DUPLICATE`` the letter it answers.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 from importlib.resources import files
 
 from isales_stats.core.keys import (
+    ABANDON_FAIL_CODES,
     CAMPAIGN_KEY_SUFFIXES,
     CHANGE_FIELDS,
     DAILY_COUNTERS,
@@ -22,9 +28,24 @@ from isales_stats.core.keys import (
     PROGRESS_FIELDS,
     TOTAL_COUNTERS,
 )
+from isales_stats.engine.contract import VERDICTS, CountingArguments, PackedEvent
 from isales_stats.engine.redis_connection import LuaScript
 
 PRELUDE_END = "-- end of the prelude"
+# The counting script's parts (count_events/), in the order they are assembled: each may use
+# what the parts before it define. Its header says what it reads and writes.
+COUNT_EVENTS_PARTS = (
+    "buffers.lua",  # write buffers, scopes, and writing once at the end
+    "lifecycle.lua",  # a released or deleted campaign refused; its active day and end
+    "idempotence.lua",  # record states, callIds and batch numbers
+    "history.lua",  # per-hour counters and failCodes of each day
+    "rows.lua",  # counter hashes and the packed rows the API reads
+    "totals_and_days.lua",  # the totals and daily counters, and the day's record flags
+    "changes.lua",  # the change stream and channel of push
+    "progress.lua",  # calls, connects and finished records per minute
+    "rules.lua",  # what each kind of event counts
+    "main.lua",  # the call: every event, then every write, once
+)
 
 
 def _lua_string(text: str) -> str:
@@ -48,7 +69,7 @@ def prelude() -> str:
             "-- Rendered from isales_stats/core/keys.py by isales_stats/engine/scripts.py.",
             "local function strict(what, names)",
             "  return setmetatable(names, {__index = function(_, name)",
-            "    error('the key layout defines no ' .. what .. ' ' .. tostring(name))",
+            "    error('no ' .. what .. ' is named ' .. tostring(name))",
             "  end})",
             "end",
             f"local COUNTER = strict('counter', {_lua_table(counters)})",
@@ -57,6 +78,9 @@ def prelude() -> str:
             + _lua_table({name: name for name in LIFE_FIELDS})
             + ")",
             f"local HOUR_FIELD = strict('hour counter', {_lua_table(HOUR_COUNTERS)})",
+            "local ABANDON_FAIL_CODE = {"
+            + ", ".join(f"[{_lua_string(code)}] = true" for code in ABANDON_FAIL_CODES)
+            + "}",
             "local TOTAL_FIELDS = {"
             + ", ".join(f"COUNTER.{name}" for name in TOTAL_COUNTERS)
             + "}",
@@ -78,6 +102,28 @@ def prelude() -> str:
     )
 
 
+def contract_prelude() -> str:
+    """The Lua lines that name the counting script's contract (engine/contract.py)."""
+    positions = {name: str(index) for index, name in enumerate(PackedEvent._fields, start=1)}
+    arguments = {
+        name: f"ARGV[{index}]" for index, name in enumerate(CountingArguments._fields, start=1)
+    }
+    return "\n".join(
+        [
+            "-- The counting contract, rendered from isales_stats/engine/contract.py.",
+            f"local EVENT = strict('event field', {_lua_fields(positions)})",
+            f"local ARG = strict('argument', {_lua_fields(arguments)})",
+            f"local VERDICT = strict('verdict', {_lua_table(VERDICTS)})",
+            "",
+        ]
+    )
+
+
+def _lua_fields(entries: dict[str, str]) -> str:
+    """A Lua table of Lua expressions (positions, ARGV[i]), not strings."""
+    return "{" + ", ".join(f"{name} = {value}" for name, value in entries.items()) + "}"
+
+
 def script_source(name: str) -> str:
     """The script as stored in the package, without its prelude."""
     return files("isales_stats.engine").joinpath(name).read_text()
@@ -95,3 +141,31 @@ def load_script(name: str) -> LuaScript:
         first_line, _, source = source.partition("\n")
         shebang = first_line + "\n"
     return LuaScript(shebang + prelude() + source)
+
+
+def part_source(directory: str, part: str) -> str:
+    """One part of a script kept in parts (``count_events/rules.lua``)."""
+    return files("isales_stats.engine").joinpath(directory, part).read_text()
+
+
+def assemble_parts(directory: str, parts: tuple[str, ...]) -> str:
+    """The parts of a script, in order, each behind a line naming it (Redis' error messages give
+    a line of the whole: the nearest such line above it names the part)."""
+    return "".join(f"-- part {directory}/{part}\n{part_source(directory, part)}" for part in parts)
+
+
+def load_count_events() -> LuaScript:
+    """The counting script, assembled from its parts behind the prelude and its contract.
+
+    The shebang (no flags) makes Redis refuse the whole script up front when it is over its
+    maxmemory (noeviction: isales_stats/commands/stack/redis.py). Without one, Redis refuses a
+    script only at its first write that needs memory, and lets it go on once any write got past
+    (a DEL or HDEL needs none): refused whole, counting waits and retries until memory is freed
+    or added, and nothing is half counted.
+    """
+    return LuaScript(
+        "#!lua\n"
+        + prelude()
+        + contract_prelude()
+        + assemble_parts("count_events", COUNT_EVENTS_PARTS)
+    )

@@ -1,7 +1,7 @@
 """A campaign's idempotence state as operators and tests see it: how much it holds.
 
 The state is what makes counting exact (each record's state, each callId counted, each
-record's flags per day: engine/count_events.lua) and almost all of the memory Redis holds. Its
+record's flags per day: engine/count_events/) and almost all of the memory Redis holds. Its
 layout is the counting script's business; Python outside the engine asks here, so that a
 change of that layout (docs/adr/0005-bucketed-state.md weighs one) changes one module.
 """

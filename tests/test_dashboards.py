@@ -149,7 +149,7 @@ def test_every_key_is_spelled_as_key_layout_spells_it(
         for item in panel_targets("history", dashboards["history"])
         if item.target["command"] == "hmget"
     ]
-    # Every hour a day can have (25 on the day clocks go back), as count_events.lua names them.
+    # Every hour a day can have (25 on the day clocks go back), as engine/count_events/ names them.
     assert hours == [
         " ".join(f"{hour:02d}:{HOUR_COUNTERS[name]}" for hour in range(25))
         for name in ("dailyCalledCount", "dailyCallSucc")

@@ -17,9 +17,10 @@ import pytest
 from isales_stats.core import keys
 from isales_stats.engine import scripts
 
+# Whole scripts beside engine/scripts.py, and the counting script's parts (count_events/).
 SCRIPTS = sorted(
     entry.name for entry in files("isales_stats.engine").iterdir() if entry.name.endswith(".lua")
-)
+) + [f"count_events/{part}" for part in scripts.COUNT_EVENTS_PARTS]
 # What a counter looks like (dailyCount, totalCallSucc, unCallCount...) and a key suffix
 # (":records", ":day:"): such a literal in a script is a second spelling of the layout.
 COUNTER_LIKE = re.compile(r"^[a-z]+(?:[A-Z][a-z]*)+(?:Count|Succ)$")
@@ -82,7 +83,7 @@ def test_a_counter_renamed_in_python_but_not_in_lua_is_caught() -> None:
         "totalRecordCount" if name == "totalCount" else name for name in keys.TOTAL_COUNTERS
     )
     undefined = undefined_names(
-        scripts.script_source("count_events.lua"),
+        scripts.part_source("count_events", "rules.lua"),
         (*renamed, *keys.DAILY_COUNTERS),
         keys.CAMPAIGN_KEY_SUFFIXES,
     )

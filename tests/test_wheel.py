@@ -28,6 +28,7 @@ import pytest
 from isales_stats.client import CONTENT_TYPE, STATISTICS_PATH
 from isales_stats.commands.stack.processes import port_is_open
 from isales_stats.core.settings import Settings
+from isales_stats.engine.scripts import COUNT_EVENTS_PARTS
 from tests.support.ports import free_port, free_port_pair
 from tests.support.waiting import wait_for, wait_for_http
 
@@ -38,7 +39,10 @@ ROOT = Path(__file__).resolve().parents[1]
 # Every file of the package that is not Python: (package, resource) -> the file in the checkout.
 PACKAGE_FILES = {
     ("isales_stats", "py.typed"): ROOT / "isales_stats" / "py.typed",
-    ("isales_stats.engine", "count_events.lua"): ROOT / "engine" / "count_events.lua",
+    **{
+        ("isales_stats.engine", f"count_events/{part}"): ROOT / "engine" / "count_events" / part
+        for part in COUNT_EVENTS_PARTS
+    },
     ("isales_stats.engine", "read_statistics.lua"): ROOT / "engine" / "read_statistics.lua",
     ("isales_stats.engine", "call-event.schema.json"): ROOT / "engine" / "call-event.schema.json",
     ("isales_stats.api", "static/live.html"): ROOT / "api" / "static" / "live.html",

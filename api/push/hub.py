@@ -1,7 +1,7 @@
 """One API process's side of push: which VDNs it watches, what changed, who gets it.
 
 Counting records every change of a campaign in the campaign's change stream and names the
-campaign on the VDN's Pub/Sub channel (engine/count_events.lua). The hub of a process listens to
+campaign on the VDN's Pub/Sub channel (engine/count_events/). The hub of a process listens to
 the channels of the VDNs its subscribers watch, reads each named campaign's new changes once
 (a cursor per campaign), paces them to ``max_events_per_second`` per campaign, and offers each to
 the subscribers that want it. Pub/Sub only wakes it up: a message lost (a connection that

@@ -2,7 +2,7 @@
 
 CC-iSales' exception statistics (docs/api.md, "Exception statistics"): per day of a range whose
 ends are at most 30 days apart, a campaign's distinct failed calls (callStatus 5) by failCode,
-counted by the counting script with the other counters (engine/count_events.lua). The same
+counted by the counting script with the other counters (engine/count_events/). The same
 checks as the statistics interface, in the same order (api/routes/statistics.py), with a
 flow-control budget of its own.
 """

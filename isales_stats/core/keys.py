@@ -63,16 +63,23 @@ PROGRESS_FIELDS = ("calls", "connects", "finished")
 # when it was recorded, then the campaign's totals and that day's daily counters, packed as the
 # rows are ("1,2,3,4,5": TOTAL_COUNTERS, then DAILY_COUNTERS order).
 CHANGE_FIELDS = ("day", "totals", "daily")
-# The counters kept per hour of a day, by the name of the daily counter each one splits, and
-# the short name that follows the hour in a field of the day's hours hash ("09:calls"): calls
-# and connected calls of the hour, and the records whose first event, or first final call, of
-# the day fell in that hour (so that a day's hours add up to its daily counters).
+# The counters kept per hour of a day, by their name in the history's hour points, and the
+# short name that follows the hour in a field of the day's hours hash ("09:calls"). The first
+# four split a daily counter: calls and connected calls of the hour, and the records whose first
+# event, or first final call, of the day fell in that hour (so that a day's hours add up to its
+# daily counters). abandonedCalls: the hour's failed calls whose failCode says a person answered
+# and no agent took the call (ABANDON_FAIL_CODES), what an abandon rate over a rolling window
+# is made of.
 HOUR_COUNTERS = {
     "dailyCalledCount": "calls",
     "dailyCallSucc": "connects",
     "dailyFinishCount": "finished",
     "dailyCount": "records",
+    "abandonedCalls": "abandoned",
 }
+# iSales' failCodes of a call answered and then abandoned: 00701 queue abandoned, 00702 queue
+# timed out, 01046 no agent could be seized (../shared/spec/isales-facts.md).
+ABANDON_FAIL_CODES = ("00701", "00702", "01046")
 # The Lua scripts get these names, and the suffixes below, from a prelude rendered from this
 # module (isales_stats/engine/scripts.py): they spell none themselves, and a test that needs no
 # Redis fails when one does. Packed rows follow the order of TOTAL_COUNTERS and DAILY_COUNTERS.
