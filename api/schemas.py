@@ -138,6 +138,10 @@ class HourPoint(DailyPoint):
         description="Hours since the day's start: 0..22 on a 23-hour day, 0..24 on a 25-hour one."
     )
     startTime: str = Field(description="When the hour starts, ISO-8601 with the zone's offset.")
+    abandonedCalls: Count = Field(
+        description="Calls answered and abandoned before an agent took them: failed calls whose "
+        "failCode is 00701 (queue abandoned), 00702 (queue timed out) or 01046 (no agent)."
+    )
 
 
 class History(BaseModel):

@@ -16,7 +16,7 @@ import pytest
 from pydantic import SecretStr
 
 from isales_stats.commands import cli
-from isales_stats.core.interface import HISTORY_PATH
+from isales_stats.core.interface import HISTORY_PATH, PROGRESS_PATH
 from isales_stats.core.settings import Settings
 
 
@@ -106,12 +106,24 @@ def test_query_curl_prints_the_signed_request_of_the_chosen_read(
 
 
 @pytest.mark.usefixtures("signing_settings")
+def test_query_progress_asks_for_the_minutes_given(capsys: pytest.CaptureFixture[str]) -> None:
+    arguments = ["query", "--vdn", "7", "--campaign", "C1", "--progress", "--minutes", "15"]
+    assert cli.main([*arguments, "--url", "http://api.invalid:8000", "--curl"]) == 0
+    out = capsys.readouterr().out
+    assert f"http://api.invalid:8000{PROGRESS_PATH.format(vdn_id=7)}?" in out
+    assert "campaignId=C1" in out
+    assert "minutes=15" in out
+
+
+@pytest.mark.usefixtures("signing_settings")
 @pytest.mark.parametrize(
     ("options", "said"),
     [
         (["--hourly"], "--hourly goes with --history"),
         (["--campaign", "C1", "--fails", "--batch", "B1"], "--batch has no meaning there"),
         (["--from", "2025-01-01"], "--from and --to go with --fails or --history"),
+        (["--minutes", "5"], "--minutes goes with --progress"),
+        (["--campaign", "C1", "--progress", "--batch", "B1"], "--batch has no meaning there"),
     ],
 )
 def test_query_refuses_options_the_read_would_drop(

@@ -2,7 +2,7 @@
 
 One model serves both on purpose: what ``isales-stats simulate --expect`` predicts is what the
 tests hold the engine to. It is written apart from the engine, which counts in Lua
-(``engine/count_events.lua``), and imports nothing of it: a prediction computed by the code under
+(``engine/count_events/``), and imports nothing of it: a prediction computed by the code under
 test would prove nothing. It reads events as the contract spells them (JSON objects: the wire
 form, or ``CallEvent.to_json()``), so that it does not lean on the decoder either. Memory grows
 with the accepted events (each is kept): fine for tests and for ``simulate``'s finite traffic.
@@ -36,7 +36,9 @@ Two steps:
    none given), as iSales' failcategorystatistics counts them; ``hourly`` splits a day's
    counters by the hour of the day (hours elapsed since the day's start, so 0..24 on a day whose
    clocks go back), a record counting in the hour of its earliest event (or earliest final call)
-   of the day; ``totals_at_end`` the call totals as they stood at a day's end, by occurredAt.
+   of the day, and counts each hour's abandoned calls (a failed call with failCode 00701, 00702
+   or 01046: answered, and no agent took it); ``totals_at_end`` the call totals as they stood at
+   a day's end, by occurredAt.
 
 Not modelled: what the worker refuses before counting (events stamped in the future beyond the
 clock skew, events that break the contract) and days older than the retention. ``simulate``
@@ -81,6 +83,10 @@ COUNTER_KEYS = (
 
 
 DAILY_NAMES = ("dailyCalledCount", "dailyCallSucc", "dailyFinishCount", "dailyCount")
+# The hours split the daily counters, and count the calls abandoned: answered by a person whom no
+# agent took (iSales' failCodes 00701 queue abandoned, 00702 queue timed out, 01046 no agent).
+HOUR_NAMES = (*DAILY_NAMES, "abandonedCalls")
+ABANDON_FAIL_CODES = frozenset({"00701", "00702", "01046"})
 
 
 def occurred_day(occurred_at: str | int, zone: tzinfo) -> date:
@@ -231,7 +237,8 @@ class ReferenceModel:
     def hourly(
         self, vdn_id: int, campaign_id: str, day: date, batch_id: str | None = None
     ) -> dict[int, dict[str, int]]:
-        """The daily counters of ``day`` split by hour (only hours with something counted)."""
+        """The daily counters of ``day`` split by hour, and its abandoned calls by hour (only
+        hours with something counted)."""
         zone = self.zone_of(vdn_id)
         on_day = [
             e
@@ -241,7 +248,7 @@ class ReferenceModel:
         hours: dict[int, dict[str, int]] = {}
 
         def add(hour: int, counter: str) -> None:
-            counters = hours.setdefault(hour, dict.fromkeys(DAILY_NAMES, 0))
+            counters = hours.setdefault(hour, dict.fromkeys(HOUR_NAMES, 0))
             counters[counter] += 1
 
         first_seen: dict[Any, int] = {}
@@ -254,6 +261,8 @@ class ReferenceModel:
                 add(hour, "dailyCalledCount")
                 if e["callStatus"] == CONNECTED:
                     add(hour, "dailyCallSucc")
+                elif e.get("failCode") in ABANDON_FAIL_CODES:
+                    add(hour, "abandonedCalls")
                 if e["final"] is True:
                     first_final[e["dataId"]] = min(hour, first_final.get(e["dataId"], hour))
         for hour in first_seen.values():

@@ -65,8 +65,11 @@ def records(draw: st.DrawFn) -> list[dict[str, Any]]:
                     callStatus=status,
                     final=draw(st.booleans()),
                     occurredAt=draw(occurred_at()),
-                    # None: a failed call that gave no failCode (counted under "")
-                    failCode=draw(st.sampled_from([None, "F1", "F2"])) if status == 5 else None,
+                    # None: a failed call that gave no failCode (counted under ""); 00701 and
+                    # 01046 abandoned calls (counted per hour too)
+                    failCode=draw(st.sampled_from([None, "F1", "00701", "01046"]))
+                    if status == 5
+                    else None,
                 )
             )
         if draw(st.integers(0, 4)) == 0:

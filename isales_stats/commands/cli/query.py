@@ -1,9 +1,10 @@
 """``isales-stats query``: call the statistics API, signed, and print the answer.
 
 One read per call: the statistics by default, or the read its flag chooses (``--fails``,
-``--history``). A new read is a flag in the ``reads`` group of ``register``, a line in the
-description, a branch in ``build_read_request`` (a ``StatisticsClient.build_..._request``), and
-a rule in ``query_misuse`` for each option it does not take.
+``--history``, ``--progress``). A new read is a flag in the ``reads`` group of ``register``, a
+line in the description, a branch in ``build_read_request`` (a
+``StatisticsClient.build_..._request``), and a rule in ``query_misuse`` for each option it does
+not take.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ together).
   --fails     the campaign's failed calls by failCode, per day
   --history   the campaign's or batch's statistics per day, or per hour with
               --hourly
+  --progress  the campaign's calls, connects and finished records per minute,
+              over the last --minutes (default 60)
 
 --fails and --history read the days from --from to --to (default: today).
 
@@ -47,6 +50,7 @@ Examples:
   isales-stats query --vdn 1 --campaign 1001
   isales-stats query --vdn 1 --campaign 1001 --history --hourly
   isales-stats query --vdn 1 --campaign 1001 --fails --from 2025-01-01 --curl
+  isales-stats query --vdn 1 --campaign 1001 --progress --minutes 15
 """
 
 
@@ -74,6 +78,11 @@ def register(commands: Subcommands) -> None:
         action="store_true",
         help="the campaign's (or batch's) statistics per day, or per hour with --hourly",
     )
+    reads.add_argument(
+        "--progress",
+        action="store_true",
+        help="the campaign's calls, connects and finished records per minute",
+    )
     query.add_argument(
         "--from",
         dest="start",
@@ -89,6 +98,12 @@ def register(commands: Subcommands) -> None:
         help="with --fails or --history: the last day, YYYY-MM-DD",
     )
     query.add_argument("--hourly", action="store_true", help="with --history: per hour")
+    query.add_argument(
+        "--minutes",
+        type=int,
+        default=None,
+        help="with --progress: how many minutes back (default 60, at most 1440)",
+    )
 
 
 def run_query(arguments: argparse.Namespace, settings: Settings) -> int:
@@ -136,6 +151,10 @@ def build_read_request(client: StatisticsClient, arguments: argparse.Namespace) 
             arguments.vdn, arguments.campaign or "", arguments.batch, arguments.start,
             arguments.end, "hour" if arguments.hourly else "day",
         )  # fmt: skip
+    if arguments.progress:
+        return client.build_progress_request(
+            arguments.vdn, arguments.campaign or "", arguments.minutes
+        )
     return client.build_request(arguments.vdn, arguments.campaign, arguments.batch)
 
 
@@ -143,6 +162,10 @@ def query_misuse(arguments: argparse.Namespace) -> str | None:
     """Options that the chosen read would drop without a word, named (None: none)."""
     if arguments.fails and arguments.batch is not None:
         return "--fails reads a campaign's failures: --batch has no meaning there"
+    if arguments.progress and arguments.batch is not None:
+        return "--progress reads a campaign's minutes: --batch has no meaning there"
+    if arguments.minutes is not None and not arguments.progress:
+        return "--minutes goes with --progress"
     if arguments.hourly and not arguments.history:
         return "--hourly goes with --history"
     if (arguments.start or arguments.end) and not (arguments.fails or arguments.history):
