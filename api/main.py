@@ -18,9 +18,9 @@ from isales_stats.api.errors import EXCEPTION_HANDLERS
 from isales_stats.api.push.hub import ChangeHub
 from isales_stats.api.routes import callbacks, health, live, read_interface_routers
 from isales_stats.api.telemetry import RequestTelemetry, configure_access_log
-from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings, get_settings
 from isales_stats.engine.changes import ChangeReader
+from isales_stats.engine.context import CountingContext
 from isales_stats.engine.history import HistoryReader
 from isales_stats.engine.redis_connection import connect, connect_pubsub, verify_access
 from isales_stats.engine.statistics import StatisticsReader
@@ -36,9 +36,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await verify_access(settings)  # a wrong password or CA stops start-up, named
         redis = connect(settings)
         app.state.redis = redis
-        layout = KeyLayout(settings.key_prefix)
-        app.state.reader = StatisticsReader(redis, layout)
-        app.state.history_reader = HistoryReader(redis, layout)
+        context = CountingContext.from_settings(settings)
+        app.state.reader = StatisticsReader(redis, context)
+        app.state.history_reader = HistoryReader(redis, context)
         app.state.admission = Admission(
             redis,
             settings.key_prefix,
@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             signature_lifetime_seconds=settings.auth_window_seconds
             + settings.auth_future_skew_seconds,
         )
-        hub = ChangeHub(ChangeReader(redis, layout), connect_pubsub(settings), settings)
+        hub = ChangeHub(ChangeReader(redis, context), connect_pubsub(settings), settings)
         app.state.push_hub = hub
         await hub.start()
         try:

@@ -48,8 +48,8 @@ from isales_stats.client import CONTENT_TYPE, STATISTICS_PATH, DistinctMoments, 
 from isales_stats.commands import cli_command
 from isales_stats.commands.stack.redis import RedisServer
 from isales_stats.core.days import today_in
-from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings
+from isales_stats.engine.context import CountingContext
 from isales_stats.engine.statistics import StatisticsReader
 from tests.support.cleanup import delete_keys
 from tests.support.counting import count_events
@@ -294,7 +294,7 @@ async def _read_side_latency(settings: Settings, requests: int) -> Latency:
     thresholds = gc.get_threshold()
     tune_garbage_collector()
     try:
-        reader = StatisticsReader(redis, KeyLayout(settings.key_prefix))
+        reader = StatisticsReader(redis, CountingContext.from_settings(settings))
         today = today_in(settings.time_zone_of(VDN))
         samples: list[float] = []
         for index in range(requests + requests // 10):

@@ -45,7 +45,8 @@ from isales_stats.core.events import decode_event
 from isales_stats.core.kafka_connection import client_options
 from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings
-from isales_stats.engine.counting import EventCounter
+from isales_stats.engine.context import CountingContext
+from isales_stats.engine.counting import NO_LIMITS, EventCounter
 from isales_stats.engine.topics import ensure_topics
 from isales_stats.producing.publisher import EventPublisher
 from tests.support.aof import aof_mark, bytes_by_write, read_writes
@@ -648,11 +649,11 @@ def _wait_until_consuming(settings: Settings, worker: subprocess.Popen[bytes]) -
 def _memory(settings: Settings) -> dict[str, Any]:
     _empty_redis(settings)
     stream = campaign_stream(100_000, campaigns=CAMPAIGNS, batches=5, seed=9)
-    layout = KeyLayout(settings.key_prefix)
+    context = CountingContext.from_settings(settings, retention_days=40, limits=NO_LIMITS)
 
     async def count() -> None:
         async with AsyncRedis.from_url(settings.redis_url) as redis:
-            counter = EventCounter(redis, layout, settings.time_zone_of, 40)
+            counter = EventCounter(redis, context)
             for start in range(0, len(stream), 2000):
                 events = [decode_event(value) for _, value in encoded(stream[start : start + 2000])]
                 await counter.count(events)

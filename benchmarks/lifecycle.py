@@ -41,8 +41,9 @@ from isales_stats.commands.stack.redis import RedisServer
 from isales_stats.core.events import event_from_json
 from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings
-from isales_stats.engine.counting import EventCounter
-from isales_stats.engine.lifecycle import CampaignLifecycle, LifecyclePolicy
+from isales_stats.engine.context import CountingContext
+from isales_stats.engine.counting import NO_LIMITS, EventCounter
+from isales_stats.engine.lifecycle import CampaignLifecycle
 from tests.support.clock import SettableClock
 from tests.support.ports import free_port
 from tests.support.steady_traffic import Day, TrafficShape, simulate
@@ -151,13 +152,15 @@ async def _fill_vdns(settings: Settings) -> int:
          "occurredAt": moment}
         for name in ended
     ]  # fmt: skip
-    policy = LifecyclePolicy.from_settings(settings)
+    context = CountingContext.from_settings(
+        settings, layout=layout, retention_days=40, clock=clock, limits=NO_LIMITS
+    )
     async with Redis.from_url(settings.redis_url) as redis:
-        counter = EventCounter(redis, layout, settings.time_zone_of, 40, clock=clock)
+        counter = EventCounter(redis, context)
         for start in range(0, len(events), 5000):
             await counter.count([event_from_json(e) for e in events[start : start + 5000]])
-        clock.advance(policy.grace_seconds + 60)
-        lifecycle = CampaignLifecycle(redis, layout, policy, settings.time_zone_of, 40, clock)
+        clock.advance(context.policy.grace_seconds + 60)
+        lifecycle = CampaignLifecycle(redis, context)
         while (await lifecycle.sweep()).steps:
             pass
         released = int(await redis.zcard(layout.vdn_released_campaigns(MIXED_VDN)))

@@ -16,10 +16,10 @@ import faust
 from redis.asyncio import Redis
 
 from isales_stats.core.events import InvalidEvent, decode_event
-from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import get_settings
 from isales_stats.engine.app import broker_credentials
-from isales_stats.engine.counting import EventCounter
+from isales_stats.engine.context import CountingContext
+from isales_stats.engine.counting import NO_LIMITS, EventCounter
 
 
 def main() -> None:
@@ -53,7 +53,8 @@ def main() -> None:
         @app.agent(topic)
         async def count_one_by_one(stream: faust.StreamT[bytes]) -> None:
             redis = Redis.from_url(settings.redis_url)
-            counter = EventCounter(redis, KeyLayout(settings.key_prefix), settings.time_zone_of, 40)
+            context = CountingContext.from_settings(settings, retention_days=40, limits=NO_LIMITS)
+            counter = EventCounter(redis, context)
             async for value in stream:
                 with contextlib.suppress(InvalidEvent):
                     await counter.count([decode_event(value)])

@@ -170,12 +170,13 @@ async def _count(seconds: float) -> None:
     from redis.asyncio import Redis
 
     from isales_stats.core.events import event_from_json
-    from isales_stats.core.keys import KeyLayout
-    from isales_stats.engine.counting import EventCounter
+    from isales_stats.engine.context import CountingContext
+    from isales_stats.engine.counting import NO_LIMITS, EventCounter
 
     settings = Settings()
     redis = Redis.from_url(settings.redis_url)
-    counter = EventCounter(redis, KeyLayout(settings.key_prefix), settings.time_zone_of, 40)
+    context = CountingContext.from_settings(settings, retention_days=40, limits=NO_LIMITS)
+    counter = EventCounter(redis, context)
     campaigns = _campaigns()
     per_round = int(EVENTS_PER_SECOND * ROUND_SECONDS)
     run = f"{os.getpid()}-{time.time_ns()}"  # ids of this run: another's would be duplicates

@@ -19,7 +19,8 @@ from typing import Any
 import orjson
 
 from isales_stats.core.interface import ChangeId, format_change_id, parse_change_id
-from isales_stats.core.keys import CHANGE_FIELDS, DAILY_COUNTERS, TOTAL_COUNTERS, KeyLayout
+from isales_stats.core.keys import CHANGE_FIELDS, DAILY_COUNTERS, TOTAL_COUNTERS
+from isales_stats.engine.context import CountingContext
 from isales_stats.engine.redis_connection import AnyRedis, run_pipeline, text_of
 from isales_stats.engine.scripts import load_script
 
@@ -108,9 +109,9 @@ class ChangeReader:
     """Reads the change streams of a VDN's campaigns (one script call per campaign, sent in one
     round trip)."""
 
-    def __init__(self, redis: AnyRedis, layout: KeyLayout, most_changes: int = 1000) -> None:
+    def __init__(self, redis: AnyRedis, context: CountingContext, most_changes: int = 1000) -> None:
         self.redis = redis
-        self.layout = layout
+        self.layout = context.layout
         # Past this many changes after a point, a campaign answers a snapshot: a subscriber
         # that far behind needs the latest counters, not the way to them.
         self.most_changes = most_changes

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from isales_stats.core.keys import DAILY_COUNTERS, HOUR_COUNTERS, TOTAL_COUNTERS, KeyLayout
+from isales_stats.core.keys import DAILY_COUNTERS, HOUR_COUNTERS, TOTAL_COUNTERS
+from isales_stats.engine.context import CountingContext
 from isales_stats.engine.reads import PipelinedRead, run_read
 from isales_stats.engine.redis_connection import AnyRedis, text_of
 from isales_stats.engine.scripts import load_script
@@ -46,9 +47,9 @@ class DayHistory:
 
 
 class HistoryReader:
-    def __init__(self, redis: AnyRedis, layout: KeyLayout) -> None:
+    def __init__(self, redis: AnyRedis, context: CountingContext) -> None:
         self.redis = redis
-        self.layout = layout
+        self.layout = context.layout
 
     async def fail_data(
         self,

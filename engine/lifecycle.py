@@ -15,19 +15,20 @@ hash and puts it back there. Any number of workers sweep at once: every step is 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import tzinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from isales_stats.core.days import DAY_SECONDS, Clock, retained_days, system_clock
-from isales_stats.core.keys import LIFE_FIELDS, KeyLayout
+from isales_stats.core.days import DAY_SECONDS, retained_days
+from isales_stats.core.keys import LIFE_FIELDS
 from isales_stats.core.settings import Settings
 from isales_stats.engine import metrics
 from isales_stats.engine.counting import schedule_member
 from isales_stats.engine.redis_connection import AnyRedis, LuaScript, run_pipeline, text_of
 from isales_stats.engine.scripts import load_script
 from isales_stats.engine.state import queue_state_size
+
+if TYPE_CHECKING:  # context.py imports this module (LifecyclePolicy)
+    from isales_stats.engine.context import CountingContext
 
 log = logging.getLogger(__name__)
 
@@ -79,21 +80,14 @@ class SweepReport:
 
 
 class CampaignLifecycle:
-    def __init__(
-        self,
-        redis: AnyRedis,
-        layout: KeyLayout,
-        policy: LifecyclePolicy,
-        zone_of: Callable[[int], tzinfo],
-        daily_retention_days: int,
-        clock: Clock = system_clock,
-    ) -> None:
+    def __init__(self, redis: AnyRedis, context: CountingContext) -> None:
         self.redis = redis
-        self.layout = layout
-        self.policy = policy
-        self.zone_of = zone_of
-        self.daily_retention_days = daily_retention_days
-        self.clock = clock
+        self.context = context
+        self.layout = context.layout
+        self.policy = context.policy
+        self.zone_of = context.zone_of
+        self.daily_retention_days = context.retention_days
+        self.clock = context.clock
 
     async def sweep(self) -> SweepReport:
         """Step every campaign that is due (a bounded number per call)."""

@@ -21,7 +21,8 @@ from typing import Any
 import orjson
 from redis.asyncio.cluster import RedisCluster
 
-from isales_stats.core.keys import DAILY_COUNTERS, RESPONSE_COUNTERS, TOTAL_COUNTERS, KeyLayout
+from isales_stats.core.keys import DAILY_COUNTERS, RESPONSE_COUNTERS, TOTAL_COUNTERS
+from isales_stats.engine.context import CountingContext
 from isales_stats.engine.reads import PipelinedRead, run_read
 from isales_stats.engine.redis_connection import AnyRedis, text_of
 from isales_stats.engine.scripts import load_script
@@ -48,9 +49,9 @@ class CorruptCounters(ValueError):
 
 
 class StatisticsReader:
-    def __init__(self, redis: AnyRedis, layout: KeyLayout) -> None:
+    def __init__(self, redis: AnyRedis, context: CountingContext) -> None:
         self.redis = redis
-        self.layout = layout
+        self.layout = context.layout
 
     async def read_body(
         self,

@@ -86,7 +86,7 @@ def key_layout(test_settings: Settings) -> KeyLayout:
 @pytest.fixture
 def event_counter(test_settings: Settings) -> EventCounters:
     """Builds the engine's EventCounter on a Redis client, under the test's key prefix."""
-    return EventCounters(test_settings.key_prefix)
+    return EventCounters(test_settings)
 
 
 @pytest.fixture

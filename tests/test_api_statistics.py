@@ -21,9 +21,9 @@ from isales_stats.api.schemas import (
     StatisticsResponse,
 )
 from isales_stats.core.days import today_in
-from isales_stats.core.keys import KeyLayout
 from isales_stats.core.reference_model import COUNTER_KEYS, reference_statistics
 from isales_stats.core.settings import Settings
+from isales_stats.engine.context import CountingContext
 from isales_stats.engine.statistics import CorruptCounters, StatisticsReader
 from tests.support.app_client import serve, statistics_path
 from tests.support.clock import now_ms
@@ -172,12 +172,12 @@ async def test_a_counter_the_engine_did_not_write_is_an_error_not_a_wrong_body(
     test_settings: Settings, events: list[dict[str, Any]]
 ) -> None:
     """Packed rows go from Redis into the body unparsed: anything but integers ≥ 0 is refused."""
-    layout = KeyLayout(test_settings.key_prefix)
+    context = CountingContext.from_settings(test_settings)
     redis = Redis.from_url(test_settings.redis_url)
     try:
-        await redis.hset(layout.campaign_rows(VDN, "C10"), "x", "1e3,2,3,2,1")
+        await redis.hset(context.layout.campaign_rows(VDN, "C10"), "x", "1e3,2,3,2,1")
         with pytest.raises(CorruptCounters, match="1e3"):
-            await StatisticsReader(redis, layout).read_body(
+            await StatisticsReader(redis, context).read_body(
                 VDN, today_in(test_settings.time_zone_of(VDN)), "C10"
             )
     finally:

@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from isales_stats.core.events import decode_event
-from isales_stats.core.keys import KeyLayout
 from isales_stats.core.reference_model import reference_statistics
 from isales_stats.core.settings import Settings
 from isales_stats.engine.counting import CountingOutcome
@@ -46,7 +45,6 @@ def count_and_read(
     async def run() -> tuple[list[CountingOutcome], dict[tuple[int, date], list[dict[str, Any]]]]:
         redis = Redis.from_url(settings.redis_url)
         async with redis:
-            layout = KeyLayout(prefix)
             counter = event_counter(redis, key_prefix=prefix, zone_of=zone_of, clock=QUERY_CLOCK)
             decoded = [decode_event(orjson.dumps(event)) for event in events]
             outcomes = []
@@ -56,7 +54,7 @@ def count_and_read(
                     break
                 outcomes.append(await counter.count(decoded[start : start + size]))
                 start += size
-            reader = StatisticsReader(redis, layout)
+            reader = StatisticsReader(redis, counter.context)
             views = {
                 (vdn, day): await reader.read_count_detail(vdn, day)
                 for vdn in VDN_ZONES
@@ -95,7 +93,7 @@ def count_and_read_history(
             decoded = [decode_event(orjson.dumps(event)) for event in events]
             for start in range(0, len(decoded), 3):
                 await counter.count(decoded[start : start + 3])
-            reader = HistoryReader(redis, KeyLayout(prefix))
+            reader = HistoryReader(redis, counter.context)
             views: dict[Scope, DayView] = {}
             today = DAYS[-1]
             for vdn, campaign, batch in SCOPES:

@@ -16,6 +16,7 @@ from isales_stats.core.days import day_expiry, today_in
 from isales_stats.core.events import decode_event
 from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings
+from isales_stats.engine.context import CountingContext
 from isales_stats.engine.statistics import StatisticsReader
 from tests.support.clock import GMT8
 from tests.support.counting import EventCounters
@@ -58,7 +59,7 @@ def call(call_id: str, occurred_at: str, data_id: str = "d1") -> dict[str, Any]:
 def count(settings: Settings, events: list[dict[str, Any]], clock: Any) -> Any:
     async def run() -> Any:
         async with AsyncRedis.from_url(settings.redis_url) as redis:
-            counter = EventCounters(settings.key_prefix)(redis, clock=clock)
+            counter = EventCounters(settings)(redis, clock=clock)
             return await counter.count([decode_event(orjson.dumps(e)) for e in events])
 
     return asyncio.run(run())
@@ -67,7 +68,7 @@ def count(settings: Settings, events: list[dict[str, Any]], clock: Any) -> Any:
 def read(settings: Settings, clock: Any) -> dict[str, Any]:
     async def run() -> dict[str, Any]:
         async with AsyncRedis.from_url(settings.redis_url) as redis:
-            reader = StatisticsReader(redis, KeyLayout(settings.key_prefix))
+            reader = StatisticsReader(redis, CountingContext.from_settings(settings))
             detail = await reader.read_count_detail(1, today_in(GMT8, clock))
             return detail[0]
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from isales_stats.engine.lifecycle import CampaignLifecycle, LifecyclePolicy
 from isales_stats.engine.state import state_sizes
 from isales_stats.engine.statistics import StatisticsReader
 from tests.support.clock import GMT8, SettableClock
-from tests.support.counting import RETENTION_DAYS, EventCounters, count_events
+from tests.support.counting import EventCounters, count_events
 from tests.support.detail import expected_detail, read_detail
 from tests.support.events import CALL, call_event
 from tests.support.kafka_topics import (
@@ -78,12 +79,12 @@ class Campaigns:
     def __init__(self, redis: Redis, settings: Settings, counters: EventCounters) -> None:
         self.clock = SettableClock()
         self.redis = redis
-        self.layout = KeyLayout(settings.key_prefix)
-        self.counter: EventCounter = counters(redis, clock=self.clock)
-        self.lifecycle = CampaignLifecycle(
-            redis, self.layout, POLICY, lambda vdn_id: GMT8, RETENTION_DAYS, self.clock
-        )
-        self.reader = StatisticsReader(redis, self.layout)
+        context = counters.context(key_prefix=settings.key_prefix, clock=self.clock)
+        self.context = replace(context, policy=POLICY)
+        self.layout = self.context.layout
+        self.counter = EventCounter(redis, self.context)
+        self.lifecycle = CampaignLifecycle(redis, self.context)
+        self.reader = StatisticsReader(redis, self.context)
 
     @property
     def now_ms(self) -> int:
@@ -152,7 +153,8 @@ async def test_a_closed_campaign_counts_through_its_grace_then_keeps_only_its_co
         assert await campaigns.detail("C1") == final_c1
         model = reference_statistics([*c1, late, *c2])
         today = today_in(GMT8, campaigns.clock)
-        (kept,) = await HistoryReader(redis, layout).days(1, "C1", [today], today, hours=True)
+        history_reader = HistoryReader(redis, campaigns.context)
+        (kept,) = await history_reader.days(1, "C1", [today], today, hours=True)
         hours = {hour: counters for hour, counters in kept.hours.items() if any(counters.values())}
         assert (kept.daily, hours) == (model.daily(1, "C1", today), model.hourly(1, "C1", today))
         assert await campaigns.detail() == expected_detail(c2)

@@ -99,8 +99,9 @@ async def test_a_cap_holds_when_the_same_events_come_again(
     limits = CountingLimits(campaigns_per_vdn=2, batches_per_campaign=2)
     async with Redis.from_url(test_settings.redis_url) as redis:
         first = await event_counter(redis, limits=limits).count(events)
-        again = await event_counter(redis, limits=limits).count(events)
-        reader = StatisticsReader(redis, KeyLayout(test_settings.key_prefix))
+        counter = event_counter(redis, limits=limits)
+        again = await counter.count(events)
+        reader = StatisticsReader(redis, counter.context)
         counted = await reader.read_count_detail(1, today_in(GMT8))
     beyond = len(stream) - len(within)
     assert (len(first.over_limit), len(again.over_limit)) == (beyond, beyond)

@@ -31,11 +31,11 @@ from isales_stats.commands import cli_command
 from isales_stats.core.days import today_in
 from isales_stats.core.events import event_from_json
 from isales_stats.core.interface import STREAM_PATH, parse_change_id
-from isales_stats.core.keys import KeyLayout
 from isales_stats.core.reference_model import reference_statistics
 from isales_stats.core.settings import Settings
 from isales_stats.engine.changes import change_from_entry
-from isales_stats.engine.counting import EventCounter
+from isales_stats.engine.context import CountingContext
+from isales_stats.engine.counting import NO_LIMITS, EventCounter
 from isales_stats.engine.statistics import StatisticsReader
 from tests.support.api_process import ApiProcess
 from tests.support.clock import GMT8, now_ms
@@ -85,10 +85,15 @@ class Counting:
 
     def __init__(self, settings: Settings, changes_kept: int = 256) -> None:
         self.redis = Redis.from_url(settings.redis_url)
-        self.layout = KeyLayout(settings.key_prefix)
-        self.counter = EventCounter(
-            self.redis, self.layout, lambda vdn_id: GMT8, 40, changes_kept=changes_kept
+        self.context = CountingContext.from_settings(
+            settings,
+            zone_of=lambda vdn_id: GMT8,
+            retention_days=40,
+            limits=NO_LIMITS,
+            changes_kept=changes_kept,
         )
+        self.layout = self.context.layout
+        self.counter = EventCounter(self.redis, self.context)
 
     async def count(self, events: Sequence[dict[str, Any]]) -> None:
         await self.counter.count([event_from_json(event) for event in events])
@@ -99,7 +104,7 @@ class Counting:
         return [change_data(campaign_id, entry) for entry in entries or []]
 
     async def statistics(self) -> list[dict[str, Any]]:
-        reader = StatisticsReader(self.redis, self.layout)
+        reader = StatisticsReader(self.redis, self.context)
         return await reader.read_count_detail(VDN, today_in(GMT8))
 
     async def close(self) -> None:
@@ -687,7 +692,7 @@ async def test_counting_goes_on_for_a_user_who_may_not_publish(test_settings: Se
         )
         try:
             redis = Redis.from_url(test_settings.redis_url, username=user, password=password)
-            counter = EventCounter(redis, admin.layout, lambda vdn_id: GMT8, 40)
+            counter = EventCounter(redis, admin.context)
             events = campaign_events(VDN, CAMPAIGNS[0], ["b1"], 4, moment_ms=now_ms())
             await counter.count([event_from_json(event) for event in events])
             await redis.aclose()

@@ -11,7 +11,6 @@ from redis import Redis
 from redis.asyncio.cluster import RedisCluster
 
 from isales_stats.core.events import decode_event
-from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings
 from isales_stats.engine.redis_connection import connect
 from isales_stats.engine.statistics import StatisticsReader
@@ -34,14 +33,14 @@ def test_counting_and_reading_work_after_the_script_cache_is_flushed(
     async def run() -> int:
         redis = connect(test_settings)
         async with redis:
-            layout = KeyLayout(test_settings.key_prefix)
             counter = event_counter(redis)
             with Redis.from_url(test_settings.redis_url) as sync_redis:
                 sync_redis.script_flush()
             await counter.count([event])
             with Redis.from_url(test_settings.redis_url) as sync_redis:
                 sync_redis.script_flush()
-            detail = await StatisticsReader(redis, layout).read_count_detail(1, date(2026, 11, 28))
+            reader = StatisticsReader(redis, counter.context)
+            detail = await reader.read_count_detail(1, date(2026, 11, 28))
             return int(detail[0]["totalCount"])
 
     assert asyncio.run(run()) == 1

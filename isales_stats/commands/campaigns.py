@@ -18,22 +18,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from isales_stats.core.days import DAY_SECONDS
-from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings
-from isales_stats.engine.lifecycle import CampaignLifecycle, LifecyclePolicy
+from isales_stats.engine.context import CountingContext
+from isales_stats.engine.lifecycle import CampaignLifecycle
 from isales_stats.engine.redis_connection import connect
 
 log = logging.getLogger("isales_stats.campaigns")
 
 
 def _lifecycle(redis: Any, settings: Settings) -> CampaignLifecycle:
-    return CampaignLifecycle(
-        redis,
-        KeyLayout(settings.key_prefix),
-        LifecyclePolicy.from_settings(settings),
-        settings.time_zone_of,
-        settings.daily_retention_days,
-    )
+    return CampaignLifecycle(redis, CountingContext.from_settings(settings))
 
 
 def list_campaigns(settings: Settings, vdn_id: int, as_json: bool) -> int:

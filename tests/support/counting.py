@@ -1,6 +1,7 @@
 """The engine's ``EventCounter`` built for a test, and JSON events counted with it.
 
-Built in one place so that a new argument of the counter is added once. The counter is made
+Built in one place, on a ``CountingContext`` made here, so that a new field of the context is
+set once. The counter is made
 on a Redis client the test opened itself: an asyncio client belongs to the event loop it was
 made in, and each test runs its own (``asyncio.run``, anyio), so no fixture can hold one.
 """
@@ -17,6 +18,7 @@ from isales_stats.core.days import Clock, system_clock
 from isales_stats.core.events import event_from_json
 from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings
+from isales_stats.engine.context import CountingContext
 from isales_stats.engine.counting import NO_LIMITS, CountingLimits, EventCounter
 from isales_stats.engine.redis_connection import AnyRedis
 from tests.support.clock import GMT8
@@ -27,14 +29,34 @@ RETENTION_DAYS = 40
 
 
 class EventCounters:
-    """Makes counters under a test's key prefix: what the ``event_counter`` fixture gives.
+    """Makes counters with a test's settings (its key prefix): what the ``event_counter``
+    fixture gives.
 
     Every VDN is in GMT+08:00 unless ``zone_of`` says else; the clock is the system's unless
-    a test fixes one.
+    a test fixes one; no counting limits unless a test sets some.
     """
 
-    def __init__(self, key_prefix: str) -> None:
-        self.key_prefix = key_prefix
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def context(
+        self,
+        *,
+        key_prefix: str | None = None,
+        zone_of: Callable[[int], tzinfo] = lambda vdn_id: GMT8,
+        retention_days: int = RETENTION_DAYS,
+        clock: Clock = system_clock,
+        limits: CountingLimits = NO_LIMITS,
+    ) -> CountingContext:
+        """The context of a counter (and of the lifecycle and readers a test puts beside it)."""
+        return CountingContext.from_settings(
+            self.settings,
+            layout=KeyLayout(key_prefix or self.settings.key_prefix),
+            zone_of=zone_of,
+            retention_days=retention_days,
+            clock=clock,
+            limits=limits,
+        )
 
     def __call__(
         self,
@@ -46,15 +68,21 @@ class EventCounters:
         clock: Clock = system_clock,
         limits: CountingLimits = NO_LIMITS,
     ) -> EventCounter:
-        layout = KeyLayout(key_prefix or self.key_prefix)
-        return EventCounter(redis, layout, zone_of, retention_days, clock=clock, limits=limits)
+        context = self.context(
+            key_prefix=key_prefix,
+            zone_of=zone_of,
+            retention_days=retention_days,
+            clock=clock,
+            limits=limits,
+        )
+        return EventCounter(redis, context)
 
 
 async def count_events(settings: Settings, events: Sequence[dict[str, Any]]) -> None:
     """Apply the JSON ``events`` to the counters exactly as a worker with ``settings`` would."""
     redis = Redis.from_url(settings.redis_url)
     try:
-        counter = EventCounters(settings.key_prefix)(
+        counter = EventCounters(settings)(
             redis,
             zone_of=settings.time_zone_of,
             retention_days=settings.daily_retention_days,

@@ -15,6 +15,7 @@ from isales_stats.core.days import today_in
 from isales_stats.core.keys import KeyLayout
 from isales_stats.core.reference_model import reference_statistics
 from isales_stats.core.settings import Settings
+from isales_stats.engine.context import CountingContext
 from isales_stats.engine.redis_connection import connect
 from isales_stats.engine.statistics import StatisticsReader
 from tests.support.clock import GMT8
@@ -37,7 +38,7 @@ async def read_detail_async(
 ) -> list[dict[str, Any]]:
     """``read_detail`` for a test that runs in an event loop already."""
     async with connect(settings) as redis:  # the engine's own way: TLS and ACL users too
-        reader = StatisticsReader(redis, KeyLayout(settings.key_prefix))
+        reader = StatisticsReader(redis, CountingContext.from_settings(settings))
         return await reader.read_count_detail(1, today_in(GMT8), campaign_id)
 
 

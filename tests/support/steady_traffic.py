@@ -21,8 +21,9 @@ from isales_stats.core.days import DAY_SECONDS
 from isales_stats.core.events import event_from_json
 from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings
-from isales_stats.engine.counting import EventCounter
-from isales_stats.engine.lifecycle import CampaignLifecycle, LifecyclePolicy
+from isales_stats.engine.context import CountingContext
+from isales_stats.engine.counting import NO_LIMITS, EventCounter
+from isales_stats.engine.lifecycle import CampaignLifecycle
 from isales_stats.engine.state import state_sizes
 from tests.support.clock import GMT8, SettableClock
 
@@ -83,18 +84,18 @@ async def simulate(
     start = datetime.now(zone).replace(hour=0, minute=0, second=0, microsecond=0)
     start += timedelta(days=1)
     clock = SettableClock(start.timestamp())
-    policy = LifecyclePolicy.from_settings(settings)
+    # The settings' retention and lifecycle, with one zone, this clock and no counting limits.
+    context = CountingContext.from_settings(
+        settings, zone_of=lambda vdn: zone, clock=clock, limits=NO_LIMITS
+    )
     rng = random.Random(90)
     campaigns: list[Campaign] = []
     days: list[Day] = []
     async with Redis.from_url(settings.redis_url) as redis:
         await redis.flushall()
         empty = int((await redis.info("memory"))["used_memory"])
-        counter = EventCounter(redis, layout, lambda vdn: zone, settings.daily_retention_days,
-                               clock=clock)  # fmt: skip
-        lifecycle = CampaignLifecycle(
-            redis, layout, policy, lambda vdn: zone, settings.daily_retention_days, clock
-        )
+        counter = EventCounter(redis, context)
+        lifecycle = CampaignLifecycle(redis, context)
         released = deleted = 0
         for day in range(shape.days):
             day_start = start.timestamp() + day * DAY_SECONDS
