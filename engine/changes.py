@@ -1,6 +1,6 @@
 """A campaign's changes as counting records them, read back for push.
 
-count_events.lua appends the campaign's counters to its change stream (a capped Redis Stream)
+engine/count_events/ appends the campaign's counters to its change stream (a capped Redis Stream)
 in the same atomic step as it changes them, and tells the VDN's Pub/Sub channel which campaign
 changed. A change's id is its stream id, "ms-seq" in Redis' clock: increasing per campaign, and
 across campaigns ordered by time to within the clocks' agreement (api/push/ explains how a

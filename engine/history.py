@@ -1,7 +1,7 @@
 """Reading history back: a scope's days and hours, and its failed calls by failCode.
 
 A scope is a campaign or one of its batches. What is read comes from the keys the counting
-script keeps per day (engine/count_events.lua): the day's packed row, its hours hash and its
+script keeps per day (engine/count_events/): the day's packed row, its hours hash and its
 fails hash, all expiring with the day (``ISALES_DAILY_RETENTION_DAYS``). One Lua script reads a
 scope's days at once (read_history.lua), so that a day's row and the totals come from one
 instant.

@@ -5,7 +5,7 @@ a whole VDN in one call, on a Redis Cluster one call per campaign (sent together
 ever touches one campaign, so a response never holds part of an event's effects.
 
 The body is written here as JSON bytes, straight from the packed rows the engine keeps next to
-its counter hashes (engine/count_events.lua): a whole VDN is 1,200 scopes of eleven counters,
+its counter hashes (engine/count_events/): a whole VDN is 1,200 scopes of eleven counters,
 and going through Python dicts and integers cost more than Redis took to read them
 (docs/benchmarks.md, section "Statistics API"; docs/adr/0003-packed-rows.md).
 ``read_count_detail`` parses the same bytes back for callers that want Python values, so the API
@@ -31,7 +31,7 @@ READ_STATISTICS = load_script("read_statistics.lua")
 
 Counters = dict[str, Any]
 
-# Rows as count_events.lua packs them: "5,2,…", integers as HINCRBY writes them. Checked by
+# Rows as engine/count_events/ packs them: "5,2,…", integers as HINCRBY writes them. Checked by
 # what survives deleting digits and commas (nothing may), then by orjson's number grammar (no
 # empty field, no leading zero) and the count: ten times cheaper than a regular expression over
 # the same bytes, which cost a tenth of a whole-VDN request.
