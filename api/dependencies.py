@@ -34,36 +34,23 @@ async def _redis(request: Request) -> AnyRedis:
     return redis
 
 
-async def _reader(request: Request) -> StatisticsReader:
-    reader: StatisticsReader = request.app.state.reader
-    return reader
-
-
-async def _history_reader(request: Request) -> HistoryReader:
-    reader: HistoryReader = request.app.state.history_reader
-    return reader
-
-
 async def _hub(request: Request) -> ChangeHub:
     hub: ChangeHub = request.app.state.push_hub
     return hub
 
 
-def reader_built_once(
+def one_reader(
     build: Callable[[AnyRedis, CountingContext], Reader],
 ) -> Callable[[Request], Awaitable[Reader]]:
-    """A dependency giving the application's one ``build(redis, context)``, made at its first
-    request: the reader of a new read interface needs no line in the lifespan (api/main.py)."""
+    """A dependency giving the application's one reader ``build(redis, context)``, made at its
+    first request from the lifespan's Redis client and counting context (api/main.py): a read
+    interface's reader needs no line of its own there."""
 
     async def reader(request: Request) -> Reader:
-        state = request.app.state
-        redis: AnyRedis = state.redis
-        if not hasattr(state, "readers_built_once"):
-            state.readers_built_once = {}
-        built: dict[Any, tuple[AnyRedis, Any]] = state.readers_built_once
-        if build not in built or built[build][0] is not redis:  # a lifespan began again
-            built[build] = (redis, build(redis, CountingContext.from_settings(state.settings)))
-        made: Reader = built[build][1]
+        readers: dict[Any, Any] = request.app.state.readers
+        made: Reader | None = readers.get(build)
+        if made is None:
+            made = readers[build] = build(request.app.state.redis, request.app.state.context)
         return made
 
     return reader
@@ -71,8 +58,8 @@ def reader_built_once(
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
 RedisDep = Annotated[AnyRedis, Depends(_redis)]
-ReaderDep = Annotated[StatisticsReader, Depends(_reader)]
-HistoryReaderDep = Annotated[HistoryReader, Depends(_history_reader)]
+ReaderDep = Annotated[StatisticsReader, Depends(one_reader(StatisticsReader))]
+HistoryReaderDep = Annotated[HistoryReader, Depends(one_reader(HistoryReader))]
 HubDep = Annotated[ChangeHub, Depends(_hub)]
 # 401 when the signature does not hold; declared first on a route, it is checked first.
 CallerDep = Annotated[Caller, Depends(authenticate_caller)]

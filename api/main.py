@@ -21,9 +21,7 @@ from isales_stats.api.telemetry import RequestTelemetry, configure_access_log
 from isales_stats.core.settings import Settings, get_settings
 from isales_stats.engine.changes import ChangeReader
 from isales_stats.engine.context import CountingContext
-from isales_stats.engine.history import HistoryReader
 from isales_stats.engine.redis_connection import connect, connect_pubsub, verify_access
-from isales_stats.engine.statistics import StatisticsReader
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -37,8 +35,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redis = connect(settings)
         app.state.redis = redis
         context = CountingContext.from_settings(settings)
-        app.state.reader = StatisticsReader(redis, context)
-        app.state.history_reader = HistoryReader(redis, context)
+        app.state.context = context
+        app.state.readers = {}  # each read interface's reader, made at its first request
         app.state.admission = Admission(
             redis,
             settings.key_prefix,

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from isales_stats.api.dependencies import reader_built_once
+from isales_stats.api.dependencies import one_reader
 from isales_stats.api.errors import ErrorCode
 from isales_stats.api.interfaces import GuardedRead, ReadInterface
 from isales_stats.api.parameters import MANDATORY_CAMPAIGN, WholeNumber
@@ -112,7 +112,7 @@ INTERFACE = ReadInterface(
 @INTERFACE.route(router)
 async def campaign_progress(
     guarded: Annotated[GuardedRead[ProgressQuery], Depends(INTERFACE.guard)],
-    reader: Annotated[ProgressReader, Depends(reader_built_once(ProgressReader))],
+    reader: Annotated[ProgressReader, Depends(one_reader(ProgressReader))],
 ) -> Response:
     """A campaign's calls, connected calls and finished records in each of its last minutes."""
     query, settings = guarded.query, guarded.settings
