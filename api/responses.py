@@ -22,7 +22,14 @@ from isales_stats.api.errors import (
     envelope,
 )
 from isales_stats.api.schemas import SUCCESS_CODE, SUCCESS_MESSAGE, ErrorEnvelope
+from isales_stats.core.interface import CONTENT_TYPE
 
+# 400s that several interfaces answer alike, with an example message each.
+CAMPAIGN_TOO_LONG = (ErrorCode.TOO_LONG, "campaignId may be at most 64 characters long, got 65")
+MISSING_CONTENT_TYPE = (
+    ErrorCode.PARAMETER_ERROR,
+    f"the Content-Type header is missing; send Content-Type: {CONTENT_TYPE}",
+)
 # The 400s of failcategorystatistics and of the history, with the requests that get them.
 DAY_RANGE_ERRORS = [
     (

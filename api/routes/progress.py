@@ -23,9 +23,9 @@ from isales_stats.api.dependencies import one_reader
 from isales_stats.api.errors import ErrorCode
 from isales_stats.api.interfaces import GuardedRead, ReadInterface
 from isales_stats.api.parameters import MANDATORY_CAMPAIGN, WholeNumber
-from isales_stats.api.responses import success
+from isales_stats.api.responses import CAMPAIGN_TOO_LONG, MISSING_CONTENT_TYPE, success
 from isales_stats.api.schemas import Count, Success
-from isales_stats.core.interface import CONTENT_TYPE, PROGRESS_PATH
+from isales_stats.core.interface import PROGRESS_PATH
 from isales_stats.engine.progress import ProgressReader
 
 router = APIRouter()
@@ -94,15 +94,12 @@ INTERFACE = ReadInterface(
         ),
         (ErrorCode.WRONG_TYPE, "minutes must be an integer, got 'an hour'"),
         (ErrorCode.WRONG_VALUE, f"minutes must be from 1 to {MAX_MINUTES}, got '1441'"),
-        (ErrorCode.TOO_LONG, "campaignId may be at most 64 characters long, got 65"),
+        CAMPAIGN_TOO_LONG,
         (
             ErrorCode.PARAMETER_ERROR,
             "unknown query parameter 'batchId'; the parameters are campaignId and minutes",
         ),
-        (
-            ErrorCode.PARAMETER_ERROR,
-            f"the Content-Type header is missing; send Content-Type: {CONTENT_TYPE}",
-        ),
+        MISSING_CONTENT_TYPE,
     ),
     answer="Every minute asked for, ascending, the current one last.",
     response_model=ProgressResponse,

@@ -22,10 +22,11 @@ from isales_stats.api.dependencies import ReaderDep
 from isales_stats.api.errors import ErrorCode
 from isales_stats.api.interfaces import GuardedRead, ReadInterface
 from isales_stats.api.parameters import BATCH, CAMPAIGN, StatisticsQuery
+from isales_stats.api.responses import CAMPAIGN_TOO_LONG, MISSING_CONTENT_TYPE
 from isales_stats.api.schemas import StatisticsResponse
 from isales_stats.core.days import today_in
 from isales_stats.core.events import MAX_VDN_ID, MIN_VDN_ID
-from isales_stats.core.interface import CONTENT_TYPE, STATISTICS_PATH
+from isales_stats.core.interface import STATISTICS_PATH
 from isales_stats.core.keys import STATISTICS_INTERFACE
 
 router = APIRouter()
@@ -53,11 +54,8 @@ INTERFACE = ReadInterface(
             "campaignId may not hold control characters, '{' or '}', or bytes that are not "
             "UTF-8, got 'a{b'",
         ),
-        (ErrorCode.TOO_LONG, "campaignId may be at most 64 characters long, got 65"),
-        (
-            ErrorCode.PARAMETER_ERROR,
-            f"the Content-Type header is missing; send Content-Type: {CONTENT_TYPE}",
-        ),
+        CAMPAIGN_TOO_LONG,
+        MISSING_CONTENT_TYPE,
     ),
     answer="The campaigns asked for, each with its batches (countDetail).",
     response_model=StatisticsResponse,

@@ -20,6 +20,7 @@ from isales_stats.api.errors import ErrorCode
 from isales_stats.api.interfaces import GuardedRead, ReadInterface
 from isales_stats.api.parameters import CAMPAIGN, StatisticsQuery
 from isales_stats.api.push.stream import last_event_id, open_stream
+from isales_stats.api.responses import CAMPAIGN_TOO_LONG
 from isales_stats.core.interface import EVENT_STREAM_MEDIA_TYPE, STREAM_PATH
 
 router = APIRouter()
@@ -49,7 +50,7 @@ INTERFACE = ReadInterface(
             ErrorCode.WRONG_VALUE,
             "Last-Event-ID must be an id this stream sent (digits-digits), got 'abc'",
         ),
-        (ErrorCode.TOO_LONG, "campaignId may be at most 64 characters long, got 65"),
+        CAMPAIGN_TOO_LONG,
     ),
     answer="text/event-stream: `event: snapshot` or `event: change`, each with an `id` and, "
     "as `data`, a campaign's counters (campaignId, changeId, statDate, the eleven counters of "
