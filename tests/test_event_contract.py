@@ -16,11 +16,13 @@ from hypothesis import strategies as st
 
 from isales_stats.core.events import (
     OCCURRED_AT_PATTERN,
+    EventKind,
     InvalidEvent,
     decode_event,
     event_from_json,
 )
 from isales_stats.core.keys import FORBIDDEN_ID_CHARACTER_PATTERN
+from isales_stats.producing.publisher import validate_event
 
 SCHEMA = json.loads(files("isales_stats.engine").joinpath("call-event.schema.json").read_text())
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
@@ -126,8 +128,39 @@ def test_a_missing_field_is_refused_by_both_and_named(field: str) -> None:
              "occurredAt": 0}  # fmt: skip
     del event[field]
     assert not schema_accepts(event)
-    with pytest.raises(InvalidEvent, match=field):
+    with pytest.raises(InvalidEvent, match=f"^{field} is missing"):
         event_from_json(event)
+
+
+@pytest.mark.parametrize("field", ["callId", "callStatus", "final"])
+def test_a_call_results_missing_field_says_missing_on_every_path(field: str) -> None:
+    event = {"eventType": "call.result", "vdnId": 1, "campaignId": "C", "dataId": "d",
+             "occurredAt": 0, "callId": "x", "callStatus": 6, "final": True}  # fmt: skip
+    del event[field]
+    # The worker's decoder (its reason is the dead letter's) and the SDK's check alike.
+    with pytest.raises(InvalidEvent, match=f"^{field} is missing$"):
+        decode_event(orjson.dumps(event))
+    with pytest.raises(InvalidEvent, match=f"^{field} is missing$"):
+        validate_event(event, 300, now=0)
+
+
+def test_a_null_is_not_called_missing() -> None:
+    event = {"eventType": "data.added", "vdnId": 1, "campaignId": None, "dataId": "d",
+             "occurredAt": 0}  # fmt: skip
+    with pytest.raises(InvalidEvent, match=r"^campaignId must be a string, got None$"):
+        event_from_json(event)
+
+
+@pytest.mark.parametrize("event_type", ["call.Result", "callResult", 7])
+def test_an_unknown_event_type_lists_the_known_ones(event_type: object) -> None:
+    event = {"eventType": event_type, "vdnId": 1, "campaignId": "C", "dataId": "d",
+             "occurredAt": 0}  # fmt: skip
+    with pytest.raises(InvalidEvent) as refused:
+        event_from_json(event)
+    reason = str(refused.value)
+    assert reason.startswith(f"unknown eventType: {event_type!r} (known: ")
+    for kind in EventKind:
+        assert kind.value in reason
 
 
 def test_the_schema_and_the_decoder_spell_the_same_patterns() -> None:

@@ -120,5 +120,7 @@ def test_the_admission_step_names_what_is_wrong() -> None:
     pipeline = CountingPipeline(FlakyCounter(0), 300)  # type: ignore[arg-type]
     good = orjson.dumps(call_result())
     batch = pipeline.admit([RawMessage(b"{}"), RawMessage(good)])
-    assert [letter.reason for letter in batch.dead_letters] == ["unknown eventType: None"]
+    assert [letter.reason for letter in batch.dead_letters] == [
+        "eventType is missing (one of data.added, call.result, data.removed, campaign.closed)"
+    ]
     assert batch.events == [decode_event(good)]

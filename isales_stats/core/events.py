@@ -42,6 +42,10 @@ class EventKind(enum.StrEnum):
     CAMPAIGN_CLOSED = "campaign.closed"
 
 
+# What a reason for an unknown or missing eventType lists, in the contract's order.
+KNOWN_EVENT_TYPES = ", ".join(kind.value for kind in EventKind)
+
+
 class InvalidEvent(ValueError):
     """An event that breaks the contract; the message is the dead-letter reason."""
 
@@ -103,12 +107,10 @@ def event_from_json(body: dict[str, Any]) -> CallEvent:
     version = body.get("version", CONTRACT_VERSION)
     if version != CONTRACT_VERSION or isinstance(version, bool):
         raise InvalidEvent(f"unsupported contract version: {version!r}")
-    try:
-        kind = EventKind(str(body.get("eventType")))
-    except ValueError:
-        raise InvalidEvent(f"unknown eventType: {_short(body.get('eventType'))}") from None
+    kind = _event_kind(body)
     vdn_id = body.get("vdnId")
     if type(vdn_id) is not int or not MIN_VDN_ID <= vdn_id <= MAX_VDN_ID:
+        _refuse_if_missing(body, "vdnId")
         raise InvalidEvent(
             f"vdnId must be an integer {MIN_VDN_ID}..{MAX_VDN_ID}, got {_short(vdn_id)}"
         )
@@ -120,7 +122,9 @@ def event_from_json(body: dict[str, Any]) -> CallEvent:
     batch_id = body.get("batchId")
     if batch_id is not None:
         batch_id = _identifier(body, "batchId", MAX_BATCH_LENGTH, allow_empty=True) or None
-    occurred_at_ms = parse_occurred_at(body.get("occurredAt"))
+    if "occurredAt" not in body:
+        raise InvalidEvent("occurredAt is missing")
+    occurred_at_ms = parse_occurred_at(body["occurredAt"])
     if closing:
         return CallEvent(kind, vdn_id, campaign_id, "", occurred_at_ms)
     if kind is not EventKind.CALL_RESULT:
@@ -129,9 +133,11 @@ def event_from_json(body: dict[str, Any]) -> CallEvent:
     call_id = _identifier(body, "callId", MAX_ID_LENGTH)
     status = body.get("callStatus")
     if type(status) is not int or status not in (CONNECTED, FAILED):
+        _refuse_if_missing(body, "callStatus")
         raise InvalidEvent(f"callStatus must be 6 (connected) or 5 (failed), got {_short(status)}")
     final = body.get("final")
     if type(final) is not bool:
+        _refuse_if_missing(body, "final")
         raise InvalidEvent(f"final must be true or false, got {_short(final)}")
     fail_code = body.get("failCode")
     if fail_code is not None and (not isinstance(fail_code, str) or len(fail_code) > 16):
@@ -198,9 +204,20 @@ _EPOCH = datetime(1970, 1, 1)
 _MILLISECOND = timedelta(milliseconds=1)
 
 
+def _event_kind(body: dict[str, Any]) -> EventKind:
+    try:
+        return EventKind(str(body.get("eventType")))
+    except ValueError:
+        _refuse_if_missing(body, "eventType", f" (one of {KNOWN_EVENT_TYPES})")
+        raise InvalidEvent(
+            f"unknown eventType: {_short(body.get('eventType'))} (known: {KNOWN_EVENT_TYPES})"
+        ) from None
+
+
 def _identifier(body: dict[str, Any], name: str, max_length: int, allow_empty: bool = False) -> str:
     value = body.get(name)
     if not isinstance(value, str):
+        _refuse_if_missing(body, name)
         raise InvalidEvent(f"{name} must be a string, got {_short(value)}")
     if not value and not allow_empty:
         raise InvalidEvent(f"{name} must not be empty")
@@ -209,6 +226,13 @@ def _identifier(body: dict[str, Any], name: str, max_length: int, allow_empty: b
     if not is_allowed_identifier(value):
         raise InvalidEvent(f"{name} holds a control character or a brace: {_short(value)}")
     return value
+
+
+def _refuse_if_missing(body: dict[str, Any], name: str, hint: str = "") -> None:
+    """``InvalidEvent`` saying that ``name`` is missing when ``body`` lacks it: "must be a
+    string, got None" would send a publisher looking for a null it never sent."""
+    if name not in body:
+        raise InvalidEvent(f"{name} is missing{hint}")
 
 
 def _short(value: object) -> str:
