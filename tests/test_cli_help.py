@@ -143,3 +143,27 @@ def test_a_client_command_refuses_one_key_without_the_other(
     for command in ("query", "watch"):
         assert cli.main([command, "--vdn", "1", "--access-key", "only-ak"]) == 2
         assert f"isales-stats {command}: give both" in capsys.readouterr().err
+
+
+def test_a_client_command_without_keys_says_it_sends_unsigned(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from isales_stats.commands import watching
+
+    settings = Settings(client_access_key="", client_secret_key=SecretStr(""))
+    monkeypatch.setattr(cli, "get_settings", lambda: settings)
+    # watch would follow the API until Ctrl-C: here it returns at once.
+    monkeypatch.setattr(watching, "follow", lambda *_args, **_options: 0)
+    for command in (["query", "--curl"], ["watch"]):
+        assert cli.main([*command, "--vdn", "1", "--url", "http://api.invalid:8000"]) == 0
+        said = capsys.readouterr().err.splitlines()
+        assert said == [
+            f"isales-stats {command[0]}: sent unsigned: no ISALES_CLIENT_ACCESS_KEY/"
+            "ISALES_CLIENT_SECRET_KEY (an API with auth on answers 401)"
+        ]
+
+
+@pytest.mark.usefixtures("signing_settings")
+def test_a_signed_client_command_says_nothing_of_keys(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["query", "--vdn", "1", "--url", "http://api.invalid:8000", "--curl"]) == 0
+    assert capsys.readouterr().err == ""

@@ -37,8 +37,8 @@ def api_url(arguments: argparse.Namespace, settings: Settings) -> str:
 def signing_keys(
     command: str, arguments: argparse.Namespace, settings: Settings
 ) -> tuple[str | None, str | None] | None:
-    """The AK and SK a client command signs with (both None: unsigned); None, said on stderr,
-    when only one of them is given."""
+    """The AK and SK a client command signs with (both None: unsigned, said on stderr); None,
+    said on stderr, when only one of them is given."""
     access_key = arguments.access_key or settings.client_access_key or None
     secret_key = settings.client_secret_key.get_secret_value() or None
     if bool(access_key) != bool(secret_key):
@@ -48,4 +48,11 @@ def signing_keys(
             file=sys.stderr,
         )
         return None
+    if access_key is None:
+        # Said, so that a 401 from an API with auth on is not a puzzle.
+        print(
+            f"isales-stats {command}: sent unsigned: no ISALES_CLIENT_ACCESS_KEY/"
+            "ISALES_CLIENT_SECRET_KEY (an API with auth on answers 401)",
+            file=sys.stderr,
+        )
     return access_key, secret_key
