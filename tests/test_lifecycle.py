@@ -14,6 +14,7 @@ import asyncio
 import json
 import threading
 from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -422,3 +423,21 @@ def test_campaigns_list_shows_each_campaigns_lifecycle(test_settings: Settings) 
     assert table.stdout.splitlines()[0].split() == [
         "campaign", "state", "records", "callIds", "last-active", "next-step"
     ]  # fmt: skip
+
+
+def test_campaigns_list_shows_moments_in_the_vdns_zone(test_settings: Settings) -> None:
+    # Neither UTC nor the machine's zone: a moment shown in either would not match.
+    settings = test_settings.model_copy(update={"vdn_time_zones": {1: "+05:45"}})
+    moment = int(SettableClock()() * 1000)
+    asyncio.run(count_events(settings, [
+        *campaign_events(1, "C1", ["b1"], 2, moment_ms=moment), closed("C1", moment),
+    ]))  # fmt: skip
+    listed = run_cli(settings, "campaigns", "list", "--vdn", "1", "--json")
+    next_step_at = json.loads(listed.stdout)[0]["nextStepAt"]
+    table = run_cli(settings, "campaigns", "list", "--vdn", "1")
+    assert table.returncode == 0, table.stderr
+    row = table.stdout.splitlines()[1].split()
+    assert row[0] == "C1"
+    expected = datetime.fromtimestamp(next_step_at, timezone(timedelta(hours=5, minutes=45)))
+    assert row[5] == expected.isoformat(timespec="minutes")
+    assert row[5].endswith("+05:45")

@@ -14,7 +14,7 @@ import json
 import logging
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from isales_stats.core.days import DAY_SECONDS
@@ -39,13 +39,14 @@ def list_campaigns(settings: Settings, vdn_id: int, as_json: bool) -> int:
     if as_json:
         print(json.dumps(rows, indent=2))
         return 0
+    zone = settings.time_zone_of(vdn_id)  # the moments in the VDN's zone, offset shown
     print(f"{'campaign':<24} {'state':<9} {'records':>9} {'callIds':>9} "
           f"{'last-active':<11} next-step")  # fmt: skip
     for row in rows:
         active = row["lastActiveDay"]
         print(
             f"{row['campaignId']:<24} {row['state']:<9} {row['records']:>9} {row['callIds']:>9} "
-            f"{_day(active) if active is not None else '-':<11} {_moment(row['nextStepAt'])}"
+            f"{_day(active) if active is not None else '-':<11} {_moment(row['nextStepAt'], zone)}"
         )
     return 0
 
@@ -68,8 +69,8 @@ def _day(days_since_epoch: int) -> str:
     return datetime.fromtimestamp(days_since_epoch * DAY_SECONDS, UTC).date().isoformat()
 
 
-def _moment(epoch_seconds: float | None) -> str:
+def _moment(epoch_seconds: float | None, zone: tzinfo) -> str:
     if epoch_seconds is None:
         return "-"
-    moment = datetime.fromtimestamp(epoch_seconds, UTC).isoformat(timespec="minutes")
+    moment = datetime.fromtimestamp(epoch_seconds, zone).isoformat(timespec="minutes")
     return moment + (" (due)" if epoch_seconds <= time.time() else "")
