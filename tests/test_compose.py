@@ -374,8 +374,9 @@ def _go() -> str:
     go = shutil.which("go") or shutil.which("go", path="/usr/local/go/bin")
     if go is None:
         pytest.fail(
-            "neither the docker compose plugin nor Go (1.24 or newer) is installed: Go is needed "
-            "to build deploy/compose-check, which validates docker-compose.yml without Docker"
+            "neither the docker compose plugin nor Go (1.19 or newer) is installed: Go is needed "
+            "to build deploy/compose-check, which validates docker-compose.yml without Docker "
+            "(`make install` installs Debian's golang-go)"
         )
     return go
 

@@ -7,15 +7,18 @@
 //	go build -o compose-check . && ISALES_AUTH_KEYS=ak:sk ./compose-check ../../docker-compose.yml
 //
 // tests/test_compose.py builds and runs it where the compose plugin is not installed.
+//
+// compose-go v1.20.2 is its last release that builds with Go 1.19, Debian bookworm's golang-go,
+// which `make install` installs (deploy/scripts/install-system-packages.sh); v2 needs Go 1.21
+// or newer. It loads and checks this project's file as v2.16.2 does (the same resolved project).
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 
-	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/cli"
 )
 
 func main() {
@@ -47,7 +50,7 @@ func check(file string) error {
 	if err != nil {
 		return err
 	}
-	project, err := cli.ProjectFromOptions(context.Background(), options)
+	project, err := cli.ProjectFromOptions(options)
 	if err != nil {
 		return err
 	}

@@ -3,10 +3,17 @@
 # `make install` runs this. Only what is missing is installed, so a second run costs nothing.
 #   chromium: tests/test_live_page.py drives the live page in it through Playwright, which is
 #             pointed at /usr/bin/chromium (`playwright install` downloads a browser: never).
+#   golang-go: tests/test_compose.py builds deploy/compose-check (compose-go, pinned to a release
+#             that builds with Debian bookworm's Go 1.19) to validate docker-compose.yml where
+#             the docker compose plugin is not installed; any Go already there (on PATH or in
+#             /usr/local/go, where the test also looks) will do.
 set -euo pipefail
 
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+if ! command -v go >/dev/null 2>&1 && [ ! -x /usr/local/go/bin/go ]; then
+    missing+=(golang-go)
+fi
 if [ "${#missing[@]}" -eq 0 ]; then
     exit 0
 fi
