@@ -2,8 +2,8 @@
 
 iSales answers errors as ``{"resultCode", "resultDesc", "returnCode", "returnDesc"}``, the
 ``return*`` pair mirroring ``result*``. The 400 codes are the seed's (``0200001`` has seven
-digits there, the others eight). The seed gives no code for 401, 429 or 503: the ones here name
-their HTTP status (our decision, listed in docs/api.md, section "Errors").
+digits there, the others eight). The seed gives no code for 401, 404, 429 or 503: the ones here
+name their HTTP status (our decision, listed in docs/api.md, section "Errors").
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ class ErrorCode(enum.StrEnum):
     WRONG_COMBINATION = "02000009"
     TOO_MANY_PARAMETERS = "02000011"
     AUTHENTICATION_FAILED = "02000401"
+    NOT_FOUND = "02000404"  # only / answers it (api/routes/live.py): nothing is there
     TOO_FREQUENT = "02000429"
     INTERNAL_ERROR = "02000500"
     UNAVAILABLE = "02000503"

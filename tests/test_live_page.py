@@ -53,6 +53,27 @@ async def test_the_live_page_is_off_by_default(test_settings: Settings) -> None:
         assert not [path for path in document["paths"] if path.startswith("/live")]
 
 
+async def test_the_front_door_names_the_interfaces_and_where_the_docs_are(
+    test_settings: Settings,
+) -> None:
+    settings = guarded(test_settings, live_page=False).model_copy(update={"operations_port": 9103})
+    async with serve_with_operations(settings) as (client, operations):
+        front = await client.get("/")
+        assert (await client.get("/docs")).status_code == 404  # not on this port
+        assert (await operations.get("/docs")).status_code == 200  # but on that one
+    assert front.status_code == 404
+    assert front.headers["content-type"] == "application/json"
+    body = front.json()
+    assert body["resultCode"] == body["returnCode"] == "02000404"
+    said = body["resultDesc"]
+    assert f"GET {statistics_path('{vdnId}')}" in said
+    assert "/docs on the operations port (9103, ISALES_OPERATIONS_PORT), not on this one" in said
+    assert "ISALES_LIVE_PAGE_ENABLED=true" in said
+    async with serve(settings.model_copy(update={"operations_port": 0})) as client:
+        said = (await client.get("/")).json()["resultDesc"]
+    assert "(/docs) is off with the operations port (ISALES_OPERATIONS_PORT=0)" in said
+
+
 async def test_the_page_is_one_html_file_that_polls_its_endpoint(test_settings: Settings) -> None:
     async with serve(guarded(test_settings, live_page=True)) as client:
         page = await client.get("/")

@@ -11,7 +11,8 @@ by holding a secret key. So the page reads a same-origin endpoint of its own, wi
 signature, and both exist only when ``live_page_enabled`` (ISALES_LIVE_PAGE_ENABLED) is on: off
 by default, on in ``isales-stats demo``. Switched on, anyone who reaches the API reads every
 VDN's counters (read only, outside flow control): keep it to a trusted network, or behind a proxy
-that authenticates. Switched off, / answers 404 and says how to switch it on.
+that authenticates. Switched off, / answers 404 in iSales' envelope, naming the interfaces of
+the port, where their documentation is, and how to switch the page on.
 
 The page follows the VDN's changes as Server-Sent Events (the push of api/push/, on the same
 terms as the JSON: no signature, only when the page is on; each browser address counts as one
@@ -30,10 +31,10 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, PlainTextResponse, Response
+from fastapi.responses import HTMLResponse, Response
 
 from isales_stats.api.dependencies import HubDep, ReaderDep, SettingsDep
-from isales_stats.api.errors import ErrorCode, ParameterError
+from isales_stats.api.errors import ErrorCode, ParameterError, error_response
 from isales_stats.api.push.stream import last_event_id, open_stream
 from isales_stats.core.days import today_in
 from isales_stats.core.events import MAX_VDN_ID, MIN_VDN_ID
@@ -44,9 +45,8 @@ LIVE_STATISTICS_PATH = "/live/statistics/{vdnId}"
 LIVE_STREAM_PATH = "/live/stream/{vdnId}"
 PAGE = files("isales_stats.api").joinpath("static", "live.html").read_bytes()
 OFF_MESSAGE = (
-    "The live page is off. Start the API with ISALES_LIVE_PAGE_ENABLED=true to serve it here "
-    "(it shows every VDN's counters without a signature: trusted networks only). "
-    "The API's documentation is at /docs.\n"
+    "The live page is off: start the API with ISALES_LIVE_PAGE_ENABLED=true to serve it here "
+    "(it shows every VDN's counters without a signature: trusted networks only)."
 )
 # ASCII decimal without leading zeros ("0001" is refused); the range is checked apart.
 _VDN_ID = re.compile(r"[1-9][0-9]*")
@@ -135,9 +135,28 @@ async def live_page() -> Response:
     return HTMLResponse(PAGE, headers={"Cache-Control": "no-store"})
 
 
-async def live_page_off() -> Response:
-    """404 that says how to switch the live page on."""
-    return PlainTextResponse(OFF_MESSAGE, status_code=404)
+async def live_page_off(request: Request, settings: SettingsDep) -> Response:
+    """404 in iSales' envelope: what this port serves, where its documentation is, and how to
+    switch the live page on."""
+    return error_response(404, ErrorCode.NOT_FOUND, front_door_message(request, settings))
+
+
+def front_door_message(request: Request, settings: Settings) -> str:
+    """What a first visit to / reads: the interfaces of this port and where /docs is (the
+    operations port, api/operations.py: not this one)."""
+    # The OpenAPI document's paths (built once per app): what /docs describes.
+    paths = request.app.openapi()["paths"]
+    served = [f"{method.upper()} {path}" for path, item in paths.items() for method in item]
+    if settings.operations_port:
+        docs = (
+            f"their documentation is /docs on the operations port ({settings.operations_port}, "
+            "ISALES_OPERATIONS_PORT), not on this one"
+        )
+    else:
+        docs = (
+            "their documentation (/docs) is off with the operations port (ISALES_OPERATIONS_PORT=0)"
+        )
+    return f"Nothing is served at /. This port serves {', '.join(served)}; {docs}. {OFF_MESSAGE}"
 
 
 async def live_body(
