@@ -30,6 +30,12 @@ BODIES_TOO_LARGE = Counter(
     "Requests refused with 413 before their body was read past the limit, by route kind",
     ["route"],
 )
+CONNECTIONS_REFUSED = Counter(
+    "isales_api_connections_refused_total",
+    "Connections the HTTP server closed before a request reached the app, by reason "
+    "(header-too-large: 431, header-timeout: 408 or closed, connections: 503; api/http_limits.py)",
+    ["reason"],
+)
 OUT_OF_SCOPE = Counter(
     "isales_api_out_of_scope_total",
     "Requests signed by a valid key for a VDN outside its scope (HTTP 401, as a bad signature)",

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import uvicorn
 from fastapi import FastAPI
 
+from isales_stats.api.http_limits import ConnectionLimits, guarded_protocol
 from isales_stats.api.operations import create_operations_app
 from isales_stats.core.settings import Settings
 
@@ -45,11 +46,20 @@ class _PublicServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def _config(app: FastAPI, host: str, port: int, **more: object) -> uvicorn.Config:
+def _config(
+    app: FastAPI, settings: Settings, host: str, port: int, **more: object
+) -> uvicorn.Config:
+    limits = ConnectionLimits.from_settings(settings)
     return uvicorn.Config(
         app,
         host=host,
         port=port,
+        # httptools, with bounds on a request's head and on connections (api/http_limits.py).
+        http=guarded_protocol(limits),
+        # One more than the connections admitted: those are refused when they open, so this
+        # only caps the requests still running on connections already gone.
+        limit_concurrency=limits.max_connections + 1,
+        timeout_keep_alive=5,  # an idle connection between two requests (uvicorn's default)
         log_level="warning",
         access_log=False,  # the app writes its own, as JSON lines (ISALES_ACCESS_LOG)
         # uvicorn would believe X-Forwarded-For from 127.0.0.1; the app decides whom to
@@ -62,7 +72,7 @@ def _config(app: FastAPI, host: str, port: int, **more: object) -> uvicorn.Confi
 async def serve(app: FastAPI, settings: Settings, host: str, port: int) -> None:
     """Serve ``app`` on ``host:port`` and, unless ISALES_OPERATIONS_PORT is 0, its operations
     app on the operations port, until SIGTERM or SIGINT."""
-    public = _PublicServer(_config(app, host, port), app)
+    public = _PublicServer(_config(app, settings, host, port), app)
     public_task = asyncio.create_task(public.serve())
     # uvicorn exposes start-up only as a flag, not an event to wait on.
     while not public.started and not public_task.done():  # noqa: ASYNC110
@@ -73,6 +83,7 @@ async def serve(app: FastAPI, settings: Settings, host: str, port: int) -> None:
     operations = _FollowingServer(
         _config(
             create_operations_app(app),
+            settings,
             settings.operations_host,
             settings.operations_port,
             lifespan="off",

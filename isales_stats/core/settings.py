@@ -144,6 +144,14 @@ class Settings(BaseSettings):
     # authentication failures and every route's traffic): 0 serves them nowhere.
     operations_host: str = "127.0.0.1"
     operations_port: int = Field(default=9103, ge=0, le=65535)
+    # What one connection may cost before a request reaches the app (api/http_limits.py): a
+    # request line and headers past this many bytes get 431; a head not complete this long
+    # after the connection opened (or its next request began) is closed; connections past
+    # this many open at once get 503 (push subscribers count: keep it above
+    # push_max_subscribers).
+    api_max_header_bytes: int = Field(default=16 * 1024, ge=1024)
+    api_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    api_max_connections: int = Field(default=4096, ge=1)
     # AK/SK request signatures are checked unless switched off explicitly (the local demo).
     auth_enabled: bool = True
     # The signing keys operations issue: "ak1:sk1,ak2:sk2" and/or a file of such pairs (one per
