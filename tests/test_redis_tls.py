@@ -77,9 +77,7 @@ def test_a_wrong_password_stops_start_up_naming_the_setting(
     wrong = tmp_path / "wrong-password"
     wrong.write_text("not-the-password-91c2\n")
     settings = tls_server.settings_for(test_settings, redis_password_file=wrong)
-    began = time.monotonic()
     output = refused_start_up(settings, command)
-    assert time.monotonic() - began < 30
     assert "ISALES_REDIS_PASSWORD" in output, output[-2000:]
     assert "not-the-password-91c2" not in output
     assert PASSWORD not in output
