@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -61,7 +62,6 @@ def run_demo(settings: Settings) -> int:
         _start(api_settings, ["api"], log_dir / "api.log"),
     ]
     base_url = f"http://{settings.api_host}:{settings.api_port}"
-    url = f"{base_url}/rest/isales/v2/openapi/campaigns/{DEMO_VDN}/statistics"
     client = StatisticsClient(base_url, DEMO_ACCESS_KEY, DEMO_SECRET_KEY, timeout=2)
     try:
         children.append(_start(settings, ["simulate", *SIMULATION], log_dir / "simulate.log"))
@@ -70,30 +70,8 @@ def run_demo(settings: Settings) -> int:
             print(f"The API did not serve statistics; logs are in {log_dir}", file=sys.stderr)
             return 1
         print(f"\nisales-stats is serving live statistics ({time.monotonic() - began:.0f} s).")
-        print(f"  Live:  {base_url}/?vdn={DEMO_VDN}  (the live page: changes pushed as counted)")
-        print(f"  API:   {url}")
-        print(f"  Docs:  http://{settings.operations_host}:{settings.operations_port}/docs")
-        print(f"  Try (signed with the demo key {DEMO_ACCESS_KEY} / {DEMO_SECRET_KEY}):")
-        print(
-            f"    ISALES_CLIENT_ACCESS_KEY={DEMO_ACCESS_KEY} "
-            f"ISALES_CLIENT_SECRET_KEY={DEMO_SECRET_KEY} "
-            f"isales-stats query --vdn {DEMO_VDN} --campaign {campaign}"
-        )
-        print("    (--fails: its failed calls by failCode; --history --hourly: today by hour)")
-        print(
-            f"    ISALES_CLIENT_ACCESS_KEY={DEMO_ACCESS_KEY} "
-            f"ISALES_CLIENT_SECRET_KEY={DEMO_SECRET_KEY} "
-            f"isales-stats watch --vdn {DEMO_VDN}    (each change as it is counted, until Ctrl-C)"
-        )
-        # A signature is accepted once (api/admission.py): pasted twice, the second is a 401.
-        print(
-            "  or with curl (signed just now: good once, within 15 minutes; "
-            "`isales-stats query --curl` signs a new one):"
-        )
-        print(f"    {client.curl_command(DEMO_VDN, campaign)}")
-        print("  Push an iSales call result, as a campaign's callBackUrl receives it:")
-        print(f"    {_callback_curl(api_settings, base_url)}")
-        print(f"  Traffic: isales-stats simulate {' '.join(SIMULATION)} (see simulate.log)")
+        for line in what_to_try(settings, api_settings, client, campaign):
+            print(line)
         print(f"\nLogs: {log_dir}. Press Ctrl-C to stop what the demo started.")
         # Wait for Ctrl-C or a polite kill, and still run the clean-up below for either.
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
@@ -112,6 +90,63 @@ def run_demo(settings: Settings) -> int:
                 child.kill()
         stopped = stack.down(only=report.started)
         print("\nStopped the worker, the API" + "".join(f", {name}" for name in stopped) + ".")
+
+
+def what_to_try(
+    settings: Settings, api_settings: Settings, client: StatisticsClient, campaign: str
+) -> list[str]:
+    """The lines that tell what is served and what to paste; each indented command runs as
+    printed, from another terminal in the same directory (tests/test_demo_commands.py)."""
+    base_url = f"http://{settings.api_host}:{settings.api_port}"
+    url = f"{base_url}/rest/isales/v2/openapi/campaigns/{DEMO_VDN}/statistics"
+    program = printed_program()
+    keys = f"ISALES_CLIENT_ACCESS_KEY={DEMO_ACCESS_KEY} ISALES_CLIENT_SECRET_KEY={DEMO_SECRET_KEY}"
+    # The client commands call ISALES_API_HOST:ISALES_API_PORT: the demo's unless set apart
+    # for it alone (ISALES_API_PORT=8100 make demo), then --url says where.
+    default = Settings.model_fields
+    at_url = (
+        ""
+        if (settings.api_host, settings.api_port)
+        == (default["api_host"].default, default["api_port"].default)
+        else f" --url {base_url}"
+    )
+    if settings.operations_port:
+        docs = f"http://{settings.operations_host}:{settings.operations_port}/docs"
+    else:
+        docs = "off (ISALES_OPERATIONS_PORT=0)"
+    return [
+        f"  Live:  {base_url}/?vdn={DEMO_VDN}  (the live page: changes pushed as counted)",
+        f"  API:   {url}",
+        f"  Docs:  {docs}",
+        f"  Try (signed with the demo key {DEMO_ACCESS_KEY} / {DEMO_SECRET_KEY}):",
+        f"    {keys} {program} query --vdn {DEMO_VDN} --campaign {shlex.quote(campaign)}{at_url}",
+        "  (add --fails: its failed calls by failCode; --history --hourly: today by hour)",
+        "  each change as it is counted, until Ctrl-C:",
+        f"    {keys} {program} watch --vdn {DEMO_VDN}{at_url}",
+        # A signature is accepted once (api/admission.py): pasted twice, the second is a 401.
+        "  or with curl (signed just now: good once, within 15 minutes; "
+        f"`{program} query --curl` signs a new one):",
+        f"    {client.curl_command(DEMO_VDN, campaign)}",
+        "  Push an iSales call result, as a campaign's callBackUrl receives it:",
+        f"    {_callback_curl(api_settings, base_url)}",
+        "  The demo's traffic, sent by (its log: simulate.log):",
+        f"    {program} simulate {shlex.join(SIMULATION)}",
+    ]
+
+
+def printed_program() -> str:
+    """How a command of ours is spelled for the user to paste: ``isales-stats`` when the PATH
+    finds this installation's, else the path of this installation's (``make demo`` runs
+    .venv/bin/isales-stats, which a fresh shell's PATH does not hold)."""
+    installed = Path(sys.executable).parent / "isales-stats"
+    on_path = shutil.which("isales-stats")
+    if on_path is not None and installed.exists() and Path(on_path).samefile(installed):
+        return "isales-stats"
+    if installed.exists():
+        # Relative when under the directory the demo runs in (.venv/bin/isales-stats).
+        within = installed.is_relative_to(Path.cwd())
+        return shlex.quote(os.path.relpath(installed) if within else str(installed))
+    return f"{shlex.quote(sys.executable)} -m isales_stats"
 
 
 def _callback_curl(settings: Settings, base_url: str) -> str:
