@@ -182,9 +182,30 @@ class Subscription:
             assert time.monotonic() < deadline, f"not within {within} s: {self.events[-3:]}"
             await asyncio.sleep(0.05)
 
+    async def until_heartbeat(self, within: float = 20) -> None:
+        """Until a heartbeat after what arrived so far: the server has sent everything it had.
+
+        Frames go out in order, and a heartbeat only once the subscriber's queue stayed empty
+        for ``push_heartbeat_seconds``: what it receives before a heartbeat is all there was.
+        """
+        seen = self.comments
+        await self.until(lambda _: self.comments > seen, within)
+
     @property
     def last_id(self) -> str:
         return str(self.events[-1]["id"])
+
+
+async def subscribers_served(api: ApiProcess, wanted: int, within: float = 20) -> None:
+    """Until the API process serves ``wanted`` push subscribers (its gauge)."""
+    deadline = time.monotonic() + within
+    async with httpx.AsyncClient(timeout=5) as http:
+        while True:
+            metrics = (await http.get(f"{api.operations_url}/metrics")).text
+            if f"isales_api_push_subscribers {float(wanted)}" in metrics.splitlines():
+                return
+            assert time.monotonic() < deadline, f"not {wanted} subscribers within {within} s"
+            await asyncio.sleep(0.05)
 
 
 def subscribe(
@@ -356,7 +377,7 @@ async def test_a_point_no_longer_kept_gets_a_snapshot_first(
             for url in (stream_url(api.url, campaign_id=campaign_id), stream_url(api.url)):
                 async with subscribe(url, last_event_id=first["changeId"]) as resumed:
                     await resumed.until(lambda events: bool(events))
-                    await asyncio.sleep(0.3)
+                    await resumed.until_heartbeat()  # all of the first read arrived
                 (only,) = resumed.events
                 assert only["event"] == "snapshot"
                 assert only["data"] == {**recorded[-1], "snapshot": True}
@@ -434,7 +455,8 @@ async def test_heartbeats_keep_a_quiet_stream_alive(test_settings: Settings, tmp
     settings = pushing(test_settings, push_heartbeat_seconds=0.3)
     with ApiProcess(settings, log_dir=tmp_path) as api:
         async with subscribe(stream_url(api.url)) as quiet:
-            await asyncio.sleep(1.5)
+            for _ in range(3):
+                await quiet.until_heartbeat(within=10)
     assert quiet.status == 200
     assert quiet.comments >= 3
     assert quiet.events == []
@@ -457,7 +479,7 @@ async def test_a_slow_subscriber_is_dropped_and_the_others_get_every_change(
         slow.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
         try:
             async with counting(settings) as redis, subscribe(stream_url(api.url)) as reader:
-                await asyncio.sleep(0.3)
+                await subscribers_served(api, 2)  # the slow one too, before any change
                 for number in range(50):  # a change of every campaign per round
                     await redis.count(
                         [call_event(CALL, vdnId=VDN, campaignId=campaign_id,
