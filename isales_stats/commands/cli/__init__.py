@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from isales_stats.commands.cli import (
     api,
     campaigns,
+    dead_letters,
     demo,
     publish,
     query,
@@ -31,7 +32,9 @@ from isales_stats.commands.cli import (
 from isales_stats.commands.cli.command import Handler
 from isales_stats.core.settings import get_settings
 
-COMMANDS = (stack, worker, api, query, watch, topics, publish, simulate, campaigns, demo)
+COMMANDS = (
+    stack, worker, api, query, watch, topics, publish, simulate, campaigns, dead_letters, demo,
+)  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
