@@ -9,11 +9,19 @@ runs (a whole VDN's first is the cheap list of its campaigns).
 
 1. **Replay.** A valid signature stays valid for the signing window (a stamp up to
    ``auth_window_seconds`` old or ``auth_future_skew_seconds`` ahead). The first use marks it
-   seen for that long; a second use is refused as a bad signature is (api/auth.py).
+   seen; a second use is refused as a bad signature is (api/auth.py). The marker is keyed on
+   the signature as parsed, so padding the header does not make a new one, and it expires at an
+   absolute time: the stamp plus the window plus the skew allowed ahead. However late a request
+   reaches Redis, and whichever API process's clock admitted it, the marker outlives every
+   clock that is no further behind Redis' than that skew.
 2. **Flow control per VDN** (the seed's rule): at most ``rate_limit_requests`` requests per
    caller and VDN in a five-minute window, then the seed's 429.
 3. **A budget per caller over all VDNs** (``rate_limit_key_requests``): a key scoped to many
    VDNs, or an operator key, cannot multiply the per-VDN budget by walking its VDNs.
+
+The result callbacks have a budget of their own (``callback_rate_limit_requests`` per token or
+key in the same window, ``callback_gate``), in place of the two above: they write, and a
+flood of them would reach Kafka.
 
 A request refused by one budget is not counted in the other: a caller that hammers one VDN
 keeps the rest of its budget for the others. Each window is started by the first request
@@ -27,6 +35,7 @@ import logging
 import math
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, TypeVar
 
 from fastapi import Request
@@ -42,9 +51,13 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
 # KEYS[1]  the signature's seen-marker       KEYS[2]  the caller's count for this VDN
 # KEYS[3]  the caller's count over all VDNs  (all three carry the caller's hash tag)
-# ARGV[1]  how long a signature stays valid, ms (0: the request is unsigned, no replay check)
+#          (for a callback: KEYS[2] is the caller's callback count, KEYS[3] has no budget)
+# ARGV[1]  when the signature stops being valid, Unix ms (0: the request is unsigned, no
+#          replay check)
 # ARGV[2]  the window, ms
 # ARGV[3]  the per-VDN budget (0: none)     ARGV[4]  the budget over all VDNs (0: none)
 # ARGV[5]  this request's own random id
@@ -72,7 +85,7 @@ if signed then
 end
 local function decided(verdict, remaining)
   if signed then
-    redis.call('SET', KEYS[1], ARGV[5] .. ':' .. verdict .. ':' .. remaining, 'PX', ARGV[1])
+    redis.call('SET', KEYS[1], ARGV[5] .. ':' .. verdict .. ':' .. remaining, 'PXAT', ARGV[1])
   end
   return {verdict, remaining}
 end
@@ -122,15 +135,18 @@ class Admission:
         caller_requests: int,
         window_seconds: int,
         signature_lifetime_seconds: int,
+        callback_requests: int = 0,
     ) -> None:
         self.redis = redis
         self.layout = KeyLayout(prefix)
         self.vdn_requests = vdn_requests
         self.caller_requests = caller_requests
+        self.callback_requests = callback_requests
         self.window_ms = window_seconds * 1000
-        # One second over the window: a stamp is checked to the millisecond, the marker
-        # expires by Redis' clock, and the two clocks may differ a little.
-        self.signature_lifetime_ms = (signature_lifetime_seconds + 1) * 1000
+        # From the stamp: the signing window plus the skew allowed ahead. An API process whose
+        # clock is behind Redis' by up to that skew still refuses the signature as expired
+        # before its marker is gone.
+        self.signature_lifetime = timedelta(seconds=signature_lifetime_seconds)
 
     def gate(
         self,
@@ -151,23 +167,49 @@ class Admission:
         vdn_requests, caller_requests = (
             (self.vdn_requests, self.caller_requests) if flow_control else (0, 0)
         )
+        count = self.layout.flow_control(caller.identity, vdn_id, interface)
+        return self._gate(request, caller, (count, vdn_requests), caller_requests)
+
+    def callback_gate(self, request: Request, caller: Caller) -> AdmissionGate | None:
+        """The checks of a result callback: the signature's first use, if signed, and the
+        callback budget of its token or key; None when there is nothing to check."""
+        count = self.layout.callback_flow_control(caller.identity)
+        return self._gate(request, caller, (count, self.callback_requests), 0)
+
+    def _gate(
+        self,
+        request: Request,
+        caller: Caller,
+        budget: tuple[str, int],
+        caller_requests: int,
+    ) -> AdmissionGate | None:
+        """One request's gate: ``budget`` is the first count's key and limit, ``caller_requests``
+        the limit of the caller's count over all VDNs (0 for none)."""
+        count, limit = budget
         signed = caller.signature is not None
-        if not signed and vdn_requests == caller_requests == 0:
+        if not signed and limit == caller_requests == 0:
             return None
         identity = caller.identity
         keys = [
             self.layout.signature_seen(identity, caller.signature or ""),
-            self.layout.flow_control(identity, vdn_id, interface),
+            count,
             self.layout.flow_control_all_vdns(identity),
         ]
         args = [
-            self.signature_lifetime_ms if signed else 0,
+            self._signature_expiry_ms(caller) if signed else 0,
             self.window_ms,
-            vdn_requests,
+            limit,
             caller_requests,
             secrets.token_hex(8),
         ]
         return AdmissionGate(request, keys, args)
+
+    def _signature_expiry_ms(self, caller: Caller) -> int:
+        """Unix ms at which the caller's signature stops being valid anywhere."""
+        if caller.signed_at is None:
+            raise ValueError("a signed caller carries the moment it was signed at")
+        expires_at = caller.signed_at + self.signature_lifetime
+        return (expires_at - _UNIX_EPOCH) // timedelta(milliseconds=1)  # exact, no float
 
     async def read_admitted(self, gate: AdmissionGate | None, read: PipelinedRead[T]) -> T:
         """``read``'s answer, its first round trip sent with the gate's checks ahead of it on

@@ -35,11 +35,12 @@ from isales_stats.api.metrics import AUTH_FAILURES, OUT_OF_SCOPE
 from isales_stats.core.settings import IPNetwork, Settings
 from isales_stats.core.signing import (
     AUTH_SCHEME,
+    Authenticated,
     AuthenticationError,
     KeyGrant,
+    authenticate_request,
     decode_query,
     parse_key_grants,
-    verify_request,
 )
 from isales_stats.core.tenants import EVERY_VDN, VdnScope, parse_scoped_tokens
 
@@ -74,12 +75,25 @@ REQUIRED_SIGNED_HEADERS = ("host",)
 @dataclass(frozen=True, slots=True)
 class Caller:
     """Whom flow control counts: ``ak:{AK}``, or ``address:{ip}`` when authentication is off;
-    the VDNs it may see; and the signature it came with (checked for replay)."""
+    the VDNs it may see; and the signature it came with (checked for replay), as parsed, with
+    the moment it was signed at (which says until when it could be replayed)."""
 
     identity: str
     access_key: str | None = None
     scope: VdnScope = EVERY_VDN
     signature: str | None = None
+    signed_at: datetime | None = None
+
+    @classmethod
+    def signed(cls, verified: Authenticated, scope: VdnScope) -> Caller:
+        """The caller of a request whose signature passed."""
+        return cls(
+            f"ak:{verified.access_key}",
+            verified.access_key,
+            scope,
+            verified.signature,
+            verified.signed_at,
+        )
 
 
 def load_key_grants(settings: Settings) -> dict[str, KeyGrant]:
@@ -130,6 +144,21 @@ def load_key_grants(settings: Settings) -> dict[str, KeyGrant]:
     return keys
 
 
+PORTABLE_SIGNATURES_WARNING = (
+    "warning: ISALES_API_PUBLIC_HOSTS is empty, so a request signed for another deployment "
+    "that holds the same key also passes here; set it to the host names clients reach this "
+    "API by (host or host:port, comma-separated)"
+)
+
+
+def portable_signatures_warning(settings: Settings) -> str | None:
+    """One line for the operator when signatures are checked but not bound to this deployment's
+    host names (None when they are, or when signatures are off)."""
+    if settings.auth_enabled and not settings.api_public_hosts:
+        return PORTABLE_SIGNATURES_WARNING
+    return None
+
+
 def load_callback_tokens(settings: Settings) -> list[tuple[bytes, VdnScope]]:
     """ISALES_CALLBACK_TOKENS as (token, the VDNs it may write); a token without a scope, or
     one that is malformed, raises ``AuthConfigurationError`` (naming it by its place)."""
@@ -168,13 +197,15 @@ def authorize_vdn(request: Request, caller: Caller, vdn_id: int) -> None:
     raise authentication_failed(request, "vdn out of scope")
 
 
-def verify_signature(request: Request, body: bytes) -> tuple[str, str]:
-    """``(access key, signature)`` of a request signed with one of the API's keys, for one of
-    its public hosts; ``AuthenticationError`` (with its reason) otherwise."""
+def verify_signature(request: Request, body: bytes) -> Authenticated:
+    """Who signed a request with one of the API's keys, for one of its public hosts, and the
+    signature as parsed; ``AuthenticationError`` (with its reason) otherwise.
+
+    The signature is the parsed one, never the header as sent: the header is read trimmed of
+    spaces and tabs, and the replay memory must see ``<header>`` and ``<header> `` as one."""
     settings: Settings = request.app.state.settings
-    authorization = request.headers.get("authorization")
-    access_key = verify_request(
-        authorization=authorization,
+    verified = authenticate_request(
+        authorization=request.headers.get("authorization"),
         method=request.method,
         path=request.scope["path"],
         query=decode_query(request.scope["query_string"]),
@@ -188,8 +219,7 @@ def verify_signature(request: Request, body: bytes) -> tuple[str, str]:
     )
     if not is_public_host(request.headers.get("host", ""), settings.api_public_hosts):
         raise AuthenticationError("wrong-host")
-    # Verified, so well formed: the signature is the header's last part.
-    return access_key, (authorization or "").rsplit("/", 1)[-1]
+    return verified
 
 
 def is_public_host(host: str, public_hosts: list[str]) -> bool:
@@ -255,10 +285,9 @@ async def authenticate_caller(
     if not settings.auth_enabled:
         return Caller(f"address:{address}")
     try:
-        access_key, signature = verify_signature(request, await request.body())
+        verified = verify_signature(request, await request.body())
     except AuthenticationError as failure:
         AUTH_FAILURES.labels(failure.reason).inc()
         raise authentication_failed(request, failure.reason) from None
-    request.state.access_key = access_key
-    scope = request.app.state.key_scopes[access_key]
-    return Caller(f"ak:{access_key}", access_key, scope, signature)
+    request.state.access_key = verified.access_key
+    return Caller.signed(verified, request.app.state.key_scopes[verified.access_key])

@@ -6,13 +6,18 @@ refuses to start rather than serve unauthenticated (``isales-stats api`` prints 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from isales_stats.api.admission import Admission
-from isales_stats.api.auth import load_callback_tokens, load_key_grants
+from isales_stats.api.auth import (
+    load_callback_tokens,
+    load_key_grants,
+    portable_signatures_warning,
+)
 from isales_stats.api.body_limit import BodyLimit
 from isales_stats.api.errors import EXCEPTION_HANDLERS
 from isales_stats.api.push.hub import ChangeHub
@@ -23,11 +28,15 @@ from isales_stats.engine.changes import ChangeReader
 from isales_stats.engine.context import CountingContext
 from isales_stats.engine.redis_connection import connect, connect_pubsub, verify_access
 
+log = logging.getLogger(__name__)
+
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     grants = load_key_grants(settings)
     callback_tokens = load_callback_tokens(settings)
+    if warning := portable_signatures_warning(settings):
+        log.warning(warning)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -45,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             window_seconds=settings.rate_limit_window_seconds,
             signature_lifetime_seconds=settings.auth_window_seconds
             + settings.auth_future_skew_seconds,
+            callback_requests=settings.callback_rate_limit_requests,
         )
         hub = ChangeHub(ChangeReader(redis, context), connect_pubsub(settings), settings)
         app.state.push_hub = hub

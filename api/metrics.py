@@ -20,6 +20,10 @@ REQUEST_SECONDS = Histogram(
 RATE_LIMITED = Counter(
     "isales_api_rate_limited_total", "Statistics requests refused by flow control (HTTP 429)"
 )
+CALLBACKS_RATE_LIMITED = Counter(
+    "isales_api_callbacks_rate_limited_total",
+    "Result callbacks refused by their token's or key's budget (HTTP 429)",
+)
 AUTH_FAILURES = Counter(
     "isales_api_auth_failures_total",
     "Statistics requests refused by authentication (HTTP 401), by reason",

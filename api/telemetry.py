@@ -7,11 +7,11 @@ per request, which matters on the one-campaign path whose whole budget is a few 
 from __future__ import annotations
 
 import logging
-import re
 import sys
 import time
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote_plus
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -91,9 +91,19 @@ def _access_line(scope: Scope, route: str, status: int, elapsed: float) -> str:
 
 
 # A callback token travels in the query (?token=...: iSales can only be given a URL); it is a
-# secret, so its value never reaches the log.
-_TOKEN_IN_QUERY = re.compile(r"(^|&)(token=)[^&]*", re.IGNORECASE)
+# secret, so its value never reaches the log. Names are compared decoded, as the route reads
+# them: ?%74oken=... and ?tok%65n=... are the token too.
+_SECRET_QUERY_NAMES = frozenset({"token"})
 
 
 def _redacted(query: str) -> str:
-    return _TOKEN_IN_QUERY.sub(r"\1\2[redacted]", query)
+    """The query as received, but the value of every secret parameter: ``token=[redacted]``
+    (its name as received: the line still shows what was sent)."""
+    return "&".join(_redacted_pair(pair) for pair in query.split("&"))
+
+
+def _redacted_pair(pair: str) -> str:
+    name, equals, _ = pair.partition("=")
+    if equals and unquote_plus(name).casefold() in _SECRET_QUERY_NAMES:
+        return f"{name}=[redacted]"
+    return pair

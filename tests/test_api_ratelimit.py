@@ -4,6 +4,7 @@ shared by every API process."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from itertools import cycle
 from pathlib import Path
 from typing import Any
@@ -218,7 +219,9 @@ async def test_the_same_request_run_again_is_not_a_replay_nor_counted_twice(
             window_seconds=300,
             signature_lifetime_seconds=960,
         )
-        caller = Caller(f"ak:{ACCESS_KEY}", ACCESS_KEY, signature="ab" * 32)
+        caller = Caller(
+            f"ak:{ACCESS_KEY}", ACCESS_KEY, signature="ab" * 32, signed_at=datetime.now(UTC)
+        )
         request = Request({"type": "http", "headers": []})
         gate = admission.gate(request, caller, 1)
         again = await admission.decide(gate), await admission.decide(gate)

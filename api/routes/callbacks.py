@@ -12,14 +12,22 @@ tenants' tokens, as ``?token=`` in the callBackUrl or an ``X-Callback-Token`` he
 itself can only be given a URL. Either way the caller may write only its own VDNs (the key's
 or the token's scope): a body with any result outside them is refused whole, as a bad
 signature is. With auth off and no token the endpoint is open (the local demo).
+
+Flow control: each token, key (or, on an open endpoint, address) may push
+``callback_rate_limit_requests`` bodies in the flow-control window (api/admission.py,
+``callback_gate``); the next get ``{"retCode": "429", ...}`` with ``Retry-After``, which iSales
+treats as any failure: it pushes again later. The budget is charged once the caller is proven
+and before the body is parsed, so a flood costs a count in Redis, not a parse or a Kafka write.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import hmac
 import logging
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -30,8 +38,8 @@ from fastapi.responses import JSONResponse
 from kafka.errors import KafkaError
 
 from isales_stats.api.admission import Admission, Verdict
-from isales_stats.api.auth import Caller, verify_signature
-from isales_stats.api.metrics import OUT_OF_SCOPE
+from isales_stats.api.auth import Caller, client_address, verify_signature
+from isales_stats.api.metrics import CALLBACKS_RATE_LIMITED, OUT_OF_SCOPE
 from isales_stats.core.kafka_connection import check_kafka_access
 from isales_stats.core.settings import Settings
 from isales_stats.core.signing import AuthenticationError
@@ -100,6 +108,11 @@ def build_router(settings: Settings) -> APIRouter:
                 (200, "every result is on Kafka", _RESPONSE_SCHEMA),
                 (400, "malformed body: nothing was published", _RESPONSE_SCHEMA),
                 (401, "neither a valid signature nor the callback token", _RESPONSE_SCHEMA),
+                (
+                    429,
+                    "the token's or key's callback budget is spent: push again",
+                    _RESPONSE_SCHEMA,
+                ),
                 (503, "Kafka did not acknowledge in time: push again", _RESPONSE_SCHEMA),
             )
         },
@@ -116,14 +129,15 @@ def build_router(settings: Settings) -> APIRouter:
 async def receive_call_results(request: Request) -> JSONResponse:
     """Receive iSales call results and publish them as call.result events."""
     settings: Settings = request.app.state.settings
-    # A token is checked before the body is read; only a signature needs the body (its hash).
-    scope = _token_scope(request, settings)
-    if scope is None and not (settings.auth_enabled and "authorization" in request.headers):
+    caller, body = await _proven_caller(request, settings)
+    if caller is None:
         return _answer(401, "authentication failed")
-    body = await request.body()
-    scope = scope or await _signed_scope(request, body)
-    if scope is None:
-        return _answer(401, "authentication failed")
+    refusal = await _admission_refusal(request, caller)
+    if refusal is not None:
+        return refusal
+    if body is None:
+        body = await request.body()
+    scope = caller.scope
     try:
         parsed = (
             await asyncio.to_thread(orjson.loads, body)
@@ -163,41 +177,81 @@ async def receive_call_results(request: Request) -> JSONResponse:
     return _answer(200, "success", code="0")
 
 
-def _answer(status: int, message: str, code: str | None = None) -> JSONResponse:
+def _answer(
+    status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
     body: dict[str, Any] = {"retCode": code or str(status), "retMsg": message}
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
-def _token_scope(request: Request, settings: Settings) -> VdnScope | None:
-    """The VDNs of the token offered (None: no valid token), or every VDN with authentication
-    off and no token configured (the local demo)."""
+async def _proven_caller(
+    request: Request, settings: Settings
+) -> tuple[Caller | None, bytes | None]:
+    """Who pushes, by a token or a signature (None: neither holds), and the body when proving
+    it needed the body. A token is checked before the body is read; only a signature needs the
+    body (its hash), and a request with neither is refused unread."""
+    caller = _token_caller(request, settings)
+    if caller is not None:
+        return caller, None
+    if not (settings.auth_enabled and "authorization" in request.headers):
+        return None, None
+    body = await request.body()
+    return _signed_caller(request, body), body
+
+
+def _token_caller(request: Request, settings: Settings) -> Caller | None:
+    """The caller of the token offered, with the token's VDNs (None: no valid token); or, with
+    authentication off and no token configured (the local demo), the client's address, which
+    may write every VDN."""
     tokens: list[tuple[bytes, VdnScope]] = request.app.state.callback_tokens
     if not settings.auth_enabled and not tokens:
-        return EVERY_VDN
+        address = client_address(request, request.app.state.trusted_proxies)
+        return Caller(f"address:{address}", scope=EVERY_VDN)
     offered = request.query_params.get("token") or request.headers.get(TOKEN_HEADER)
     if offered:
         # Every token is compared, in constant time: the time taken says nothing of which.
-        matches = [scope for token, scope in tokens if hmac.compare_digest(offered.encode(), token)]
+        matches = [
+            (token, scope)
+            for token, scope in tokens
+            if hmac.compare_digest(offered.encode(), token)
+        ]
         if matches:
-            return matches[0]
+            token, scope = matches[0]
+            return Caller(f"token:{_token_digest(token)}", scope=scope)
     return None
 
 
-async def _signed_scope(request: Request, body: bytes) -> VdnScope | None:
-    """The VDNs of the AK/SK key that signed the request (None: no valid signature, or one
-    used before)."""
+def _token_digest(token: bytes) -> str:
+    """What names a token in Redis' keys: a digest, so that no key spells the secret."""
+    return hashlib.sha256(token).hexdigest()[:32]
+
+
+def _signed_caller(request: Request, body: bytes) -> Caller | None:
+    """The caller whose AK/SK key signed the request, with the key's VDNs (None: no valid
+    signature)."""
     try:
         # The same checks as the statistics API, with the keys it loaded (api/auth.py).
-        access_key, signature = verify_signature(request, body)
+        verified = verify_signature(request, body)
     except AuthenticationError as error:
         log.info("callback refused: %s", error.reason)
         return None
-    scope: VdnScope = request.app.state.key_scopes[access_key]
+    return Caller.signed(verified, request.app.state.key_scopes[verified.access_key])
+
+
+async def _admission_refusal(request: Request, caller: Caller) -> JSONResponse | None:
+    """The answer refusing a replayed signature (401) or a caller over its callback budget
+    (429); None when the callback may go on."""
     admission: Admission = request.app.state.admission
-    caller = Caller(f"ak:{access_key}", access_key, scope, signature)
-    gate = admission.gate(request, caller, vdn_id=0, flow_control=False)
-    verdict, _ = await admission.decide(gate)
+    verdict, remaining_ms = await admission.decide(admission.callback_gate(request, caller))
     if verdict is Verdict.REPLAYED:
         log.info("callback refused: replayed")
-        return None
-    return scope
+        return _answer(401, "authentication failed")
+    if verdict is not Verdict.ADMITTED:
+        CALLBACKS_RATE_LIMITED.inc()
+        log.info("callback refused: the callback budget of %s is spent", caller.identity)
+        # Whole seconds, rounded up: a pusher that waits this long finds a new window.
+        retry_after = str(max(1, math.ceil(remaining_ms / 1000)))
+        return _answer(
+            429, "too many callbacks, push again later", headers={"Retry-After": retry_after}
+        )
+    return None

@@ -16,7 +16,9 @@ the port, where their documentation is, and how to switch the page on.
 
 The page follows the VDN's changes as Server-Sent Events (the push of api/push/, on the same
 terms as the JSON: no signature, only when the page is on; each browser address counts as one
-key for the subscriber caps). When the stream fails, it polls the JSON until the stream is back.
+key for the subscriber caps, found as everywhere in the API: behind ISALES_TRUSTED_PROXIES, the
+address they forwarded, so that one proxy's browsers are not all one address). When the stream
+fails, it polls the JSON until the stream is back.
 
 The page is one HTML file with inline JavaScript (api/static/live.html), no build step.
 """
@@ -33,6 +35,7 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
+from isales_stats.api.auth import client_address
 from isales_stats.api.dependencies import HubDep, ReaderDep, SettingsDep
 from isales_stats.api.errors import ErrorCode, ParameterError, error_response
 from isales_stats.api.push.stream import last_event_id, open_stream
@@ -92,7 +95,8 @@ def build_router(settings: Settings) -> APIRouter:
     async def live_stream(vdnId: str, request: Request, hub: HubDep) -> Response:
         """The VDN's changes as Server-Sent Events (api/push/), for the page."""
         vdn_id = _checked_vdn_id(vdnId)
-        address = request.client.host if request.client else "unknown"
+        address = client_address(request, request.app.state.trusted_proxies)
+        request.state.client_address = address  # the access log's "client"
         return await open_stream(hub, vdn_id, None, f"live:{address}", last_event_id(request))
 
     router.add_api_route("/", live_page, methods=["GET"], include_in_schema=False)

@@ -37,6 +37,7 @@ documents the same layout.
     {P}:gate:{caller}:vdn:{vdn}                  string a caller's flow-control count, one VDN
     {P}:gate:{caller}:vdn:{vdn}:{interface}      string the same, of another read interface
     {P}:gate:{caller}:all                        string a caller's count over all VDNs (expires)
+    {P}:gate:{caller}:callbacks                  string a caller's result callbacks (expires)
     {P}:gate:{caller}:seen:{signature}           string a signature already used (expires)
 """
 
@@ -155,6 +156,11 @@ class KeyLayout:
     def flow_control_all_vdns(self, caller_identity: str) -> str:
         """The API's request count of one caller over every VDN in the current window."""
         return f"{self.caller_base(caller_identity)}:all"
+
+    def callback_flow_control(self, caller_identity: str) -> str:
+        """The API's count of result callbacks from one caller (``token:{digest}``, ``ak:AK``,
+        or ``address:IP`` on an open receiver) in the current window."""
+        return f"{self.caller_base(caller_identity)}:callbacks"
 
     def signature_seen(self, caller_identity: str, signature: str) -> str:
         """Present while a signature that was used once could still pass (replay cache)."""

@@ -228,6 +228,10 @@ class Settings(BaseSettings):
     callback_max_results: int = Field(default=10_000, ge=1)
     # How long a callback waits for Kafka to acknowledge its events before answering 503.
     callback_ack_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Flow control of the callbacks: bodies one token or key (the address on an open receiver)
+    # may push in ISALES_RATE_LIMIT_WINDOW_SECONDS, then 429; 0 switches it off. Size it to a
+    # tenant's call results per window: the default is 100 a second.
+    callback_rate_limit_requests: int = Field(default=30_000, ge=0)
 
     # --- the local stack ------------------------------------------------------------------
     # Jars, data and logs of the local stack live outside the repository.

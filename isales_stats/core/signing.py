@@ -24,7 +24,12 @@ Decisions taken here (Huawei documents the header only as an image):
   its encoding; for a UTF-8 body this is the same as signing the joined text.
 - A timestamp up to ``window`` old or ``future`` ahead of the server's clock is accepted, edges
   included. Nothing here stops a replay inside the window: the API remembers the signatures it
-  accepted (api/admission.py), since that needs state shared by its processes.
+  accepted (api/admission.py), since that needs state shared by its processes. It remembers the
+  parsed signature (``Authenticated.signature``), never the header as sent: the header is
+  trimmed of spaces and tabs before it is read, so ``<header> `` is the same signature.
+- An unknown access key costs the same work as a known one: the signature is computed with a
+  stand-in secret and compared in constant time before the key is refused, so the time of a
+  refusal does not tell which access keys exist.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -42,8 +48,10 @@ from isales_stats.core.tenants import SCOPE_PREFIX, SCOPE_SPLIT, VdnScope
 
 __all__ = [
     "AUTH_SCHEME",
+    "Authenticated",
     "AuthenticationError",
     "KeyGrant",
+    "authenticate_request",
     "canonical_request",
     "decode_query",
     "format_timestamp",
@@ -73,6 +81,10 @@ _SIGNATURE = re.compile(r"[0-9a-f]{64}")
 # content-type "json\nX" with an empty body would sign the same bytes as "json" with body "X".
 _HEADER_VALUE_FORBIDDEN = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _HTTP_WHITESPACE = " \t"
+# What an unknown access key's signature is computed with, so that refusing it costs what
+# refusing a wrong signature costs. Random per process: no request can be signed with it, and
+# the key is refused whatever the comparison says.
+_STAND_IN_SECRET_KEY = secrets.token_hex(16)
 
 
 class AuthenticationError(Exception):
@@ -243,6 +255,16 @@ def sign_request(
     return f"{prefix}/{_signature(secret_key, prefix, canonical)}"
 
 
+@dataclass(frozen=True, slots=True)
+class Authenticated:
+    """A request that passed: who signed it, the signature as parsed (the canonical value, the
+    same however the header was padded) and the moment it was signed at."""
+
+    access_key: str
+    signature: str
+    signed_at: datetime
+
+
 def verify_request(
     *,
     authorization: str | None,
@@ -259,11 +281,49 @@ def verify_request(
 ) -> str:
     """The access key that signed this request; raises ``AuthenticationError`` otherwise.
 
+    ``authenticate_request`` with the same arguments, for a caller that needs only the key.
+    """
+    return authenticate_request(
+        authorization=authorization,
+        method=method,
+        path=path,
+        query=query,
+        headers=headers,
+        body=body,
+        secret_keys=secret_keys,
+        now=now,
+        window=window,
+        future=future,
+        required_headers=required_headers,
+    ).access_key
+
+
+def authenticate_request(
+    *,
+    authorization: str | None,
+    method: str,
+    path: str,
+    query: Sequence[tuple[str, str]],
+    headers: Mapping[str, str],
+    body: bytes,
+    secret_keys: Mapping[str, str],
+    now: datetime,
+    window: timedelta = DEFAULT_WINDOW,
+    future: timedelta | None = None,
+    required_headers: Sequence[str] = (),
+) -> Authenticated:
+    """Who signed this request, its signature and its stamp; raises ``AuthenticationError``
+    otherwise.
+
     ``path`` and ``query`` are the decoded values the server routes on; ``headers`` is looked up
     case-insensitively. ``now`` must be timezone-aware. A signature may be up to ``window`` old
     and up to ``future`` (``window`` when None) ahead of ``now``: a stamp far ahead would stay
     valid long after it was made, so servers bound it tighter (clock skew only). Each of
     ``required_headers`` (lower case) must be among the signed ones.
+
+    Every check that does not depend on the access key comes first; then the signature is
+    computed and compared whether the key is known or not (with a stand-in secret when it is
+    not), so an unknown key and a wrong signature are refused after the same work.
     """
     if now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
@@ -272,12 +332,10 @@ def verify_request(
     parts, names, moment = _parse_authorization(authorization)
     if not set(required_headers) <= set(names):
         raise AuthenticationError("unsigned-header")
-    access_key, signature = parts[1], parts[4]
-    secret_key = secret_keys.get(access_key)
-    if secret_key is None:
-        raise AuthenticationError("unknown-key")
     if now - moment > window or moment - now > (window if future is None else future):
         raise AuthenticationError("expired")
+    access_key, signature = parts[1], parts[4]
+    secret_key = secret_keys.get(access_key)
     try:
         canonical = canonical_request(
             method=method,
@@ -292,10 +350,13 @@ def verify_request(
     except ValueError:  # also UnicodeEncodeError: a lone surrogate in the path or a value
         raise AuthenticationError("malformed") from None
     prefix = "/".join(parts[:4])
-    expected = _signature(secret_key, prefix, canonical)
-    if not hmac.compare_digest(expected.encode("ascii"), signature.encode("ascii")):
+    expected = _signature(secret_key or _STAND_IN_SECRET_KEY, prefix, canonical)
+    matches = hmac.compare_digest(expected.encode("ascii"), signature.encode("ascii"))
+    if secret_key is None:
+        raise AuthenticationError("unknown-key")
+    if not matches:
         raise AuthenticationError("bad-signature")
-    return access_key
+    return Authenticated(access_key, signature, moment)
 
 
 def _parse_authorization(authorization: str | None) -> tuple[list[str], list[str], datetime]:
