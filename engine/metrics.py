@@ -53,6 +53,13 @@ EVENTS_LOST_TO_RETENTION = Counter(
     ["topic", "partition"],
 )
 
+# A worker started before Kafka waits for it (engine/kafka_wait.py): one per attempt that
+# found it not there, so a worker stuck at start-up shows on a dashboard, not only in its log.
+KAFKA_WAITS = Counter(
+    "isales_worker_kafka_unreachable_total",
+    "Start-up attempts that found Kafka not answering (the worker waits and tries again)",
+)
+
 # Per partition, worked out at each scrape (engine/lag.py).
 PARTITION_LAG = PartitionLag()
 REGISTRY.register(PARTITION_LAG)

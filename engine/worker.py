@@ -3,30 +3,47 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from typing import NoReturn
 
 import faust
+from kafka.errors import KafkaError
 
-from isales_stats.core.kafka_connection import KafkaAccessRefused, check_kafka_access
+from isales_stats.core.kafka_connection import KafkaAccessRefused
+from isales_stats.core.listening import listen_failure
 from isales_stats.core.settings import Settings
 from isales_stats.engine import health
 from isales_stats.engine.agents import register_agents
 from isales_stats.engine.app import create_app
+from isales_stats.engine.kafka_wait import wait_for_kafka
 from isales_stats.engine.redis_connection import RedisAccessRefused, verify_access
-from isales_stats.engine.topics import ensure_topics
 
 
 def run_worker(settings: Settings, loglevel: str = "warning") -> NoReturn:
     # A wrong password or CA stops us here, named, instead of a client retrying it forever.
     try:
         asyncio.run(verify_access(settings))
-        check_kafka_access(settings)
-    except (RedisAccessRefused, KafkaAccessRefused) as error:
+    except RedisAccessRefused as error:
         raise SystemExit(f"isales-stats worker: {error}") from None
-    ensure_topics(settings)
     if settings.worker_metrics_port:
         # Every interface: Prometheus scrapes the pod's address (the port is not the public one).
-        health.serve(settings.worker_metrics_port)
+        # Open before Kafka is reached: alive while the worker waits, ready once it got there.
+        try:
+            health.serve(settings.worker_metrics_port)
+        except OSError as error:
+            failure = listen_failure(
+                error, "*", settings.worker_metrics_port, "ISALES_WORKER_METRICS_PORT"
+            )
+            raise SystemExit(f"isales-stats worker: {failure}") from None
+    try:
+        wait_for_kafka(settings, say)
+    except KafkaAccessRefused as error:
+        raise SystemExit(f"isales-stats worker: {error}") from None
+    except KeyboardInterrupt:  # Ctrl-C while waiting: nothing to wind down yet
+        raise SystemExit(130) from None
+    except KafkaError as error:  # no retry mends it (a topic the cluster cannot create)
+        raise SystemExit(f"isales-stats worker: making the topics failed: {error}") from None
+    health.KAFKA_REACHED.set()
     app = create_app(settings)
     register_agents(app, settings)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
@@ -36,3 +53,8 @@ def run_worker(settings: Settings, loglevel: str = "warning") -> NoReturn:
     # it the root logger keeps ``loglevel``.
     worker.spinner = None
     worker.execute_from_commandline()  # exits the process when the worker is told to stop
+
+
+def say(line: str) -> None:
+    """One line of the worker's own on stderr, before Faust's logging is set up."""
+    print(f"isales-stats worker: {line}", file=sys.stderr, flush=True)

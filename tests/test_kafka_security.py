@@ -177,6 +177,20 @@ def test_the_worker_and_the_api_refuse_to_start(
     assert PASSWORD not in output
 
 
+def test_a_wrong_password_stops_the_worker_in_one_line_not_a_wait(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The worker waits for a Kafka that does not answer (tests/test_worker_before_kafka.py),
+    never for one that refuses it: one line naming the setting, no attempt repeated."""
+    wrong, setting = refusals(settings, tmp_path)["wrong password"]
+    done = run_cli(wrong, "worker", environment={"ISALES_WORKER_METRICS_PORT": "0"}, timeout=60)
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    assert done.returncode == 1, lines
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("isales-stats worker: Kafka at "), lines
+    assert setting in lines[0]
+
+
 def test_publish_refuses_a_wrong_password_at_once(settings: Settings, tmp_path: Path) -> None:
     wrong, setting = refusals(settings, tmp_path)["wrong password"]
     events = tmp_path / "events.jsonl"
