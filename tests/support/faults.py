@@ -2,8 +2,10 @@
 
 A seed printed by every test that draws at random, a producer that keeps a steady rate while
 a fault happens (so the stream is produced *during* the failure, not only before it), the
-workers' own Prometheus counters, process memory, and the consumer group as Kafka sees it
-(its members, and whether it committed everything).
+workers' own Prometheus counters, process memory, the consumer group as Kafka sees it (its
+members, and whether it committed everything), and whether any replay is left (every
+partition counted and committed to its log end: only then may a test conclude that exact
+counts stay exact).
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ from typing import Any, ClassVar
 import httpx
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.errors import KafkaError
+from redis import Redis
 
+from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings
 from tests.support.detail import read_detail
-from tests.support.kafka_topics import wait_until_committed
+from tests.support.kafka_topics import committed_offsets, end_offsets, wait_until_committed
 from tests.support.waiting import wait_for
 
 
@@ -113,6 +117,50 @@ def assert_fully_committed(settings: Settings, log: Callable[[], str] = str) -> 
     behind = wait_until_committed(settings)
     assert not behind, f"the group's commits froze; uncommitted: {behind}\n{log()}"
     return f"every partition to its log end, {time.monotonic() - began:.1f} s after exact"
+
+
+def replay_left(settings: Settings) -> dict[str, str]:
+    """Partitions that a worker could still count or deliver again, with why; empty once none.
+
+    A partition is done when its resume point (the last offset counted, stored in Redis with
+    the counts: ``KeyLayout.counted_offsets``) is the last offset of its log, and the group's
+    committed offset is its log end: no worker has anything of it left to read, and a worker
+    that takes it over later resumes at the end.
+    """
+    ends = end_offsets(settings)
+    topic = settings.call_events_topic
+    committed = {
+        tp.partition: offset
+        for tp, offset in committed_offsets(settings).items()
+        if tp.topic == topic
+    }
+    with Redis.from_url(settings.redis_url) as redis:
+        stored = redis.hgetall(KeyLayout(settings.key_prefix).counted_offsets(topic))
+    resumes = {int(partition): int(offset) + 1 for partition, offset in stored.items()}
+    left: dict[str, str] = {}
+    for tp, end in sorted(ends.items()):
+        resume, commit = resumes.get(tp.partition, 0), committed.get(tp.partition, 0)
+        if resume < end or commit < end:
+            left[f"partition {tp.partition}"] = (
+                f"log end {end}, resumes at {resume}, committed {commit}"
+            )
+    return left
+
+
+def assert_replay_over(
+    settings: Settings, log: Callable[[], str] = str, timeout: float = 120
+) -> str:
+    """Wait until every partition is counted and committed to its log end (``replay_left``):
+    then nothing can be counted again, and counts that are still exact stay so. A fault test's
+    second check beside exact counts (it includes ``assert_fully_committed``'s); fail naming the
+    partitions left and ``log()``. Returns the figure: how long it took."""
+    began = time.monotonic()
+    over = wait_for(lambda: not replay_left(settings), timeout, interval=0.5)
+    assert over, f"the replay is not over after {timeout} s: {replay_left(settings)}\n{log()}"
+    return (
+        "every partition counted (resume point) and committed to its log end, "
+        f"{time.monotonic() - began:.1f} s after exact"
+    )
 
 
 @dataclass
