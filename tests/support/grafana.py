@@ -3,14 +3,17 @@
 Grafana cannot be installed where this project is built, so the tests play its part: they read
 the dashboard JSON files, resolve the template variables as Grafana does (its ``$name`` syntax;
 query variables run their query through the data source), and run every panel target as the
-Redis plugin (redis-datasource 2.x, RedisGrafana) runs it:
+Redis plugin runs it: redis-datasource ``REDIS_PLUGIN_VERSION`` (RedisGrafana's
+grafana-redis-datasource, the version docker-compose.yml installs; files named below are of its
+tag v2.2.0):
 
 * a target with ``query`` is a custom command: the text is split like a shell line and sent as is
   (variable queries are always of this kind);
 * ``hgetall`` sends HGETALL keyName, one row of fields (numbers where they parse as numbers);
 * ``xrange`` sends XRANGE keyName start end: start and end default to the dashboard's time range
   as ``{from ms}-0`` and ``{to ms}-0``, and each entry becomes a row with ``$streamId``,
-  ``$time`` (from the id's milliseconds) and the entry's fields;
+  ``$time`` (from the id's milliseconds) and the entry's fields (pkg/redis-stream.go,
+  queryXRange);
 * ``smembers`` and ``hkeys`` one column of members;
 * ``hmget`` sends HMGET keyName with the fields of ``field`` (split like a shell line), one row
   of a column per field, a number where the value parses as one, else text ("" for a missing
@@ -34,6 +37,8 @@ ROOT = Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "deploy" / "grafana"
 DASHBOARDS = GRAFANA / "dashboards"
 DATASOURCE_UID = "isales-redis"
+# The plugin version this module plays; tests/test_compose.py holds docker-compose.yml to it.
+REDIS_PLUGIN_VERSION = "2.2.0"
 ALL = "$__all"
 
 # Grafana's template-variable syntax (public/app/features/variables/utils.ts, variableRegex):
