@@ -27,8 +27,9 @@ Examples:
 
 LIST_DESCRIPTION = """\
 Every campaign of a VDN, live or released: its state, the records and callIds
-it holds, its last active day and its next lifecycle step (with "(due)" once
-that moment has passed), as a table or, with --json, a JSON array.
+it holds, its last active day and its next lifecycle step (in the VDN's time
+zone, with "(due)" once that moment has passed), as a table or, with --json, a
+JSON array (nextStepAt in epoch seconds).
 
 Example:
   isales-stats campaigns list --vdn 1 --json
