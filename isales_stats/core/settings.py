@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -32,7 +32,12 @@ def parse_time_zone(text: str) -> tzinfo:
         sign, hours, minutes = match.groups()
         offset = timedelta(hours=int(hours), minutes=int(minutes))
         return timezone(-offset if sign == "-" else offset)
-    return ZoneInfo(text)
+    try:
+        return ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError) as error:  # not found is a KeyError
+        raise ValueError(
+            f"no time zone {text!r}: give an offset (+08:00) or an IANA name (Asia/Shanghai)"
+        ) from error
 
 
 def _parse_vdn_zones(text: str) -> dict[int, str]:

@@ -30,7 +30,8 @@ from isales_stats.commands.cli import (
     worker,
 )
 from isales_stats.commands.cli.command import Handler
-from isales_stats.core.settings import get_settings
+from isales_stats.commands.cli.settings import read_settings
+from isales_stats.commands.exit_status import EXIT_CANNOT_START
 
 COMMANDS = (
     stack, worker, api, query, watch, topics, publish, simulate, campaigns, dead_letters, demo,
@@ -41,7 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``isales-stats ARGUMENTS`` (``argv``, else the process's); its exit status."""
     arguments = build_parser().parse_args(argv)
     run: Handler = arguments.run
-    return run(arguments, get_settings())
+    settings = read_settings()  # None: malformed, said on stderr
+    return run(arguments, settings) if settings is not None else EXIT_CANNOT_START
 
 
 def build_parser() -> argparse.ArgumentParser:

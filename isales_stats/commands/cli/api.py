@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from isales_stats.commands.cli.command import Subcommands, add_command
+from isales_stats.core.listening import cannot_listen
 from isales_stats.core.settings import Settings
 
 DESCRIPTION = """\
@@ -53,14 +54,40 @@ def run_api(arguments: argparse.Namespace, settings: Settings) -> int:
 
     if arguments.operations_port is not None:
         settings = settings.model_copy(update={"operations_port": arguments.operations_port})
+    host = arguments.host or settings.api_host
+    port = arguments.port or settings.api_port
     try:
         # Built here so that a refusal to start is a message, not uvicorn's traceback.
         app = create_app(settings)
     except AuthConfigurationError as error:
         print(f"isales-stats api: refusing to start: {error}", file=sys.stderr)
         return 2
+    taken = busy_port(arguments, settings, host, port)
+    if taken:
+        print(f"isales-stats api: {taken}", file=sys.stderr)
+        return 2
     # Everything the server needs is imported now: freeze it out of the collector's work.
     tune_garbage_collector()
-    host = arguments.host or settings.api_host
-    asyncio.run(serve(app, settings, host, arguments.port or settings.api_port))
+    asyncio.run(serve(app, settings, host, port))
     return 0
+
+
+def busy_port(
+    arguments: argparse.Namespace, settings: Settings, host: str, port: int
+) -> str | None:
+    """Why the API or the operations port cannot be listened on, naming the option or the
+    setting that chose it (uvicorn would log only the errno); None when both can."""
+    public = cannot_listen(
+        host,
+        port,
+        "--port" if arguments.port else "ISALES_API_PORT",
+        "--host" if arguments.host else "ISALES_API_HOST",
+    )
+    if public or not settings.operations_port:
+        return public
+    return cannot_listen(
+        settings.operations_host,
+        settings.operations_port,
+        "--operations-port" if arguments.operations_port is not None else "ISALES_OPERATIONS_PORT",
+        "ISALES_OPERATIONS_HOST",
+    )
