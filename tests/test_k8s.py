@@ -182,6 +182,23 @@ def test_the_secret_holds_the_auth_keys_and_nothing_is_secret_in_the_config_map(
         assert not secret_settings & set(name.split("_")), f"{name} is a secret: use a Secret"
 
 
+# Settings both set, to values that name where each deployment is reached: they differ.
+NAMES_THE_DEPLOYMENT = {"ISALES_API_PUBLIC_HOSTS"}
+
+
+def test_signatures_are_bound_to_where_each_deployment_is_reached() -> None:
+    """With ISALES_API_PUBLIC_HOSTS empty a signature made for one deployment passes at any
+    other holding the key: compose names its published port, Kubernetes its Service."""
+    service = objects()[("Service", "isales-stats-api")]
+    (port,) = (entry["port"] for entry in service["spec"]["ports"] if entry["name"] == "http")
+    in_cluster = objects()[("ConfigMap", "isales-stats")]["data"]["ISALES_API_PUBLIC_HOSTS"]
+    assert f"isales-stats-api:{port}" in in_cluster.split(",")
+    compose = with_defaults(load_compose()["x-isales-environment"]["ISALES_API_PUBLIC_HOSTS"])
+    published = {str(entry).rsplit(":", 1)[0] for entry in services()["api"]["ports"]}
+    assert "127.0.0.1:8000" in published
+    assert "127.0.0.1:8000" in compose.split(",")
+
+
 def test_config_map_speaks_the_settings_names_of_compose() -> None:
     """Every key is a setting; those compose sets too have compose's values (its defaults)."""
     data: dict[str, str] = objects()[("ConfigMap", "isales-stats")]["data"]
@@ -195,7 +212,7 @@ def test_config_map_speaks_the_settings_names_of_compose() -> None:
             {"environment": load_compose()["x-isales-environment"]}
         ).items()
     }
-    shared = set(data) & set(compose)
+    shared = set(data) & set(compose) - NAMES_THE_DEPLOYMENT
     assert shared >= {"ISALES_KAFKA_URL", "ISALES_REDIS_URL", "ISALES_CALL_EVENTS_TOPIC"}
     assert {name: data[name] for name in shared} == {name: compose[name] for name in shared}
     assert set(compose) - set(data) == {"ISALES_AUTH_KEYS"}
