@@ -9,21 +9,30 @@ A worker that is not ready shows as 0/1 in ``kubectl get pods`` and holds up a r
 until someone looks. A restart clears it (the group then resumes where this process left off,
 which the log still holds): restarting is the acknowledgement. ``/healthz`` is liveness: the
 process answers.
+
+The port is served by one thread running its own small event loop, bounded like the API's
+operations port: it listens on ``ISALES_WORKER_METRICS_HOST`` (loopback unless set: the pod's
+address in Kubernetes and compose), holds at most ``MAX_CONNECTIONS`` connections (a new one
+beyond is closed at once), reads a request head of at most ``MAX_HEAD_BYTES``, and closes a
+connection that has not sent its whole head, or not taken its answer, within
+``TIMEOUT_SECONDS``. One request per connection: a scrape is one request.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
-from collections.abc import Callable, Iterable
-from socketserver import ThreadingMixIn
-from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from dataclasses import dataclass, field
 
-from prometheus_client import make_wsgi_app
+from prometheus_client import REGISTRY
+from prometheus_client.exposition import choose_encoder
 
 from isales_stats.engine import metrics
 
-StartResponse = Callable[..., Any]
+MAX_CONNECTIONS = 16  # Prometheus and two probes need a few; the rest is someone else
+MAX_HEAD_BYTES = 16 * 1024
+TIMEOUT_SECONDS = 10.0  # above Prometheus' default scrape timeout and the probes' (3 to 5 s)
 
 
 def events_lost_to_retention() -> dict[str, int]:
@@ -36,14 +45,7 @@ def events_lost_to_retention() -> dict[str, int]:
     return lost
 
 
-# Set by engine/worker.py once Kafka answered and the topics exist: until then the port is
-# open (alive) but not ready, while the worker waits for a Kafka that is not there yet.
-KAFKA_REACHED = threading.Event()
-
-
 def readiness() -> tuple[bool, str]:
-    if not KAFKA_REACHED.is_set():
-        return False, "waiting for Kafka (ISALES_KAFKA_URL): see the worker's log\n"
     lost = events_lost_to_retention()
     if not lost:
         return True, "ready\n"
@@ -55,35 +57,110 @@ def readiness() -> tuple[bool, str]:
     )
 
 
-_prometheus = make_wsgi_app()
-
-
-def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-    path = environ.get("PATH_INFO", "")
+def answer(path: str, accept: str) -> tuple[str, str, bytes]:
+    """The status line's reason, the content type and the body for a GET of ``path``."""
     if path == "/healthz":
-        start_response("200 OK", [("Content-Type", "text/plain")])
-        return [b"alive\n"]
+        return "200 OK", "text/plain", b"alive\n"
     if path == "/readyz":
         ready, text = readiness()
-        start_response(
-            "200 OK" if ready else "503 Service Unavailable", [("Content-Type", "text/plain")]
+        return ("200 OK" if ready else "503 Service Unavailable"), "text/plain", text.encode()
+    encoder, content_type = choose_encoder(accept)
+    return "200 OK", content_type, encoder(REGISTRY)
+
+
+@dataclass
+class MetricsServer:
+    """The worker's HTTP port, served from a daemon thread (see the module)."""
+
+    host: str
+    port: int
+    timeout_seconds: float = TIMEOUT_SECONDS
+    max_connections: int = MAX_CONNECTIONS
+    open_connections: int = 0
+    _loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
+    _server: asyncio.Server | None = None
+    _thread: threading.Thread | None = None
+
+    def start(self) -> MetricsServer:
+        """Listen (an OSError, such as a busy port, raises here), then serve from a thread."""
+        self._server = self._loop.run_until_complete(
+            asyncio.start_server(self._serve_connection, self.host, self.port, limit=MAX_HEAD_BYTES)
         )
-        return [text.encode()]
-    return _prometheus(environ, start_response)  # type: ignore[no-any-return]
+        self._thread = threading.Thread(target=self._run, name="worker-http", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            self._loop.run_forever()
+        finally:  # stopped: end what is still open, then the loop
+            for task in asyncio.all_tasks(self._loop):
+                task.cancel()
+            self._loop.run_until_complete(asyncio.sleep(0))
+            self._loop.close()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        if self._server is None:
+            raise RuntimeError("the metrics server was not started")
+        host, port = self._server.sockets[0].getsockname()[:2]
+        return host, port
+
+    def stop(self) -> None:
+        """Stop serving and wait for the thread (the worker never does: it exits)."""
+        server, thread = self._server, self._thread
+        if server is None or thread is None:
+            return
+
+        def close() -> None:
+            server.close()
+            self._loop.stop()
+
+        self._loop.call_soon_threadsafe(close)
+        thread.join()
+
+    async def _serve_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        if self.open_connections >= self.max_connections:
+            metrics.METRICS_CONNECTIONS_REFUSED.labels("connections").inc()
+            writer.close()
+            return
+        self.open_connections += 1
+        try:
+            async with asyncio.timeout(self.timeout_seconds):
+                head = await reader.readuntil(b"\r\n\r\n")
+                reason, content_type, body = answer(*_path_and_accept(head))
+                writer.write(
+                    f"HTTP/1.1 {reason}\r\nContent-Type: {content_type}\r\n"
+                    f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+                    + body
+                )
+                await writer.drain()
+        except TimeoutError:
+            metrics.METRICS_CONNECTIONS_REFUSED.labels("timeout").inc()
+        except (asyncio.LimitOverrunError, ValueError):  # a head too large; not HTTP
+            metrics.METRICS_CONNECTIONS_REFUSED.labels("bad-request").inc()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass  # the client went away
+        finally:
+            self.open_connections -= 1
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
 
 
-class _ThreadingServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
+def _path_and_accept(head: bytes) -> tuple[str, str]:
+    request_line, *header_lines = head.decode("latin-1").split("\r\n")
+    _method, target, _version = request_line.split(" ")
+    accept = ""
+    for line in header_lines:
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "accept":
+            accept = value.strip()
+    return target.split("?", 1)[0], accept
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        """No access line per probe and scrape."""
-
-
-def serve(port: int, host: str = "0.0.0.0") -> WSGIServer:  # noqa: S104 (the pod's address)
-    """Serve ``application`` on ``port`` from a daemon thread (as prometheus_client's own
-    ``start_http_server`` does, with the two probes added)."""
-    server = make_server(host, port, application, _ThreadingServer, handler_class=_QuietHandler)
-    threading.Thread(target=server.serve_forever, name="worker-http", daemon=True).start()
-    return server
+def serve(port: int, host: str) -> MetricsServer:
+    """Serve the worker's port on ``host:port`` from a daemon thread."""
+    return MetricsServer(host, port).start()

@@ -60,6 +60,14 @@ KAFKA_WAITS = Counter(
     "Start-up attempts that found Kafka not answering (the worker waits and tries again)",
 )
 
+# The metrics port's own refusals (engine/health.py): a scrape missing shows why here.
+METRICS_CONNECTIONS_REFUSED = Counter(
+    "isales_worker_metrics_connections_refused_total",
+    "Connections to the worker's metrics port closed without an answer, by reason "
+    "(connections: over the cap, timeout: too slow, bad-request: not a request it reads)",
+    ["reason"],
+)
+
 # Per partition, worked out at each scrape (engine/lag.py).
 PARTITION_LAG = PartitionLag()
 REGISTRY.register(PARTITION_LAG)

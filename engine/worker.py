@@ -26,10 +26,10 @@ def run_worker(settings: Settings, loglevel: str = "warning") -> NoReturn:
     except RedisAccessRefused as error:
         raise SystemExit(f"isales-stats worker: {error}") from None
     if settings.worker_metrics_port:
-        # Every interface: Prometheus scrapes the pod's address (the port is not the public one).
+        # Loopback unless ISALES_WORKER_METRICS_HOST says otherwise (the pod's address).
         # Open before Kafka is reached: alive while the worker waits, ready once it got there.
         try:
-            health.serve(settings.worker_metrics_port)
+            health.serve(settings.worker_metrics_port, settings.worker_metrics_host)
         except OSError as error:
             failure = listen_failure(
                 error, "*", settings.worker_metrics_port, "ISALES_WORKER_METRICS_PORT"

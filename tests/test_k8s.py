@@ -8,7 +8,10 @@ package knows; a manifest of a kind it has no schema for fails here rather than 
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,10 +20,14 @@ import kubernetes_validate
 import pytest
 import yaml
 from kubernetes_validate.utils import all_versions
+from redis import Redis
+from redis import exceptions as redis_errors
 
 from isales_stats.commands.stack.redis import REDIS_MEMORY, REDIS_PERSISTENCE
 from isales_stats.core.settings import Settings
 from tests.support.compose import environment_of, load_compose, services, with_defaults
+from tests.support.ports import free_port
+from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "deploy" / "k8s"
@@ -291,3 +298,103 @@ def bytes_of(size: str) -> int:
     """Redis' ("3gb") and Kubernetes' ("4Gi") sizes in bytes."""
     units = {"gb": 2**30, "mb": 2**20, "gi": 2**30, "mi": 2**20}
     return int(float(size[:-2]) * units[size[-2:].lower()])
+
+
+def redis_container() -> Manifest:
+    (redis,) = objects()[("StatefulSet", "isales-stats-redis")]["spec"]["template"]["spec"][
+        "containers"
+    ]
+    return dict(redis)
+
+
+def test_redis_takes_its_user_from_the_config_map_and_its_password_from_the_secret() -> None:
+    """The same user and password the workers and the API connect with; no Secret, no Redis
+    (not optional, unlike the workers' and the API's reference, which a managed Redis may not
+    need)."""
+    environment = {item["name"]: item["valueFrom"] for item in redis_container()["env"]}
+    assert environment["ISALES_REDIS_USERNAME"] == {
+        "configMapKeyRef": {"name": "isales-stats", "key": "ISALES_REDIS_USERNAME"}
+    }
+    for name in ("ISALES_REDIS_PASSWORD", "REDISCLI_AUTH"):  # the server's; the probe's
+        assert environment[name] == {
+            "secretKeyRef": {"name": "isales-stats-redis", "key": "ISALES_REDIS_PASSWORD"}
+        }, name
+    assert objects()[("ConfigMap", "isales-stats")]["data"]["ISALES_REDIS_USERNAME"]
+    probe = " ".join(redis_container()["readinessProbe"]["exec"]["command"])
+    assert '--user "$ISALES_REDIS_USERNAME"' in probe
+
+
+@pytest.mark.parametrize("password", ["a-password-of-the-secret", ""])
+def test_redis_as_deployed_admits_only_its_acl_user(tmp_path: Path, password: str) -> None:
+    """The StatefulSet's command line run on a real redis-server, with the ConfigMap's redis.conf
+    (its directory and port this test's): nobody gets in without the user and password; an
+    empty password (the repository's Secret applied as it is) stops Redis from starting."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("no redis-server (the local stack installs it)")
+    port = free_port()
+    config = objects()[("ConfigMap", "isales-stats-redis")]["data"]["redis.conf"]
+    config_file = tmp_path / "redis.conf"
+    config_file.write_text(
+        config.replace("dir /data", f"dir {tmp_path}") + f"port {port}\nbind 127.0.0.1\n"
+    )
+    redis = redis_container()
+    user = objects()[("ConfigMap", "isales-stats")]["data"]["ISALES_REDIS_USERNAME"]
+    environment = {
+        "PATH": os.environ["PATH"],
+        "ISALES_REDIS_USERNAME": user,
+        "ISALES_REDIS_PASSWORD": password,
+    }
+    command = [*redis["command"], *[str(config_file) for _ in redis["args"]]]
+    with subprocess.Popen(
+        command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    ) as server:
+        try:
+            if not password:
+                assert server.wait(10) != 0
+                assert server.stdout is not None
+                assert b"ISALES_REDIS_PASSWORD" in server.stdout.read()
+                return
+            assert wait_for(lambda: redis_answers(port, user, password), timeout=10)
+            with pytest.raises(redis_errors.AuthenticationError):  # the default user is off
+                Redis(port=port).ping()
+            with pytest.raises(redis_errors.AuthenticationError):
+                Redis(port=port, username=user, password="not-the-password").ping()
+            with pytest.raises(redis_errors.AuthenticationError):
+                Redis(port=port, username="default", password=password).ping()
+        finally:
+            server.terminate()
+            server.wait(10)
+
+
+def redis_answers(port: int, user: str, password: str) -> bool:
+    try:
+        return bool(Redis(port=port, username=user, password=password).ping())
+    except redis_errors.ConnectionError:
+        return False
+
+
+def test_only_the_worker_and_api_pods_reach_redis() -> None:
+    policy = objects()[("NetworkPolicy", "isales-stats-redis")]["spec"]
+    redis_pods = objects()[("StatefulSet", "isales-stats-redis")]["spec"]["template"]["metadata"]
+    assert policy["podSelector"]["matchLabels"].items() <= redis_pods["labels"].items()
+    assert policy["policyTypes"] == ["Ingress"]
+    (rule,) = policy["ingress"]
+    assert rule["ports"] == [{"port": "redis", "protocol": "TCP"}]
+    # Pod selectors alone: pods of this namespace, no namespaceSelector or ipBlock.
+    assert all(set(peer) == {"podSelector"} for peer in rule["from"])
+    admitted = [peer["podSelector"]["matchLabels"] for peer in rule["from"]]
+    assert len(admitted) == 2
+    for component in ("worker", "api"):
+        assert any(labels.items() <= pod_labels(component).items() for labels in admitted)
+    # Each selector picks one component: neither matches the other's pods nor Redis'.
+    for labels in admitted:
+        matching = [c for c in ("worker", "api") if labels.items() <= pod_labels(c).items()]
+        assert len(matching) == 1, labels
+        assert not labels.items() <= redis_pods["labels"].items()
+
+
+def test_worker_metrics_listen_on_the_pods_address_in_the_cluster_only() -> None:
+    """Loopback by default (Settings); the pod's address here, for Prometheus and the kubelet."""
+    assert Settings.model_fields["worker_metrics_host"].default == "127.0.0.1"
+    data = objects()[("ConfigMap", "isales-stats")]["data"]
+    assert data["ISALES_WORKER_METRICS_HOST"] == "0.0.0.0"

@@ -109,7 +109,10 @@ class Settings(BaseSettings):
     # A worker that stops heartbeating is replaced after this long (Faust's 60 s default
     # leaves a crashed worker's partitions idle for a minute).
     worker_session_timeout_seconds: float = 10.0
-    # Prometheus metrics of the worker on this port (0: none, e.g. several workers in tests).
+    # Prometheus metrics of the worker on this port (0: none, e.g. several workers in tests),
+    # on this address: loopback unless set, as the API's operations port (0.0.0.0 in compose
+    # and Kubernetes, where Prometheus scrapes the container's address). engine/health.py.
+    worker_metrics_host: str = "127.0.0.1"
     worker_metrics_port: int = 9102
 
     # --- counting -------------------------------------------------------------------------
