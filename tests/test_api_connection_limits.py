@@ -152,13 +152,13 @@ def wait_closed(
     """Each socket that the API closed within ``within`` s -> seconds from its ``since``."""
     closed: dict[socket.socket, float] = {}
     with selectors.DefaultSelector() as selector:
+        opened_by_fd = {client.fileno(): client for client in opened}
         for client in opened:
             selector.register(client, selectors.EVENT_READ)
         deadline = time.monotonic() + within
         while len(closed) < len(opened) and time.monotonic() < deadline:
             for key, _ in selector.select(max(0.0, deadline - time.monotonic())):
-                client = key.fileobj
-                assert isinstance(client, socket.socket)
+                client = opened_by_fd[key.fd]
                 try:
                     data = client.recv(4096)
                 except ConnectionResetError:
