@@ -45,7 +45,14 @@ def events_lost_to_retention() -> dict[str, int]:
     return lost
 
 
+# Set by engine/worker.py once Kafka answered and the topics exist: until then the port is
+# open (alive) but not ready, while the worker waits for a Kafka that is not there yet.
+KAFKA_REACHED = threading.Event()
+
+
 def readiness() -> tuple[bool, str]:
+    if not KAFKA_REACHED.is_set():
+        return False, "waiting for Kafka (ISALES_KAFKA_URL): see the worker's log\n"
     lost = events_lost_to_retention()
     if not lost:
         return True, "ready\n"

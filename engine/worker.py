@@ -32,7 +32,11 @@ def run_worker(settings: Settings, loglevel: str = "warning") -> NoReturn:
             health.serve(settings.worker_metrics_port, settings.worker_metrics_host)
         except OSError as error:
             failure = listen_failure(
-                error, "*", settings.worker_metrics_port, "ISALES_WORKER_METRICS_PORT"
+                error,
+                settings.worker_metrics_host,
+                settings.worker_metrics_port,
+                "ISALES_WORKER_METRICS_PORT",
+                "ISALES_WORKER_METRICS_HOST",
             )
             raise SystemExit(f"isales-stats worker: {failure}") from None
     try:
