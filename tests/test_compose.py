@@ -475,3 +475,22 @@ def test_compose_refuses_the_file_without_a_secret(
     assert missing is not None, f"{secret} is not written ${{{secret}:?message}}"
     assert secret in result.stderr, result.stderr
     assert missing.group(1) in result.stderr, result.stderr
+
+
+def test_the_image_runs_the_newest_python_the_project_supports() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    newest = max(
+        (
+            classifier.rsplit(" :: ", 1)[1]
+            for classifier in project["classifiers"]
+            if classifier.startswith("Programming Language :: Python :: 3.")
+        ),
+        key=lambda version: int(version.split(".")[1]),
+    )
+    assert f"<3.{int(newest.split('.')[1]) + 1}" in project["requires-python"]
+    froms = [
+        line.split()[1]
+        for line in DOCKERFILE.read_text(encoding="utf-8").splitlines()
+        if line.upper().startswith("FROM ")
+    ]
+    assert froms == [f"python:{newest}-slim"] * 2

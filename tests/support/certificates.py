@@ -20,12 +20,17 @@ def make_certificates(directory: Path) -> dict[str, Path]:
     directory.mkdir(parents=True, exist_ok=True)
     paths = {name: directory / name for name in ("ca.crt", "ca.key")}
     curve = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    # Python 3.13 verifies strictly (VERIFY_X509_STRICT): a CA needs its key usage, and a
+    # certificate it signs the identifier of the CA's key.
     openssl("req", "-x509", *curve, "-keyout", paths["ca.key"], "-out", paths["ca.crt"],
-            "-days", "2", "-subj", "/CN=isales-stats test CA")  # fmt: skip
+            "-days", "2", "-subj", "/CN=isales-stats test CA",
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign")  # fmt: skip
+    identifiers = "authorityKeyIdentifier=keyid\nsubjectKeyIdentifier=hash\n"
     uses = {
         "server": "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
-        "extendedKeyUsage=serverAuth,clientAuth\n",
-        "client": "extendedKeyUsage=clientAuth\n",
+        "extendedKeyUsage=serverAuth,clientAuth\n" + identifiers,
+        "client": "extendedKeyUsage=clientAuth\n" + identifiers,
     }
     for name, extensions in uses.items():
         key, request, certificate = (directory / f"{name}.{ext}" for ext in ("key", "csr", "crt"))
