@@ -85,7 +85,7 @@ def signing_settings(monkeypatch: pytest.MonkeyPatch) -> Settings:
         client_access_key="cli-test-ak",
         client_secret_key=SecretStr("cli-test-secret-key-0123456789"),
     )
-    monkeypatch.setattr(cli, "get_settings", lambda: settings)
+    monkeypatch.setattr(cli, "read_settings", lambda: settings)
     return settings
 
 
@@ -139,7 +139,7 @@ def test_a_client_command_refuses_one_key_without_the_other(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     settings = Settings(client_access_key="", client_secret_key=SecretStr(""))
-    monkeypatch.setattr(cli, "get_settings", lambda: settings)
+    monkeypatch.setattr(cli, "read_settings", lambda: settings)
     for command in ("query", "watch"):
         assert cli.main([command, "--vdn", "1", "--access-key", "only-ak"]) == 2
         assert f"isales-stats {command}: give both" in capsys.readouterr().err
@@ -151,7 +151,7 @@ def test_a_client_command_without_keys_says_it_sends_unsigned(
     from isales_stats.commands import watching
 
     settings = Settings(client_access_key="", client_secret_key=SecretStr(""))
-    monkeypatch.setattr(cli, "get_settings", lambda: settings)
+    monkeypatch.setattr(cli, "read_settings", lambda: settings)
     # watch would follow the API until Ctrl-C: here it returns at once.
     monkeypatch.setattr(watching, "follow", lambda *_args, **_options: 0)
     for command in (["query", "--curl"], ["watch"]):
