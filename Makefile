@@ -50,30 +50,13 @@ test-faults: install
 test-fast: install
 	$(BIN)/pytest -m "not slow"
 
-# The tests that need neither Kafka nor Redis nor long runs, on each other supported Python
-# the PATH holds (or pyenv installed without making it global), each in a venv of its own
-# (.venv-3.12, ...) where pip installs the project as it would for a user: refused if
-# requires-python or a dependency does not admit that version. Every version runs; the
-# target fails if one failed.
+# The tests that need neither Kafka nor Redis nor long runs on each other supported Python, in
+# a venv of its own each (.venv-3.12, ...), after pip installed the project's wheel there as a
+# user would: refused if requires-python or a dependency does not admit that version.
 TEST_PYTHONS ?= 3.12 3.13
-FAST_TESTS   := not stack and not slow and not faults
 
 test-python:
-	@failed=""; for version in $(TEST_PYTHONS); do \
-	  python=python$$version; \
-	  if ! $$python -c "" >/dev/null 2>&1 && command -v pyenv >/dev/null; then \
-	    installed=$$(pyenv versions --bare | grep -E "^$$version\.[0-9]+$$" | tail -n 1); \
-	    python=$$(pyenv root)/versions/$$installed/bin/python$$version; fi; \
-	  if ! $$python -c "" >/dev/null 2>&1; then \
-	    echo "python$$version: neither on the PATH nor installed by pyenv, skipped"; continue; fi; \
-	  venv=.venv-$$version; \
-	  test -x $$venv/bin/python || $$python -m venv $$venv || exit 1; \
-	  $$venv/bin/pip install --quiet --upgrade pip || exit 1; \
-	  $$venv/bin/pip install --quiet -e ".[dev]" || exit 1; \
-	  echo "== $$($$venv/bin/python --version): pytest -m '$(FAST_TESTS)'"; \
-	  $$venv/bin/pytest -q -p no:cacheprovider -m "$(FAST_TESTS)" || failed="$$failed $$version"; \
-	done; \
-	if [ -n "$$failed" ]; then echo "test-python: failed on Python$$failed"; exit 1; fi
+	bash deploy/scripts/test-other-pythons.sh $(TEST_PYTHONS)
 
 bench: install
 	$(BIN)/python -m benchmarks.run
