@@ -16,12 +16,12 @@ from isales_stats.client import DistinctMoments
 from isales_stats.core.signing import (
     AuthenticationError,
     KeyGrant,
+    authenticate_request,
     canonical_request,
     decode_query,
     format_timestamp,
     parse_key_grants,
     sign_request,
-    verify_request,
 )
 from isales_stats.core.tenants import EVERY_VDN, VdnScope
 from tests.support.credentials import WORKED_EXAMPLE_AUTHORIZATION
@@ -72,7 +72,7 @@ class Request:
         now: datetime = MOMENT,
         window: timedelta = timedelta(minutes=15),
     ) -> str:
-        return verify_request(
+        return authenticate_request(
             authorization=authorization,
             method=self.method,
             path=self.path,
@@ -82,7 +82,7 @@ class Request:
             secret_keys=KEYS,
             now=now,
             window=window,
-        )
+        ).access_key
 
     def replace(self, **changes: object) -> Request:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]

@@ -57,7 +57,6 @@ __all__ = [
     "format_timestamp",
     "parse_key_grants",
     "sign_request",
-    "verify_request",
 ]
 
 AUTH_SCHEME = "auth-v2"
@@ -263,39 +262,6 @@ class Authenticated:
     access_key: str
     signature: str
     signed_at: datetime
-
-
-def verify_request(
-    *,
-    authorization: str | None,
-    method: str,
-    path: str,
-    query: Sequence[tuple[str, str]],
-    headers: Mapping[str, str],
-    body: bytes,
-    secret_keys: Mapping[str, str],
-    now: datetime,
-    window: timedelta = DEFAULT_WINDOW,
-    future: timedelta | None = None,
-    required_headers: Sequence[str] = (),
-) -> str:
-    """The access key that signed this request; raises ``AuthenticationError`` otherwise.
-
-    ``authenticate_request`` with the same arguments, for a caller that needs only the key.
-    """
-    return authenticate_request(
-        authorization=authorization,
-        method=method,
-        path=path,
-        query=query,
-        headers=headers,
-        body=body,
-        secret_keys=secret_keys,
-        now=now,
-        window=window,
-        future=future,
-        required_headers=required_headers,
-    ).access_key
 
 
 def authenticate_request(
