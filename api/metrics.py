@@ -24,6 +24,10 @@ CALLBACKS_RATE_LIMITED = Counter(
     "isales_api_callbacks_rate_limited_total",
     "Result callbacks refused by their token's or key's budget (HTTP 429)",
 )
+CALLBACKS_UNCHECKED = Counter(
+    "isales_api_callbacks_admission_unchecked_total",
+    "Result callbacks published without their replay and budget check: Redis did not answer",
+)
 AUTH_FAILURES = Counter(
     "isales_api_auth_failures_total",
     "Statistics requests refused by authentication (HTTP 401), by reason",

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
 from isales_stats.client import AkSkAuth, StatisticsClient
@@ -29,6 +30,7 @@ from tests.support.callbacks import GMT8, PATH, SUCCESS, local_time, result
 from tests.support.credentials import ACCESS_KEY, SECRET_KEY, TEST_KEYS
 from tests.support.kafka_topics import read_topic
 from tests.support.ports import free_port_pair
+from tests.support.private_redis import private_redis
 from tests.support.processes import ServiceProcess, run_cli
 from tests.support.waiting import wait_for
 
@@ -198,6 +200,39 @@ def test_the_endpoint_wants_a_signature_or_the_token(test_settings: Settings) ->
     signed_only = settings.model_copy(update={"callback_tokens": SecretStr("")})
     assert post(signed_only, body, params={"token": ""}).status_code == 401
     assert post(signed_only, body, auth=AkSkAuth(ACCESS_KEY, SECRET_KEY)).json() == SUCCESS
+
+
+@pytest.mark.stack
+def test_a_callback_goes_on_unchecked_while_redis_is_down(
+    test_settings: Settings, tmp_path: Path
+) -> None:
+    """Redis keeps the replay markers and budgets, Kafka the results: without Redis a callback is
+    published unchecked (counted), not refused, and no call result is lost."""
+    ensure_topics(test_settings)
+    token = "s3cret-token-of-vdn-11"
+    unchecked = "isales_api_callbacks_admission_unchecked_total"
+    with private_redis(test_settings, tmp_path) as (own, server):
+        settings = own.model_copy(
+            update={
+                "auth_enabled": True,
+                "auth_keys": SecretStr(TEST_KEYS),
+                "callback_tokens": SecretStr(f"{token} vdns=11"),
+            }
+        )
+
+        async def push_without_redis() -> tuple[httpx.Response, float]:
+            async with serve(settings) as client:
+                server.process.stop()
+                before = REGISTRY.get_sample_value(unchecked) or 0.0
+                response = await client.post(
+                    PATH, json=[result("s1", "c1")], params={"token": token}
+                )
+                return response, (REGISTRY.get_sample_value(unchecked) or 0.0) - before
+
+        response, counted = asyncio.run(push_without_redis())
+    assert (response.status_code, response.json()) == (200, SUCCESS)
+    assert counted == 1
+    assert [value["callId"] for _, value in read_topic(test_settings, timeout=5)] == ["c1"]
 
 
 # --- end to end: iSales -> API -> Kafka -> worker -> statistics ---------------------------------

@@ -36,10 +36,11 @@ import orjson
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from kafka.errors import KafkaError
+from redis.exceptions import RedisError
 
 from isales_stats.api.admission import Admission, Verdict
 from isales_stats.api.auth import Caller, client_address, verify_signature
-from isales_stats.api.metrics import CALLBACKS_RATE_LIMITED, OUT_OF_SCOPE
+from isales_stats.api.metrics import CALLBACKS_RATE_LIMITED, CALLBACKS_UNCHECKED, OUT_OF_SCOPE
 from isales_stats.core.kafka_connection import check_kafka_access
 from isales_stats.core.settings import Settings
 from isales_stats.core.signing import AuthenticationError
@@ -240,9 +241,19 @@ def _signed_caller(request: Request, body: bytes) -> Caller | None:
 
 async def _admission_refusal(request: Request, caller: Caller) -> JSONResponse | None:
     """The answer refusing a replayed signature (401) or a caller over its callback budget
-    (429); None when the callback may go on."""
+    (429); None when the callback may go on.
+
+    Redis keeps the replay markers and the budgets, but results go to Kafka: when Redis does
+    not answer, the callback goes on unchecked (logged, counted) rather than lose call results.
+    A result pushed twice is counted once all the same (its callId is its identity).
+    """
     admission: Admission = request.app.state.admission
-    verdict, remaining_ms = await admission.decide(admission.callback_gate(request, caller))
+    try:
+        verdict, remaining_ms = await admission.decide(admission.callback_gate(request, caller))
+    except (RedisError, OSError, TimeoutError) as error:
+        CALLBACKS_UNCHECKED.inc()
+        log.warning("callback admitted unchecked: Redis did not answer (%r)", error)
+        return None
     if verdict is Verdict.REPLAYED:
         log.info("callback refused: replayed")
         return _answer(401, "authentication failed")
