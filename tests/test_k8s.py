@@ -361,6 +361,16 @@ def test_redis_as_deployed_admits_only_its_acl_user(tmp_path: Path, password: st
                 Redis(port=port, username=user, password="not-the-password").ping()
             with pytest.raises(redis_errors.AuthenticationError):
                 Redis(port=port, username="default", password=password).ping()
+            # The product's user runs its scripts and INFO, not Redis' own administration: a
+            # leaked password cannot turn the default user back on or reconfigure Redis.
+            app = Redis(port=port, username=user, password=password)
+            assert app.info("memory")["used_memory"] > 0
+            for administration in (
+                lambda: app.acl_setuser("default", enabled=True),
+                lambda: app.config_set("appendonly", "no"),
+            ):
+                with pytest.raises(redis_errors.NoPermissionError):
+                    administration()
         finally:
             server.terminate()
             server.wait(10)

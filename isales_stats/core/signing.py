@@ -316,7 +316,9 @@ def authenticate_request(
     except ValueError:  # also UnicodeEncodeError: a lone surrogate in the path or a value
         raise AuthenticationError("malformed") from None
     prefix = "/".join(parts[:4])
-    expected = _signature(secret_key or _STAND_IN_SECRET_KEY, prefix, canonical)
+    expected = _signature(
+        _STAND_IN_SECRET_KEY if secret_key is None else secret_key, prefix, canonical
+    )
     matches = hmac.compare_digest(expected.encode("ascii"), signature.encode("ascii"))
     if secret_key is None:
         raise AuthenticationError("unknown-key")

@@ -86,7 +86,7 @@ def tls_redis(directory: Path) -> Iterator[TlsRedis]:
         "--tls-ca-cert-file", str(certificates["ca.crt"]),
         "--tls-auth-clients", "yes",
         "--user", "default", "off",
-        "--user", USERNAME, "on", f">{PASSWORD}", "~*", "&*", "+@all",
+        "--user", USERNAME, "on", f">{PASSWORD}", "~*", "&*", "+@all", "-@admin",
         "--save", "", "--appendonly", "no", "--dir", str(directory),
         "--logfile", str(log),
     ]  # fmt: skip
