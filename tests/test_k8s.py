@@ -408,3 +408,14 @@ def test_worker_metrics_listen_on_the_pods_address_in_the_cluster_only() -> None
     assert Settings.model_fields["worker_metrics_host"].default == "127.0.0.1"
     data = objects()[("ConfigMap", "isales-stats")]["data"]
     assert data["ISALES_WORKER_METRICS_HOST"] == "0.0.0.0"
+
+
+def test_only_pods_of_the_cluster_reach_the_workers_and_only_their_metrics_port() -> None:
+    policy = objects()[("NetworkPolicy", "isales-stats-worker")]["spec"]
+    assert policy["podSelector"]["matchLabels"].items() <= pod_labels("worker").items()
+    assert policy["policyTypes"] == ["Ingress"]
+    (rule,) = policy["ingress"]
+    assert rule["ports"] == [{"port": "metrics", "protocol": "TCP"}]
+    assert rule["from"] == [{"namespaceSelector": {}}]  # no address from outside the cluster
+    ports = {port["name"] for port in container("worker")["ports"]}
+    assert ports == {"metrics"}
