@@ -19,6 +19,7 @@ from isales_stats.core.settings import Settings
 from isales_stats.engine.pipeline import CountingPipeline, RawMessage
 from isales_stats.engine.topics import ensure_topics
 from tests.support.events import call_event
+from tests.support.ports import free_port
 from tests.support.processes import run_cli
 
 pytestmark = pytest.mark.stack
@@ -93,3 +94,15 @@ def test_dead_letters_says_in_one_line_when_there_is_no_topic(test_settings: Set
         f"isales-stats dead-letters: no topic {absent.dead_letter_topic} "
         "(ISALES_DEAD_LETTER_TOPIC): no dead letter yet, or another topic is meant"
     ]
+
+
+def test_dead_letters_names_the_setting_of_a_kafka_it_cannot_reach(
+    test_settings: Settings,
+) -> None:
+    nobody = test_settings.model_copy(update={"kafka_url": f"kafka://127.0.0.1:{free_port()}"})
+    refused = run_cli(nobody, "dead-letters", timeout=60)
+    assert refused.returncode == 1, refused.stderr
+    lines = refused.stderr.splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"isales-stats dead-letters: cannot read {nobody.dead_letter_topic}")
+    assert "(ISALES_KAFKA_URL)" in lines[0]  # the setting that exists, to fix the address

@@ -83,7 +83,7 @@ def print_dead_letters(
         servers = ",".join(settings.kafka_bootstrap_servers)
         print(
             f"isales-stats dead-letters: cannot read {topic} from {servers} "
-            f"(ISALES_KAFKA_BOOTSTRAP_SERVERS): {error}",
+            f"(ISALES_KAFKA_URL): {error}",
             file=sys.stderr,
         )
         return 1
