@@ -365,12 +365,10 @@ def test_redis_as_deployed_admits_only_its_acl_user(tmp_path: Path, password: st
             # leaked password cannot turn the default user back on or reconfigure Redis.
             app = Redis(port=port, username=user, password=password)
             assert app.info("memory")["used_memory"] > 0
-            for administration in (
-                lambda: app.acl_setuser("default", enabled=True),
-                lambda: app.config_set("appendonly", "no"),
-            ):
-                with pytest.raises(redis_errors.NoPermissionError):
-                    administration()
+            with pytest.raises(redis_errors.NoPermissionError):
+                app.acl_setuser("default", enabled=True)
+            with pytest.raises(redis_errors.NoPermissionError):
+                app.config_set("appendonly", "no")
         finally:
             server.terminate()
             server.wait(10)
