@@ -87,6 +87,7 @@ class MetricsServer:
     _loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
     _server: asyncio.Server | None = None
     _thread: threading.Thread | None = None
+    _writers: set[asyncio.StreamWriter] = field(default_factory=set)  # the open connections
 
     def start(self) -> MetricsServer:
         """Listen (an OSError, such as a busy port, raises here), then serve from a thread."""
@@ -101,10 +102,23 @@ class MetricsServer:
         try:
             self._loop.run_forever()
         finally:  # stopped: end what is still open, then the loop
-            for task in asyncio.all_tasks(self._loop):
-                task.cancel()
-            self._loop.run_until_complete(asyncio.sleep(0))
+            self._loop.run_until_complete(self._end_connections())
             self._loop.close()
+
+    async def _end_connections(self) -> None:
+        """Drop every open connection and wait until each handler has finished.
+
+        Aborted rather than closed: a connection whose client stopped reading holds unsent
+        bytes, and a close would wait for them, its handler pending when the loop closes. A
+        handler whose connection is gone finishes by itself (its read or its drain fails), so
+        none is cancelled.
+        """
+        for writer in list(self._writers):
+            writer.transport.abort()
+        handlers = asyncio.all_tasks() - {asyncio.current_task()}
+        await asyncio.gather(*handlers, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
 
     @property
     def address(self) -> tuple[str, int]:
@@ -134,6 +148,7 @@ class MetricsServer:
             writer.close()
             return
         self.open_connections += 1
+        self._writers.add(writer)
         try:
             async with asyncio.timeout(self.timeout_seconds):
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -152,6 +167,7 @@ class MetricsServer:
             pass  # the client went away
         finally:
             self.open_connections -= 1
+            self._writers.discard(writer)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()

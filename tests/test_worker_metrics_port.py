@@ -2,13 +2,19 @@
 
 The server the worker runs, in this process over raw loopback sockets: it listens on the host
 it is given and nowhere else, closes a connection that sends nothing or half a request within
-its timeout, and many connections cost no more threads and no more than its cap.
+its timeout, and many connections cost no more threads and no more than its cap; stopping it
+ends every connection it holds, leaving no task behind.
 """
 
 from __future__ import annotations
 
+import fcntl
+import gc
+import logging
 import re
 import socket
+import struct
+import termios
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +22,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from prometheus_client import REGISTRY
+from prometheus_client.core import GaugeMetricFamily
 
 from isales_stats.engine import health
 from tests.support.waiting import wait_for
@@ -102,3 +109,67 @@ def test_many_connections_cost_no_thread_and_no_more_than_the_cap(
     # Once they are gone, a scrape is served again.
     assert wait_for(lambda: server.open_connections == 0, timeout=TIMEOUT + MARGIN)
     assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+
+
+class _LargeMetric:
+    """A collector whose one sample carries ``size`` bytes: an answer larger than what the
+    kernels' buffers hold, so that a client that does not read it leaves bytes unsent."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily("isales_test_large", "A large sample", labels=["blob"])
+        family.add_metric(["a" * self.size], 1.0)
+        yield family
+
+
+def bytes_waiting(client: socket.socket) -> int:
+    """The bytes the kernel holds for ``client`` to read."""
+    return int(struct.unpack("i", fcntl.ioctl(client, termios.FIONREAD, b"\0" * 4))[0])
+
+
+def closed_by_server(client: socket.socket) -> bool:
+    """Read ``client`` to its end: True once the server closed or reset it (within the
+    socket's timeout), False if it stays open."""
+    try:
+        for _ in range(10_000):
+            if not client.recv(1 << 20):
+                return True
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+    return False
+
+
+def test_stopping_ends_the_connections_it_holds_and_leaves_no_task_pending(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    large = _LargeMetric(8 << 20)  # above the loopback's send and receive buffers together
+    REGISTRY.register(large)
+    running = health.MetricsServer("127.0.0.1", 0, timeout_seconds=60).start()
+    _, port = running.address
+    idle = socket.create_connection(("127.0.0.1", port), timeout=5)
+    not_reading = socket.socket()
+    not_reading.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    not_reading.settimeout(5)
+    try:
+        idle.sendall(b"GET /metr")  # its handler waits for the rest of the head
+        not_reading.connect(("127.0.0.1", port))
+        not_reading.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        # The answer has begun: its handler waits to hand the kernel the rest of it.
+        assert wait_for(lambda: bytes_waiting(not_reading) > 0, timeout=10)
+        assert wait_for(lambda: running.open_connections == 2, timeout=5)
+
+        with caplog.at_level(logging.ERROR, logger="asyncio"):
+            running.stop()
+            gc.collect()  # a task left pending is reported when it is collected
+
+        assert "Task was destroyed but it is pending" not in caplog.text, caplog.text
+        assert closed_by_server(idle)
+        assert closed_by_server(not_reading)
+    finally:
+        REGISTRY.unregister(large)
+        idle.close()
+        not_reading.close()
