@@ -40,9 +40,11 @@ BODIES_TOO_LARGE = Counter(
 )
 CONNECTIONS_REFUSED = Counter(
     "isales_api_connections_refused_total",
-    "Connections the HTTP server closed before a request reached the app, by reason "
-    "(header-too-large: 431, header-timeout: 408 or closed, connections: 503; api/http_limits.py)",
-    ["reason"],
+    "Connections the HTTP server closed before a request reached the app or while its body "
+    "was awaited, by port (public, operations) and reason (header-too-large: 431, "
+    "header-timeout: 408 or closed, body-timeout: closed, connections: 503; "
+    "api/http_limits.py)",
+    ["port", "reason"],
 )
 OUT_OF_SCOPE = Counter(
     "isales_api_out_of_scope_total",

@@ -46,20 +46,29 @@ class _PublicServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
+# How long a stopping server waits for the requests still running before it cancels them:
+# the push streams end first (``_PublicServer``) and every other request is bounded by its
+# own timeouts, so only a body that trickles on without end is left to this. Below the 30 s
+# that Kubernetes and compose grant before SIGKILL, so the lifespan still closes Redis.
+GRACEFUL_SHUTDOWN_SECONDS = 15
+
+
 def _config(
-    app: FastAPI, settings: Settings, host: str, port: int, **more: object
+    app: FastAPI, settings: Settings, host: str, port: int, port_name: str, **more: object
 ) -> uvicorn.Config:
     limits = ConnectionLimits.from_settings(settings)
     return uvicorn.Config(
         app,
         host=host,
         port=port,
-        # httptools, with bounds on a request's head and on connections (api/http_limits.py).
-        http=guarded_protocol(limits),
+        # httptools, with bounds on a request's head and body and on connections
+        # (api/http_limits.py).
+        http=guarded_protocol(limits, port_name),
         # One more than the connections admitted: those are refused when they open, so this
         # only caps the requests still running on connections already gone.
         limit_concurrency=limits.max_connections + 1,
         timeout_keep_alive=5,  # an idle connection between two requests (uvicorn's default)
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         log_level="warning",
         access_log=False,  # the app writes its own, as JSON lines (ISALES_ACCESS_LOG)
         # uvicorn would believe X-Forwarded-For from 127.0.0.1; the app decides whom to
@@ -72,7 +81,7 @@ def _config(
 async def serve(app: FastAPI, settings: Settings, host: str, port: int) -> None:
     """Serve ``app`` on ``host:port`` and, unless ISALES_OPERATIONS_PORT is 0, its operations
     app on the operations port, until SIGTERM or SIGINT."""
-    public = _PublicServer(_config(app, settings, host, port), app)
+    public = _PublicServer(_config(app, settings, host, port, "public"), app)
     public_task = asyncio.create_task(public.serve())
     # uvicorn exposes start-up only as a flag, not an event to wait on.
     while not public.started and not public_task.done():  # noqa: ASYNC110
@@ -86,6 +95,7 @@ async def serve(app: FastAPI, settings: Settings, host: str, port: int) -> None:
             settings,
             settings.operations_host,
             settings.operations_port,
+            "operations",
             lifespan="off",
         )
     )

@@ -154,11 +154,12 @@ class Settings(BaseSettings):
     operations_port: int = Field(default=9103, ge=0, le=65535)
     # What one connection may cost before a request reaches the app (api/http_limits.py): a
     # request line and headers past this many bytes get 431; a head not complete this long
-    # after the connection opened (or its next request began) is closed; connections past
-    # this many open at once get 503 (push subscribers count: keep it above
-    # push_max_subscribers).
+    # after the connection opened (or its next request began) is closed; a request whose body
+    # stops arriving for this long is closed; connections past this many open at once get 503
+    # (push subscribers count: keep it above push_max_subscribers).
     api_max_header_bytes: int = Field(default=16 * 1024, ge=1024)
     api_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    api_body_idle_timeout_seconds: float = Field(default=10.0, gt=0)
     api_max_connections: int = Field(default=4096, ge=1)
     # AK/SK request signatures are checked unless switched off explicitly (the local demo).
     auth_enabled: bool = True
