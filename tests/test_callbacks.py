@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -14,7 +15,7 @@ import pytest
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
-from isales_stats.client import AkSkAuth, StatisticsClient
+from isales_stats.client import STATISTICS_PATH, AkSkAuth, StatisticsClient
 from isales_stats.commands.stack.kafka import KafkaBroker
 from isales_stats.core.events import CallEvent, EventKind
 from isales_stats.core.settings import Settings
@@ -233,6 +234,32 @@ def test_a_callback_goes_on_unchecked_while_redis_is_down(
     assert (response.status_code, response.json()) == (200, SUCCESS)
     assert counted == 1
     assert [value["callId"] for _, value in read_topic(test_settings, timeout=5)] == ["c1"]
+
+
+@pytest.mark.stack
+def test_the_api_starts_while_a_secured_kafka_does_not_answer_yet(
+    test_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A broker still starting takes connections and answers nothing: the API's start-up login
+    must not stop it (statistics need no Kafka), only say so."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        settings = test_settings.model_copy(
+            update={
+                "kafka_url": f"kafka://127.0.0.1:{listener.getsockname()[1]}",
+                "kafka_security_protocol": "SASL_PLAINTEXT",
+                "kafka_username": "isales",
+                "kafka_password": SecretStr("not-a-real-password"),
+            }
+        )
+
+        async def read_statistics() -> int:
+            async with serve(settings) as client:
+                return (await client.get(STATISTICS_PATH.format(vdn_id=1))).status_code
+
+        assert asyncio.run(read_statistics()) == 200
+    assert "Kafka does not answer yet" in caplog.text
 
 
 # --- end to end: iSales -> API -> Kafka -> worker -> statistics ---------------------------------

@@ -41,7 +41,7 @@ from redis.exceptions import RedisError
 from isales_stats.api.admission import Admission, Verdict
 from isales_stats.api.auth import Caller, client_address, verify_signature
 from isales_stats.api.metrics import CALLBACKS_RATE_LIMITED, CALLBACKS_UNCHECKED, OUT_OF_SCOPE
-from isales_stats.core.kafka_connection import check_kafka_access
+from isales_stats.core.kafka_connection import KafkaNotAnswering, check_kafka_access
 from isales_stats.core.settings import Settings
 from isales_stats.core.signing import AuthenticationError
 from isales_stats.core.tenants import EVERY_VDN, VdnScope
@@ -85,8 +85,13 @@ async def callback_lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[N
     """The API process's producer: opened at the first callback, closed at shutdown.
 
     With TLS or SASL configured, start-up first logs in to Kafka once: a wrong password or CA
-    stops the API here, named (KafkaAccessRefused), not at the first callback of the day."""
-    await asyncio.to_thread(check_kafka_access, settings)
+    stops the API here, named (KafkaAccessRefused), not at the first callback of the day. A
+    broker that does not answer yet stops nothing: statistics need no Kafka, and callbacks
+    answer 503 until it does."""
+    try:
+        await asyncio.to_thread(check_kafka_access, settings)
+    except KafkaNotAnswering as error:
+        log.warning("Kafka does not answer yet (%s): callbacks wait for it", error)
     publisher = AsyncEventPublisher(settings, timeout=settings.callback_ack_timeout_seconds)
     app.state.callback_publisher = publisher
     try:
