@@ -154,21 +154,16 @@ class Admission:
         caller: Caller,
         vdn_id: int,
         *,
-        flow_control: bool = True,
         interface: str = STATISTICS_INTERFACE,
     ) -> AdmissionGate | None:
-        """The checks of one request, to go ahead of the read's first round trip
-        (``read_admitted``); None when there is nothing to check.
+        """The checks of one read, to go ahead of its first round trip (``read_admitted``);
+        None when there is nothing to check.
 
-        ``flow_control=False`` checks only the signature's first use (the result callbacks).
         ``interface`` names the read interface: each has a per-VDN budget of its own (the
         budget over all VDNs is the caller's, whatever it reads).
         """
-        vdn_requests, caller_requests = (
-            (self.vdn_requests, self.caller_requests) if flow_control else (0, 0)
-        )
         count = self.layout.flow_control(caller.identity, vdn_id, interface)
-        return self._gate(request, caller, (count, vdn_requests), caller_requests)
+        return self._gate(request, caller, (count, self.vdn_requests), self.caller_requests)
 
     def callback_gate(self, request: Request, caller: Caller) -> AdmissionGate | None:
         """The checks of a result callback: the signature's first use, if signed, and the
@@ -280,6 +275,11 @@ def too_frequent(verdict: Verdict, remaining_ms: int) -> ApiError:
         429,
         ErrorCode.TOO_FREQUENT,
         TOO_FREQUENT_MESSAGE,
-        # Whole seconds, rounded up: a client that waits this long finds a new window.
-        headers={"Retry-After": str(max(1, math.ceil(remaining_ms / 1000)))},
+        headers=retry_after(remaining_ms),
     )
+
+
+def retry_after(remaining_ms: int) -> dict[str, str]:
+    """The ``Retry-After`` header of a spent budget: whole seconds, rounded up, so that a client
+    that waits this long finds a new window."""
+    return {"Retry-After": str(max(1, math.ceil(remaining_ms / 1000)))}

@@ -25,6 +25,10 @@ from isales_stats.api.schemas import SUCCESS_CODE, SUCCESS_MESSAGE, ErrorEnvelop
 from isales_stats.core.interface import CONTENT_TYPE
 
 # 400s that several interfaces answer alike, with an example message each.
+CAMPAIGN_MISSING = (
+    ErrorCode.EMPTY_PARAMETER,
+    "campaignId is mandatory: give the campaign whose statistics to read",
+)
 CAMPAIGN_TOO_LONG = (ErrorCode.TOO_LONG, "campaignId may be at most 64 characters long, got 65")
 MISSING_CONTENT_TYPE = (
     ErrorCode.PARAMETER_ERROR,
@@ -32,10 +36,7 @@ MISSING_CONTENT_TYPE = (
 )
 # The 400s of failcategorystatistics and of the history, with the requests that get them.
 DAY_RANGE_ERRORS = [
-    (
-        ErrorCode.EMPTY_PARAMETER,
-        "campaignId is mandatory: give the campaign whose statistics to read",
-    ),
+    CAMPAIGN_MISSING,
     (
         ErrorCode.WRONG_COMBINATION,
         "startDate is given without endDate: give both or neither (neither: today)",

@@ -27,7 +27,6 @@ import functools
 import hashlib
 import hmac
 import logging
-import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -38,7 +37,7 @@ from fastapi.responses import JSONResponse
 from kafka.errors import KafkaError
 from redis.exceptions import RedisError
 
-from isales_stats.api.admission import Admission, Verdict
+from isales_stats.api.admission import Admission, Verdict, retry_after
 from isales_stats.api.auth import Caller, client_address, verify_signature
 from isales_stats.api.metrics import CALLBACKS_RATE_LIMITED, CALLBACKS_UNCHECKED, OUT_OF_SCOPE
 from isales_stats.core.kafka_connection import KafkaNotAnswering, check_kafka_access
@@ -265,9 +264,7 @@ async def _admission_refusal(request: Request, caller: Caller) -> JSONResponse |
     if verdict is not Verdict.ADMITTED:
         CALLBACKS_RATE_LIMITED.inc()
         log.info("callback refused: the callback budget of %s is spent", caller.identity)
-        # Whole seconds, rounded up: a pusher that waits this long finds a new window.
-        retry_after = str(max(1, math.ceil(remaining_ms / 1000)))
         return _answer(
-            429, "too many callbacks, push again later", headers={"Retry-After": retry_after}
+            429, "too many callbacks, push again later", headers=retry_after(remaining_ms)
         )
     return None

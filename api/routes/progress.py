@@ -23,7 +23,12 @@ from isales_stats.api.dependencies import one_reader
 from isales_stats.api.errors import ErrorCode
 from isales_stats.api.interfaces import GuardedRead, ReadInterface
 from isales_stats.api.parameters import MANDATORY_CAMPAIGN, WholeNumber
-from isales_stats.api.responses import CAMPAIGN_TOO_LONG, MISSING_CONTENT_TYPE, success
+from isales_stats.api.responses import (
+    CAMPAIGN_MISSING,
+    CAMPAIGN_TOO_LONG,
+    MISSING_CONTENT_TYPE,
+    success,
+)
 from isales_stats.api.schemas import Count, Success
 from isales_stats.core.interface import PROGRESS_PATH
 from isales_stats.engine.progress import ProgressReader
@@ -88,10 +93,7 @@ INTERFACE = ReadInterface(
     ),
     query=ProgressQuery,
     errors=(
-        (
-            ErrorCode.EMPTY_PARAMETER,
-            "campaignId is mandatory: give the campaign whose statistics to read",
-        ),
+        CAMPAIGN_MISSING,
         (ErrorCode.WRONG_TYPE, "minutes must be an integer, got 'an hour'"),
         (ErrorCode.WRONG_VALUE, f"minutes must be from 1 to {MAX_MINUTES}, got '1441'"),
         CAMPAIGN_TOO_LONG,
