@@ -145,7 +145,7 @@ def load_script(name: str) -> LuaScript:
 
 def part_source(directory: str, part: str) -> str:
     """One part of a script kept in parts (``count_events/rules.lua``)."""
-    return files("isales_stats.engine").joinpath(directory, part).read_text()
+    return script_source(f"{directory}/{part}")
 
 
 def assemble_parts(directory: str, parts: tuple[str, ...]) -> str:

@@ -146,7 +146,7 @@ def printed_program() -> str:
         # Relative when under the directory the demo runs in (.venv/bin/isales-stats).
         within = installed.is_relative_to(Path.cwd())
         return shlex.quote(os.path.relpath(installed) if within else str(installed))
-    return f"{shlex.quote(sys.executable)} -m isales_stats"
+    return shlex.join(cli_command())
 
 
 def _callback_curl(settings: Settings, base_url: str) -> str:

@@ -13,7 +13,6 @@ of docs/operations.md.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 
 from isales_stats.commands.cli import (
@@ -55,7 +54,3 @@ def build_parser() -> argparse.ArgumentParser:
     for command in COMMANDS:
         command.register(commands)
     return parser
-
-
-if __name__ == "__main__":
-    sys.exit(main())
