@@ -16,7 +16,16 @@ from redis.exceptions import RedisError
 
 from isales_stats.core.clock_skew import latest_admitted_ms
 from isales_stats.core.days import Clock, system_clock
-from isales_stats.core.events import CallEvent, InvalidEvent, decode_event
+from isales_stats.core.events import (
+    DEAD_LETTER_CATEGORY,
+    DEAD_LETTER_REASON,
+    SOURCE_OFFSET,
+    SOURCE_PARTITION,
+    SOURCE_TOPIC,
+    CallEvent,
+    InvalidEvent,
+    decode_event,
+)
 from isales_stats.engine import metrics
 from isales_stats.engine.counting import CountingOutcome, EventCounter
 
@@ -63,11 +72,11 @@ class DeadLetter:
 
     def headers(self) -> list[tuple[str, bytes]]:
         return [
-            ("x-dead-letter-reason", self.reason.encode()),
-            ("x-dead-letter-category", self.category.encode()),
-            ("x-source-topic", self.message.topic.encode()),
-            ("x-source-partition", str(self.message.partition).encode()),
-            ("x-source-offset", str(self.message.offset).encode()),
+            (DEAD_LETTER_REASON, self.reason.encode()),
+            (DEAD_LETTER_CATEGORY, self.category.encode()),
+            (SOURCE_TOPIC, self.message.topic.encode()),
+            (SOURCE_PARTITION, str(self.message.partition).encode()),
+            (SOURCE_OFFSET, str(self.message.offset).encode()),
         ]
 
 

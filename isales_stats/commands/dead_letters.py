@@ -19,6 +19,13 @@ import orjson
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
+from isales_stats.core.events import (
+    DEAD_LETTER_CATEGORY,
+    DEAD_LETTER_REASON,
+    SOURCE_OFFSET,
+    SOURCE_PARTITION,
+    SOURCE_TOPIC,
+)
 from isales_stats.core.kafka_connection import KafkaAccessRefused, client_options
 from isales_stats.core.settings import Settings
 
@@ -136,12 +143,12 @@ def _letter(record: Any) -> Letter:
     except orjson.JSONDecodeError:
         event = None
     source = (
-        f"{headers.get('x-source-topic', '?')}[{headers.get('x-source-partition', '?')}]"
-        f"@{headers.get('x-source-offset', '?')}"
+        f"{headers.get(SOURCE_TOPIC, '?')}[{headers.get(SOURCE_PARTITION, '?')}]"
+        f"@{headers.get(SOURCE_OFFSET, '?')}"
     )
     return Letter(
-        reason=headers.get("x-dead-letter-reason", "(no reason given)"),
-        category=headers.get("x-dead-letter-category", "?"),
+        reason=headers.get(DEAD_LETTER_REASON, "(no reason given)"),
+        category=headers.get(DEAD_LETTER_CATEGORY, "?"),
         source=source,
         key=record.key,
         value=record.value,

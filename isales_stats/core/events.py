@@ -25,6 +25,13 @@ MAX_ID_LENGTH = 64
 MAX_BATCH_LENGTH = 200  # iSales' customField
 CONNECTED = 6
 FAILED = 5
+# The headers of a dead letter, beside the message as it came (docs/events.md): what the worker
+# writes and `isales-stats dead-letters` reads.
+DEAD_LETTER_REASON = "x-dead-letter-reason"
+DEAD_LETTER_CATEGORY = "x-dead-letter-category"
+SOURCE_TOPIC = "x-source-topic"
+SOURCE_PARTITION = "x-source-partition"
+SOURCE_OFFSET = "x-source-offset"
 
 
 # ISO-8601 with an explicit offset, as the JSON Schema spells it (tests check they agree).
