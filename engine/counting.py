@@ -22,6 +22,7 @@ from isales_stats.core.days import (
     day_expiry,
     day_of,
     hour_of_day,
+    minute_start_ms,
     oldest_retained_day,
 )
 from isales_stats.core.events import CallEvent, EventKind
@@ -351,7 +352,7 @@ class EventCounter:
         oldest: dict[int, str] = {}
         today_of: dict[int, str] = {}  # today's label in each VDN's zone: a change's day
         now = self.clock()
-        minute_ms = int(now // 60) * 60_000
+        minute_ms = minute_start_ms(now)
         today = int(now // DAY_SECONDS)  # the lifecycle's idle clock: UTC days of the worker
         scripts: list[tuple[list[str], CountingArguments]] = []
         for (vdn_id, campaign_id), campaign_events in by_campaign.items():

@@ -15,13 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from isales_stats.core.days import MINUTE_MS, minute_start_ms
 from isales_stats.core.keys import PROGRESS_FIELDS
 from isales_stats.engine.context import CountingContext
 from isales_stats.engine.reads import PipelinedRead, run_read
 from isales_stats.engine.redis_connection import AnyRedis, text_of
 from isales_stats.engine.statistics import CorruptCounters
 
-MINUTE_MS = 60_000
 # The field of the open minute's hash that names its minute (epoch ms), besides PROGRESS_FIELDS.
 _OPEN_MINUTE = "minute"
 
@@ -54,7 +54,7 @@ class ProgressReader:
         """Every minute of the last ``minutes`` up to now, the current one last (what it has so
         far), with zeros where nothing was counted; an unknown campaign is zeros throughout.
         A ``PipelinedRead`` (engine/reads.py): one round trip."""
-        last_ms = int(self.clock() // 60) * MINUTE_MS
+        last_ms = minute_start_ms(self.clock())
         first_ms = last_ms - (minutes - 1) * MINUTE_MS
         open_key = self.layout.campaign_progress_current(vdn_id, campaign_id)
         stream_key = self.layout.campaign_progress(vdn_id, campaign_id)

@@ -16,6 +16,13 @@ Clock = Callable[[], float]
 
 system_clock: Clock = time.time
 DAY_SECONDS = 86_400
+MINUTE_MS = 60_000
+
+
+def minute_start_ms(now: float) -> int:
+    """The start of the minute of ``now`` (epoch seconds), in epoch milliseconds: the progress
+    stream's minutes, as counting writes them and the progress read asks for them."""
+    return int(now // 60) * MINUTE_MS
 
 
 def today_in(zone: tzinfo, clock: Clock = system_clock) -> date:
