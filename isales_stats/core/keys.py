@@ -24,6 +24,10 @@ documents the same layout.
     {P}:{vdn:c}:day:{YYYY-MM-DD}:fails           hash   failCode -> failed calls (expires)
     {P}:{vdn:c}:batch:{b}:day:{YYYY-MM-DD}:hours hash   the same, for one batch (expires)
     {P}:{vdn:c}:batch:{b}:day:{YYYY-MM-DD}:fails hash   the same, for one batch (expires)
+    {P}:{vdn:c}:window                           hash   rolling windows: calls, connects,
+                                                        abandoned, finished per minute, hour
+                                                        and day, and their sums (windows.py)
+    {P}:{vdn:c}:batch:{b}:window                 hash   the same, for one batch
     {P}:{vdn:c}:progress                         stream calls/connects/finished per minute
     {P}:{vdn:c}:progress:current                 hash   the minute still accumulating
     {P}:{vdn:c}:changes                          stream the campaign's counters after each
@@ -100,6 +104,7 @@ CAMPAIGN_KEY_SUFFIXES = {
     "hours": ":hours",  # after a day key: the day's counters per hour
     "fails": ":fails",  # after a day key: the day's failed calls by failCode
     "changes": ":changes",
+    "window": ":window",  # after a scope's base (the campaign's, or a batch's)
 }
 # The fields of a campaign's lifecycle hash (engine/campaign_lifecycle.lua): the worker-clock
 # day (days since the epoch) of its last counted event, and epoch seconds of its end, of the
@@ -233,6 +238,15 @@ class KeyLayout:
         if batch_id is None:
             return self.campaign_day(vdn_id, campaign_id, day)
         return self.batch_day(vdn_id, campaign_id, batch_id, day)
+
+    def scope_window(self, vdn_id: int, campaign_id: str, batch_id: str | None = None) -> str:
+        """A campaign's, or a batch's, rolling windows (isales_stats/core/windows.py): bucket
+        "m<minute>", "h<hour>", "d<day>" -> "calls,connects,abandoned,finished", and the
+        fields life, last and sums."""
+        base = self.campaign_base(vdn_id, campaign_id)
+        if batch_id is not None:
+            base += _S["batch"] + batch_id
+        return base + _S["window"]
 
     def campaign_progress(self, vdn_id: int, campaign_id: str) -> str:
         """Stream of finished minutes: id = the minute's start, fields calls/connects/finished."""

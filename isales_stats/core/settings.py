@@ -40,6 +40,20 @@ def parse_time_zone(text: str) -> tzinfo:
         ) from error
 
 
+def _parse_vdn_limits(text: str) -> dict[int, float]:
+    limits: dict[int, float] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        vdn, _, limit = item.partition("=")
+        try:
+            percent = float(limit)
+        except ValueError:
+            raise ValueError(f"expected VDN=PERCENT, got {item!r}") from None
+        if not 0 < percent <= 100:
+            raise ValueError(f"an abandon limit is a percent above 0, at most 100: {item!r}")
+        limits[int(vdn)] = percent
+    return limits
+
+
 def _parse_vdn_zones(text: str) -> dict[int, str]:
     zones: dict[int, str] = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
@@ -122,8 +136,9 @@ class Settings(BaseSettings):
     default_time_zone: str = "+08:00"
     # Per-VDN overrides: "7=+05:30,12=Asia/Tokyo".
     vdn_time_zones: Annotated[dict[int, str], NoDecode] = Field(default_factory=dict)
-    # Daily counters are kept this many days after their day ends, then expire.
-    daily_retention_days: int = 40
+    # Daily counters are kept this many days after their day ends, then expire. At least 30:
+    # the rolling 30-day abandon rate counts the events of days still retained.
+    daily_retention_days: int = Field(default=40, ge=30)
     # An event stamped further in the future than this is refused (clock skew allowance).
     future_tolerance_seconds: int = 300
     # What producers may open (0: no limit): events beyond go to the dead-letter topic
@@ -131,6 +146,20 @@ class Settings(BaseSettings):
     # (released ones leave its index), so the campaign cap bounds it.
     max_campaigns_per_vdn: int = Field(default=5000, ge=0)
     max_batches_per_campaign: int = Field(default=1000, ge=0)
+
+    # --- decisions: abandon rate and pacing (docs/api.md, "Abandon rate" and "Pacing") --
+    # The failCodes of a call a person answered and no agent took (abandoned), comma-separated:
+    # iSales' queue abandoned, queue timed out, no agent could be seized. Counted as the event
+    # is counted: a change applies to the calls counted after it.
+    abandon_fail_codes: str = "00701,00702,01046"
+    # The most abandoned calls allowed, in percent of live calls (connected + abandoned): the
+    # US rule's 3 %; per VDN overrides "7=2.5,12=5".
+    abandon_limit_percent: float = Field(default=3.0, gt=0, le=100)
+    vdn_abandon_limits: Annotated[dict[int, float], NoDecode] = Field(default_factory=dict)
+    # A window's status is "warning" from this fraction of the limit on, "over" above it.
+    abandon_warning_fraction: float = Field(default=0.8, gt=0, le=1)
+    # A campaign with records left and no call for this many minutes is "stalled".
+    stall_minutes: int = Field(default=10, ge=1, le=10_080)
 
     # --- a campaign's life (engine/lifecycle.py; docs/operations.md, "Campaigns that end") --
     # A campaign ends by a campaign.closed event, or after this many days without any event.
@@ -251,6 +280,19 @@ class Settings(BaseSettings):
     @classmethod
     def _split_vdn_time_zones(cls, value: object) -> object:
         return _parse_vdn_zones(value) if isinstance(value, str) else value
+
+    @field_validator("vdn_abandon_limits", mode="before")
+    @classmethod
+    def _split_vdn_abandon_limits(cls, value: object) -> object:
+        return _parse_vdn_limits(value) if isinstance(value, str) else value
+
+    @field_validator("abandon_fail_codes")
+    @classmethod
+    def _check_abandon_fail_codes(cls, value: str) -> str:
+        codes = [code.strip() for code in value.split(",") if code.strip()]
+        if not codes or any(not re.fullmatch(r"[0-9A-Za-z]{1,16}", code) for code in codes):
+            raise ValueError("abandon_fail_codes: failCodes separated by commas, e.g. 00701,00702")
+        return ",".join(codes)
 
     @field_validator(
         "auth_keys_file",
@@ -398,6 +440,14 @@ class Settings(BaseSettings):
 
     def time_zone_of(self, vdn_id: int) -> tzinfo:
         return _zone(self.vdn_time_zones.get(vdn_id, self.default_time_zone))
+
+    @property
+    def abandon_fail_code_set(self) -> frozenset[str]:
+        return frozenset(self.abandon_fail_codes.split(","))
+
+    def abandon_limit_of(self, vdn_id: int) -> float:
+        """The VDN's abandon limit, in percent of the live calls."""
+        return self.vdn_abandon_limits.get(vdn_id, self.abandon_limit_percent)
 
     def time_zone_name_of(self, vdn_id: int) -> str:
         """The VDN's zone as configured: "+08:00", or an IANA name such as "Asia/Shanghai"."""
