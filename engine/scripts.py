@@ -2,9 +2,11 @@
 
 Counter names, key suffixes and lifecycle fields are spelled once, in
 ``isales_stats/core/keys.py``. A script names them as ``COUNTER.totalCount``, ``SUFFIX.records``,
-``LIFE.closed`` and ``HOUR_FIELD.dailyCount`` (a daily counter's name in an hour's field): the
-prelude defines these tables from Python, and makes them strict, so that a name the layout does not
-define is an error in Redis instead of a nil that writes a counter no reader knows.
+``LIFE.closed`` and ``HOUR_FIELD.dailyCount`` (a daily counter's name in an hour's field), and a
+rolling window's fields and buckets (``isales_stats/core/windows.py``) as ``WINDOW_FIELD.sums``,
+``BUCKET_PREFIX.minute`` and ``WINDOWS``: the prelude defines these tables from Python, and
+makes them strict, so that a name the layout does not define is an error in Redis instead of a
+nil that writes a counter no reader knows.
 ``tests/test_lua_names.py`` checks the scripts against the layout without Redis: a counter
 renamed in Python but not in a script fails it.
 
@@ -27,6 +29,14 @@ from isales_stats.core.keys import (
     LIFE_FIELDS,
     PROGRESS_FIELDS,
     TOTAL_COUNTERS,
+)
+from isales_stats.core.windows import (
+    BUCKET_FIELDS,
+    BUCKET_PREFIX,
+    LAST_CALL_FIELD,
+    LIFE_FIELD,
+    SUMS_FIELD,
+    WINDOWS,
 )
 from isales_stats.engine.contract import VERDICTS, CountingArguments, PackedEvent
 from isales_stats.engine.redis_connection import LuaScript
@@ -93,6 +103,20 @@ def prelude() -> str:
             "local CHANGE_FIELDS = {"
             + ", ".join(_lua_string(name) for name in CHANGE_FIELDS)
             + "}",
+            # Rolling windows (isales_stats/core/windows.py): a window hash's fields other than
+            # its buckets, the letter before each kind of bucket's number, and the windows in
+            # the order of their sums, each with the kind of bucket it sums and how many.
+            "local WINDOW_FIELD = strict('window field', "
+            + _lua_table({"life": LIFE_FIELD, "last": LAST_CALL_FIELD, "sums": SUMS_FIELD})
+            + ")",
+            f"local BUCKET_PREFIX = strict('bucket kind', {_lua_table(BUCKET_PREFIX)})",
+            "local WINDOWS = {"
+            + ", ".join(
+                f"{{name = {_lua_string(name)}, kind = {_lua_string(kind)}, size = {size}}}"
+                for name, (kind, size) in WINDOWS.items()
+            )
+            + "}",
+            "local ZERO_BUCKET = " + _lua_string(",".join("0" for _ in BUCKET_FIELDS)),
             # A row of zeros, for a scope or day with no row yet (a change's counters).
             "local ZERO_TOTALS = " + _lua_string(",".join("0" for _ in TOTAL_COUNTERS)),
             "local ZERO_DAILY = " + _lua_string(",".join("0" for _ in DAILY_COUNTERS)),

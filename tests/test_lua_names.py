@@ -14,13 +14,19 @@ from importlib.resources import files
 
 import pytest
 
-from isales_stats.core import keys
+from isales_stats.core import keys, windows
 from isales_stats.engine import scripts
 
 # Whole scripts beside engine/scripts.py, and the counting script's parts (count_events/).
 SCRIPTS = sorted(
     entry.name for entry in files("isales_stats.engine").iterdir() if entry.name.endswith(".lua")
 ) + [f"count_events/{part}" for part in scripts.COUNT_EVENTS_PARTS]
+# A window hash's fields besides its buckets, by the names the prelude gives them.
+WINDOW_FIELDS = {
+    "life": windows.LIFE_FIELD,
+    "last": windows.LAST_CALL_FIELD,
+    "sums": windows.SUMS_FIELD,
+}
 # What a counter looks like (dailyCount, totalCallSucc, unCallCount...) and a key suffix
 # (":records", ":day:"): such a literal in a script is a second spelling of the layout.
 COUNTER_LIKE = re.compile(r"^[a-z]+(?:[A-Z][a-z]*)+(?:Count|Succ)$")
@@ -35,18 +41,21 @@ def literals(lua: str) -> list[str]:
 
 
 def undefined_names(lua: str, counters: Iterable[str], suffixes: Iterable[str]) -> list[str]:
-    """Every COUNTER.x, SUFFIX.x, LIFE.x or HOUR_FIELD.x of the script that the layout does not
-    define."""
+    """Every COUNTER.x, SUFFIX.x, LIFE.x, HOUR_FIELD.x, WINDOW_FIELD.x or BUCKET_PREFIX.x of the
+    script that the layout (keys.py, windows.py) does not define."""
     code = re.sub(r"--[^\n]*", "", lua)
     known = {
         "COUNTER": set(counters),
         "SUFFIX": set(suffixes),
         "LIFE": set(keys.LIFE_FIELDS),
         "HOUR_FIELD": set(keys.HOUR_COUNTERS),
+        "WINDOW_FIELD": set(WINDOW_FIELDS),
+        "BUCKET_PREFIX": set(windows.BUCKET_PREFIX),
     }
+    tables = "|".join(known)
     return [
         f"{table}.{name}"
-        for table, name in re.findall(r"\b(COUNTER|SUFFIX|LIFE|HOUR_FIELD)\.(\w+)", code)
+        for table, name in re.findall(rf"\b({tables})\.(\w+)", code)
         if name not in known[table]
     ]
 
@@ -72,6 +81,7 @@ def test_a_script_spells_no_counter_and_no_key_suffix_itself(script: str) -> Non
         or text in keys.CAMPAIGN_KEY_SUFFIXES.values()
         or text in keys.PROGRESS_FIELDS
         or text in keys.HOUR_COUNTERS.values()
+        or text in WINDOW_FIELDS.values()
         # (not LIFE_FIELDS: "released" and "deleted" are also the states a script returns)
     ]
     assert spelled == [], f"{script} spells layout names itself: use COUNTER.x / SUFFIX.x"
@@ -100,6 +110,12 @@ def test_the_prelude_defines_every_name_of_the_layout_once() -> None:
         assert prelude.count(f"{name} = '{name}'") == 1
     for name, short in keys.HOUR_COUNTERS.items():
         assert prelude.count(f"{name} = '{short}'") == 1
+    for role, field in WINDOW_FIELDS.items():
+        assert prelude.count(f"{role} = '{field}'") == 1
+    for kind, letter in windows.BUCKET_PREFIX.items():
+        assert f"{kind} = '{letter}'" in prelude
+    for name, (kind, size) in windows.WINDOWS.items():
+        assert f"{{name = '{name}', kind = '{kind}', size = {size}}}" in prelude
     # The packed rows follow the layout's order.
     assert (
         "local TOTAL_FIELDS = {" + ", ".join(f"COUNTER.{name}" for name in keys.TOTAL_COUNTERS)
