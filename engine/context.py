@@ -1,6 +1,7 @@
 """What counting, the lifecycle's sweep and the readers need to know besides Redis, in one
 frozen object: the key layout, each VDN's time zone, how many days a day's counters are kept,
-the clock, the counting limits, the changes kept for push and the campaigns' lifecycle.
+the clock, the counting limits, the changes kept for push, the campaigns' lifecycle and the
+failCodes of an abandoned call.
 
 The worker and the API build it once from Settings (``CountingContext.from_settings``); a test
 builds one the same way and changes what it needs (a clock of its own, another key prefix)::
@@ -16,7 +17,7 @@ from datetime import tzinfo
 from typing import Any
 
 from isales_stats.core.days import Clock, system_clock
-from isales_stats.core.keys import KeyLayout
+from isales_stats.core.keys import ABANDON_FAIL_CODES, KeyLayout
 from isales_stats.core.settings import Settings
 from isales_stats.engine.counting import DEFAULT_CHANGES_KEPT, NO_LIMITS, CountingLimits
 from isales_stats.engine.lifecycle import LifecyclePolicy
@@ -32,6 +33,8 @@ class CountingContext:
     limits: CountingLimits = NO_LIMITS
     # The changes a campaign's change stream keeps for push (0: none recorded).
     changes_kept: int = DEFAULT_CHANGES_KEPT
+    # The failCodes of an abandoned call, comma-separated (ISALES_ABANDON_FAIL_CODES).
+    abandon_fail_codes: str = ",".join(ABANDON_FAIL_CODES)
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> CountingContext:
@@ -46,5 +49,6 @@ class CountingContext:
                 batches_per_campaign=settings.max_batches_per_campaign,
             ),
             changes_kept=settings.push_changes_kept,
+            abandon_fail_codes=settings.abandon_fail_codes,
         )
         return replace(context, **overrides) if overrides else context

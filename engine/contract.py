@@ -36,6 +36,9 @@ class PackedEvent(NamedTuple):
     # (isales_stats/core/days.py: a day may have 23 or 25 hours)
     hour: int
     fail_code: str  # a failed call's failCode ("" when it gave none)
+    # when it occurred, in minutes since the epoch (occurredAt // 60000): its rolling-window
+    # buckets (isales_stats/core/windows.py)
+    minute: int
 
 
 class CountingArguments(NamedTuple):
@@ -61,10 +64,15 @@ class CountingArguments(NamedTuple):
     changes_kept: int  # the changes to keep in the campaign's change stream (0: record none)
     change_channel: str  # the VDN's change channel (PUBLISH), told the campaignId of a change
     campaign_id: str
+    # the minute of a UTC hour at which the VDN's hours of today start (0 for whole-hour zones,
+    # 30 for +05:30): an hour bucket is (minute - hour_shift) // 60 (core/windows.py)
+    hour_shift: int
+    # the failCodes of an abandoned call (ISALES_ABANDON_FAIL_CODES), comma-separated
+    abandon_fail_codes: str
 
 
 # An event as sent: a plain tuple in PackedEvent's order (orjson writes tuples, not NamedTuples).
-EventArray = tuple[str, str, str, str, int, int, str, int, int, str]
+EventArray = tuple[str, str, str, str, int, int, str, int, int, str, int]
 
 
 def packed_event(
@@ -79,6 +87,7 @@ def packed_event(
     expire_at: int = 0,
     hour: int = 0,
     fail_code: str = "",
+    minute: int = 0,
 ) -> EventArray:
     """An event for the script; the flags as the 1 and 0 it compares with.
 
@@ -97,6 +106,7 @@ def packed_event(
         expire_at,
         hour,
         fail_code,
+        minute,
     )
 
 

@@ -18,6 +18,7 @@ import orjson
 
 from isales_stats.core.days import (
     DAY_SECONDS,
+    MINUTE_MS,
     Clock,
     day_expiry,
     day_of,
@@ -27,6 +28,7 @@ from isales_stats.core.days import (
 )
 from isales_stats.core.events import CallEvent, EventKind
 from isales_stats.core.keys import KeyLayout
+from isales_stats.core.windows import hour_shift
 from isales_stats.engine.contract import (
     APPLIED,
     CONFLICT,
@@ -150,6 +152,8 @@ class EventCounter:
         # Each counting call that changes a campaign's counters records them in its change
         # stream, capped at this many (0: none, and push has nothing to send).
         self.changes_kept = context.changes_kept
+        # A failed call with one of these failCodes was abandoned (ISALES_ABANDON_FAIL_CODES).
+        self.abandon_fail_codes = context.abandon_fail_codes
         # Campaigns this process listed in their VDN's index and put on the lifecycle's
         # schedule: only a campaign not among them costs those commands (a new one is rare),
         # and under a campaign limit an admission round trip.
@@ -349,25 +353,29 @@ class EventCounter:
         self, by_campaign: dict[tuple[int, str], list[CallEvent]], outcome: CountingOutcome
     ) -> list[tuple[list[str], CountingArguments]]:
         """One counting script call per campaign: its keys and arguments (engine/contract.py)."""
-        oldest: dict[int, str] = {}
-        today_of: dict[int, str] = {}  # today's label in each VDN's zone: a change's day
+        # Per VDN, worked out once a batch: the oldest day still retained, today's label in its
+        # zone (a change's day) and the minute of a UTC hour at which its hours start.
+        of_vdn: dict[int, tuple[str, str, int]] = {}
         now = self.clock()
         minute_ms = minute_start_ms(now)
         today = int(now // DAY_SECONDS)  # the lifecycle's idle clock: UTC days of the worker
         scripts: list[tuple[list[str], CountingArguments]] = []
         for (vdn_id, campaign_id), campaign_events in by_campaign.items():
             zone = self.zone_of(vdn_id)
-            if vdn_id not in oldest:
-                oldest[vdn_id] = oldest_retained_day(
-                    zone, self.retention_days, self.clock
-                ).isoformat()
-                today_of[vdn_id] = day_of(int(now * 1000), zone).isoformat()
+            if vdn_id not in of_vdn:
+                today_in_zone = day_of(int(now * 1000), zone)
+                of_vdn[vdn_id] = (
+                    oldest_retained_day(zone, self.retention_days, self.clock).isoformat(),
+                    today_in_zone.isoformat(),
+                    hour_shift(today_in_zone, zone),
+                )
+            oldest, today_label, shift = of_vdn[vdn_id]
             packed: list[EventArray] = []
             for event in campaign_events:
                 if event.kind is CLOSED:  # a campaign's end moves no counter of any day
                     packed.append(packed_event(_KIND_CODES[CLOSED]))
                     continue
-                day, expire_at, hour = self._day_of(event, zone, oldest[vdn_id])
+                day, expire_at, hour = self._day_of(event, zone, oldest)
                 if not day:
                     outcome.too_old += 1
                 packed.append(
@@ -382,6 +390,7 @@ class EventCounter:
                         expire_at=expire_at,
                         hour=hour,
                         fail_code=event.fail_code or "",
+                        minute=event.occurred_at_ms // MINUTE_MS,
                     )
                 )
             arguments = CountingArguments(
@@ -391,10 +400,12 @@ class EventCounter:
                 max_batches=self.limits.batches_per_campaign,
                 active_day=today,
                 now=int(now),
-                today=today_of[vdn_id],
+                today=today_label,
                 changes_kept=self.changes_kept,
                 change_channel=self.layout.vdn_changes_channel(vdn_id),
                 campaign_id=campaign_id,
+                hour_shift=shift,
+                abandon_fail_codes=self.abandon_fail_codes,
             )
             scripts.append(([self.layout.campaign_totals(vdn_id, campaign_id)], arguments))
         return scripts

@@ -80,6 +80,7 @@ def sample_event() -> dict[str, object]:
         "expire_at": 1_780_000_000,
         "hour": 23,
         "fail_code": "00701",
+        "minute": 29_412_345,
     }
 
 

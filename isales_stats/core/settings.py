@@ -20,6 +20,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from isales_stats.core.keys import ABANDON_FAIL_CODES
+
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 _UTC_OFFSET = re.compile(r"^(?:GMT|UTC)?([+-])(\d{1,2}):?(\d{2})$")
 
@@ -151,7 +153,7 @@ class Settings(BaseSettings):
     # The failCodes of a call a person answered and no agent took (abandoned), comma-separated:
     # iSales' queue abandoned, queue timed out, no agent could be seized. Counted as the event
     # is counted: a change applies to the calls counted after it.
-    abandon_fail_codes: str = "00701,00702,01046"
+    abandon_fail_codes: str = ",".join(ABANDON_FAIL_CODES)
     # The most abandoned calls allowed, in percent of live calls (connected + abandoned): the
     # US rule's 3 %; per VDN overrides "7=2.5,12=5".
     abandon_limit_percent: float = Field(default=3.0, gt=0, le=100)
