@@ -20,10 +20,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from isales_stats.core.events import MAX_VDN_ID, MIN_VDN_ID
 from isales_stats.core.keys import ABANDON_FAIL_CODES
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 _UTC_OFFSET = re.compile(r"^(?:GMT|UTC)?([+-])(\d{1,2}):?(\d{2})$")
+# ISALES_DECISION_METRICS_VDNS: each listed VDN is read at every scrape.
+MAX_METRICS_VDNS = 100
 
 
 def parse_time_zone(text: str) -> tzinfo:
@@ -54,6 +57,17 @@ def _parse_vdn_limits(text: str) -> dict[int, float]:
             raise ValueError(f"an abandon limit is a percent above 0, at most 100: {item!r}")
         limits[int(vdn)] = percent
     return limits
+
+
+def _parse_vdn_list(text: str) -> tuple[int, ...]:
+    vdns: list[int] = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        if not item.isdigit() or not MIN_VDN_ID <= int(item) <= MAX_VDN_ID:
+            raise ValueError(f"expected VDN ids from {MIN_VDN_ID} to {MAX_VDN_ID}, got {item!r}")
+        vdns.append(int(item))
+    if len(set(vdns)) > MAX_METRICS_VDNS:
+        raise ValueError(f"at most {MAX_METRICS_VDNS} VDNs, got {len(set(vdns))}")
+    return tuple(sorted(set(vdns)))
 
 
 def _parse_vdn_zones(text: str) -> dict[int, str]:
@@ -162,6 +176,11 @@ class Settings(BaseSettings):
     abandon_warning_fraction: float = Field(default=0.8, gt=0, le=1)
     # A campaign with records left and no call for this many minutes is "stalled".
     stall_minutes: int = Field(default=10, ge=1, le=10_080)
+    # The VDNs whose abandon rates and pacing the API's operations port exports per campaign
+    # at each scrape (api/decision_metrics.py; docs/dashboards.md), "1,7"; empty: none. Each
+    # costs a read per scrape and about 40 series per campaign, up to this many campaigns.
+    decision_metrics_vdns: Annotated[tuple[int, ...], NoDecode] = ()
+    decision_metrics_max_campaigns: int = Field(default=100, ge=0, le=5000)
 
     # --- a campaign's life (engine/lifecycle.py; docs/operations.md, "Campaigns that end") --
     # A campaign ends by a campaign.closed event, or after this many days without any event.
@@ -287,6 +306,13 @@ class Settings(BaseSettings):
     @classmethod
     def _split_vdn_abandon_limits(cls, value: object) -> object:
         return _parse_vdn_limits(value) if isinstance(value, str) else value
+
+    @field_validator("decision_metrics_vdns", mode="before")
+    @classmethod
+    def _split_decision_metrics_vdns(cls, value: object) -> object:
+        if isinstance(value, (list, tuple)):  # given in code: held to the same rules
+            value = ",".join(str(item) for item in value)
+        return _parse_vdn_list(value) if isinstance(value, str) else value
 
     @field_validator("abandon_fail_codes")
     @classmethod
