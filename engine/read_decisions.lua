@@ -1,0 +1,175 @@
+-- Read what the abandon rate and the pacing of campaigns are worked out from, as one snapshot.
+-- (Key suffixes, window fields and the windows come from the prelude: engine/scripts.py.)
+--
+-- KEYS[i]  the rows hash of campaign i, "{prefix}:{vdnId:campaignId}:rows" (on a Redis Cluster
+--          one campaign per call: its key names the slot, and its scopes' window hashes share
+--          its hash tag)
+-- ARGV[1]  a batchId to restrict the batches to, or "" for every batch
+-- ARGV[2]  the reader's current minute, hour and day numbers, "M,H,D" (core/windows.py)
+-- ARGV[3]  the first epoch minute of each window at the reader's now, in the order of WINDOWS,
+--          comma-separated: a scope whose latest call is older has nothing in that window
+-- return   per campaign: false when it is unknown, else {totals, windows}, each a flat array of
+--          field, value, field, value...: field "" is the campaign, any other a batchId. A
+--          totals value is the packed row of TOTAL_COUNTERS; a windows value is
+--          "today;life;m5;m15;m60;h24;d30;last", each of the first seven "calls,connects,
+--          abandoned,finished" (today: the day bucket of the reader's day), last the epoch minute
+--          of the scope's latest call, or "" when it made none.
+--
+-- The counting script keeps each window's sum as of the buckets that were current when it last
+-- counted a call of the scope (the window hash's sums field, docs/adr/0008-rolling-windows.md).
+-- When the reader's buckets are those, the sums are the answer. When the clock moved on since
+-- (a scope with no call since), each window subtracts the buckets that left it, fetched by
+-- number in one more HMGET; it is zero at once when the scope's latest call is older than its
+-- first bucket, and summed from the whole hash when more buckets left it than it holds (only
+-- calls stamped ahead of the clock can then be in it). When the reader's clock is behind the
+-- counting worker's, the sums are taken as they are, as the counting script takes them.
+
+local only_batch = ARGV[1]
+local call = redis.call
+
+local function split_numbers(text)
+  local numbers = {}
+  for number in string.gmatch(text, '[^,]+') do
+    numbers[#numbers + 1] = tonumber(number)
+  end
+  return numbers
+end
+
+local now = {}
+do
+  local numbers = split_numbers(ARGV[2])
+  now.minute, now.hour, now.day = numbers[1], numbers[2], numbers[3]
+end
+local first_minute = split_numbers(ARGV[3])
+local today_field = BUCKET_PREFIX.day .. now.day
+
+local function add_into(sum, bucket, sign)
+  local i = 1
+  for number in string.gmatch(bucket, '[^,]+') do
+    sum[i] = sum[i] + sign * tonumber(number)
+    i = i + 1
+  end
+end
+
+local function packed(sum)
+  return string.format('%d,%d,%d,%d', sum[1], sum[2], sum[3], sum[4])
+end
+
+-- The stored sums ("M,H,D;m5;...;d30") corrected to the reader's buckets, packed.
+local function corrected(window_key, sums_text, last)
+  local parts = {}
+  for part in string.gmatch(sums_text, '[^;]+') do
+    parts[#parts + 1] = part
+  end
+  local stored_numbers = split_numbers(parts[1])
+  local stored = {minute = stored_numbers[1], hour = stored_numbers[2], day = stored_numbers[3]}
+  local plans, wanted, fields, whole_hash = {}, {}, {}, false
+  for i, window in ipairs(WINDOWS) do
+    local current, at_sums = now[window.kind], stored[window.kind]
+    local plan = {sum = {0, 0, 0, 0}}
+    plans[i] = plan
+    if current <= at_sums then
+      add_into(plan.sum, parts[i + 1], 1)
+    elseif last < first_minute[i] then
+      plan.zero = true
+    elseif current - at_sums >= window.size then
+      plan.whole = current - window.size + 1
+      whole_hash = true
+    else
+      add_into(plan.sum, parts[i + 1], 1)
+      plan.leaving = {}
+      for number = at_sums - window.size + 1, current - window.size do
+        local field = BUCKET_PREFIX[window.kind] .. number
+        plan.leaving[#plan.leaving + 1] = field
+        if not wanted[field] then
+          wanted[field] = true
+          fields[#fields + 1] = field
+        end
+      end
+    end
+  end
+  local bucket = {}
+  if #fields > 0 then
+    local values = call('HMGET', window_key, unpack(fields))
+    for j, field in ipairs(fields) do
+      bucket[field] = values[j]
+    end
+  end
+  local flat = whole_hash and call('HGETALL', window_key) or {}
+  local out = {}
+  for i, window in ipairs(WINDOWS) do
+    local plan = plans[i]
+    if plan.leaving then
+      for _, field in ipairs(plan.leaving) do
+        if bucket[field] then
+          add_into(plan.sum, bucket[field], -1)
+        end
+      end
+    elseif plan.whole then
+      local prefix = BUCKET_PREFIX[window.kind]
+      for j = 1, #flat, 2 do
+        local field = flat[j]
+        if string.sub(field, 1, #prefix) == prefix then
+          local number = tonumber(string.sub(field, #prefix + 1))
+          if number and number >= plan.whole then
+            add_into(plan.sum, flat[j + 1], 1)
+          end
+        end
+      end
+    end
+    out[i] = packed(plan.sum)
+  end
+  return table.concat(out, ';')
+end
+
+local function read_windows(window_key)
+  local values = call('HMGET', window_key, today_field, WINDOW_FIELD.life, WINDOW_FIELD.last,
+                      WINDOW_FIELD.sums)
+  local today, life, last, sums = values[1], values[2], values[3], values[4]
+  if not sums then
+    return table.concat({today or ZERO_BUCKET, life or ZERO_BUCKET, ZERO_BUCKET, ZERO_BUCKET,
+                         ZERO_BUCKET, ZERO_BUCKET, ZERO_BUCKET, last or ''}, ';')
+  end
+  local stored_at = string.sub(sums, 1, string.find(sums, ';', 1, true) - 1)
+  local fresh = stored_at == ARGV[2]
+  local windows = fresh and string.sub(sums, #stored_at + 2)
+                        or corrected(window_key, sums, tonumber(last) or -1)
+  return table.concat({today or ZERO_BUCKET, life or ZERO_BUCKET, windows, last or ''}, ';')
+end
+
+local function read_campaign(rows_key)
+  local base = string.sub(rows_key, 1, -#SUFFIX.rows - 1)
+  local totals
+  if only_batch == '' then
+    totals = call('HGETALL', rows_key)
+    if #totals == 0 then
+      return false
+    end
+  else
+    local rows = call('HMGET', rows_key, '', only_batch)
+    if not rows[1] then
+      return false
+    end
+    totals = {'', rows[1]}
+    if rows[2] then
+      totals[3], totals[4] = only_batch, rows[2]
+    end
+  end
+  local windows = {}
+  for i = 1, #totals, 2 do
+    local scope = totals[i]
+    local window_key = base .. SUFFIX.window
+    if scope ~= '' then
+      window_key = base .. SUFFIX.batch .. scope .. SUFFIX.window
+    end
+    windows[#windows + 1] = scope
+    windows[#windows + 1] = read_windows(window_key)
+  end
+  return {totals, windows}
+end
+
+local replies = {}
+for i, rows_key in ipairs(KEYS) do
+  replies[i] = read_campaign(rows_key)
+end
+return replies
