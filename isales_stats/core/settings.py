@@ -405,8 +405,8 @@ class Settings(BaseSettings):
             value = getattr(self, name)
             if isinstance(value, dict):
                 value = ",".join(f"{key}={zone}" for key, zone in value.items())
-            elif isinstance(value, list):
-                value = ",".join(value)
+            elif isinstance(value, (list, tuple)):
+                value = ",".join(str(item) for item in value)
             elif isinstance(value, SecretStr):
                 value = value.get_secret_value()  # str() would hand the child "**********"
             elif value is None:
