@@ -25,6 +25,7 @@ from isales_stats.core.decisions import (
     abandon_rates,
     eta_of,
     pace,
+    ratio,
     rounded,
     total_of,
 )
@@ -86,6 +87,13 @@ def test_rounding_is_to_two_decimals_halves_up() -> None:
     assert rounded(Fraction(12345, 1000)) == 12.35
     assert rounded(Fraction(2, 3) * 100) == 66.67
     assert rounded(Fraction(0)) == 0.0
+
+
+def test_the_integer_ratio_rounds_as_the_fraction_does() -> None:
+    for whole in range(1, 120):
+        for part in range(0, 3 * whole):
+            assert ratio(part, whole, 100) == rounded(Fraction(part, whole) * 100)
+            assert ratio(part, whole) == rounded(Fraction(part, whole))
 
 
 def windows(**sums: Counts) -> MappingProxyType[str, Counts]:
