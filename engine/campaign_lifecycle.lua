@@ -12,11 +12,13 @@
 --             and each day's hours and failCodes, per scope, which expire with the day): the
 --             counter hashes the dashboards read, its batch index, its progress and change
 --             streams go too, as only live campaigns are on dashboards and pushed. Its final
---             counters stay readable by campaignId. Its events are refused from now on
---             (the counting script answers "R"), since nothing tells a new one from an old one.
+--             counters stay readable by campaignId, and so do its scopes' rolling windows
+--             (its abandon rate and pace: a read corrects their sums for the time passed).
+--             Its events are refused from now on (the counting script answers "R"), since
+--             nothing tells a new one from an old one.
 --   deleted   `retention` seconds after the release, or at once by an operator: its rows
---             are gone too, and only a tombstone (this hash) is left, which expires after
---             `tombstone` seconds; until then its events are refused too ("G").
+--             and window hashes are gone too, and only a tombstone (this hash) is left, which
+--             expires after `tombstone` seconds; until then its events are refused too ("G").
 --
 -- KEYS[1]  the campaign's lifecycle hash, "{prefix}:{vdnId:campaignId}:life": it names the
 --          Redis Cluster slot; every key below carries the same hash tag
@@ -73,8 +75,8 @@ local function release()
   call('HSET', life_key, LIFE.released, now)
 end
 
--- The final counters, the rows, hours and failCodes of every day; the lifecycle hash stays, as
--- a tombstone. (Every other counter key too: a campaign released before releases compacted
+-- The final counters, the rows, hours and failCodes of every day, the window hashes; the
+-- lifecycle hash stays, as a tombstone. (Every other counter key too: a campaign released before releases compacted
 -- still has them.) Its batches are the scopes of its rows (a release took its batch index),
 -- and a day's batches those of that day's rows: a batch has day keys only on the days it had
 -- events, so naming only those keeps this step as small as what it deletes.
@@ -90,9 +92,11 @@ local function delete()
     end
   end
   local keys = {base .. SUFFIX.rows, base .. SUFFIX.totals, base .. SUFFIX.batches,
-                base .. SUFFIX.progress, base .. SUFFIX.progress_current, base .. SUFFIX.changes}
+                base .. SUFFIX.progress, base .. SUFFIX.progress_current, base .. SUFFIX.changes,
+                base .. SUFFIX.window}
   for _, batch in ipairs(batches) do
     keys[#keys + 1] = base .. SUFFIX.batch .. batch .. SUFFIX.totals
+    keys[#keys + 1] = base .. SUFFIX.batch .. batch .. SUFFIX.window
   end
   for _, day in ipairs(days) do
     local day_base = base .. SUFFIX.day .. day

@@ -21,7 +21,6 @@ from __future__ import annotations
 from importlib.resources import files
 
 from isales_stats.core.keys import (
-    ABANDON_FAIL_CODES,
     CAMPAIGN_KEY_SUFFIXES,
     CHANGE_FIELDS,
     DAILY_COUNTERS,
@@ -53,6 +52,7 @@ COUNT_EVENTS_PARTS = (
     "totals_and_days.lua",  # the totals and daily counters, and the day's record flags
     "changes.lua",  # the change stream and channel of push
     "progress.lua",  # calls, connects and finished records per minute
+    "windows.lua",  # each scope's rolling windows: buckets per minute, hour and day, and sums
     "rules.lua",  # what each kind of event counts
     "main.lua",  # the call: every event, then every write, once
 )
@@ -88,9 +88,6 @@ def prelude() -> str:
             + _lua_table({name: name for name in LIFE_FIELDS})
             + ")",
             f"local HOUR_FIELD = strict('hour counter', {_lua_table(HOUR_COUNTERS)})",
-            "local ABANDON_FAIL_CODE = {"
-            + ", ".join(f"[{_lua_string(code)}] = true" for code in ABANDON_FAIL_CODES)
-            + "}",
             "local TOTAL_FIELDS = {"
             + ", ".join(f"COUNTER.{name}" for name in TOTAL_COUNTERS)
             + "}",
@@ -117,6 +114,10 @@ def prelude() -> str:
             )
             + "}",
             "local ZERO_BUCKET = " + _lua_string(",".join("0" for _ in BUCKET_FIELDS)),
+            # Where a bucket's counts stand in it ("calls,connects,abandoned,finished").
+            "local BUCKET_COUNT = strict('bucket count', "
+            + _lua_fields({name: str(index) for index, name in enumerate(BUCKET_FIELDS, 1)})
+            + ")",
             # A row of zeros, for a scope or day with no row yet (a change's counters).
             "local ZERO_TOTALS = " + _lua_string(",".join("0" for _ in TOTAL_COUNTERS)),
             "local ZERO_DAILY = " + _lua_string(",".join("0" for _ in DAILY_COUNTERS)),

@@ -138,10 +138,18 @@ async def test_a_closed_campaign_counts_through_its_grace_then_keeps_only_its_co
         after = await campaigns.keys_of("C1")
         layout = campaigns.layout
         day = today_in(GMT8, campaigns.clock).isoformat()
-        # What the API reads: the packed rows, and each scope's hours and failCodes of the day.
+        # What the API reads: the packed rows, each scope's hours and failCodes of the day, and
+        # each scope's rolling windows (until the deletion, with the rows).
         day_keys = {f":day:{day}", *(f":batch:{batch}:day:{day}" for batch in ("b1", "b2"))}
         history = {key + detail for key in day_keys for detail in (":hours", ":fails")}
-        assert suffixes(after, layout, "C1") == {":rows", f":day:{day}:rows", ":life", *history}
+        windows = {":window", ":batch:b1:window", ":batch:b2:window"}
+        assert suffixes(after, layout, "C1") == {
+            ":rows",
+            f":day:{day}:rows",
+            ":life",
+            *history,
+            *windows,
+        }
         state = {":records", ":calls", f":day:{day}:records"}
         released = sum(before[layout.campaign_base(1, "C1") + suffix] for suffix in state)
         assert released > 0.9 * sum(before.values()), before  # nearly all its memory

@@ -41,8 +41,8 @@ def literals(lua: str) -> list[str]:
 
 
 def undefined_names(lua: str, counters: Iterable[str], suffixes: Iterable[str]) -> list[str]:
-    """Every COUNTER.x, SUFFIX.x, LIFE.x, HOUR_FIELD.x, WINDOW_FIELD.x or BUCKET_PREFIX.x of the
-    script that the layout (keys.py, windows.py) does not define."""
+    """Every COUNTER.x, SUFFIX.x, LIFE.x, HOUR_FIELD.x, WINDOW_FIELD.x, BUCKET_PREFIX.x or
+    BUCKET_COUNT.x of the script that the layout (keys.py, windows.py) does not define."""
     code = re.sub(r"--[^\n]*", "", lua)
     known = {
         "COUNTER": set(counters),
@@ -51,6 +51,7 @@ def undefined_names(lua: str, counters: Iterable[str], suffixes: Iterable[str]) 
         "HOUR_FIELD": set(keys.HOUR_COUNTERS),
         "WINDOW_FIELD": set(WINDOW_FIELDS),
         "BUCKET_PREFIX": set(windows.BUCKET_PREFIX),
+        "BUCKET_COUNT": set(windows.BUCKET_FIELDS),
     }
     tables = "|".join(known)
     return [
@@ -116,6 +117,9 @@ def test_the_prelude_defines_every_name_of_the_layout_once() -> None:
         assert f"{kind} = '{letter}'" in prelude
     for name, (kind, size) in windows.WINDOWS.items():
         assert f"{{name = '{name}', kind = '{kind}', size = {size}}}" in prelude
+    # A bucket's counts, by their place in "calls,connects,abandoned,finished".
+    for place, name in enumerate(windows.BUCKET_FIELDS, start=1):
+        assert f"{name} = {place}" in prelude
     # The packed rows follow the layout's order.
     assert (
         "local TOTAL_FIELDS = {" + ", ".join(f"COUNTER.{name}" for name in keys.TOTAL_COUNTERS)

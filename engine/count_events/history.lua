@@ -9,6 +9,13 @@
 
 local day_deltas = {} -- a day's hours or fails hash -> {field -> delta}
 
+-- The failCodes of an abandoned call (ARG.abandon_fail_codes), as a set: the hours here and
+-- the rolling windows (windows.lua) count the same calls as abandoned.
+local abandoning = {}
+for code in string.gmatch(ARG.abandon_fail_codes, '[^,]+') do
+  abandoning[code] = true
+end
+
 -- A scope's keys of one day, {hours hash, fails hash}, and an hour's field names ("09:calls"),
 -- each built once per call.
 local day_keys, hour_fields = {}, {}
@@ -53,14 +60,14 @@ local function bump_hour(batch, day, expire_at, hour, counter, delta)
 end
 
 -- A failed call in the hour it occurred: by its failCode, in the day's fails hash of each
--- scope; an abandoned one (ABANDON_FAIL_CODE) in its hour too.
+-- scope; an abandoned one (its failCode in `abandoning`) in its hour too.
 local function count_failure(batch, day, expire_at, hour, fail_code)
   for _, scope in ipairs(scopes(batch)) do
     local key = scope_day_keys(scope[1], day)[2]
     add(day_deltas, key, fail_code, 1)
     expiries[key] = expire_at
   end
-  if ABANDON_FAIL_CODE[fail_code] then
+  if abandoning[fail_code] then
     bump_hour(batch, day, expire_at, hour, HOUR_FIELD.abandonedCalls, 1)
   end
 end

@@ -4,9 +4,9 @@
 --
 -- A record's first event counts it (totalCount, and unCallCount until it is called), whatever
 -- its kind; a data.removed takes it off; a call.result counts the call, its connection, and
--- the record's finish once. Daily counters count a record once a day (totals_and_days.lua's
--- day flags) and the calls of that day; a day older than the retention counts in the totals
--- only (EVENT.day is "").
+-- the record's finish once, and the call in its scopes' rolling windows (windows.lua). Daily
+-- counters count a record once a day (totals_and_days.lua's day flags) and the calls of that
+-- day; a day older than the retention counts in the totals only (EVENT.day is "").
 
 local function count_added(e, known)
   if not known then
@@ -40,10 +40,12 @@ local function count_call(e, known, flags)
   if e.connected then
     bump_totals(e.batch, COUNTER.totalCallSucc, 1)
   end
-  if e.final and band(flags, FINISHED) == 0 then
+  local finishes = e.final and band(flags, FINISHED) == 0
+  if finishes then
     new_flags = bor(new_flags, FINISHED)
     bump_totals(e.batch, COUNTER.totalFinishCount, 1)
   end
+  count_in_windows(e.batch, e.minute, e.day, e.connected, abandoning[e.fail_code], finishes)
   local day = e.day
   if day ~= '' then
     local batch, expire_at, hour = e.batch, e.expire_at, e.hour
@@ -74,7 +76,7 @@ local function count_record_event(event)
   e.batch, e.connected, e.final = event[EVENT.batch_id], event[EVENT.connected] == 1,
                                   event[EVENT.final] == 1
   e.day, e.expire_at, e.hour = event[EVENT.day], event[EVENT.expire_at], event[EVENT.hour]
-  e.fail_code = event[EVENT.fail_code]
+  e.fail_code, e.minute = event[EVENT.fail_code], event[EVENT.minute]
   local state, flags, recorded_batch = record_state(e.data_id)
 
   -- 1. duplicates: the same identity was counted before (a redelivery or an upstream retry)
