@@ -11,7 +11,7 @@ ahead of it (the tests, the live page, benchmarks).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -35,3 +35,25 @@ async def run_read(redis: AnyRedis, read: PipelinedRead[T]) -> T:
     """The read on its own: its first round trip, then its answer."""
     replies = await run_pipeline(redis, read.scripts, read.queue)
     return await read.finish(replies)
+
+
+def reads_together(reads: Sequence[PipelinedRead[T]]) -> PipelinedRead[list[T]]:
+    """``reads`` as one: their first round trips sent as one, their answers in order (each
+    read's ``finish`` gets the replies of the commands it queued, counted as it queues them)."""
+    spans: list[tuple[int, int]] = []
+
+    def queue(pipe: Any) -> None:
+        spans.clear()  # run_pipeline queues again after NOSCRIPT
+        for read in reads:
+            start = len(pipe)
+            read.queue(pipe)
+            spans.append((start, len(pipe)))
+
+    async def answers(replies: list[Any]) -> list[T]:
+        return [
+            await read.finish(replies[start:end])
+            for read, (start, end) in zip(reads, spans, strict=True)
+        ]
+
+    scripts = tuple(dict.fromkeys(script for read in reads for script in read.scripts))
+    return PipelinedRead(queue, answers, scripts)

@@ -75,24 +75,34 @@ class StatisticsReader:
         they are read in a second, so that a request refused with the first (the API's
         admission) reads nothing more."""
         if campaign_id is None:
+            listed = self.live_campaigns_read(vdn_id)
 
             async def read_listed(replies: list[Any]) -> bytes:
-                (members,) = replies
-                campaign_ids = sorted(text_of(member) for member in members)
+                campaign_ids = await listed.finish(replies)
                 if not campaign_ids:
                     return b'{"countDetail":[]}'
-                return await run_read(self.redis, self._campaigns_read(vdn_id, day, campaign_ids))
+                return await run_read(self.redis, self.campaigns_read(vdn_id, day, campaign_ids))
 
-            def list_campaigns(pipe: Any) -> None:
-                pipe.smembers(self.layout.vdn_campaigns(vdn_id))
+            return PipelinedRead(listed.queue, read_listed)
+        return self.campaigns_read(vdn_id, day, [campaign_id], batch_id)
 
-            return PipelinedRead(list_campaigns, read_listed)
-        return self._campaigns_read(vdn_id, day, [campaign_id], batch_id)
+    def live_campaigns_read(self, vdn_id: int) -> PipelinedRead[list[str]]:
+        """The VDN's live campaigns (what a whole VDN answers), sorted, in one round trip."""
 
-    def _campaigns_read(
+        def list_campaigns(pipe: Any) -> None:
+            pipe.smembers(self.layout.vdn_campaigns(vdn_id))
+
+        async def sorted_ids(replies: list[Any]) -> list[str]:
+            (members,) = replies
+            return sorted(text_of(member) for member in members)
+
+        return PipelinedRead(list_campaigns, sorted_ids)
+
+    def campaigns_read(
         self, vdn_id: int, day: date, campaign_ids: list[str], batch_id: str | None = None
     ) -> PipelinedRead[bytes]:
-        """The countDetail of ``campaign_ids`` (sorted), in one round trip."""
+        """The countDetail of ``campaign_ids`` (sorted), in one round trip: the body of a
+        whole VDN, or of a part of it (the exports read a VDN this way, a part at a time)."""
         label = day.isoformat()
         # One script call reads every campaign on a single Redis; a cluster needs one per
         # campaign (each names its own slot), still sent in one go.
