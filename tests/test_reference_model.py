@@ -6,8 +6,9 @@ The model is the oracle of the engine's tests and the prediction of ``simulate -
 
 from __future__ import annotations
 
-from datetime import UTC, date
+from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -18,6 +19,7 @@ from isales_stats.core.reference_model import (
     occurred_day,
     reference_statistics,
 )
+from isales_stats.core.windows import Now
 
 D27, D28, D29 = date(2026, 11, 27), date(2026, 11, 28), date(2026, 11, 29)
 VDN = 7
@@ -308,3 +310,41 @@ def test_count_detail_on_another_day() -> None:
         "batchId": "B2",
         **_counters(0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1),
     }
+
+
+def test_windows_of_a_scope_by_hand() -> None:
+    """New York's clocks go back at 02:00 EDT on 2026-11-01: 01:30 EDT (05:30 UTC) and 01:30
+    EST (06:30 UTC) are two hours. A record finishes at its first final call as accepted, here
+    the later one; an abandoned call is a failed one with an abandon failCode."""
+    new_york = ZoneInfo("America/New_York")
+    model = ReferenceModel(lambda vdn: new_york)
+    first, second = "2026-11-01T01:30:00-04:00", "2026-11-01T01:30:00-05:00"
+    model.add(call("x2", "d1", second, final=True))
+    model.add(call("x1", "d1", first, final=True))
+    model.add({**call("x3", "d2", second, status=5), "failCode": "00701"})
+    minute = int(datetime(2026, 11, 1, 6, 30, tzinfo=UTC).timestamp()) // 60
+    hour, day = minute // 60, (date(2026, 11, 1) - date(1970, 1, 1)).days
+    now = Now(minute + 3, hour, day)
+    assert model.window_buckets(VDN, "C1", now) == {
+        ("minute", minute): (2, 1, 1, 1),  # 05:30 UTC is in no minute window: not kept
+        ("hour", hour): (2, 1, 1, 1),
+        ("hour", hour - 1): (1, 1, 0, 0),
+        ("day", day): (3, 2, 1, 1),
+    }
+    assert model.window_sums(VDN, "C1", now) == {
+        "m5": (2, 1, 1, 1),
+        "m15": (2, 1, 1, 1),
+        "m60": (2, 1, 1, 1),
+        "h24": (3, 2, 1, 1),
+        "d30": (3, 2, 1, 1),
+    }
+    assert model.window_life(VDN, "C1") == (3, 2, 1, 1)
+    assert model.last_call_minute(VDN, "C1") == minute
+    # An hour later only the hour and day buckets are left in a window.
+    later = Now(minute + 63, hour + 1, day)
+    assert set(model.window_buckets(VDN, "C1", later)) == {
+        ("hour", hour),
+        ("hour", hour - 1),
+        ("day", day),
+    }
+    assert model.window_sums(VDN, "C1", later)["m60"] == (0, 0, 0, 0)

@@ -36,9 +36,17 @@ Two steps:
    none given), as iSales' failcategorystatistics counts them; ``hourly`` splits a day's
    counters by the hour of the day (hours elapsed since the day's start, so 0..24 on a day whose
    clocks go back), a record counting in the hour of its earliest event (or earliest final call)
-   of the day, and counts each hour's abandoned calls (a failed call with failCode 00701, 00702
-   or 01046: answered, and no agent took it); ``totals_at_end`` the call totals as they stood at
-   a day's end, by occurredAt.
+   of the day, and counts each hour's abandoned calls (a failed call whose failCode is one of
+   ``abandon_fail_codes``, by default 00701, 00702 and 01046: answered, and no agent took it);
+   ``totals_at_end`` the call totals as they stood at a day's end, by occurredAt.
+
+   Rolling windows (isales_stats/core/windows.py, docs/adr/0008-rolling-windows.md): a scope's
+   calls, connects, abandoned calls and finished records per minute, hour and day bucket of
+   its calls' occurredAt, over its life, and its latest call's minute. A record finishes in
+   the buckets of its first final call *as accepted*: the one its totalFinishCount counted, so
+   that this part follows the acceptance order (feed the model the stream as delivered).
+   ``window_buckets`` and ``window_sums`` answer at a given ``Now``: the buckets in some window
+   then (what the engine keeps), and each window's sum.
 
 Not modelled: what the worker refuses before counting (events stamped in the future beyond the
 clock skew, events that break the contract) and days older than the retention. ``simulate``
@@ -47,10 +55,13 @@ never produces them, and the tests that do check the engine's refusals on their 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from types import MappingProxyType
 from typing import Any, Literal
+
+from isales_stats.core.keys import ABANDON_FAIL_CODES
+from isales_stats.core.windows import WINDOWS, Now, day_number, hour_number, hour_shift
 
 Event = Mapping[str, Any]
 Outcome = Literal["counted", "duplicate", "conflict", "ended"]
@@ -86,7 +97,12 @@ DAILY_NAMES = ("dailyCalledCount", "dailyCallSucc", "dailyFinishCount", "dailyCo
 # The hours split the daily counters, and count the calls abandoned: answered by a person whom no
 # agent took (iSales' failCodes 00701 queue abandoned, 00702 queue timed out, 01046 no agent).
 HOUR_NAMES = (*DAILY_NAMES, "abandonedCalls")
-ABANDON_FAIL_CODES = frozenset({"00701", "00702", "01046"})
+
+# A bucket's, a window's or a life's calls, connects, abandoned calls and finished records (the
+# order of core.windows.BUCKET_FIELDS); a bucket by its kind ("minute", "hour", "day") and number.
+BucketCounts = tuple[int, int, int, int]
+Bucket = tuple[str, int]
+NO_COUNTS: BucketCounts = (0, 0, 0, 0)
 
 
 def occurred_day(occurred_at: str | int, zone: tzinfo) -> date:
@@ -134,11 +150,17 @@ def _identity(event: Event) -> tuple[Any, ...]:
 class ReferenceModel:
     """Feed events with ``add`` in publishing order; read any counter at any time.
 
-    ``zone_of`` gives a VDN's time zone (``Settings.time_zone_of``, or a test's own).
+    ``zone_of`` gives a VDN's time zone (``Settings.time_zone_of``, or a test's own);
+    ``abandon_fail_codes`` the failCodes of an abandoned call (``Settings.abandon_fail_code_set``).
     """
 
-    def __init__(self, zone_of: Callable[[int], tzinfo]) -> None:
+    def __init__(
+        self,
+        zone_of: Callable[[int], tzinfo],
+        abandon_fail_codes: Collection[str] = ABANDON_FAIL_CODES,
+    ) -> None:
         self.zone_of = zone_of
+        self.abandon_fail_codes = frozenset(abandon_fail_codes)
         self.accepted: list[Event] = []
         self.rejected: list[Event] = []
         self._seen: set[tuple[Any, ...]] = set()
@@ -261,7 +283,7 @@ class ReferenceModel:
                 add(hour, "dailyCalledCount")
                 if e["callStatus"] == CONNECTED:
                     add(hour, "dailyCallSucc")
-                elif e.get("failCode") in ABANDON_FAIL_CODES:
+                elif e.get("failCode") in self.abandon_fail_codes:
                     add(hour, "abandonedCalls")
                 if e["final"] is True:
                     first_final[e["dataId"]] = min(hour, first_final.get(e["dataId"], hour))
@@ -300,6 +322,76 @@ class ReferenceModel:
         }
         return {key: merged[key] for key in COUNTER_KEYS}
 
+    def _window_calls(
+        self, vdn_id: int, campaign_id: str, batch_id: str | None
+    ) -> list[tuple[dict[str, int], BucketCounts]]:
+        """Each accepted call of a scope, in acceptance order: its bucket number of each kind,
+        and what it counts (a call; connected; abandoned; its record's first final call)."""
+        zone = self.zone_of(vdn_id)
+        finished: set[Any] = set()
+        calls: list[tuple[dict[str, int], BucketCounts]] = []
+        for e in self._events(vdn_id, campaign_id, batch_id):
+            if e["eventType"] != CALL:
+                continue
+            minute = (_instant(e["occurredAt"]) - _EPOCH) // timedelta(minutes=1)
+            day = occurred_day(e["occurredAt"], zone)
+            connected = e["callStatus"] == CONNECTED
+            abandoned = not connected and e.get("failCode") in self.abandon_fail_codes
+            finishes = e["final"] is True and e["dataId"] not in finished
+            if finishes:
+                finished.add(e["dataId"])
+            numbers = {
+                "minute": minute,
+                "hour": hour_number(minute, hour_shift(day, zone)),
+                "day": day_number(day),
+            }
+            calls.append((numbers, (1, int(connected), int(abandoned), int(finishes))))
+        return calls
+
+    def window_buckets(
+        self, vdn_id: int, campaign_id: str, now: Now, batch_id: str | None = None
+    ) -> dict[Bucket, BucketCounts]:
+        """A scope's buckets that are in some window at ``now``: what its window hash holds."""
+        oldest = {
+            kind: min(now.first_bucket(name) for name, (of, _) in WINDOWS.items() if of == kind)
+            for kind, _ in WINDOWS.values()
+        }
+        buckets: dict[Bucket, BucketCounts] = {}
+        for numbers, counts in self._window_calls(vdn_id, campaign_id, batch_id):
+            for kind, number in numbers.items():
+                if number >= oldest[kind]:
+                    buckets[(kind, number)] = _plus(buckets.get((kind, number), NO_COUNTS), counts)
+        return buckets
+
+    def window_sums(
+        self, vdn_id: int, campaign_id: str, now: Now, batch_id: str | None = None
+    ) -> dict[str, BucketCounts]:
+        """Each window's sum at ``now`` (core.windows.WINDOWS, by name): its kind's buckets from
+        its first one on, later ones included."""
+        calls = self._window_calls(vdn_id, campaign_id, batch_id)
+        sums = dict.fromkeys(WINDOWS, NO_COUNTS)
+        for name, (kind, _) in WINDOWS.items():
+            for numbers, counts in calls:
+                if numbers[kind] >= now.first_bucket(name):
+                    sums[name] = _plus(sums[name], counts)
+        return sums
+
+    def window_life(
+        self, vdn_id: int, campaign_id: str, batch_id: str | None = None
+    ) -> BucketCounts:
+        """A scope's calls, connects, abandoned calls and finished records over its life."""
+        life = NO_COUNTS
+        for _, counts in self._window_calls(vdn_id, campaign_id, batch_id):
+            life = _plus(life, counts)
+        return life
+
+    def last_call_minute(
+        self, vdn_id: int, campaign_id: str, batch_id: str | None = None
+    ) -> int | None:
+        """The epoch minute of a scope's latest call by occurredAt; None when it made none."""
+        calls = self._window_calls(vdn_id, campaign_id, batch_id)
+        return max((numbers["minute"] for numbers, _ in calls), default=None)
+
     def count_detail(self, vdn_id: int, today: date) -> list[dict[str, Any]]:
         """Exactly the API body: campaigns by campaignId, each with batchDetail by batchId."""
         return [
@@ -313,6 +405,10 @@ class ReferenceModel:
             }
             for campaign in self.campaigns(vdn_id)
         ]
+
+
+def _plus(one: BucketCounts, other: BucketCounts) -> BucketCounts:
+    return (one[0] + other[0], one[1] + other[1], one[2] + other[2], one[3] + other[3])
 
 
 def reference_statistics(
