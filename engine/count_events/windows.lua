@@ -9,9 +9,9 @@
 --         HDEL of the buckets older than every window of their kind, when some are
 --         (flush_windows).
 --
--- Calls are tallied per batch as they are counted (a table per bucket, no string built), and
--- the campaign's scope is the sum of its batches' at the end. Buckets are numbered without a
--- calendar: the minute since the epoch, the hour (minute - ARG.hour_shift) // 60 of the VDN's
+-- Calls are tallied per batch and minute as they are counted (one table per minute, no string
+-- built); at the end each minute goes into its hour and day, and the campaign's scope sums its
+-- batches'. Buckets are numbered without a calendar: the minute since the epoch, the hour (minute - ARG.hour_shift) // 60 of the VDN's
 -- zone, the day since 1970-01-01 of the event's date in that zone. A window is the sum of its
 -- kind's buckets numbered from its first (current - size + 1) on, later ones included.
 
@@ -24,12 +24,13 @@ local hour_shift = tonumber(ARG.hour_shift)
 
 -- The most buckets a window of each kind holds: older buckets are in none, never written.
 local kept = {}
-local kind_of_prefix = {}
-for _, kind in ipairs(BUCKET_KINDS) do
-  kind_of_prefix[BUCKET_PREFIX[kind]] = kind
-end
 for _, window in ipairs(WINDOWS) do
   kept[window.kind] = math.max(kept[window.kind] or 0, window.size)
+end
+
+local kind_of_prefix = {} -- a bucket field's first letter -> its kind
+for _, kind in ipairs(BUCKET_KINDS) do
+  kind_of_prefix[BUCKET_PREFIX[kind]] = kind
 end
 
 -- Days since 1970-01-01 of a "YYYY-MM-DD" date (Howard Hinnant's days_from_civil, in a
@@ -70,13 +71,26 @@ for _, kind in ipairs(BUCKET_KINDS) do
   first_kept[kind] = worker_now[kind] - kept[kind] + 1
 end
 
-local tallies = {} -- batchId ('' none) -> {minute = {number -> counts}, hour, day, life, last}
+-- This call's calls, per batch ('' none) and minute: batchId -> {minute -> counts}. A minute's
+-- hour and day buckets are worked out at the end, once per minute, not once per call.
+local tallies = {}
+local day_of_minute = {} -- minute -> its day in the VDN's zone ('' older than the retention)
 
-local function new_tally()
-  return {minute = {}, hour = {}, day = {}, life = {0, 0, 0, 0}, last = nil}
-end
-
-local function add_call(counts, connected, abandoned, finished)
+-- A counted call. `day` is its date in the VDN's zone, or '' when that is older than the
+-- retention: in no window (the retention holds 30 days at least), in the scope's life only.
+-- `finished`: it was its record's first final call.
+local function count_in_windows(batch, minute, day, connected, abandoned, finished)
+  local tally = tallies[batch]
+  if not tally then
+    tally = {}
+    tallies[batch] = tally
+  end
+  local counts = tally[minute]
+  if not counts then
+    counts = {0, 0, 0, 0}
+    tally[minute] = counts
+    day_of_minute[minute] = day
+  end
   counts[CALLS_AT] = counts[CALLS_AT] + 1
   if connected then
     counts[CONNECTS_AT] = counts[CONNECTS_AT] + 1
@@ -85,44 +99,6 @@ local function add_call(counts, connected, abandoned, finished)
   end
   if finished then
     counts[FINISHED_AT] = counts[FINISHED_AT] + 1
-  end
-end
-
-local function add_to_bucket(buckets, number, connected, abandoned, finished)
-  local counts = buckets[number]
-  if not counts then
-    counts = {0, 0, 0, 0}
-    buckets[number] = counts
-  end
-  add_call(counts, connected, abandoned, finished)
-end
-
--- A counted call: in its batch's life and its minute, hour and day, those still in a window.
--- `day` is its date in the VDN's zone, or '' when that is older than the retention (in no
--- window: the retention holds 30 days at least). `finished`: its record's first final call.
-local function count_in_windows(batch, minute, day, connected, abandoned, finished)
-  local tally = tallies[batch]
-  if not tally then
-    tally = new_tally()
-    tallies[batch] = tally
-  end
-  add_call(tally.life, connected, abandoned, finished)
-  if not tally.last or minute > tally.last then
-    tally.last = minute
-  end
-  if day == '' then
-    return
-  end
-  if minute >= first_kept.minute then
-    add_to_bucket(tally.minute, minute, connected, abandoned, finished)
-  end
-  local hour = floor((minute - hour_shift) / 60)
-  if hour >= first_kept.hour then
-    add_to_bucket(tally.hour, hour, connected, abandoned, finished)
-  end
-  local number = day_number(day)
-  if number >= first_kept.day then
-    add_to_bucket(tally.day, number, connected, abandoned, finished)
   end
 end
 
@@ -142,6 +118,46 @@ end
 local function add_counts(into, counts, sign)
   for i = 1, 4 do
     into[i] = into[i] + sign * counts[i]
+  end
+end
+
+-- A scope's buckets, life and latest minute of this call, from minute tallies.
+local function new_scope_tally()
+  return {minute = {}, hour = {}, day = {}, life = {0, 0, 0, 0}, last = nil}
+end
+
+local function add_to_bucket(buckets, number, counts)
+  local sum = buckets[number]
+  if not sum then
+    sum = {0, 0, 0, 0}
+    buckets[number] = sum
+  end
+  add_counts(sum, counts, 1)
+end
+
+-- Each minute's counts in its scope's life and in its minute, hour and day, those that can be
+-- in a window (the rest are older than every window of their kind whatever the scope's
+-- current buckets: not written).
+local function add_minutes(scope, minutes)
+  for minute, counts in pairs(minutes) do
+    add_counts(scope.life, counts, 1)
+    if not scope.last or minute > scope.last then
+      scope.last = minute
+    end
+    local day = day_of_minute[minute]
+    if day ~= '' then
+      if minute >= first_kept.minute then
+        add_to_bucket(scope.minute, minute, counts)
+      end
+      local hour = floor((minute - hour_shift) / 60)
+      if hour >= first_kept.hour then
+        add_to_bucket(scope.hour, hour, counts)
+      end
+      local number = day_number(day)
+      if number >= first_kept.day then
+        add_to_bucket(scope.day, number, counts)
+      end
+    end
   end
 end
 
@@ -303,38 +319,19 @@ local function write_window(key, tally)
   call('HSET', key, unpack(changed))
 end
 
--- Every scope with a call counted by this call: each batch's, and the campaign's, which sums
--- its batches' tallies (and those of its records without a batch).
+-- Every scope with a call counted by this call: each batch's, and the campaign's, which holds
+-- every batch's calls (and those of its records without a batch).
 local function flush_windows()
   if next(tallies) == nil then
     return
   end
-  local campaign = tallies['']
-  local batches = 0
-  for batch, tally in pairs(tallies) do
+  local campaign = new_scope_tally()
+  for batch, minutes in pairs(tallies) do
+    add_minutes(campaign, minutes)
     if batch ~= '' then
-      batches = batches + 1
-      write_window(base .. SUFFIX.batch .. batch .. SUFFIX.window, tally)
-    end
-  end
-  if batches > 0 then
-    campaign = new_tally()
-    for _, tally in pairs(tallies) do
-      add_counts(campaign.life, tally.life, 1)
-      if not campaign.last or tally.last > campaign.last then
-        campaign.last = tally.last
-      end
-      for _, kind in ipairs(BUCKET_KINDS) do
-        local into = campaign[kind]
-        for number, counts in pairs(tally[kind]) do
-          local sum = into[number]
-          if not sum then
-            sum = {0, 0, 0, 0}
-            into[number] = sum
-          end
-          add_counts(sum, counts, 1)
-        end
-      end
+      local scope = new_scope_tally()
+      add_minutes(scope, minutes)
+      write_window(base .. SUFFIX.batch .. batch .. SUFFIX.window, scope)
     end
   end
   write_window(base .. SUFFIX.window, campaign)
