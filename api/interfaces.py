@@ -75,7 +75,8 @@ class ReadInterface(Generic[Query]):
     errors: tuple[tuple[ErrorCode, str], ...]
     answer: str  # what a 200 holds, for the OpenAPI document
     response_model: type[BaseModel] | None = None
-    media_type: str = "application/json"
+    # Without a response model: the media types a 200 may have (an export has two).
+    media_types: tuple[str, ...] = ("application/json",)
     content_type: bool = True
     tags: tuple[str, ...] = ("statistics",)
 
@@ -96,7 +97,9 @@ class ReadInterface(Generic[Query]):
         """The 200 and every error the interface answers, with the 400s' examples."""
         success: dict[str, Any] = {"description": self.answer}
         if self.response_model is None:
-            success["content"] = {self.media_type: {"schema": {"type": "string"}}}
+            success["content"] = {
+                media_type: {"schema": {"type": "string"}} for media_type in self.media_types
+            }
         return {200: success, **error_responses(self.errors)}
 
     def route(self, router: APIRouter) -> Callable[[RouteFunction], RouteFunction]:

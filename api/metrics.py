@@ -1,5 +1,5 @@
 """Prometheus metrics of the API: requests, latency, flow-control refusals, failed signatures,
-push subscribers."""
+push subscribers, exports."""
 
 from __future__ import annotations
 
@@ -74,4 +74,15 @@ PUSH_RECONNECTS = Counter(
 )
 PUSH_READ_ERRORS = Counter(
     "isales_api_push_read_errors_total", "Reads of changes by the push hub that Redis failed"
+)
+EXPORT_ROWS = Counter(
+    "isales_api_export_rows_total",
+    "Rows sent by the exports (CSV or NDJSON), by interface (statistics-export, history-export)",
+    ["interface"],
+)
+EXPORTS_BROKEN_OFF = Counter(
+    "isales_api_exports_broken_off_total",
+    "Exports that failed after their first rows were sent, ended by closing the connection "
+    "without the end of the body (api/exports.py), by interface",
+    ["interface"],
 )

@@ -22,7 +22,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from starlette.convertors import Convertor, register_url_convertor
 
@@ -144,7 +144,11 @@ class Parameter:
 
 @dataclass(frozen=True)
 class RangeDate(Parameter):
-    """startDate or endDate, yyyy-MM-dd: checked together (``date_range``), both or neither."""
+    """startDate or endDate, yyyy-MM-dd: checked together (``date_range``), both or neither.
+    ``max_days``: how far apart they may be (None: as far as the retention, which the route
+    checks: the exports)."""
+
+    max_days: int | None = MAX_RANGE_DAYS
 
     def schema(self) -> dict[str, Any]:
         # A pattern, not "format": "date": an empty value counts as absent (as the statistics
@@ -289,7 +293,18 @@ def check_request(
     return vdn_id, fields
 
 
-def requested_days(query: DayRangeQuery, settings: Settings) -> list[date]:
+class DatedQuery(Protocol):
+    """What ``requested_days`` reads of a query: its VDN and its range (None: today)."""
+
+    @property
+    def vdn_id(self) -> int: ...
+    @property
+    def start(self) -> date | None: ...
+    @property
+    def end(self) -> date | None: ...
+
+
+def requested_days(query: DatedQuery, settings: Settings) -> list[date]:
     """The days of the request, ascending: its range, or today in the VDN's zone. A range that
     starts before the oldest day kept (``ISALES_DAILY_RETENTION_DAYS``) is refused, as its
     first days could only be answered with zeros that are not true; so is one that ends after
@@ -331,11 +346,11 @@ def _date_range(
         raise ParameterError(
             ErrorCode.WRONG_VALUE, f"{first.name} {start} is after {last.name} {end}"
         )
-    if (end - start).days > MAX_RANGE_DAYS:
+    if first.max_days is not None and (end - start).days > first.max_days:
         raise ParameterError(
             ErrorCode.WRONG_VALUE,
             f"{first.name} {start} and {last.name} {end} are {(end - start).days} days apart; "
-            f"the interval may not exceed {MAX_RANGE_DAYS} days",
+            f"the interval may not exceed {first.max_days} days",
         )
     return start, end
 

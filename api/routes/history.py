@@ -33,8 +33,8 @@ from isales_stats.api.responses import DAY_RANGE_ERRORS, success
 from isales_stats.api.schemas import HistoryResponse
 from isales_stats.core.days import day_start, hours_in, today_in
 from isales_stats.core.interface import HISTORY_PATH
-from isales_stats.core.keys import HOUR_COUNTERS
-from isales_stats.engine.history import DayHistory
+from isales_stats.core.keys import DAILY_COUNTERS, HOUR_COUNTERS
+from isales_stats.engine.history import FLOW_TOTALS, DayHistory
 
 router = APIRouter()
 
@@ -79,9 +79,9 @@ async def statistics_history(
         )
     )
     points = (
-        [point for day in history for point in _hour_points(day, zone)]
+        [point for day in history for point in hour_points(day, zone)]
         if query.interval == "hour"
-        else [_day_point(day) for day in history]
+        else [day_point(day) for day in history]
     )
     return success(
         {
@@ -95,7 +95,13 @@ async def statistics_history(
     )
 
 
-def _day_point(day: DayHistory) -> dict[str, Any]:
+# The members of a day's point and of an hour's, in their order (the export's CSV columns).
+DAY_POINT_FIELDS = ("statDate", *DAILY_COUNTERS, "calledCount", *FLOW_TOTALS)
+HOUR_POINT_FIELDS = ("statDate", "hour", "startTime", *HOUR_COUNTERS, "calledCount")
+
+
+def day_point(day: DayHistory) -> dict[str, Any]:
+    """A day of the history: its daily counters and its call totals at its end."""
     return {
         "statDate": day.day.isoformat(),
         **day.daily,
@@ -104,7 +110,7 @@ def _day_point(day: DayHistory) -> dict[str, Any]:
     }
 
 
-def _hour_points(day: DayHistory, zone: Any) -> list[dict[str, Any]]:
+def hour_points(day: DayHistory, zone: Any) -> list[dict[str, Any]]:
     """Every hour of the day, zeros where nothing was counted, each with its start instant."""
     start = day_start(day.day, zone)
     label = day.day.isoformat()

@@ -55,7 +55,7 @@ INTERFACE = ReadInterface(
     answer="text/event-stream: `event: snapshot` or `event: change`, each with an `id` and, "
     "as `data`, a campaign's counters (campaignId, changeId, statDate, the eleven counters of "
     "a countDetail entry, snapshot); comment lines as heartbeats.",
-    media_type=EVENT_STREAM_MEDIA_TYPE,
+    media_types=(EVENT_STREAM_MEDIA_TYPE,),
     content_type=False,
     tags=("push",),
 )

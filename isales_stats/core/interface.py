@@ -19,6 +19,13 @@ HISTORY_PATH = STATISTICS_PATH + "/history"
 STREAM_PATH = STATISTICS_PATH + "/stream"
 # And a campaign's calls, connects and finished records per minute, of the last minutes.
 PROGRESS_PATH = STATISTICS_PATH + "/progress"
+# The statistics and the history as files to download, CSV or NDJSON, streamed.
+STATISTICS_EXPORT_PATH = STATISTICS_PATH + "/export"
+HISTORY_EXPORT_PATH = HISTORY_PATH + "/export"
+EXPORT_FORMATS = ("csv", "ndjson")
+# And the decisions made of the rolling windows: abandoned calls against the limit, and pacing.
+ABANDON_RATE_PATH = STATISTICS_PATH + "/abandonrate"
+PACING_PATH = STATISTICS_PATH + "/pacing"
 EVENT_STREAM_MEDIA_TYPE = "text/event-stream"
 
 # iSales requires this Content-Type on the request (and signs it); the API also accepts the
