@@ -31,7 +31,7 @@ from isales_stats.core.events import decode_event
 from isales_stats.core.keys import ABANDON_FAIL_CODES, KeyLayout
 from isales_stats.core.reference_model import ReferenceModel
 from isales_stats.core.settings import Settings
-from isales_stats.core.windows import WINDOWS, Now, day_number
+from isales_stats.core.windows import LIFE_FIELD, SUMS_FIELD, WINDOWS, Now, day_number
 from isales_stats.engine.counting import EventCounter
 from isales_stats.engine.history import HistoryReader
 from isales_stats.engine.scripts import part_source
@@ -179,6 +179,34 @@ async def test_a_worker_whose_clock_is_behind_keeps_the_buckets_of_the_one_ahead
         assert stored is not None
         assert stored.at == Now.at(int(ahead.now * 1000), GMT8)
         assert (stored.sums["m5"], stored.sums["m15"]) == ((1, 1, 0, 0), (2, 2, 0, 0))
+
+
+@pytest.mark.anyio
+async def test_a_window_hash_spoilt_by_hand_is_summed_again_and_counting_goes_on(
+    test_settings: Settings, event_counter: EventCounters
+) -> None:
+    """Sums that are not of the stored form are worked out again from the buckets; a count that
+    is not a number counts as 0. Nothing stops the campaign's counting."""
+    clock = SettableClock(datetime(2026, 12, 8, 10, 15, tzinfo=GMT8).timestamp())
+    now_ms = int(clock.now * 1000)
+    async with Redis.from_url(test_settings.redis_url) as redis:
+        counter = event_counter(redis, clock=clock)
+        key = counter.layout.scope_window(1, "C1")
+        await counter.count([decode_event(orjson.dumps(call("d1", now_ms - 20 * 60_000)))])
+        for sums in ("1,2;oops", "", "1,2,3;4,5,6,7", None):
+            if sums is not None:
+                await redis.hset(key, SUMS_FIELD, sums)
+            else:
+                await redis.hset(key, mapping={LIFE_FIELD: "a,b", SUMS_FIELD: "x"})
+            outcome = await counter.count([decode_event(orjson.dumps(call(f"d-{sums}", now_ms)))])
+            assert outcome.applied == 1
+            stored = parse_window_hash(await redis.hgetall(key))
+            assert stored is not None
+            assert stored.at == Now.at(now_ms, GMT8)
+            calls = stored.buckets[("minute", now_ms // 60_000)][0]
+            assert (stored.sums["m5"][0], stored.sums["m60"][0]) == (calls, calls + 1)
+        assert stored is not None
+        assert stored.life == (1, 1, 0, 0)  # what a spoilt life held is lost; it goes on
 
 
 @pytest.mark.anyio

@@ -106,10 +106,15 @@ local function packed_counts(counts)
   return string.format('%d,%d,%d,%d', counts[1], counts[2], counts[3], counts[4])
 end
 
+-- A stored bucket's counts; what is not a number counts as 0 (a hash edited by hand must not
+-- stop the counting of its campaign).
 local function counts_of(text)
   local counts, i = {0, 0, 0, 0}, 1
   for number in string.gmatch(text or ZERO_BUCKET, '[^,]+') do
-    counts[i] = tonumber(number)
+    if i > 4 then
+      break
+    end
+    counts[i] = tonumber(number) or 0
     i = i + 1
   end
   return counts
@@ -161,27 +166,48 @@ local function add_minutes(scope, minutes)
   end
 end
 
+-- Exactly `count` numbers separated by commas, or nil.
+local function numbers_of(text, count)
+  local numbers = {}
+  for piece in string.gmatch(text, '[^,]+') do
+    numbers[#numbers + 1] = tonumber(piece)
+    if not numbers[#numbers] then
+      return nil
+    end
+  end
+  if #numbers ~= count then
+    return nil
+  end
+  return numbers
+end
+
 -- The stored sums field, "M,H,D;m5;...": the buckets it was worked out at and each window's
--- sum, in the order of WINDOWS; nil and zeros for a scope with no window hash yet.
+-- sum, in the order of WINDOWS. Nil and zeros for a scope with no window hash yet; nil, zeros
+-- and true for a field that is not of that form (then the sums are worked out again).
 local function parse_sums(text)
   local sums = {}
   for i = 1, #WINDOWS do
     sums[i] = {0, 0, 0, 0}
   end
   if not text then
-    return nil, sums
+    return nil, sums, false
   end
-  local at, part = nil, 0
+  local pieces = {}
   for piece in string.gmatch(text, '[^;]+') do
-    if part == 0 then
-      local numbers = counts_of(piece)
-      at = {minute = numbers[1], hour = numbers[2], day = numbers[3]}
-    else
-      sums[part] = counts_of(piece)
-    end
-    part = part + 1
+    pieces[#pieces + 1] = piece
   end
-  return at, sums
+  local numbers = #pieces == #WINDOWS + 1 and numbers_of(pieces[1], 3)
+  if not numbers then
+    return nil, sums, true
+  end
+  for i = 1, #WINDOWS do
+    local counts = numbers_of(pieces[i + 1], 4)
+    if not counts then
+      return nil, sums, true
+    end
+    sums[i] = counts
+  end
+  return {minute = numbers[1], hour = numbers[2], day = numbers[3]}, sums, false
 end
 
 local function packed_sums(now, sums)
@@ -272,7 +298,7 @@ local function write_window(key, tally)
     end
   end
   local stored = call('HMGET', key, unpack(fields))
-  local at, sums = parse_sums(stored[1])
+  local at, sums, unreadable = parse_sums(stored[1])
   local now = worker_now
   local stale = {}
   if at then
@@ -285,6 +311,8 @@ local function write_window(key, tally)
     if moved and not moved_on(key, at, now, sums, stale) then
       summed_again(key, now, sums, stale)
     end
+  elseif unreadable then
+    summed_again(key, now, sums, stale)
   end
 
   local changed = {}
