@@ -76,10 +76,11 @@ local function release()
 end
 
 -- The final counters, the rows, hours and failCodes of every day, the window hashes; the
--- lifecycle hash stays, as a tombstone. (Every other counter key too: a campaign released before releases compacted
--- still has them.) Its batches are the scopes of its rows (a release took its batch index),
--- and a day's batches those of that day's rows: a batch has day keys only on the days it had
--- events, so naming only those keeps this step as small as what it deletes.
+-- lifecycle hash stays, as a tombstone. (Every other counter key too: a campaign released
+-- before releases compacted still has them.) Its batches are the scopes of its rows (a release
+-- took its batch index), and a day's batches those of that day's rows: a batch has day keys
+-- only on the days it had events, so naming only those keeps this step as small as what it
+-- deletes.
 local function delete()
   local batches = call('HKEYS', base .. SUFFIX.batches)
   local listed = {}

@@ -11,9 +11,10 @@
 --
 -- Calls are tallied per batch and minute as they are counted (one table per minute, no string
 -- built); at the end each minute goes into its hour and day, and the campaign's scope sums its
--- batches'. Buckets are numbered without a calendar: the minute since the epoch, the hour (minute - ARG.hour_shift) // 60 of the VDN's
--- zone, the day since 1970-01-01 of the event's date in that zone. A window is the sum of its
--- kind's buckets numbered from its first (current - size + 1) on, later ones included.
+-- batches'. Buckets are numbered without a calendar: the minute since the epoch, the hour
+-- (minute - ARG.hour_shift) // 60 of the VDN's zone, the day since 1970-01-01 of the event's
+-- date in that zone. A window is the sum of its kind's buckets numbered from its first
+-- (current - size + 1) on, later ones included.
 
 -- Where each count stands in a bucket (named apart from idempotence.lua's record flags).
 local CALLS_AT, CONNECTS_AT = BUCKET_COUNT.calls, BUCKET_COUNT.connects
@@ -65,7 +66,7 @@ end
 local worker_now = {minute = floor(tonumber(ARG.minute_ms) / 60000)}
 worker_now.hour = floor((worker_now.minute - hour_shift) / 60)
 worker_now.day = day_number(ARG.today)
--- Buckets before these are in no window whatever a scope's current buckets: not tallied.
+-- Buckets before these are in no window whatever a scope's current buckets: never written.
 local first_kept = {}
 for _, kind in ipairs(BUCKET_KINDS) do
   first_kept[kind] = worker_now[kind] - kept[kind] + 1
