@@ -17,16 +17,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import tzinfo
-from types import MappingProxyType
 from typing import Any
 
 import orjson
 from redis.asyncio.cluster import RedisCluster
 
 from isales_stats.core.days import day_start
-from isales_stats.core.decisions import Counts, ScopeCounts
+from isales_stats.core.decisions import PARTS, WIDTH, ScopeCounts
 from isales_stats.core.keys import TOTAL_COUNTERS
-from isales_stats.core.windows import BUCKET_FIELDS, WINDOWS, Now, day_of_number, hour_shift
+from isales_stats.core.windows import WINDOWS, Now, day_of_number, hour_shift
 from isales_stats.engine.context import CountingContext
 from isales_stats.engine.reads import PipelinedRead, run_read
 from isales_stats.engine.redis_connection import AnyRedis, text_of
@@ -35,9 +34,10 @@ from isales_stats.engine.statistics import CorruptCounters
 
 READ_DECISIONS = load_script("read_decisions.lua")
 
-# What read_decisions.lua answers per scope: today, life and each window, then the latest call.
-_WINDOW_PARTS = 2 + len(WINDOWS)
-_NUMBERS_PER_SCOPE = _WINDOW_PARTS * len(BUCKET_FIELDS)
+# A totals row's width; what read_decisions.lua answers per scope besides its latest call: the
+# scope's PARTS (today, life, each window), in that order.
+_ROW = len(TOTAL_COUNTERS)
+_NUMBERS_PER_SCOPE = len(PARTS) * WIDTH
 _DIGITS_AND_COMMA = b"0123456789,"
 _RECORDS, _CALLS, _CONNECTS, _FINISHED = (
     TOTAL_COUNTERS.index(name)
@@ -159,29 +159,22 @@ def _campaign_counts(campaign_id: str, reply: list[list[bytes]]) -> CampaignCoun
         raise CorruptCounters(f"campaign {campaign_id!r}: its rows hold batches but no campaign")
     # Byte order of UTF-8 is code point order: the same order as sorting the decoded ids.
     scopes = [b"", *sorted(scope for scope in totals if scope)]
-    rows = _numbers(campaign_id, [totals[scope] for scope in scopes], len(TOTAL_COUNTERS))
+    rows = _numbers(campaign_id, [totals[scope] for scope in scopes], _ROW)
     parts = [windows[scope].rpartition(b";") for scope in scopes]
     sums = _numbers(
         campaign_id, [head.replace(b";", b",") for head, _, _ in parts], _NUMBERS_PER_SCOPE
     )
     counted = []
     for index, (_, _, last) in enumerate(parts):
-        row = rows[index * len(TOTAL_COUNTERS) : (index + 1) * len(TOTAL_COUNTERS)]
-        numbers = sums[index * _NUMBERS_PER_SCOPE : (index + 1) * _NUMBERS_PER_SCOPE]
-        buckets = [
-            Counts(*numbers[at : at + len(BUCKET_FIELDS)])
-            for at in range(0, len(numbers), len(BUCKET_FIELDS))
-        ]
+        row, first = index * _ROW, index * _NUMBERS_PER_SCOPE
         counted.append(
             ScopeCounts(
-                records=row[_RECORDS],
-                calls=row[_CALLS],
-                connects=row[_CONNECTS],
-                finished=row[_FINISHED],
-                today=buckets[0],
-                life=buckets[1],
-                windows=MappingProxyType(dict(zip(WINDOWS, buckets[2:], strict=True))),
-                last_call_minute=_last_call(campaign_id, last),
+                rows[row + _RECORDS],
+                rows[row + _CALLS],
+                rows[row + _CONNECTS],
+                rows[row + _FINISHED],
+                sums[first : first + _NUMBERS_PER_SCOPE],
+                _last_call(campaign_id, last),
             )
         )
     return CampaignCounts(

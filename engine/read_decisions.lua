@@ -43,83 +43,78 @@ end
 local first_minute = split_numbers(ARGV[3])
 local today_field = BUCKET_PREFIX.day .. now.day
 
-local function add_into(sum, bucket, sign)
-  local i = 1
-  for number in string.gmatch(bucket, '[^,]+') do
-    sum[i] = sum[i] + sign * tonumber(number)
-    i = i + 1
+-- What a scope answers when its hash was not written by the counting script: the reader refuses
+-- it, naming the campaign (engine/decisions.py), rather than the script failing on it.
+local CORRUPT = 'corrupt'
+
+-- Two packed buckets ("c,n,a,f") added, or the second subtracted (sign -1), packed.
+local function combined(packed_sum, bucket, sign)
+  local a1, a2, a3, a4 = string.match(packed_sum, '^(%d+),(%d+),(%d+),(%d+)$')
+  local b1, b2, b3, b4 = string.match(bucket, '^(%d+),(%d+),(%d+),(%d+)$')
+  if not (a4 and b4) then
+    return CORRUPT
   end
+  return string.format('%d,%d,%d,%d', a1 + sign * b1, a2 + sign * b2, a3 + sign * b3,
+                       a4 + sign * b4)
 end
 
-local function packed(sum)
-  return string.format('%d,%d,%d,%d', sum[1], sum[2], sum[3], sum[4])
-end
-
--- The stored sums ("M,H,D;m5;...;d30") corrected to the reader's buckets, packed.
+-- The stored sums ("M,H,D;m5;...;d30") corrected to the reader's buckets: "m5;...;d30". Only a
+-- leaving bucket that holds something costs any arithmetic; most buckets of a scope are empty.
 local function corrected(window_key, sums_text, last)
   local parts = {}
   for part in string.gmatch(sums_text, '[^;]+') do
     parts[#parts + 1] = part
   end
-  local stored_numbers = split_numbers(parts[1])
-  local stored = {minute = stored_numbers[1], hour = stored_numbers[2], day = stored_numbers[3]}
-  local plans, wanted, fields, whole_hash = {}, {}, {}, false
+  local numbers = split_numbers(parts[1])
+  local stored = {minute = numbers[1], hour = numbers[2], day = numbers[3]}
+  if #parts ~= 1 + #WINDOWS or not (stored.minute and stored.hour and stored.day) then
+    return CORRUPT
+  end
+  -- The buckets to subtract, and the part (window) each leaves; the windows summed afresh.
+  local fields, leaves, whole = {}, {}, {}
   for i, window in ipairs(WINDOWS) do
     local current, at_sums = now[window.kind], stored[window.kind]
-    local plan = {sum = {0, 0, 0, 0}}
-    plans[i] = plan
-    if current <= at_sums then
-      add_into(plan.sum, parts[i + 1], 1)
-    elseif last < first_minute[i] then
-      plan.zero = true
-    elseif current - at_sums >= window.size then
-      plan.whole = current - window.size + 1
-      whole_hash = true
-    else
-      add_into(plan.sum, parts[i + 1], 1)
-      plan.leaving = {}
-      for number = at_sums - window.size + 1, current - window.size do
-        local field = BUCKET_PREFIX[window.kind] .. number
-        plan.leaving[#plan.leaving + 1] = field
-        if not wanted[field] then
-          wanted[field] = true
-          fields[#fields + 1] = field
+    if current > at_sums then
+      if last < first_minute[i] then
+        parts[i + 1] = ZERO_BUCKET
+      elseif current - at_sums >= window.size then
+        whole[#whole + 1] = i
+      else
+        local prefix = BUCKET_PREFIX[window.kind]
+        for number = at_sums - window.size + 1, current - window.size do
+          fields[#fields + 1] = prefix .. number
+          leaves[#fields] = i + 1
         end
       end
     end
   end
-  local bucket = {}
   if #fields > 0 then
     local values = call('HMGET', window_key, unpack(fields))
-    for j, field in ipairs(fields) do
-      bucket[field] = values[j]
+    for j = 1, #fields do
+      if values[j] then
+        parts[leaves[j]] = combined(parts[leaves[j]], values[j], -1)
+      end
     end
   end
-  local flat = whole_hash and call('HGETALL', window_key) or {}
-  local out = {}
-  for i, window in ipairs(WINDOWS) do
-    local plan = plans[i]
-    if plan.leaving then
-      for _, field in ipairs(plan.leaving) do
-        if bucket[field] then
-          add_into(plan.sum, bucket[field], -1)
-        end
-      end
-    elseif plan.whole then
-      local prefix = BUCKET_PREFIX[window.kind]
+  if #whole > 0 then
+    local flat = call('HGETALL', window_key)
+    for _, i in ipairs(whole) do
+      local window = WINDOWS[i]
+      local prefix, first = BUCKET_PREFIX[window.kind], now[window.kind] - window.size + 1
+      local sum = ZERO_BUCKET
       for j = 1, #flat, 2 do
         local field = flat[j]
         if string.sub(field, 1, #prefix) == prefix then
           local number = tonumber(string.sub(field, #prefix + 1))
-          if number and number >= plan.whole then
-            add_into(plan.sum, flat[j + 1], 1)
+          if number and number >= first then
+            sum = combined(sum, flat[j + 1], 1)
           end
         end
       end
+      parts[i + 1] = sum
     end
-    out[i] = packed(plan.sum)
   end
-  return table.concat(out, ';')
+  return table.concat(parts, ';', 2)
 end
 
 local function read_windows(window_key)
@@ -130,10 +125,13 @@ local function read_windows(window_key)
     return table.concat({today or ZERO_BUCKET, life or ZERO_BUCKET, ZERO_BUCKET, ZERO_BUCKET,
                          ZERO_BUCKET, ZERO_BUCKET, ZERO_BUCKET, last or ''}, ';')
   end
-  local stored_at = string.sub(sums, 1, string.find(sums, ';', 1, true) - 1)
-  local fresh = stored_at == ARGV[2]
-  local windows = fresh and string.sub(sums, #stored_at + 2)
-                        or corrected(window_key, sums, tonumber(last) or -1)
+  local at = string.find(sums, ';', 1, true)
+  local windows
+  if at and string.sub(sums, 1, at - 1) == ARGV[2] then
+    windows = string.sub(sums, at + 1)  -- fresh: counted at the reader's buckets
+  else
+    windows = corrected(window_key, sums, tonumber(last) or -1)
+  end
   return table.concat({today or ZERO_BUCKET, life or ZERO_BUCKET, windows, last or ''}, ';')
 end
 

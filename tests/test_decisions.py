@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from fractions import Fraction
 from types import MappingProxyType
+from typing import Any
 
 import pytest
 
@@ -100,8 +101,8 @@ def windows(**sums: Counts) -> MappingProxyType[str, Counts]:
     return MappingProxyType({name: sums.get(name, Counts()) for name in WINDOWS})
 
 
-def scope(**fields: object) -> ScopeCounts:
-    return ScopeCounts(**fields)  # type: ignore[arg-type]
+def scope(**fields: Any) -> ScopeCounts:
+    return ScopeCounts.of(**fields)
 
 
 def test_the_four_windows_of_an_abandon_rate() -> None:

@@ -283,14 +283,29 @@ async def test_batches_a_batch_alone_an_unknown_campaign_and_the_whole_vdn(scene
     assert (await scene.reader.counts(VDN + 1)).campaigns == ()
 
 
-async def test_a_window_written_by_something_else_is_refused(scene: Scene) -> None:
-    await scene.write([NOW], counted_at=NOW)
+@pytest.mark.parametrize(
+    ("field", "value", "read_after"),
+    [
+        (SUMS_FIELD, b"M;1,-1,1,1", timedelta(0)),  # read as it is (fresh)
+        (SUMS_FIELD, b"1,2,3;1,1,1,1", MINUTE),  # stale: not the windows' five sums
+        (SUMS_FIELD, b"no sums", MINUTE),
+        (None, b"1,x,1,1", MINUTE),  # a leaving bucket
+    ],
+)
+async def test_a_window_written_by_something_else_is_refused(
+    scene: Scene, field: str | None, value: bytes, read_after: timedelta
+) -> None:
+    await scene.write([NOW, NOW - 4 * MINUTE], counted_at=NOW)
     key = scene.layout.scope_window(VDN, "C1")
-    sums = await scene.redis.hget(key, SUMS_FIELD)
-    assert isinstance(sums, bytes)
-    await scene.redis.hset(key, SUMS_FIELD, sums.replace(b";1,1,1,1", b";1,-1,1,1", 1))
+    if field is None:  # the bucket that leaves the five minutes first
+        field = f"m{ms(NOW - 4 * MINUTE) // MINUTE_MS}"
+    elif value.startswith(b"M;"):
+        sums = await scene.redis.hget(key, SUMS_FIELD)
+        assert isinstance(sums, bytes)
+        value = sums.split(b";")[0] + value[1:] + b";0,0,0,0" * 4
+    await scene.redis.hset(key, field, value)
     with pytest.raises(CorruptCounters, match="C1"):
-        await scene.read_at(NOW)
+        await scene.read_at(NOW + read_after)
 
 
 async def test_read_at_any_later_moment_equals_counting_at_that_moment(scene: Scene) -> None:

@@ -11,14 +11,15 @@ binary float. Only the figures shown are rounded, to two decimals, halves up.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import partial
 from types import MappingProxyType
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from isales_stats.core.days import MINUTE_MS
-from isales_stats.core.windows import WINDOWS
+from isales_stats.core.windows import BUCKET_FIELDS, WINDOWS
 
 Basis = Literal["live", "all"]
 BASES: tuple[Basis, ...] = ("live", "all")
@@ -29,8 +30,6 @@ State = Literal["empty", "notStarted", "dialling", "stalled", "finished"]
 PACE_WINDOWS = MappingProxyType(
     {size: name for name, (kind, size) in WINDOWS.items() if kind == "minute"}
 )
-# What an abandon rate is reported over: today's day bucket, two windows, the scope's life.
-ROLLING_24H, ROLLING_30D = "h24", "d30"
 # Why a pace has no ETA.
 ETA_FINISHED = "finished"
 ETA_NOT_STARTED = "not started"
@@ -38,8 +37,11 @@ ETA_STALLED = "stalled"
 ETA_NOTHING_FINISHED = f"no record finished in the last {max(PACE_WINDOWS)} minutes"
 
 
-@dataclass(frozen=True, slots=True)
-class Counts:
+# The values below are named tuples, not frozen dataclasses: a whole VDN makes thousands of them
+# per request, and a frozen dataclass costs several times a tuple to build.
+
+
+class Counts(NamedTuple):
     """One bucket of a window hash, or a window's sum (BUCKET_FIELDS, in that order)."""
 
     calls: int = 0
@@ -47,7 +49,7 @@ class Counts:
     abandoned: int = 0
     finished: int = 0
 
-    def __add__(self, other: Counts) -> Counts:
+    def plus(self, other: Counts) -> Counts:
         return Counts(
             self.calls + other.calls,
             self.connects + other.connects,
@@ -57,42 +59,81 @@ class Counts:
 
 
 ZERO = Counts()
-_NO_WINDOWS: Mapping[str, Counts] = MappingProxyType(dict.fromkeys(WINDOWS, ZERO))
+# A scope's parts besides its totals, in the order of ScopeCounts.numbers: today's day bucket,
+# its life, then each window's sum (WINDOWS).
+PARTS = ("today", "life", *WINDOWS)
+WIDTH = len(BUCKET_FIELDS)
+_AT = {part: index * WIDTH for index, part in enumerate(PARTS)}
+# Where each of BUCKET_FIELDS stands within a part.
+_CALLS, _CONNECTS, _ABANDONED, _FINISHED = (
+    BUCKET_FIELDS.index(name) for name in ("calls", "connects", "abandoned", "finished")
+)
 
 
-@dataclass(frozen=True, slots=True)
-class ScopeCounts:
+class ScopeCounts(NamedTuple):
     """What a scope's decisions are made from: its totals (the statistics' totalCount,
-    totalCalledCount, totalCallSucc, totalFinishCount), its day bucket of today, its life,
-    each window's sum at the reader's now (by WINDOWS name), and the epoch minute of its latest
-    call (None: it made none)."""
+    totalCalledCount, totalCallSucc, totalFinishCount), its parts (PARTS: its day bucket of
+    today, its life and each window's sum at the reader's now, BUCKET_FIELDS each, as one flat
+    sequence: the reader makes no object per part, which cost more than the read itself), and
+    the epoch minute of its latest call (None: it made none). ``of`` builds one from parts."""
 
     records: int = 0
     calls: int = 0
     connects: int = 0
     finished: int = 0
-    today: Counts = ZERO
-    life: Counts = ZERO
-    windows: Mapping[str, Counts] = field(default_factory=lambda: _NO_WINDOWS)
+    numbers: Sequence[int] = (0,) * (len(PARTS) * WIDTH)
     last_call_minute: int | None = None
+
+    @classmethod
+    def of(
+        cls,
+        records: int = 0,
+        calls: int = 0,
+        connects: int = 0,
+        finished: int = 0,
+        *,
+        today: Counts = ZERO,
+        life: Counts = ZERO,
+        windows: Mapping[str, Counts] = MappingProxyType({}),
+        last_call_minute: int | None = None,
+    ) -> ScopeCounts:
+        """A scope from its parts; a window left out summed nothing."""
+        parts = [today, life, *(windows.get(name, ZERO) for name in WINDOWS)]
+        numbers = tuple(number for part in parts for number in part)
+        return cls(records, calls, connects, finished, numbers, last_call_minute)
+
+    def part(self, name: str) -> Counts:
+        """One of PARTS."""
+        at = _AT[name]
+        return Counts._make(self.numbers[at : at + WIDTH])
+
+    @property
+    def today(self) -> Counts:
+        return self.part("today")
+
+    @property
+    def life(self) -> Counts:
+        return self.part("life")
+
+    @property
+    def windows(self) -> dict[str, Counts]:
+        return {name: self.part(name) for name in WINDOWS}
 
 
 def total_of(scopes: Iterable[ScopeCounts]) -> ScopeCounts:
     """Scopes added up (a VDN's campaigns): every count summed, the latest call the latest."""
-    total = ScopeCounts()
-    for scope in scopes:
-        lasts = [m for m in (total.last_call_minute, scope.last_call_minute) if m is not None]
-        total = ScopeCounts(
-            total.records + scope.records,
-            total.calls + scope.calls,
-            total.connects + scope.connects,
-            total.finished + scope.finished,
-            total.today + scope.today,
-            total.life + scope.life,
-            MappingProxyType({name: total.windows[name] + scope.windows[name] for name in WINDOWS}),
-            max(lasts, default=None),
-        )
-    return total
+    scopes = list(scopes)
+    lasts = [scope.last_call_minute for scope in scopes if scope.last_call_minute is not None]
+    if not scopes:
+        return ScopeCounts()
+    return ScopeCounts(
+        sum(scope.records for scope in scopes),
+        sum(scope.calls for scope in scopes),
+        sum(scope.connects for scope in scopes),
+        sum(scope.finished for scope in scopes),
+        tuple(map(sum, zip(*(scope.numbers for scope in scopes), strict=True))),
+        max(lasts, default=None),
+    )
 
 
 def rounded(value: Fraction) -> float:
@@ -121,22 +162,36 @@ class AbandonLimit:
 
     limit_percent: float
     warning_fraction: float
-    # The limit as a fraction of the denominator (3 % -> 3/100), and its warning fraction.
+    # The limit as a fraction of the denominator (3 % -> 3/100), and its warning fraction, each
+    # also as (numerator, denominator): compared with thousands of rates per request.
     limit: Fraction = field(init=False)
     warning: Fraction = field(init=False)
+    _over: tuple[int, int] = field(init=False, repr=False)
+    _warning: tuple[int, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         limit = _decimal(self.limit_percent) / 100
+        warning = limit * _decimal(self.warning_fraction)
         object.__setattr__(self, "limit", limit)
-        object.__setattr__(self, "warning", limit * _decimal(self.warning_fraction))
+        object.__setattr__(self, "warning", warning)
+        object.__setattr__(self, "_over", (limit.numerator, limit.denominator))
+        object.__setattr__(self, "_warning", (warning.numerator, warning.denominator))
 
     @property
     def warning_percent(self) -> float:
         return rounded(self.warning * 100)
 
+    def status(self, abandoned: int, denominator: int) -> Status:
+        """``over`` when abandoned / denominator is above the limit, ``warning`` from its
+        warning fraction on, else ``ok``: compared exactly, by cross-multiplying integers."""
+        over, over_of = self._over
+        if abandoned * over_of > over * denominator:
+            return "over"
+        warning, warning_of = self._warning
+        return "warning" if abandoned * warning_of >= warning * denominator else "ok"
 
-@dataclass(frozen=True, slots=True)
-class AbandonRate:
+
+class AbandonRate(NamedTuple):
     """A window's abandoned calls over its denominator, and where that stands to the limit."""
 
     abandoned: int
@@ -145,36 +200,53 @@ class AbandonRate:
     status: Status
 
 
+# Built from a tuple without the Python-level __new__ of a named tuple: a whole VDN builds
+# thousands per request.
+_abandon_rate = partial(tuple.__new__, AbandonRate)
+
+
 def denominator_of(counts: Counts, basis: Basis) -> int:
     """``live``: calls a person answered (connected or abandoned); ``all``: every call."""
     return counts.calls if basis == "all" else counts.connects + counts.abandoned
 
 
 def abandon_rate(counts: Counts, basis: Basis, limit: AbandonLimit) -> AbandonRate:
-    """``over`` above the limit, ``warning`` from its warning fraction on, compared exactly."""
-    denominator = denominator_of(counts, basis)
+    """``over`` above the limit, ``warning`` from its warning fraction on, compared exactly:
+    abandoned / denominator against each fraction, by cross-multiplying integers."""
+    return _rate(counts.abandoned, denominator_of(counts, basis), limit)
+
+
+def _rate(abandoned: int, denominator: int, limit: AbandonLimit) -> AbandonRate:
     if denominator == 0:
-        return AbandonRate(counts.abandoned, 0, None, "ok")
-    rate = Fraction(counts.abandoned, denominator)
-    status: Status = "over" if rate > limit.limit else "warning" if rate >= limit.warning else "ok"
-    return AbandonRate(counts.abandoned, denominator, rounded(rate * 100), status)
+        return _abandon_rate((abandoned, 0, None, "ok"))
+    rate = ratio(abandoned, denominator, 100)
+    return _abandon_rate((abandoned, denominator, rate, limit.status(abandoned, denominator)))
+
+
+# The four windows an abandon rate is reported over, by their name in the answer: today's day
+# bucket, the rolling 24 hours and 30 days, the scope's life.
+ABANDON_WINDOWS = MappingProxyType(
+    {"today": "today", "rolling24h": "h24", "rolling30d": "d30", "life": "life"}
+)
 
 
 def abandon_rates(scope: ScopeCounts, basis: Basis, limit: AbandonLimit) -> dict[str, AbandonRate]:
-    """The four windows an abandon rate is reported over, by their name in the answer."""
-    return {
-        "today": abandon_rate(scope.today, basis, limit),
-        "rolling24h": abandon_rate(scope.windows[ROLLING_24H], basis, limit),
-        "rolling30d": abandon_rate(scope.windows[ROLLING_30D], basis, limit),
-        "life": abandon_rate(scope.life, basis, limit),
-    }
+    """The abandon rate of each of ABANDON_WINDOWS."""
+    numbers, rates = scope.numbers, {}
+    for name, part in ABANDON_WINDOWS.items():
+        at = _AT[part]
+        abandoned = numbers[at + _ABANDONED]
+        denominator = (
+            numbers[at + _CALLS] if basis == "all" else numbers[at + _CONNECTS] + abandoned
+        )
+        rates[name] = _rate(abandoned, denominator, limit)
+    return rates
 
 
 # --- pacing ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Pace:
+class Pace(NamedTuple):
     """How far a scope is, how fast it goes, and when it may be done (epoch seconds)."""
 
     total_records: int
@@ -224,40 +296,49 @@ def eta_of(remaining: int, finished: Mapping[int, int], now_ms: int) -> tuple[in
     return (min(done), max(done)) if done else None
 
 
+# Each pace window's length, and where its sum stands in a scope's numbers; today's too.
+_PACE_AT = tuple((size, _AT[name]) for size, name in PACE_WINDOWS.items())
+_TODAY_AT = _AT["today"]
+_NO_ETA_BECAUSE = MappingProxyType(
+    {
+        "empty": ETA_NOT_STARTED,
+        "notStarted": ETA_NOT_STARTED,
+        "stalled": ETA_STALLED,
+        "finished": ETA_FINISHED,
+    }
+)
+# As _abandon_rate: one per scope of a whole VDN, in the order of Pace's fields.
+_pace = partial(tuple.__new__, Pace)
+
+
 def pace(scope: ScopeCounts, now_ms: int, stall_minutes: int) -> Pace:
     """A scope's pace at ``now_ms``, its windows summed at that moment."""
-    remaining = max(scope.records - scope.finished, 0)
+    records, finished_records, numbers = scope.records, scope.finished, scope.numbers
+    remaining = max(records - finished_records, 0)
     state = state_of(scope, now_ms // MINUTE_MS, stall_minutes)
-    finished = {size: scope.windows[name].finished for size, name in PACE_WINDOWS.items()}
+    finished = {size: numbers[at + _FINISHED] for size, at in _PACE_AT}
     eta = None
     reason: str | None
     if state == "dialling":
         eta = eta_of(remaining, finished, now_ms)
         reason = None if eta else ETA_NOTHING_FINISHED
     else:
-        reason = {
-            "empty": ETA_NOT_STARTED,
-            "notStarted": ETA_NOT_STARTED,
-            "stalled": ETA_STALLED,
-            "finished": ETA_FINISHED,
-        }[state]
-    return Pace(
-        total_records=scope.records,
-        finished_records=scope.finished,
-        remaining_records=remaining,
-        # Records removed after they finished can leave more finished than known records.
-        percent_complete=_percent(min(scope.finished, scope.records), scope.records),
-        calls_per_minute={
-            size: ratio(scope.windows[name].calls, size) for size, name in PACE_WINDOWS.items()
-        },
-        finished_per_minute={size: ratio(count, size) for size, count in finished.items()},
-        connect_rate_today=_percent(scope.today.connects, scope.today.calls),
-        connect_rate_life=_percent(scope.connects, scope.calls),
-        attempts_per_finished_record=(
-            ratio(scope.calls, scope.finished) if scope.finished else None
-        ),
-        last_call_minute=scope.last_call_minute,
-        state=state,
-        eta=eta,
-        eta_reason=reason,
+        reason = _NO_ETA_BECAUSE[state]
+    return _pace(
+        (
+            records,
+            finished_records,
+            remaining,
+            # Records removed after they finished can leave more finished than known records.
+            _percent(min(finished_records, records), records),
+            {size: ratio(numbers[at + _CALLS], size) for size, at in _PACE_AT},
+            {size: ratio(count, size) for size, count in finished.items()},
+            _percent(numbers[_TODAY_AT + _CONNECTS], numbers[_TODAY_AT + _CALLS]),
+            _percent(scope.connects, scope.calls),
+            ratio(scope.calls, finished_records) if finished_records else None,
+            scope.last_call_minute,
+            state,
+            eta,
+            reason,
+        )
     )

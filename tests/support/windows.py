@@ -68,8 +68,8 @@ def window_fields(calls: Sequence[Bucketed], counted_at_ms: int, zone: tzinfo) -
             "day": day_number(day),
         }
         for kind, number in numbers.items():
-            buckets[kind][number] += call.counts
-        life += call.counts
+            buckets[kind][number] = buckets[kind][number].plus(call.counts)
+        life = life.plus(call.counts)
         last = minute if last is None else max(last, minute)
     oldest = {
         kind: min(now.first_bucket(name) for name, (of, _) in WINDOWS.items() if of == kind)
@@ -87,7 +87,7 @@ def window_fields(calls: Sequence[Bucketed], counted_at_ms: int, zone: tzinfo) -
         total = Counts()
         for number, counts in buckets[kind].items():
             if number >= first:
-                total += counts
+                total = total.plus(counts)
         sums.append(packed(total))
     fields[LIFE_FIELD] = packed(life)
     if last is not None:
@@ -119,7 +119,9 @@ async def write_scope(
             name: value for name, value in window_fields(calls, counted_at_ms, zone).items()
         }
         await redis.hset(window_key, mapping=fields)
-    life = sum((call.counts for call in calls), Counts())
+    life = Counts()
+    for call in calls:
+        life = life.plus(call.counts)
     totals = {
         "totalCount": records,
         "unCallCount": 0,
