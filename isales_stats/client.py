@@ -5,6 +5,9 @@
         failures = client.fail_categories(1, "1001", date(2026, 12, 1), date(2026, 12, 6))
         hours = client.history(1, "1001", interval="hour")
         minutes = client.progress(1, "1001", minutes=30)
+        rates = client.abandon_rate(1, basis="all")
+        paces = client.pacing(1, "1001")
+        exported = client.export(1, "hours.csv", history=True, interval="hour")
 
     async for change in watch(url, 1, access_key=access_key, secret_key=secret_key):
         print(change.campaign_id, change.counters["totalCalledCount"])
@@ -18,20 +21,27 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
 import shlex
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import httpx
 
 # Re-exported: callers of the client build their own requests with them too.
+from isales_stats.core.interface import ABANDON_RATE_PATH as ABANDON_RATE_PATH
 from isales_stats.core.interface import CONTENT_TYPE as CONTENT_TYPE
 from isales_stats.core.interface import FAIL_CATEGORY_PATH as FAIL_CATEGORY_PATH
+from isales_stats.core.interface import HISTORY_EXPORT_PATH as HISTORY_EXPORT_PATH
 from isales_stats.core.interface import HISTORY_PATH as HISTORY_PATH
+from isales_stats.core.interface import PACING_PATH as PACING_PATH
 from isales_stats.core.interface import PROGRESS_PATH as PROGRESS_PATH
+from isales_stats.core.interface import STATISTICS_EXPORT_PATH as STATISTICS_EXPORT_PATH
 from isales_stats.core.interface import STATISTICS_PATH as STATISTICS_PATH
 from isales_stats.core.interface import STREAM_PATH as STREAM_PATH
 from isales_stats.core.interface import parse_change_id
@@ -181,6 +191,28 @@ class StatisticsClient:
             params["minutes"] = minutes
         return self._http.build_request("GET", PROGRESS_PATH.format(vdn_id=vdn_id), params=params)
 
+    def build_abandon_rate_request(
+        self,
+        vdn_id: int,
+        campaign_id: str | None = None,
+        batch_id: str | None = None,
+        basis: str = "live",
+    ) -> httpx.Request:
+        """The unsigned abandon-rate request (every campaign without ``campaign_id``; basis
+        "live", the API's default, or "all")."""
+        params = _scope(campaign_id, batch_id)
+        if basis != "live":
+            params["basis"] = basis
+        path = ABANDON_RATE_PATH.format(vdn_id=vdn_id)
+        return self._http.build_request("GET", path, params=params)
+
+    def build_pacing_request(
+        self, vdn_id: int, campaign_id: str | None = None, batch_id: str | None = None
+    ) -> httpx.Request:
+        """The unsigned pacing request (every campaign without ``campaign_id``)."""
+        path = PACING_PATH.format(vdn_id=vdn_id)
+        return self._http.build_request("GET", path, params=_scope(campaign_id, batch_id))
+
     def send(self, request: httpx.Request) -> httpx.Response:
         """Any request built above, signed as it goes; the raw response, whatever its status."""
         return self._http.send(request)
@@ -229,6 +261,102 @@ class StatisticsClient:
         points: list[dict[str, Any]] = _body(self.send(request))["data"]["points"]
         return points
 
+    def build_export_request(
+        self,
+        vdn_id: int,
+        *,
+        history: bool = False,
+        campaign_id: str | None = None,
+        batch_id: str | None = None,
+        start: date | None = None,
+        end: date | None = None,
+        interval: str = "day",
+        export_format: str = "csv",
+    ) -> httpx.Request:
+        """The unsigned request of the statistics export, or with ``history`` of the history's
+        (every campaign without ``campaign_id``; no dates: today)."""
+        params: dict[str, str] = {"format": export_format}
+        if campaign_id is not None:
+            params["campaignId"] = campaign_id
+        if batch_id is not None:
+            params["batchId"] = batch_id
+        path = STATISTICS_EXPORT_PATH
+        if history:
+            params.update(_dates(start, end), interval=interval)
+            path = HISTORY_EXPORT_PATH
+        return self._http.build_request("GET", path.format(vdn_id=vdn_id), params=params)
+
+    def export(
+        self,
+        vdn_id: int,
+        destination: str | os.PathLike[str] | None = None,
+        *,
+        history: bool = False,
+        campaign_id: str | None = None,
+        batch_id: str | None = None,
+        start: date | None = None,
+        end: date | None = None,
+        interval: str = "day",
+        export_format: str = "csv",
+        progress: Callable[[int, int], None] | None = None,
+    ) -> ExportedFile:
+        """The statistics, or with ``history`` the history, streamed into a file (as
+        ``download`` says); its parameters as ``build_export_request`` takes them."""
+        request = self.build_export_request(
+            vdn_id, history=history, campaign_id=campaign_id, batch_id=batch_id, start=start,
+            end=end, interval=interval, export_format=export_format,
+        )  # fmt: skip
+        return self.download(request, destination, progress)
+
+    def download(
+        self,
+        request: httpx.Request,
+        destination: str | os.PathLike[str] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> ExportedFile:
+        """Stream an export's answer (``build_export_request``) into a file: ``destination``,
+        else the name the API gives, in the current directory (or in ``destination``, a
+        directory). ``progress(rows, bytes)`` is called as they arrive.
+
+        The file appears only complete: it is written as ``destination.part`` and renamed
+        once the API ended the transfer. A transfer cut short (the API failed midway, or the
+        connection was lost) removes the part and raises ``IncompleteExport``; an answer
+        other than 200 raises ``StatisticsApiError`` before anything is written.
+        """
+        response = self._http.send(request, stream=True)
+        try:
+            if response.status_code != 200:
+                response.read()
+                _body(response)
+            target = Path(destination or _attachment_name(response))
+            if target.is_dir():
+                target /= _attachment_name(response)
+            return _download(response, target, progress)
+        finally:
+            response.close()
+
+    def abandon_rate(
+        self,
+        vdn_id: int,
+        campaign_id: str | None = None,
+        batch_id: str | None = None,
+        basis: str = "live",
+    ) -> dict[str, Any]:
+        """``data`` of the abandon rate: the VDN's limit, ``total`` and ``campaigns`` (each with
+        its ``batches``), each with its windows today, rolling24h, rolling30d and life."""
+        request = self.build_abandon_rate_request(vdn_id, campaign_id, batch_id, basis)
+        data: dict[str, Any] = _body(self.send(request))["data"]
+        return data
+
+    def pacing(
+        self, vdn_id: int, campaign_id: str | None = None, batch_id: str | None = None
+    ) -> dict[str, Any]:
+        """``data`` of the pacing: ``now``, ``total`` and ``campaigns`` (each with its
+        ``batches``), each with its records, paces per minute, state and ETA."""
+        request = self.build_pacing_request(vdn_id, campaign_id, batch_id)
+        data: dict[str, Any] = _body(self.send(request))["data"]
+        return data
+
     def curl_command(
         self,
         vdn_id: int,
@@ -269,6 +397,12 @@ def _dates(start: date | None, end: date | None) -> dict[str, str]:
     return {name: day.isoformat() for name, day in dates.items() if day is not None}
 
 
+def _scope(campaign_id: str | None, batch_id: str | None) -> dict[str, str]:
+    """campaignId and batchId when given (the API refuses a batch without its campaign)."""
+    scope = {"campaignId": campaign_id, "batchId": batch_id}
+    return {name: value for name, value in scope.items() if value is not None}
+
+
 def _body(response: httpx.Response) -> dict[str, Any]:
     """The answer's JSON; ``StatisticsApiError`` on anything but a 200."""
     if response.status_code != 200:
@@ -280,6 +414,55 @@ def _body(response: httpx.Response) -> dict[str, Any]:
         raise StatisticsApiError(response.status_code, code, description)
     answer: dict[str, Any] = response.json()
     return answer
+
+
+class IncompleteExport(Exception):
+    """An export's transfer was cut short, by the API (which fails midway that way: docs/api.md,
+    "Exports") or by the connection; nothing was left at the destination."""
+
+
+@dataclass(frozen=True)
+class ExportedFile:
+    """A complete export: where it is, its rows (without the CSV header) and its bytes."""
+
+    path: Path
+    rows: int
+    size: int
+
+
+def _download(
+    response: httpx.Response, target: Path, progress: Callable[[int, int], None] | None
+) -> ExportedFile:
+    """The body of ``response`` into ``target``, by way of ``target.part`` (see ``export``)."""
+    # Ids hold no line break (core/keys.py): a row is a line, and a CSV's first line its header.
+    header_lines = 1 if response.headers.get("content-type", "").startswith("text/csv") else 0
+    partial = target.with_name(target.name + ".part")
+    lines = size = 0
+    try:
+        with partial.open("wb") as file:
+            for chunk in response.iter_bytes():
+                file.write(chunk)
+                lines += chunk.count(b"\n")
+                size += len(chunk)
+                if progress is not None:
+                    progress(max(lines - header_lines, 0), size)
+    except httpx.HTTPError as error:
+        partial.unlink(missing_ok=True)
+        raise IncompleteExport(
+            f"the export was cut short after {size} bytes ({error}); nothing was written"
+        ) from error
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    partial.replace(target)
+    return ExportedFile(target, max(lines - header_lines, 0), size)
+
+
+def _attachment_name(response: httpx.Response) -> str:
+    """The file name of ``Content-Disposition``, without any directory in it."""
+    match = re.search(r'filename="([^"]+)"', response.headers.get("content-disposition", ""))
+    name = Path(match.group(1)).name if match else ""
+    return name if name not in ("", ".", "..") else "export"
 
 
 # --- push: the statistics as they change (docs/api.md, "Push") ----------------------------------

@@ -126,7 +126,11 @@ def test_every_read_interface_module_is_served() -> None:
     assert [path.split("}", 1)[1] for path in paths] == [
         "/failcategorystatistics",
         "/statistics",
+        "/statistics/abandonrate",
+        "/statistics/export",
         "/statistics/history",
+        "/statistics/history/export",
+        "/statistics/pacing",
         "/statistics/progress",
         "/statistics/stream",
     ]

@@ -16,7 +16,12 @@ import pytest
 from pydantic import SecretStr
 
 from isales_stats.commands import cli
-from isales_stats.core.interface import HISTORY_PATH, PROGRESS_PATH
+from isales_stats.core.interface import (
+    ABANDON_RATE_PATH,
+    HISTORY_PATH,
+    PACING_PATH,
+    PROGRESS_PATH,
+)
 from isales_stats.core.settings import Settings
 
 
@@ -116,6 +121,21 @@ def test_query_progress_asks_for_the_minutes_given(capsys: pytest.CaptureFixture
 
 
 @pytest.mark.usefixtures("signing_settings")
+def test_query_abandon_rate_and_pacing_ask_for_their_scope(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = "http://api.invalid:8000"
+    abandon = ["query", "--vdn", "7", "--abandon-rate", "--basis", "all", "--url", url, "--curl"]
+    assert cli.main(abandon) == 0
+    out = capsys.readouterr().out
+    assert f"{url}{ABANDON_RATE_PATH.format(vdn_id=7)}?basis=all'" in out
+    pacing = ["query", "--vdn", "7", "--campaign", "C1", "--batch", "B1", "--pacing"]
+    assert cli.main([*pacing, "--url", url, "--curl"]) == 0
+    out = capsys.readouterr().out
+    assert f"{url}{PACING_PATH.format(vdn_id=7)}?campaignId=C1&batchId=B1'" in out
+
+
+@pytest.mark.usefixtures("signing_settings")
 @pytest.mark.parametrize(
     ("options", "said"),
     [
@@ -124,6 +144,7 @@ def test_query_progress_asks_for_the_minutes_given(capsys: pytest.CaptureFixture
         (["--from", "2025-01-01"], "--from and --to go with --fails or --history"),
         (["--minutes", "5"], "--minutes goes with --progress"),
         (["--campaign", "C1", "--progress", "--batch", "B1"], "--batch has no meaning there"),
+        (["--pacing", "--basis", "all"], "--basis goes with --abandon-rate"),
     ],
 )
 def test_query_refuses_options_the_read_would_drop(

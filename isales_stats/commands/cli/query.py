@@ -1,8 +1,8 @@
 """``isales-stats query``: call the statistics API, signed, and print the answer.
 
 One read per call: the statistics by default, or the read its flag chooses (``--fails``,
-``--history``, ``--progress``). A new read is a flag in the ``reads`` group of ``register``, a
-line in the description, a branch in ``build_read_request`` (a
+``--history``, ``--progress``, ``--abandon-rate``, ``--pacing``). A new read is a flag in the
+``reads`` group of ``register``, a line in the description, a branch in ``build_read_request`` (a
 ``StatisticsClient.build_..._request``), and a rule in ``query_misuse`` for each option it does
 not take.
 """
@@ -40,6 +40,13 @@ together).
               --hourly
   --progress  the campaign's calls, connects and finished records per minute,
               over the last --minutes (default 60)
+  --abandon-rate
+              abandoned calls against the VDN's limit, today, over the
+              rolling 24 hours and 30 days, and over each scope's life, of
+              the VDN's campaigns (or of --campaign, --batch); over the live
+              calls, or over every call with --basis all
+  --pacing    records finished and left, calls and records per minute,
+              state and ETA of the VDN's campaigns (or of --campaign, --batch)
 
 --fails and --history read the days from --from to --to (default: today).
 
@@ -51,6 +58,8 @@ Examples:
   isales-stats query --vdn 1 --campaign 1001 --history --hourly
   isales-stats query --vdn 1 --campaign 1001 --fails --from 2025-01-01 --curl
   isales-stats query --vdn 1 --campaign 1001 --progress --minutes 15
+  isales-stats query --vdn 1 --abandon-rate --basis all
+  isales-stats query --vdn 1 --campaign 1001 --pacing
 """
 
 
@@ -83,6 +92,16 @@ def register(commands: Subcommands) -> None:
         action="store_true",
         help="the campaign's calls, connects and finished records per minute",
     )
+    reads.add_argument(
+        "--abandon-rate",
+        action="store_true",
+        help="abandoned calls against the VDN's limit, by window (of --campaign, --batch)",
+    )
+    reads.add_argument(
+        "--pacing",
+        action="store_true",
+        help="records done and left, paces, state and ETA (of --campaign, --batch)",
+    )
     query.add_argument(
         "--from",
         dest="start",
@@ -98,6 +117,12 @@ def register(commands: Subcommands) -> None:
         help="with --fails or --history: the last day, YYYY-MM-DD",
     )
     query.add_argument("--hourly", action="store_true", help="with --history: per hour")
+    query.add_argument(
+        "--basis",
+        choices=("live", "all"),
+        default=None,
+        help="with --abandon-rate: over the live calls (the default) or over all calls",
+    )
     query.add_argument(
         "--minutes",
         type=int,
@@ -155,6 +180,12 @@ def build_read_request(client: StatisticsClient, arguments: argparse.Namespace) 
         return client.build_progress_request(
             arguments.vdn, arguments.campaign or "", arguments.minutes
         )
+    if arguments.abandon_rate:
+        return client.build_abandon_rate_request(
+            arguments.vdn, arguments.campaign, arguments.batch, arguments.basis or "live"
+        )
+    if arguments.pacing:
+        return client.build_pacing_request(arguments.vdn, arguments.campaign, arguments.batch)
     return client.build_request(arguments.vdn, arguments.campaign, arguments.batch)
 
 
@@ -166,6 +197,8 @@ def query_misuse(arguments: argparse.Namespace) -> str | None:
         return "--progress reads a campaign's minutes: --batch has no meaning there"
     if arguments.minutes is not None and not arguments.progress:
         return "--minutes goes with --progress"
+    if arguments.basis is not None and not arguments.abandon_rate:
+        return "--basis goes with --abandon-rate"
     if arguments.hourly and not arguments.history:
         return "--hourly goes with --history"
     if (arguments.start or arguments.end) and not (arguments.fails or arguments.history):
