@@ -32,6 +32,16 @@ documents the same layout.
     {P}:{vdn:c}:progress:current                 hash   the minute still accumulating
     {P}:{vdn:c}:changes                          stream the campaign's counters after each
                                                         change, capped (push)
+    {P}:{vdn:c}:outbox                           stream notifications decided by counting or the
+                                                        sweep, not yet delivered everywhere
+    {P}:{vdn:c}:outbox:cursors                   hash   subscription id -> last entry delivered
+    {P}:{vdn:c}:notified                         hash   what was notified: the states whose
+                                                        crossings make notifications
+    {P}:outbox:due                               zset   "vdn:campaignId" with an outbox to look
+                                                        at -> epoch ms since when
+    {P}:outbox:wake                              channel the same members, as they are due
+    {P}:webhooks:subscriptions                   hash   subscription id -> its JSON
+    {P}:webhooks:dead                            stream deliveries given up, replayable
     {P}:{vdn:c}:life                             hash   lifecycle: active, closed, released,
                                                         deleted (the tombstone, expires)
     {P}:lifecycle                                zset   "vdn:campaignId" -> when to look next
@@ -104,7 +114,10 @@ CAMPAIGN_KEY_SUFFIXES = {
     "hours": ":hours",  # after a day key: the day's counters per hour
     "fails": ":fails",  # after a day key: the day's failed calls by failCode
     "changes": ":changes",
-    "window": ":window",  # after a scope's base (the campaign's, or a batch's)
+    "window": ":window",
+    "outbox": ":outbox",
+    "outbox_cursors": ":outbox:cursors",
+    "notified": ":notified",  # after a scope's base (the campaign's, or a batch's)
 }
 # The fields of a campaign's lifecycle hash (engine/campaign_lifecycle.lua): the worker-clock
 # day (days since the epoch) of its last counted event, and epoch seconds of its end, of the
@@ -247,6 +260,36 @@ class KeyLayout:
         if batch_id is not None:
             base += _S["batch"] + batch_id
         return base + _S["window"]
+
+    def campaign_outbox(self, vdn_id: int, campaign_id: str) -> str:
+        """Stream of the campaign's notifications (fields id, type, timestamp, data), in the
+        order they were decided; trimmed once every subscription has them."""
+        return self.campaign_base(vdn_id, campaign_id) + _S["outbox"]
+
+    def campaign_outbox_cursors(self, vdn_id: int, campaign_id: str) -> str:
+        """Subscription id -> the id of the last outbox entry delivered (or given up) to it."""
+        return self.campaign_base(vdn_id, campaign_id) + _S["outbox_cursors"]
+
+    def campaign_notified(self, vdn_id: int, campaign_id: str) -> str:
+        """The states notified so far (finished, stalled, each window's abandon status, days
+        closed, the notification sequence): a crossing is notified once."""
+        return self.campaign_base(vdn_id, campaign_id) + _S["notified"]
+
+    def outbox_due(self) -> str:
+        """Campaigns ("vdnId:campaignId") whose outbox a notifier must look at -> epoch ms."""
+        return f"{self.prefix}:outbox:due"
+
+    def outbox_wake_channel(self) -> str:
+        """Pub/Sub: the same members, published as notifications are written (a channel)."""
+        return f"{self.prefix}:outbox:wake"
+
+    def webhook_subscriptions(self) -> str:
+        """Subscription id -> its JSON (url, VDNs, secret, kinds, created)."""
+        return f"{self.prefix}:webhooks:subscriptions"
+
+    def webhook_dead_letters(self) -> str:
+        """Deliveries given up after the retry period, with the reason: what replay sends."""
+        return f"{self.prefix}:webhooks:dead"
 
     def campaign_progress(self, vdn_id: int, campaign_id: str) -> str:
         """Stream of finished minutes: id = the minute's start, fields calls/connects/finished."""
