@@ -27,6 +27,8 @@ from isales_stats.api.schemas import Count, Success
 from isales_stats.core import decisions
 from isales_stats.core.decisions import BASES, AbandonLimit, Basis, ScopeCounts, abandon_rates
 from isales_stats.core.interface import ABANDON_RATE_PATH
+from isales_stats.core.settings import Settings
+from isales_stats.engine.decisions import DecisionCounts
 
 router = APIRouter()
 
@@ -148,21 +150,24 @@ async def abandon_rate(
     reader: DecisionsReaderDep,
 ) -> Response:
     """Abandoned calls over the calls answered (or made), by window, against the limit."""
-    query, settings = guarded.query, guarded.settings
-    limit = AbandonLimit(settings.abandon_limit_of(query.vdn_id), settings.abandon_warning_fraction)
+    query = guarded.query
     read = await guarded.read(reader.counts_read(query.vdn_id, query.campaign_id, query.batch_id))
+    return success(answer(read, guarded.settings, query.vdn_id, query.basis))
+
+
+def answer(read: DecisionCounts, settings: Settings, vdn_id: int, basis: Basis) -> dict[str, Any]:
+    """The answer's ``data`` for what was read: also the wallboard's (api/routes/live.py)."""
+    limit = AbandonLimit(settings.abandon_limit_of(vdn_id), settings.abandon_warning_fraction)
 
     def windows(counts: ScopeCounts) -> dict[str, Any]:
-        rates = abandon_rates(counts, query.basis, limit)
+        rates = abandon_rates(counts, basis, limit)
         return {name: _window(rate) for name, rate in rates.items()}
 
-    return success(
-        {
-            "vdnId": query.vdn_id,
-            "timeZone": settings.time_zone_name_of(query.vdn_id),
-            "basis": query.basis,
-            "limitPercent": limit.limit_percent,
-            "warningPercent": limit.warning_percent,
-            **by_scope(read, windows),
-        }
-    )
+    return {
+        "vdnId": vdn_id,
+        "timeZone": settings.time_zone_name_of(vdn_id),
+        "basis": basis,
+        "limitPercent": limit.limit_percent,
+        "warningPercent": limit.warning_percent,
+        **by_scope(read, windows),
+    }

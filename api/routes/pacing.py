@@ -27,7 +27,9 @@ from isales_stats.api.responses import CAMPAIGN_TOO_LONG, MISSING_CONTENT_TYPE, 
 from isales_stats.api.schemas import Count, Success
 from isales_stats.core.decisions import PACE_WINDOWS, ScopeCounts, pace
 from isales_stats.core.interface import PACING_PATH
+from isales_stats.core.settings import Settings
 from isales_stats.core.windows import minute_start
+from isales_stats.engine.decisions import DecisionCounts
 
 router = APIRouter()
 
@@ -152,10 +154,15 @@ async def pacing(
     reader: DecisionsReaderDep,
 ) -> Response:
     """How far each scope is, how fast it goes and when it may be done."""
-    query, settings = guarded.query, guarded.settings
-    zone = settings.time_zone_of(query.vdn_id)
-    stall_minutes = settings.stall_minutes
+    query = guarded.query
     read = await guarded.read(reader.counts_read(query.vdn_id, query.campaign_id, query.batch_id))
+    return success(answer(read, guarded.settings, query.vdn_id))
+
+
+def answer(read: DecisionCounts, settings: Settings, vdn_id: int) -> dict[str, Any]:
+    """The answer's ``data`` for what was read: also the wallboard's (api/routes/live.py)."""
+    zone = settings.time_zone_of(vdn_id)
+    stall_minutes = settings.stall_minutes
     now_ms = read.now_ms
 
     def figures(counts: ScopeCounts) -> dict[str, Any]:
@@ -182,12 +189,10 @@ async def pacing(
             "etaReason": paced.eta_reason,
         }
 
-    return success(
-        {
-            "vdnId": query.vdn_id,
-            "timeZone": settings.time_zone_name_of(query.vdn_id),
-            "now": _moment(now_ms // 1000, zone),
-            "stallMinutes": stall_minutes,
-            **by_scope(read, figures),
-        }
-    )
+    return {
+        "vdnId": vdn_id,
+        "timeZone": settings.time_zone_name_of(vdn_id),
+        "now": _moment(now_ms // 1000, zone),
+        "stallMinutes": stall_minutes,
+        **by_scope(read, figures),
+    }
