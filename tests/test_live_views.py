@@ -1,4 +1,4 @@
-"""What people look at, on a real workload: the Grafana dashboards and the live page.
+"""What people look at, on a real workload: the Grafana dashboards and the counters page.
 
 One real worker, one real API, real Kafka and Redis, traffic from ``isales-stats simulate``:
 
@@ -6,8 +6,9 @@ One real worker, one real API, real Kafka and Redis, traffic from ``isales-stats
   after the first: the progress stream gets an entry only when a minute is over, and the counting
   script closes a campaign's minute when its next events arrive in a later minute (by the
   worker's clock). The wait runs in a thread while the browser test below runs.
-* VDN 2 feeds the live page, in a real headless Chromium (Debian's package, driven by
-  Playwright; nothing is downloaded), while its traffic flows.
+* VDN 2 feeds the counters page (GET /counters), in a real headless Chromium (Debian's package,
+  driven by Playwright; nothing is downloaded: tests/support/browser.py), while its traffic
+  flows. The wallboard at / has its own workload: tests/test_wallboard.py.
 
 Grafana itself cannot be installed here; tests/support/grafana.py plays its part and runs
 every target of every dashboard against the real Redis.
@@ -16,7 +17,6 @@ every target of every dashboard against the real Redis.
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 import time
 import uuid
@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 from pydantic import SecretStr
 
 from isales_stats.client import StatisticsClient
@@ -38,6 +38,7 @@ from isales_stats.core.keys import DAILY_COUNTERS, TOTAL_COUNTERS, KeyLayout
 from isales_stats.core.settings import Settings
 from isales_stats.engine.topics import ensure_topics
 from tests.support.api_process import ApiProcess
+from tests.support.browser import chromium
 from tests.support.cleanup import delete_keys
 from tests.support.credentials import ACCESS_KEY, SECRET_KEY, TEST_KEYS
 from tests.support.grafana import (
@@ -57,22 +58,10 @@ pytestmark = pytest.mark.stack
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
-# Chromium as the machine notes prescribe: no sandbox (root), and no calls home, which this
-# machine's closed network refuses many at a time.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 DASHBOARD_VDN, PAGE_VDN = 1, 2
 CAMPAIGNS, BATCHES = ("1001", "1002"), ("batch-1", "batch-2")
 SHAPE = ["--campaigns", "2", "--batches", "2", "--first-campaign", "1001", "--timeline", "live"]
-# The counters the live page shows, in its column order; those that never go down.
+# The counters the counters page shows, in its column order; those that never go down.
 PAGE_COUNTERS = (*DAILY_COUNTERS, *TOTAL_COUNTERS)
 GROWING = {"dailyCalledCount", "dailyCallSucc", "dailyFinishCount", "dailyCount"} | {
     "totalCalledCount",
@@ -196,26 +185,13 @@ def workload(
     delete_keys(settings.redis_url, settings.key_prefix)
 
 
-# --- the live page --------------------------------------------------------------------------
+# --- the counters page --------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists() and shutil.which("chromium") is None:
-        pytest.fail(
-            "Chromium is missing: `make install` installs Debian's chromium package "
-            "(deploy/scripts/install-system-packages.sh), or run apt-get install -y chromium"
-        )
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM if CHROMIUM.exists() else shutil.which("chromium")),
-            headless=True,
-            args=CHROMIUM_ARGS,
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with chromium() as launched:
+        yield launched
 
 
 def page_numbers(page: Page) -> dict[str, int]:
@@ -255,7 +231,7 @@ def campaign_rows(numbers: dict[str, int]) -> dict[str, int]:
     return {key: value for key, value in numbers.items() if key.split("|")[1] == ""}
 
 
-def test_the_live_page_follows_a_running_workload(workload: Workload, browser: Browser) -> None:
+def test_the_counters_page_follows_a_running_workload(workload: Workload, browser: Browser) -> None:
     traffic = ServiceProcess(
         workload.settings,
         "simulate", "--vdn", str(PAGE_VDN), *SHAPE, "--records", "40", "--seed", "3",
@@ -267,8 +243,8 @@ def test_the_live_page_follows_a_running_workload(workload: Workload, browser: B
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     with traffic:
-        page.goto(f"{workload.base_url}/?vdn={PAGE_VDN}&interval=500")
-        assert page.title() == "isales-stats: live statistics"
+        page.goto(f"{workload.base_url}/counters?vdn={PAGE_VDN}&interval=500")
+        assert page.title() == "isales-stats: counters"
 
         def calls_shown() -> int:
             return sum(v for k, v in page_numbers(page).items() if k.endswith("|totalCalledCount"))
@@ -280,7 +256,7 @@ def test_the_live_page_follows_a_running_workload(workload: Workload, browser: B
         changed = wait_for(lambda: page_numbers(page) != first, 15)
         assert changed, "the numbers on the page did not change while traffic flowed"
         ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "live-page-running.png"), full_page=True)
+        page.screenshot(path=str(ARTIFACTS / "counters-page-running.png"), full_page=True)
         assert events_of(page) > events
         # While it changes, a campaign's row shows what the API serves: between a read of the
         # API just before a pushed change and one just after it, for the counters that only
@@ -308,7 +284,7 @@ def test_the_live_page_follows_a_running_workload(workload: Workload, browser: B
     assert page.get_attribute("#status", "data-mode") == "stream"
     # Without the stream (?stream=0, as when it fails) the page polls, to the same numbers.
     polling = context.new_page()
-    polling.goto(f"{workload.base_url}/?vdn={PAGE_VDN}&interval=500&stream=0")
+    polling.goto(f"{workload.base_url}/counters?vdn={PAGE_VDN}&interval=500&stream=0")
     assert wait_for(lambda: refreshes_of(polling) >= 2, 10)
     assert polling.get_attribute("#status", "data-mode") == "polling"
     assert page_numbers(polling) == wanted
@@ -333,7 +309,7 @@ def test_the_live_page_follows_a_running_workload(workload: Workload, browser: B
         assert shown == {name: before[name] for name in shown}
         assert len(shown) == 4
     assert not errors, errors
-    page.screenshot(path=str(ARTIFACTS / "live-page.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / "counters-page.png"), full_page=True)
     context.close()
     assert httpx.get(f"{workload.operations_url}/docs", timeout=5).status_code == 200
 

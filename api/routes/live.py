@@ -1,26 +1,34 @@
-"""GET /: a live page of one VDN's counters; GET /live/stream/{vdnId}: the changes it follows;
-GET /live/statistics/{vdnId}: the JSON it polls when the stream fails.
+"""GET /: the wallboard of one VDN; GET /counters: every counter of its campaigns and batches;
+the JSON they read and the changes they follow, under /live/.
 
-The page shows yesterday's daily counters next to today's: the JSON carries both days, read from
-the same keys as the statistics interface (yesterday's day rows are kept for the retention).
-Yesterday's read is kept for ``YESTERDAY_SECONDS`` per VDN and process: it only changes by late
-events, and the endpoint has no flow control, so a page left open costs one read a second.
+The wallboard (api/static/live.html) shows per campaign its progress, connect rate, 30-day
+abandon rate against the VDN's limit, calls per minute over the last hour and ETA, with the
+VDN's total and clock. It reads GET /live/wallboard/{vdnId}: the answers of the abandon-rate
+(basis live) and pacing interfaces for the whole VDN, worked out by their own code
+(api/routes/abandon_rate.py, pacing.py) from one read of the VDN's windows, and each live
+campaign's calls in its last ``WALLBOARD_MINUTES`` minutes, as the progress interface reads them.
 
-The statistics interface needs an AK/SK signature, and a page in a browser could only make one
-by holding a secret key. So the page reads a same-origin endpoint of its own, without a
-signature, and both exist only when ``live_page_enabled`` (ISALES_LIVE_PAGE_ENABLED) is on: off
-by default, on in ``isales-stats demo``. Switched on, anyone who reaches the API reads every
-VDN's counters (read only, outside flow control): keep it to a trusted network, or behind a proxy
+The counters page (api/static/counters.html) shows yesterday's daily counters next to today's:
+GET /live/statistics/{vdnId} carries both days, read from the same keys as the statistics
+interface (yesterday's day rows are kept for the retention). Yesterday's read is kept for
+``YESTERDAY_SECONDS`` per VDN and process: it only changes by late events, and the endpoint has
+no flow control, so a page left open costs one read a second.
+
+The interfaces need an AK/SK signature, and a page in a browser could only make one by holding a
+secret key. So the pages read same-origin endpoints of their own, without a signature, and all
+exist only when ``live_page_enabled`` (ISALES_LIVE_PAGE_ENABLED) is on: off by default, on in
+``isales-stats demo``. Switched on, anyone who reaches the API reads every VDN's counters and
+decisions (read only, outside flow control): keep it to a trusted network, or behind a proxy
 that authenticates. Switched off, / answers 404 in iSales' envelope, naming the interfaces of
 the port, where their documentation is, and how to switch the page on.
 
-The page follows the VDN's changes as Server-Sent Events (the push of api/push/, on the same
+Both pages follow the VDN's changes as Server-Sent Events (the push of api/push/, on the same
 terms as the JSON: no signature, only when the page is on; each browser address counts as one
 key for the subscriber caps, found as everywhere in the API: behind ISALES_TRUSTED_PROXIES, the
 address they forwarded, so that one proxy's browsers are not all one address). When the stream
-fails, it polls the JSON until the stream is back.
+fails, they poll their JSON until the stream is back.
 
-The page is one HTML file with inline JavaScript (api/static/live.html), no build step.
+Each page is one HTML file with inline JavaScript (api/static/), no build step.
 """
 
 from __future__ import annotations
@@ -29,24 +37,37 @@ import re
 import time
 from datetime import date, timedelta
 from importlib.resources import files
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
 from isales_stats.api.auth import client_address
-from isales_stats.api.dependencies import HubDep, ReaderDep, SettingsDep
+from isales_stats.api.decisions import DecisionsReaderDep
+from isales_stats.api.dependencies import HubDep, ReaderDep, SettingsDep, one_reader
 from isales_stats.api.errors import ErrorCode, ParameterError, error_response
 from isales_stats.api.push.stream import last_event_id, open_stream
+from isales_stats.api.routes import abandon_rate, pacing
 from isales_stats.core.days import today_in
 from isales_stats.core.events import MAX_VDN_ID, MIN_VDN_ID
 from isales_stats.core.settings import Settings
+from isales_stats.engine.decisions import DecisionsReader
+from isales_stats.engine.progress import ProgressReader
+from isales_stats.engine.reads import reads_together, run_read
 from isales_stats.engine.statistics import StatisticsReader
+
+ProgressReaderDep = Annotated[ProgressReader, Depends(one_reader(ProgressReader))]
 
 LIVE_STATISTICS_PATH = "/live/statistics/{vdnId}"
 LIVE_STREAM_PATH = "/live/stream/{vdnId}"
-PAGE = files("isales_stats.api").joinpath("static", "live.html").read_bytes()
+WALLBOARD_PATH = "/live/wallboard/{vdnId}"
+COUNTERS_PAGE_PATH = "/counters"
+_STATIC = files("isales_stats.api").joinpath("static")
+PAGE = _STATIC.joinpath("live.html").read_bytes()
+COUNTERS_PAGE = _STATIC.joinpath("counters.html").read_bytes()
+# The wallboard's line of calls per minute: the last hour, as the progress interface answers it.
+WALLBOARD_MINUTES = 60
 OFF_MESSAGE = (
     "The live page is off: start the API with ISALES_LIVE_PAGE_ENABLED=true to serve it here "
     "(it shows every VDN's counters without a signature: trusted networks only)."
@@ -99,7 +120,19 @@ def build_router(settings: Settings) -> APIRouter:
         request.state.client_address = address  # the access log's "client"
         return await open_stream(hub, vdn_id, None, f"live:{address}", last_event_id(request))
 
+    async def live_wallboard(
+        vdnId: str,
+        decisions: DecisionsReaderDep,
+        progress: ProgressReaderDep,
+        settings: SettingsDep,
+    ) -> Response:
+        """The VDN's abandon rates, pacing and each campaign's calls per minute."""
+        return await wallboard_body(vdnId, decisions, progress, settings)
+
     router.add_api_route("/", live_page, methods=["GET"], include_in_schema=False)
+    router.add_api_route(
+        COUNTERS_PAGE_PATH, counters_page, methods=["GET"], include_in_schema=False
+    )
     router.add_api_route(
         LIVE_STREAM_PATH,
         live_stream,
@@ -131,12 +164,35 @@ def build_router(settings: Settings) -> APIRouter:
             503: {"description": "Redis is unreachable; try again."},
         },
     )
+    router.add_api_route(
+        WALLBOARD_PATH,
+        live_wallboard,
+        methods=["GET"],
+        response_model=None,
+        summary="A VDN's abandon rates, pacing and calls per minute for the wallboard (no "
+        "signature; ISALES_LIVE_PAGE_ENABLED)",
+        responses={
+            200: {
+                "description": "vdnId; abandonRate and pacing, the data of the abandon-rate "
+                "(basis live) and pacing interfaces for every live campaign of the VDN, from one "
+                f"read; progress: minutes ({WALLBOARD_MINUTES}) and, per campaign, the calls of "
+                "each of its last minutes, the current one last."
+            },
+            400: {"description": f"vdnId is not an integer from {MIN_VDN_ID} to {MAX_VDN_ID}."},
+            503: {"description": "Redis is unreachable; try again."},
+        },
+    )
     return router
 
 
 async def live_page() -> Response:
-    """The live page: campaigns and batches of a VDN (?vdn=), refreshed every second."""
+    """The wallboard: the campaigns of a VDN (?vdn=), read as they change."""
     return HTMLResponse(PAGE, headers={"Cache-Control": "no-store"})
+
+
+async def counters_page() -> Response:
+    """Every counter of a VDN's campaigns and batches (?vdn=), yesterday's beside today's."""
+    return HTMLResponse(COUNTERS_PAGE, headers={"Cache-Control": "no-store"})
 
 
 async def live_page_off(request: Request, settings: SettingsDep) -> Response:
@@ -180,6 +236,40 @@ async def live_body(
         "countDetail": detail,
         "yesterday": yesterday.isoformat(),
         "yesterdayDetail": before,
+    }
+    return Response(
+        orjson.dumps(body), media_type="application/json", headers={"Cache-Control": "no-store"}
+    )
+
+
+async def wallboard_body(
+    vdnId: str, decisions: DecisionsReader, progress: ProgressReader, settings: Settings
+) -> Response:
+    """The wallboard's JSON: both interfaces' answers from one read of the VDN's windows (the
+    same instant for both), then the last minutes of the campaigns it found, in one round trip."""
+    vdn_id = _checked_vdn_id(vdnId)
+    read = await run_read(decisions.redis, decisions.counts_read(vdn_id))
+    campaign_ids = [campaign.campaign_id for campaign in read.campaigns]
+    minutes = await run_read(
+        progress.redis,
+        reads_together(
+            [
+                progress.last_minutes_read(vdn_id, campaign_id, WALLBOARD_MINUTES)
+                for campaign_id in campaign_ids
+            ]
+        ),
+    )
+    body = {
+        "vdnId": vdn_id,
+        "abandonRate": abandon_rate.answer(read, settings, vdn_id, "live"),
+        "pacing": pacing.answer(read, settings, vdn_id),
+        "progress": {
+            "minutes": WALLBOARD_MINUTES,
+            "campaigns": [
+                {"campaignId": campaign_id, "calls": [minute.calls for minute in campaign]}
+                for campaign_id, campaign in zip(campaign_ids, minutes, strict=True)
+            ],
+        },
     }
     return Response(
         orjson.dumps(body), media_type="application/json", headers={"Cache-Control": "no-store"}
