@@ -46,6 +46,7 @@ PACKAGE_FILES = {
     ("isales_stats.engine", "read_statistics.lua"): ROOT / "engine" / "read_statistics.lua",
     ("isales_stats.engine", "call-event.schema.json"): ROOT / "engine" / "call-event.schema.json",
     ("isales_stats.api", "static/live.html"): ROOT / "api" / "static" / "live.html",
+    ("isales_stats.api", "static/counters.html"): ROOT / "api" / "static" / "counters.html",
     ("isales_stats.commands.stack", "pom.xml"): ROOT / "isales_stats/commands/stack/pom.xml",
 }
 

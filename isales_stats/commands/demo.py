@@ -53,7 +53,7 @@ def run_demo(settings: Settings) -> int:
             "auth_keys": SecretStr(f"{DEMO_ACCESS_KEY}:{DEMO_SECRET_KEY} vdns=*"),
             "auth_keys_file": None,
             "callback_tokens": SecretStr(f"{DEMO_CALLBACK_TOKEN} vdns=*"),
-            # The live page reads counters without a signature: fine on a local demo.
+            # The live page reads without a signature: fine on a local demo.
             "live_page_enabled": True,
         }
     )
@@ -115,7 +115,7 @@ def what_to_try(
     else:
         docs = "off (ISALES_OPERATIONS_PORT=0)"
     return [
-        f"  Live:  {base_url}/?vdn={DEMO_VDN}  (the live page: changes pushed as counted)",
+        f"  Live:  {base_url}/?vdn={DEMO_VDN}  (the wallboard; every counter: /counters)",
         f"  API:   {url}",
         f"  Docs:  {docs}",
         f"  Try (signed with the demo key {DEMO_ACCESS_KEY} / {DEMO_SECRET_KEY}):",
