@@ -20,6 +20,8 @@ from isales_stats.commands.cli import (
     campaigns,
     dead_letters,
     demo,
+    export,
+    notifier,
     publish,
     query,
     simulate,
@@ -33,7 +35,8 @@ from isales_stats.commands.cli.settings import read_settings
 from isales_stats.commands.exit_status import EXIT_CANNOT_START
 
 COMMANDS = (
-    stack, worker, api, query, watch, topics, publish, simulate, campaigns, dead_letters, demo,
+    stack, worker, notifier, api, query, watch, export, topics, publish, simulate, campaigns, dead_letters,
+    demo,
 )  # fmt: skip
 
 
