@@ -35,6 +35,8 @@ documents the same layout.
     {P}:{vdn:c}:outbox                           stream notifications decided by counting or the
                                                         sweep, not yet delivered everywhere
     {P}:{vdn:c}:outbox:cursors                   hash   subscription id -> last entry delivered
+    {P}:{vdn:c}:outbox:retries                   hash   subscription id -> the delivery being
+                                                        retried (JSON: entry, first, attempts)
     {P}:{vdn:c}:notified                         hash   what was notified: the states whose
                                                         crossings make notifications
     {P}:outbox:due                               zset   "vdn:campaignId" with an outbox to look
@@ -42,6 +44,8 @@ documents the same layout.
     {P}:outbox:wake                              channel the same members, as they are due
     {P}:webhooks:subscriptions                   hash   subscription id -> its JSON
     {P}:webhooks:dead                            stream deliveries given up, replayable
+    {P}:notifier:lease:{shard}                   string the notifier that holds a shard (PX)
+    {P}:notifier:members                         zset   live notifiers -> epoch ms they expire
     {P}:{vdn:c}:life                             hash   lifecycle: active, closed, released,
                                                         deleted (the tombstone, expires)
     {P}:lifecycle                                zset   "vdn:campaignId" -> when to look next
@@ -117,6 +121,7 @@ CAMPAIGN_KEY_SUFFIXES = {
     "window": ":window",
     "outbox": ":outbox",
     "outbox_cursors": ":outbox:cursors",
+    "outbox_retries": ":outbox:retries",
     "notified": ":notified",  # after a scope's base (the campaign's, or a batch's)
 }
 # The fields of a campaign's lifecycle hash (engine/campaign_lifecycle.lua): the worker-clock
@@ -290,6 +295,19 @@ class KeyLayout:
     def webhook_dead_letters(self) -> str:
         """Deliveries given up after the retry period, with the reason: what replay sends."""
         return f"{self.prefix}:webhooks:dead"
+
+    def campaign_outbox_retries(self, vdn_id: int, campaign_id: str) -> str:
+        """Subscription id -> the delivery being retried (entry id, first attempt, attempts,
+        next attempt): what lets another notifier go on where a dead one stopped."""
+        return self.campaign_base(vdn_id, campaign_id) + _S["outbox_retries"]
+
+    def notifier_lease(self, shard: int) -> str:
+        """The id of the notifier delivering the due campaigns of one shard (expires: PX)."""
+        return f"{self.prefix}:notifier:lease:{shard}"
+
+    def notifier_members(self) -> str:
+        """Live notifiers -> epoch ms at which each is presumed dead (how many share)."""
+        return f"{self.prefix}:notifier:members"
 
     def campaign_progress(self, vdn_id: int, campaign_id: str) -> str:
         """Stream of finished minutes: id = the minute's start, fields calls/connects/finished."""

@@ -181,6 +181,9 @@ class Settings(BaseSettings):
     # costs a read per scrape and about 40 series per campaign, up to this many campaigns.
     decision_metrics_vdns: Annotated[tuple[int, ...], NoDecode] = ()
     decision_metrics_max_campaigns: int = Field(default=100, ge=0, le=5000)
+    # Notifications (docs/notifications.md): on, counting and the sweep decide them and write
+    # each campaign's outbox; off, they write nothing ("on" | "off").
+    notifications: bool = True
 
     # --- a campaign's life (engine/lifecycle.py; docs/operations.md, "Campaigns that end") --
     # A campaign ends by a campaign.closed event, or after this many days without any event.
@@ -291,6 +294,35 @@ class Settings(BaseSettings):
     # may push in ISALES_RATE_LIMIT_WINDOW_SECONDS, then 429; 0 switches it off. Size it to a
     # tenant's call results per window: the default is 100 a second.
     callback_rate_limit_requests: int = Field(default=30_000, ge=0)
+
+    # --- notifications: webhooks (engine/notifier.py; docs/notifications.md) ---------------
+    # Subscription addresses: https only unless http is allowed; private, loopback,
+    # link-local and multicast addresses refused (at creation and at each delivery) unless
+    # allowed (tests, a trusted network).
+    webhook_allow_http: bool = False
+    webhook_allow_private_addresses: bool = False
+    # One delivery attempt waits this long for the receiver's answer.
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Retries: exponential backoff with full jitter from the first delay, doubling up to the
+    # longest, for this long after the first attempt; then a dead letter and the next entry.
+    webhook_retry_first_seconds: float = Field(default=1.0, gt=0)
+    webhook_retry_max_seconds: float = Field(default=600.0, gt=0)
+    webhook_retry_period_seconds: float = Field(default=24 * 3600.0, gt=0)
+    # 410 Gone from a receiver disables its subscription (re-create it to resume).
+    webhook_disable_on_gone: bool = True
+    # Requests in flight at once, per notifier and per subscription (one slow receiver holds
+    # at most its own share).
+    notifier_max_in_flight: int = Field(default=256, ge=1)
+    notifier_max_in_flight_per_subscription: int = Field(default=16, ge=1)
+    # The due set is split in this many shards, each delivered by one notifier holding its
+    # lease; a lease not renewed for the lease time is taken over by another notifier.
+    notifier_shards: int = Field(default=16, ge=1, le=1024)
+    notifier_lease_seconds: float = Field(default=10.0, gt=0)
+    # How often a notifier looks at the due set without being woken (a missed wake-up).
+    notifier_poll_seconds: float = Field(default=1.0, gt=0)
+    # Prometheus metrics of the notifier (0: none), as the worker's.
+    notifier_metrics_host: str = "127.0.0.1"
+    notifier_metrics_port: int = Field(default=9104, ge=0, le=65535)
 
     # --- the local stack ------------------------------------------------------------------
     # Jars, data and logs of the local stack live outside the repository.

@@ -35,8 +35,8 @@ from isales_stats.commands.cli.settings import read_settings
 from isales_stats.commands.exit_status import EXIT_CANNOT_START
 
 COMMANDS = (
-    stack, worker, notifier, api, query, watch, export, topics, publish, simulate, campaigns, dead_letters,
-    demo,
+    stack, worker, notifier, api, query, watch, export, topics, publish, simulate, campaigns,
+    dead_letters, demo,
 )  # fmt: skip
 
 
