@@ -101,7 +101,7 @@ class YesterdayReads:
 
 
 def build_router(settings: Settings) -> APIRouter:
-    """The page and its JSON when the live page is on; else a / that says it is off."""
+    """The pages and their JSON when the live page is on; else a / that says it is off."""
     router = APIRouter(tags=["live page"])
     if not settings.live_page_enabled:
         router.add_api_route("/", live_page_off, methods=["GET"], include_in_schema=False)
