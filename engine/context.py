@@ -23,6 +23,11 @@ from isales_stats.engine.counting import DEFAULT_CHANGES_KEPT, NO_LIMITS, Counti
 from isales_stats.engine.lifecycle import LifecyclePolicy
 
 
+def default_abandon_limit(vdn_id: int) -> float:
+    """Settings' default abandon limit, 3 % of the live calls, for every VDN."""
+    return 3.0
+
+
 @dataclass(frozen=True)
 class CountingContext:
     layout: KeyLayout
@@ -35,6 +40,11 @@ class CountingContext:
     changes_kept: int = DEFAULT_CHANGES_KEPT
     # The failCodes of an abandoned call, comma-separated (ISALES_ABANDON_FAIL_CODES).
     abandon_fail_codes: str = ",".join(ABANDON_FAIL_CODES)
+    # Notifications (ISALES_NOTIFICATIONS): decided, and a VDN's abandon limit in percent
+    # (Settings.abandon_limit_of) and the fraction of it that is a warning.
+    notifications: bool = True
+    abandon_limit_of: Callable[[int], float] = default_abandon_limit
+    abandon_warning_fraction: float = 0.8
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> CountingContext:
@@ -50,5 +60,8 @@ class CountingContext:
             ),
             changes_kept=settings.push_changes_kept,
             abandon_fail_codes=settings.abandon_fail_codes,
+            notifications=settings.notifications,
+            abandon_limit_of=settings.abandon_limit_of,
+            abandon_warning_fraction=settings.abandon_warning_fraction,
         )
         return replace(context, **overrides) if overrides else context

@@ -69,6 +69,16 @@ class CountingArguments(NamedTuple):
     hour_shift: int
     # the failCodes of an abandoned call (ISALES_ABANDON_FAIL_CODES), comma-separated
     abandon_fail_codes: str
+    # --- notifications (engine/count_events/notifications.lua) ---
+    notifications: int  # 1: decide and write them (ISALES_NOTIFICATIONS=on) | 0: write nothing
+    vdn_id: int  # a notification's data names its VDN
+    # when a notification of this call is decided, on the worker's clock: ISO 8601 UTC with
+    # milliseconds and "Z" (isales_stats/core/notification_kinds.py, timestamp_of)
+    decided_at: str
+    # the VDN's abandon limit and its warning level as fractions of the live calls, in integers:
+    # "overNumerator,overDenominator,warningNumerator,warningDenominator" (status_fractions)
+    abandon_fractions: str
+    abandon_limit_percent: str  # the same limit as a percent, as configured ("3.0")
 
 
 # An event as sent: a plain tuple in PackedEvent's order (orjson writes tuples, not NamedTuples).
@@ -110,6 +120,9 @@ def packed_event(
     )
 
 
+# After the verdicts, the reply holds this letter when the campaign has notifications the
+# due set may not know of (engine/counting.py puts the campaign there, then clears the mark).
+ANNOUNCE = "N"
 # The script's verdict per event, one letter each in its reply.
 APPLIED, DUPLICATE, CONFLICT, OVER_LIMIT, RELEASED, DELETED = "A", "D", "C", "L", "R", "G"
 VERDICTS = {

@@ -26,10 +26,13 @@ from isales_stats.core.days import (
     minute_start_ms,
     oldest_retained_day,
 )
+from isales_stats.core.decisions import AbandonLimit
 from isales_stats.core.events import CallEvent, EventKind
 from isales_stats.core.keys import KeyLayout
+from isales_stats.core.notification_kinds import NOTIFIED_FIELDS, status_fractions, timestamp_of
 from isales_stats.core.windows import hour_shift
 from isales_stats.engine.contract import (
+    ANNOUNCE,
     APPLIED,
     CONFLICT,
     DELETED,
@@ -154,6 +157,10 @@ class EventCounter:
         self.changes_kept = context.changes_kept
         # A failed call with one of these failCodes was abandoned (ISALES_ABANDON_FAIL_CODES).
         self.abandon_fail_codes = context.abandon_fail_codes
+        self.notifications = 1 if context.notifications else 0
+        # VDN -> its abandon limit as the script compares it, and as configured (per batch
+        # otherwise: a Fraction each).
+        self._limits: dict[int, tuple[str, str]] = {}
         # Campaigns this process listed in their VDN's index and put on the lifecycle's
         # schedule: only a campaign not among them costs those commands (a new one is rare),
         # and under a campaign limit an admission round trip.
@@ -240,19 +247,33 @@ class EventCounter:
                 ),
             )
         )
-        if by_topic:
+        verdicts = [text_of(letters) for letters in replies["verdicts"]]
+        announced = [
+            campaign
+            for campaign, letters in zip(by_campaign, verdicts, strict=True)
+            if letters.endswith(ANNOUNCE)
+        ]
+        if announced:
+            await self._announce(announced)
+        if by_topic or announced:
             await run_pipeline(
-                self.redis, [STORE_HIGHER_OFFSETS], lambda pipe: self._queue_offsets(pipe, by_topic)
+                self.redis,
+                [STORE_HIGHER_OFFSETS],
+                lambda pipe: self._queue_offsets(pipe, by_topic, announced),
             )
         for (topic, partitions), found in zip(
             by_topic.items(), replies["offsets before"], strict=True
         ):
             self._note_stored_offsets(topic, partitions, found, outcome)
-        verdicts = replies["verdicts"]
         ended = [
             campaign
             for campaign, letters in zip(by_campaign, verdicts, strict=True)
-            if _tally(by_campaign[campaign], text_of(letters), outcome, self.limits)
+            if _tally(
+                by_campaign[campaign],
+                letters[: len(by_campaign[campaign])],
+                outcome,
+                self.limits,
+            )
             in _RELEASED_REASONS
         ]
         self._known.update(new)
@@ -342,9 +363,37 @@ class EventCounter:
                 members = {schedule_member(*campaign): now for campaign in closing}
                 commands.zadd(schedule, members, lt=True)
 
-    def _queue_offsets(self, pipe: Any, by_topic: dict[str, dict[int, int]]) -> None:
-        """The resume points of a batch whose counts are in. Only a higher offset replaces a
-        stored one: after a rebalance the old owner's last batch may come late."""
+    async def _announce(self, campaigns: list[tuple[int, str]]) -> None:
+        """Put campaigns whose outbox has new entries in the due set, and wake the notifiers.
+
+        Its own round trip, before the one that clears the campaigns' mark (``_queue_offsets``):
+        a worker that dies before the due set has them leaves the mark, and the next counting
+        call of the campaign, a replay of this batch included, answers ANNOUNCE again.
+        """
+        due, wake = self.layout.outbox_due(), self.layout.outbox_wake_channel()
+        since_ms = int(self.clock() * 1000)
+        members = [schedule_member(*campaign) for campaign in campaigns]
+
+        def queue(pipe: Any) -> None:
+            pipe.zadd(due, dict.fromkeys(members, since_ms), nx=True)
+            for member in members:
+                pipe.publish(wake, member)
+
+        await run_pipeline(self.redis, [], queue)
+
+    def _queue_offsets(
+        self,
+        pipe: Any,
+        by_topic: dict[str, dict[int, int]],
+        announced: Sequence[tuple[int, str]] = (),
+    ) -> None:
+        """The resume points of a batch whose counts are in, after the marks of campaigns now
+        in the due set are cleared. Only a higher offset replaces a stored one: after a
+        rebalance the old owner's last batch may come late."""
+        for vdn_id, campaign_id in announced:
+            pipe.hdel(
+                self.layout.campaign_notified(vdn_id, campaign_id), NOTIFIED_FIELDS["unannounced"]
+            )
         for topic, partitions in by_topic.items():
             pairs = [value for item in partitions.items() for value in item]
             STORE_HIGHER_OFFSETS.queue(pipe, [self.layout.counted_offsets(topic)], pairs)
@@ -359,6 +408,7 @@ class EventCounter:
         now = self.clock()
         minute_ms = minute_start_ms(now)
         today = int(now // DAY_SECONDS)  # the lifecycle's idle clock: UTC days of the worker
+        decided_at = timestamp_of(now)
         scripts: list[tuple[list[str], CountingArguments]] = []
         for (vdn_id, campaign_id), campaign_events in by_campaign.items():
             zone = self.zone_of(vdn_id)
@@ -370,6 +420,7 @@ class EventCounter:
                     hour_shift(today_in_zone, zone),
                 )
             oldest, today_label, shift = of_vdn[vdn_id]
+            fractions, limit_percent = self._limit_of(vdn_id)
             packed: list[EventArray] = []
             for event in campaign_events:
                 if event.kind is CLOSED:  # a campaign's end moves no counter of any day
@@ -406,9 +457,25 @@ class EventCounter:
                 campaign_id=campaign_id,
                 hour_shift=shift,
                 abandon_fail_codes=self.abandon_fail_codes,
+                notifications=self.notifications,
+                vdn_id=vdn_id,
+                decided_at=decided_at,
+                abandon_fractions=fractions,
+                abandon_limit_percent=limit_percent,
             )
             scripts.append(([self.layout.campaign_totals(vdn_id, campaign_id)], arguments))
         return scripts
+
+    def _limit_of(self, vdn_id: int) -> tuple[str, str]:
+        """The VDN's abandon limit for the script: its fractions (status_fractions) and its
+        percent as configured."""
+        known = self._limits.get(vdn_id)
+        if known is None:
+            percent = self.context.abandon_limit_of(vdn_id)
+            limit = AbandonLimit(percent, self.context.abandon_warning_fraction)
+            known = (status_fractions(limit), repr(float(percent)))
+            self._limits[vdn_id] = known
+        return known
 
     def _note_stored_offsets(
         self,

@@ -29,6 +29,19 @@ from isales_stats.core.keys import (
     PROGRESS_FIELDS,
     TOTAL_COUNTERS,
 )
+from isales_stats.core.notification_kinds import (
+    ABANDON_STATUS_FIELD,
+    CAMPAIGN_FINISHED,
+    CAMPAIGN_RELEASED,
+    CAMPAIGN_RESUMED,
+    CAMPAIGN_STALLED,
+    DATA_FIELDS,
+    DAY_CLOSED,
+    KIND_OF_STATUS,
+    NOTIFIED_FIELDS,
+    NOTIFIED_WINDOWS,
+    OUTBOX_FIELDS,
+)
 from isales_stats.core.windows import (
     BUCKET_FIELDS,
     BUCKET_PREFIX,
@@ -37,7 +50,7 @@ from isales_stats.core.windows import (
     SUMS_FIELD,
     WINDOWS,
 )
-from isales_stats.engine.contract import VERDICTS, CountingArguments, PackedEvent
+from isales_stats.engine.contract import ANNOUNCE, VERDICTS, CountingArguments, PackedEvent
 from isales_stats.engine.redis_connection import LuaScript
 
 PRELUDE_END = "-- end of the prelude"
@@ -54,6 +67,7 @@ COUNT_EVENTS_PARTS = (
     "progress.lua",  # calls, connects and finished records per minute
     "windows.lua",  # each scope's rolling windows: buckets per minute, hour and day, and sums
     "rules.lua",  # what each kind of event counts
+    "notifications.lua",  # crossings: finished, resumed, abandon status per window; outbox
     "main.lua",  # the call: every event, then every write, once
 )
 
@@ -121,10 +135,52 @@ def prelude() -> str:
             # A row of zeros, for a scope or day with no row yet (a change's counters).
             "local ZERO_TOTALS = " + _lua_string(",".join("0" for _ in TOTAL_COUNTERS)),
             "local ZERO_DAILY = " + _lua_string(",".join("0" for _ in DAILY_COUNTERS)),
+            *notification_prelude(),
             PRELUDE_END,
             "",
         ]
     )
+
+
+def notification_prelude() -> list[str]:
+    """The names of notifications (isales_stats/core/notification_kinds.py): the kinds, an
+    outbox entry's fields, the notified hash's fields, and the windows whose abandon status is
+    notified with the part of a scope's counts each is."""
+    kinds = {
+        "finished": CAMPAIGN_FINISHED,
+        "stalled": CAMPAIGN_STALLED,
+        "resumed": CAMPAIGN_RESUMED,
+        "day_closed": DAY_CLOSED,
+        "released": CAMPAIGN_RELEASED,
+    }
+    return [
+        f"local KIND = strict('notification kind', {_lua_table(kinds)})",
+        "local STATUS_KIND = strict('abandon status', "
+        + _lua_table({str(status): kind for status, kind in KIND_OF_STATUS.items()})
+        + ")",
+        "local STATUS = strict('abandon status', "
+        + _lua_table({str(name): str(name) for name in KIND_OF_STATUS})
+        + ")",
+        "local OUTBOX_FIELD = strict('outbox field', "
+        + _lua_table({name: name for name in OUTBOX_FIELDS})
+        + ")",
+        "local DATA = strict('data field', "
+        + _lua_table({name: name for name in DATA_FIELDS})
+        + ")",
+        f"local NOTIFIED = strict('notified field', {_lua_table(dict(NOTIFIED_FIELDS))})",
+        "local NOTIFIED_WINDOWS = {"
+        + ", ".join(
+            f"{{name = {_lua_string(name)}, sum = {_sum_place(part)}, "
+            f"field = {_lua_string(ABANDON_STATUS_FIELD + name)}}}"
+            for name, part in NOTIFIED_WINDOWS.items()
+        )
+        + "}",
+    ]
+
+
+def _sum_place(part: str) -> int:
+    """A window's place in a window hash's sums (WINDOWS order), 0 for today's day bucket."""
+    return list(WINDOWS).index(part) + 1 if part in WINDOWS else 0
 
 
 def contract_prelude() -> str:
@@ -139,6 +195,7 @@ def contract_prelude() -> str:
             f"local EVENT = strict('event field', {_lua_fields(positions)})",
             f"local ARG = strict('argument', {_lua_fields(arguments)})",
             f"local VERDICT = strict('verdict', {_lua_table(VERDICTS)})",
+            f"local ANNOUNCE = {_lua_string(ANNOUNCE)}",
             "",
         ]
     )

@@ -5,7 +5,8 @@
 --         counted), conflict (the event's batchId contradicts the one recorded for its dataId),
 --         over the limit (it would open a batch beyond the campaign's limit; nothing of it is
 --         counted), released (the campaign's idempotence state was released: its counters are
---         final) or deleted (only its tombstone is left).
+--         final) or deleted (only its tombstone is left); then ANNOUNCE when the campaign
+--         has notifications the due set may not know of (notifications.lua).
 
 local events = cjson.decode(ARG.events)
 local refused = refusal()
@@ -35,5 +36,8 @@ flush_windows()
 flush_expiries()
 record_change(changed_totals, changed_today)
 record_progress()
+if flush_notifications(changed_totals) then
+  result[#result + 1] = ANNOUNCE
+end
 
 return table.concat(result)

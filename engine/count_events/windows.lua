@@ -7,7 +7,8 @@
 --         when more left one than it holds).
 -- Writes: one HSET per window hash of the buckets, sums, life and last that changed, and one
 --         HDEL of the buckets older than every window of their kind, when some are
---         (flush_windows).
+--         (flush_windows); keeps the campaign's sums and today's bucket for notifications.lua
+--         (campaign_windows).
 --
 -- Calls are tallied per batch and minute as they are counted (one table per minute, no string
 -- built); at the end each minute goes into its hour and day, and the campaign's scope sums its
@@ -75,6 +76,10 @@ end
 -- This call's calls, per batch ('' none) and minute: batchId -> {minute -> counts}. A minute's
 -- hour and day buckets are worked out at the end, once per minute, not once per call.
 local tallies = {}
+-- The campaign's windows after this call, when it counted a call and notifications are on:
+-- {now = its current buckets, sums = each window's sum (WINDOWS order), today = its day bucket
+-- of now}, what notifications.lua compares with the abandon limit.
+local campaign_windows = nil
 local day_of_minute = {} -- minute -> its day in the VDN's zone ('' older than the retention)
 
 -- A counted call. `day` is its date in the VDN's zone, or '' when that is older than the
@@ -289,7 +294,7 @@ end
 
 -- One scope's window hash: read once, corrected for the time passed since its sums, this
 -- call's tally added, written once.
-local function write_window(key, tally)
+local function write_window(key, tally, with_today)
   local fields = {WINDOW_FIELD.sums, WINDOW_FIELD.life, WINDOW_FIELD.last}
   local touched = {} -- {kind, number, counts} of each bucket this call adds to
   for _, kind in ipairs(BUCKET_KINDS) do
@@ -297,6 +302,10 @@ local function write_window(key, tally)
       fields[#fields + 1] = BUCKET_PREFIX[kind] .. number
       touched[#touched + 1] = {kind, number, counts}
     end
+  end
+  if with_today then
+    -- today's day bucket as stored, read with the rest (notifications.lua's today window)
+    fields[#fields + 1] = BUCKET_PREFIX.day .. worker_now.day
   end
   local stored = call('HMGET', key, unpack(fields))
   local at, sums, unreadable = parse_sums(stored[1])
@@ -346,6 +355,17 @@ local function write_window(key, tally)
     write('HDEL', key, stale)
   end
   call('HSET', key, unpack(changed))
+  if with_today then
+    local today_text = stored[#fields]
+    if now.day ~= worker_now.day then -- another worker's clock ahead set the current buckets
+      today_text = call('HGET', key, BUCKET_PREFIX.day .. now.day)
+    end
+    local today = counts_of(today_text)
+    if tally.day[now.day] then
+      add_counts(today, tally.day[now.day], 1)
+    end
+    return {now = now, sums = sums, today = today}
+  end
 end
 
 -- Every scope with a call counted by this call: each batch's, and the campaign's, which holds
@@ -363,5 +383,5 @@ local function flush_windows()
       write_window(base .. SUFFIX.batch .. batch .. SUFFIX.window, scope)
     end
   end
-  write_window(base .. SUFFIX.window, campaign)
+  campaign_windows = write_window(base .. SUFFIX.window, campaign, ARG.notifications == '1')
 end

@@ -60,7 +60,16 @@ from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from types import MappingProxyType
 from typing import Any, Literal
 
+from isales_stats.core.decisions import AbandonLimit
 from isales_stats.core.keys import ABANDON_FAIL_CODES
+from isales_stats.core.notification_kinds import (
+    CAMPAIGN_FINISHED,
+    CAMPAIGN_RESUMED,
+    KIND_OF_STATUS,
+    NOTIFIED_WINDOWS,
+    notification_id,
+    timestamp_of,
+)
 from isales_stats.core.windows import WINDOWS, Now, day_number, hour_number, hour_shift
 
 Event = Mapping[str, Any]
@@ -423,3 +432,145 @@ def reference_statistics(
     for event in events:
         model.add(event)
     return model
+
+
+# --- notifications ----------------------------------------------------------------------------
+
+# A campaign's totals in the order a notification's data lists them (core.keys.TOTAL_COUNTERS).
+_TOTALS_ORDER = (
+    "totalCount",
+    "unCallCount",
+    "totalCalledCount",
+    "totalCallSucc",
+    "totalFinishCount",
+)
+
+
+class NotificationModel:
+    """The notifications of a stream, as counting decides them (docs/notifications.md).
+
+    What is exact, and what is not: counting decides once per script call, after all of a
+    campaign's events in it, so the notifications depend on how the stream was cut into calls
+    and on the clock of each. Feed ``count`` the stream exactly as it was counted: each call's
+    events (one batch of one or more campaigns) and the worker's clock then. For a given cut,
+    the prediction is exact: kinds, order per campaign, ids, timestamps and data. Whatever the
+    cut and the order, the last abandon status notified of each window is that window's status
+    at the last call that counted a call, a duplicate or a replay notifies nothing, and a
+    campaign finished at the end was notified finished exactly once since its last record was
+    added.
+
+    ``limit_of`` gives a VDN's AbandonLimit (Settings.abandon_limit_of and
+    abandon_warning_fraction). Notifications are dicts: id, type, timestamp, data (a dict).
+    """
+
+    def __init__(
+        self,
+        model: ReferenceModel,
+        limit_of: Callable[[int], AbandonLimit],
+        stall_minutes: int = 10,
+    ) -> None:
+        self.model = model
+        self.limit_of = limit_of
+        self.stall_minutes = stall_minutes
+        self.outboxes: dict[tuple[int, str], list[dict[str, Any]]] = {}
+        # (vdnId, campaignId) -> its notified state: sequence, finished, stalled, abandon
+        # status per window.
+        self._notified: dict[tuple[int, str], dict[str, Any]] = {}
+
+    def outbox(self, vdn_id: int, campaign_id: str) -> list[dict[str, Any]]:
+        return self.outboxes.get((vdn_id, campaign_id), [])
+
+    def _state(self, campaign: tuple[int, str]) -> dict[str, Any]:
+        return self._notified.setdefault(
+            campaign, {"sequence": 0, "finished": False, "stalled": False, "abandon": {}}
+        )
+
+    def _write(
+        self, campaign: tuple[int, str], kind: str, at_ms: int, data: dict[str, Any]
+    ) -> None:
+        state = self._state(campaign)
+        state["sequence"] += 1
+        vdn_id, campaign_id = campaign
+        self.outboxes.setdefault(campaign, []).append(
+            {
+                "id": notification_id(vdn_id, campaign_id, state["sequence"]),
+                "type": kind,
+                "timestamp": timestamp_of(at_ms / 1000),
+                "data": {"vdnId": vdn_id, "campaignId": campaign_id, **data},
+            }
+        )
+
+    def count(self, events: Iterable[Event], at_ms: int) -> None:
+        """One counting call per campaign of ``events``, on a worker clock at ``at_ms``."""
+        counted: dict[tuple[int, str], dict[str, bool]] = {}
+        for event in events:
+            campaign = (event["vdnId"], event["campaignId"])
+            flags = counted.setdefault(campaign, {"any": False, "calls": False})
+            if self.model.add(event) == "counted":
+                flags["any"] = True
+                flags["calls"] = flags["calls"] or event["eventType"] == CALL
+        for campaign, flags in counted.items():
+            if flags["any"]:
+                self._decide(campaign, flags["calls"], at_ms)
+
+    def _decide(self, campaign: tuple[int, str], calls: bool, at_ms: int) -> None:
+        vdn_id, campaign_id = campaign
+        state = self._state(campaign)
+        totals = self.model.campaign_totals(vdn_id, campaign_id)
+        listed = {name: totals[name] for name in _TOTALS_ORDER}
+        if calls:
+            if state["stalled"]:
+                state["stalled"] = False
+                self._write(campaign, CAMPAIGN_RESUMED, at_ms, listed)
+            limit = self.limit_of(vdn_id)
+            counts = self.abandon_counts(vdn_id, campaign_id, at_ms)
+            for window in NOTIFIED_WINDOWS:
+                window_counts = counts[window]
+                abandoned = window_counts[2]
+                # live calls: those a person answered, connected or abandoned
+                denominator = window_counts[1] + abandoned
+                status = limit.status(abandoned, denominator) if denominator else "ok"
+                if status != state["abandon"].get(window, "ok"):
+                    state["abandon"][window] = status
+                    rate = _percent_of(abandoned, denominator)
+                    self._write(
+                        campaign,
+                        KIND_OF_STATUS[status],
+                        at_ms,
+                        {
+                            "window": window,
+                            "abandoned": abandoned,
+                            "denominator": denominator,
+                            "ratePercent": rate,
+                            "limitPercent": float(limit.limit_percent),
+                        },
+                    )
+        records = totals["totalCount"]
+        finished = records > 0 and totals["totalFinishCount"] >= records
+        if finished and not state["finished"]:
+            self._write(campaign, CAMPAIGN_FINISHED, at_ms, listed)
+        state["finished"] = finished
+
+    def abandon_counts(self, vdn_id: int, campaign_id: str, at_ms: int) -> dict[str, BucketCounts]:
+        """Each notified window's counts at ``at_ms``: today's day bucket, and the sums of the
+        rolling 24 hours and 30 days."""
+        now = Now.at(at_ms, self.zone_of(vdn_id))
+        sums = self.model.window_sums(vdn_id, campaign_id, now)
+        today = NO_COUNTS
+        for numbers, counts in self.model._window_calls(vdn_id, campaign_id, None):
+            if numbers["day"] == now.day:
+                today = _plus(today, counts)
+        return {
+            window: today if part == "today" else sums[part]
+            for window, part in NOTIFIED_WINDOWS.items()
+        }
+
+    def zone_of(self, vdn_id: int) -> tzinfo:
+        return self.model.zone_of(vdn_id)
+
+
+def _percent_of(part: int, whole: int) -> float | None:
+    """``part / whole`` in percent, two decimals, halves up (as a rate is shown)."""
+    if whole == 0:
+        return None
+    return (20000 * part + whole) // (2 * whole) / 100
