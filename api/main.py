@@ -21,7 +21,7 @@ from isales_stats.api.auth import (
 from isales_stats.api.body_limit import BodyLimit
 from isales_stats.api.errors import EXCEPTION_HANDLERS
 from isales_stats.api.push.hub import ChangeHub
-from isales_stats.api.routes import callbacks, health, live, read_interface_routers
+from isales_stats.api.routes import callbacks, health, live, read_interface_routers, webhooks
 from isales_stats.api.telemetry import RequestTelemetry, configure_access_log
 from isales_stats.core.settings import Settings, get_settings
 from isales_stats.engine.changes import ChangeReader
@@ -98,4 +98,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(callbacks.build_router(settings))
     app.include_router(live.build_router(settings))
+    app.include_router(webhooks.router)
     return app

@@ -46,6 +46,7 @@ from isales_stats.core.interface import STATISTICS_PATH as STATISTICS_PATH
 from isales_stats.core.interface import STREAM_PATH as STREAM_PATH
 from isales_stats.core.interface import parse_change_id
 from isales_stats.core.signing import sign_request
+from isales_stats.core.webhooks import WEBHOOKS_PATH as WEBHOOKS_PATH
 
 Clock = Callable[[], datetime]
 
@@ -357,6 +358,30 @@ class StatisticsClient:
         data: dict[str, Any] = _body(self.send(request))["data"]
         return data
 
+    def create_webhook(
+        self, url: str, vdns: list[int], kinds: list[str] | None = None
+    ) -> dict[str, Any]:
+        """Subscribe ``url`` to the notifications of ``vdns`` (of ``kinds``: every kind when
+        None); the subscription, with its ``secret`` (given this once: keep it)."""
+        body: dict[str, Any] = {"url": url, "vdns": vdns}
+        if kinds:
+            body["kinds"] = kinds
+        request = self._http.build_request("POST", WEBHOOKS_PATH, content=json.dumps(body))
+        data: dict[str, Any] = _body(self.send(request))["data"]
+        return data
+
+    def webhooks(self) -> list[dict[str, Any]]:
+        """The subscriptions within the key's VDNs (without their secrets)."""
+        data: list[dict[str, Any]] = _body(
+            self.send(self._http.build_request("GET", WEBHOOKS_PATH))
+        )["data"]
+        return data
+
+    def delete_webhook(self, subscription_id: str) -> None:
+        """Remove a subscription (``StatisticsApiError`` when the key sees no such one)."""
+        path = f"{WEBHOOKS_PATH}/{subscription_id}"
+        _body(self.send(self._http.build_request("DELETE", path)))
+
     def curl_command(
         self,
         vdn_id: int,
@@ -404,8 +429,8 @@ def _scope(campaign_id: str | None, batch_id: str | None) -> dict[str, str]:
 
 
 def _body(response: httpx.Response) -> dict[str, Any]:
-    """The answer's JSON; ``StatisticsApiError`` on anything but a 200."""
-    if response.status_code != 200:
+    """The answer's JSON; ``StatisticsApiError`` on anything but a 2xx (201: created)."""
+    if not 200 <= response.status_code < 300:
         try:
             body = response.json()
             code, description = str(body["resultCode"]), str(body["resultDesc"])

@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 
 import orjson
 
+# The subscription API (api/routes/webhooks.py; the client and the command line call it).
+WEBHOOKS_PATH = "/rest/isales/v2/openapi/webhooks"
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the prefix, not a secret
 SECRET_BYTES = 32  # Standard Webhooks asks for 24 to 64
 SUBSCRIPTION_ID_PREFIX = "sub_"

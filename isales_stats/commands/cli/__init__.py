@@ -28,6 +28,7 @@ from isales_stats.commands.cli import (
     stack,
     topics,
     watch,
+    webhooks,
     worker,
 )
 from isales_stats.commands.cli.command import Handler
@@ -36,7 +37,7 @@ from isales_stats.commands.exit_status import EXIT_CANNOT_START
 
 COMMANDS = (
     stack, worker, notifier, api, query, watch, export, topics, publish, simulate, campaigns,
-    dead_letters, demo,
+    dead_letters, webhooks, demo,
 )  # fmt: skip
 
 
