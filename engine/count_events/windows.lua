@@ -81,6 +81,7 @@ local tallies = {}
 -- of now}, what notifications.lua compares with the abandon limit.
 local campaign_windows = nil
 local day_of_minute = {} -- minute -> its day in the VDN's zone ('' older than the retention)
+local latest_minute = {} -- batchId -> the minute of its latest call in this call
 
 -- A counted call. `day` is its date in the VDN's zone, or '' when that is older than the
 -- retention: in no window (the retention holds 30 days at least), in the scope's life only.
@@ -90,6 +91,14 @@ local function count_in_windows(batch, minute, day, connected, abandoned, finish
   if not tally then
     tally = {}
     tallies[batch] = tally
+  end
+  if not latest_minute[batch] or minute > latest_minute[batch] then
+    latest_minute[batch] = minute
+  end
+  if minute < first_kept.minute then
+    -- In no minute window: tallied under the first minute of its hour (same hour, same day),
+    -- so that a call spread over many hours of calls makes one entry per hour, not per minute.
+    minute = floor((minute - hour_shift) / 60) * 60 + hour_shift
   end
   local counts = tally[minute]
   if not counts then
@@ -149,12 +158,12 @@ end
 -- Each minute's counts in its scope's life and in its minute, hour and day, those that can be
 -- in a window (the rest are older than every window of their kind whatever the scope's
 -- current buckets: not written).
-local function add_minutes(scope, minutes)
+local function add_minutes(scope, minutes, latest)
+  if not scope.last or latest > scope.last then
+    scope.last = latest
+  end
   for minute, counts in pairs(minutes) do
     add_counts(scope.life, counts, 1)
-    if not scope.last or minute > scope.last then
-      scope.last = minute
-    end
     local day = day_of_minute[minute]
     if day ~= '' then
       if minute >= first_kept.minute then
@@ -376,10 +385,10 @@ local function flush_windows()
   end
   local campaign = new_scope_tally()
   for batch, minutes in pairs(tallies) do
-    add_minutes(campaign, minutes)
+    add_minutes(campaign, minutes, latest_minute[batch])
     if batch ~= '' then
       local scope = new_scope_tally()
-      add_minutes(scope, minutes)
+      add_minutes(scope, minutes, latest_minute[batch])
       write_window(base .. SUFFIX.batch .. batch .. SUFFIX.window, scope)
     end
   end
