@@ -56,6 +56,7 @@ DATA_FIELDS = (
     "denominator",
     "ratePercent",
     "limitPercent",
+    "day",
 )
 # The fields of an outbox entry, in the order they are written.
 OUTBOX_FIELDS = ("id", "type", "timestamp", "data")
