@@ -24,6 +24,11 @@ from isales_stats.engine.batch_delivery import CountingApp
 from isales_stats.engine.context import CountingContext
 from isales_stats.engine.counting import EventCounter
 from isales_stats.engine.lifecycle import CampaignLifecycle
+from isales_stats.engine.notification_sweep import (
+    NOTIFICATION_SWEEP_SECONDS,
+    NotificationSweep,
+    sweep_notifications,
+)
 from isales_stats.engine.pipeline import AdmittedBatch, CountingPipeline, DeadLetter
 from isales_stats.engine.redis_connection import connect
 from isales_stats.engine.redis_memory import REDIS_MEMORY_SECONDS, record_redis_memory
@@ -124,6 +129,17 @@ class CountingWorker:
             log.warning("lifecycle sweep failed (%s); next in %.0f s",
                         error, self.settings.campaign_sweep_seconds)  # fmt: skip
 
+    async def sweep_notifications(self) -> None:
+        """Timer (NOTIFICATION_SWEEP_SECONDS): what the clock decides (stalls, a window's
+        abandon status as old calls leave it, the day that ended) into the outboxes, and
+        campaigns with entries back in the due set (engine/notification_sweep.py). Every
+        worker sweeps; the script is idempotent."""
+        if self.counter is None or not self.settings.notifications:
+            return
+        sweep = NotificationSweep(self.counter.redis, self.context, self.settings.stall_minutes)
+        if not await sweep_notifications(sweep):
+            metrics.NOTIFICATION_SWEEP_ERRORS.inc()
+
     async def count_call_events(self, stream: AsyncIterable[list[Any]]) -> None:
         """The agent: counts each fetch of ``stream`` in two stages, the next fetch decoded
         while Redis counts the previous one. Batches still reach Redis one after the other,
@@ -178,4 +194,5 @@ def register_agents(app: CountingApp, settings: Settings) -> Any:
     app.timer(LOSS_CHECK_SECONDS)(worker.look_for_lost_counts)
     app.timer(REDIS_MEMORY_SECONDS)(worker.watch_redis_memory)
     app.timer(settings.campaign_sweep_seconds)(worker.release_ended_campaigns)
+    app.timer(NOTIFICATION_SWEEP_SECONDS)(worker.sweep_notifications)
     return app.agent(worker.fetches, name="count-call-events")(worker.count_call_events)

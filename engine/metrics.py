@@ -37,6 +37,10 @@ CAMPAIGNS_ENDED = Counter(
 LIFECYCLE_SWEEP_ERRORS = Counter(
     "isales_lifecycle_sweep_errors_total", "Lifecycle sweeps that failed (retried next time)"
 )
+NOTIFICATION_SWEEP_ERRORS = Counter(
+    "isales_notification_sweep_errors_total",
+    "Notification sweeps that failed (retried at the next tick)",
+)
 
 # How full Redis is (engine/redis_memory.py): with noeviction, a full Redis refuses the counts
 # and counting stops until memory is freed or added; the alert comes before that.

@@ -522,34 +522,49 @@ class NotificationModel:
             if state["stalled"]:
                 state["stalled"] = False
                 self._write(campaign, CAMPAIGN_RESUMED, at_ms, listed)
-            limit = self.limit_of(vdn_id)
-            counts = self.abandon_counts(vdn_id, campaign_id, at_ms)
-            for window in NOTIFIED_WINDOWS:
-                window_counts = counts[window]
-                abandoned = window_counts[2]
-                # live calls: those a person answered, connected or abandoned
-                denominator = window_counts[1] + abandoned
-                status = limit.status(abandoned, denominator) if denominator else "ok"
-                if status != state["abandon"].get(window, "ok"):
-                    state["abandon"][window] = status
-                    rate = _percent_of(abandoned, denominator)
-                    self._write(
-                        campaign,
-                        KIND_OF_STATUS[status],
-                        at_ms,
-                        {
-                            "window": window,
-                            "abandoned": abandoned,
-                            "denominator": denominator,
-                            "ratePercent": rate,
-                            "limitPercent": float(limit.limit_percent),
-                        },
-                    )
+            self._abandon_statuses(campaign, at_ms)
         records = totals["totalCount"]
         finished = records > 0 and totals["totalFinishCount"] >= records
         if finished and not state["finished"]:
             self._write(campaign, CAMPAIGN_FINISHED, at_ms, listed)
         state["finished"] = finished
+
+    def sweep(self, vdn_id: int, campaign_id: str, at_ms: int) -> None:
+        """The workers' sweep of a campaign at ``at_ms`` (engine/notification_sweep.py), as far
+        as abandon statuses go: a campaign with a window notified other than "ok" has every
+        window's status looked at again, old calls having left the rolling windows and today
+        having perhaps become another day."""
+        campaign = (vdn_id, campaign_id)
+        if any(status != "ok" for status in self._state(campaign)["abandon"].values()):
+            self._abandon_statuses(campaign, at_ms)
+
+    def _abandon_statuses(self, campaign: tuple[int, str], at_ms: int) -> None:
+        """Each window's abandon status at ``at_ms``, notified where it changed."""
+        vdn_id, campaign_id = campaign
+        state = self._state(campaign)
+        limit = self.limit_of(vdn_id)
+        counts = self.abandon_counts(vdn_id, campaign_id, at_ms)
+        for window in NOTIFIED_WINDOWS:
+            window_counts = counts[window]
+            abandoned = window_counts[2]
+            # live calls: those a person answered, connected or abandoned
+            denominator = window_counts[1] + abandoned
+            status = limit.status(abandoned, denominator) if denominator else "ok"
+            if status != state["abandon"].get(window, "ok"):
+                state["abandon"][window] = status
+                rate = _percent_of(abandoned, denominator)
+                self._write(
+                    campaign,
+                    KIND_OF_STATUS[status],
+                    at_ms,
+                    {
+                        "window": window,
+                        "abandoned": abandoned,
+                        "denominator": denominator,
+                        "ratePercent": rate,
+                        "limitPercent": float(limit.limit_percent),
+                    },
+                )
 
     def abandon_counts(self, vdn_id: int, campaign_id: str, at_ms: int) -> dict[str, BucketCounts]:
         """Each notified window's counts at ``at_ms``: today's day bucket, and the sums of the
