@@ -16,8 +16,9 @@
 --             (its abandon rate and pace: a read corrects their sums for the time passed).
 --             Its events are refused from now on (the counting script answers "R"), since
 --             nothing tells a new one from an old one.
+--             Its outbox, cursors and notified hash stay: what was notified is delivered.
 --   deleted   `retention` seconds after the release, or at once by an operator: its rows
---             and window hashes are gone too, and only a tombstone (this hash) is left, which
+--             and window hashes are gone too, its outbox and notification state too, and only a tombstone (this hash) is left, which
 --             expires after `tombstone` seconds; until then its events are refused too ("G").
 --
 -- KEYS[1]  the campaign's lifecycle hash, "{prefix}:{vdnId:campaignId}:life": it names the
@@ -28,7 +29,10 @@
 -- ARGV[7]  "step" (what is due, if anything) or "delete" (the operator's: everything, now)
 -- ARGV[8]  today, in days since the epoch (the idle clock of a campaign never counted since
 --          this version: it starts now)
--- ARGV[9…] the day labels whose keys may still exist ("YYYY-MM-DD", isales_stats/core/days.py)
+-- ARGV[9]  vdnId, ARGV[10] campaignId, ARGV[11] now as a notification's timestamp (ISO 8601)
+-- ARGV[12] "1" when notifications are on (ISALES_NOTIFICATIONS): the release writes
+--          campaign.released (its final totals) to the outbox, in this same step, once
+-- ARGV[13…] the day labels whose keys may still exist ("YYYY-MM-DD", isales_stats/core/days.py)
 -- return   {state, next, keys removed}: state "live", "released", "retained" (released
 --          before) or "deleted"; next = epoch seconds at which the next step is due (0: none)
 --
@@ -39,8 +43,9 @@ local life_key, base = KEYS[1], ARGV[1]
 local now, idle, grace = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local retention, tombstone = tonumber(ARGV[5]), tonumber(ARGV[6])
 local mode, today = ARGV[7], ARGV[8]
+local vdn_id, campaign_id, decided_at, notifying = ARGV[9], ARGV[10], ARGV[11], ARGV[12] == '1'
 local days = {}
-for i = 9, #ARGV do
+for i = 13, #ARGV do
   days[#days + 1] = ARGV[i]
 end
 local call = redis.call
@@ -52,6 +57,31 @@ local function unlink(keys)
   for first = 1, #keys, 1000 do
     removed = removed + call('UNLINK', unpack(keys, first, math.min(first + 999, #keys)))
   end
+end
+
+-- campaign.released with the campaign's final totals, once (the notified hash remembers it).
+local function notify_release()
+  local notified_key = base .. SUFFIX.notified
+  local stored = call('HMGET', notified_key, NOTIFIED.sequence, NOTIFIED.released)
+  if not notifying or stored[2] == '1' then
+    return
+  end
+  local sequence = (tonumber(stored[1] or '0') or 0) + 1
+  local parts = {string.format('{"%s":%s,"%s":%s', DATA.vdnId, vdn_id, DATA.campaignId,
+                               cjson.encode(campaign_id))}
+  local row, i = call('HGET', base .. SUFFIX.rows, '') or '', 1
+  for number in string.gmatch(row, '[^,]+') do
+    parts[#parts + 1] = string.format(',"%s":%s', TOTAL_FIELDS[i], number)
+    i = i + 1
+  end
+  parts[#parts + 1] = '}'
+  local id = 'msg_' .. string.sub(redis.sha1hex(vdn_id .. ':' .. campaign_id), 1, 16) .. '_'
+             .. sequence
+  call('XADD', base .. SUFFIX.outbox, '*', OUTBOX_FIELD.id, id, OUTBOX_FIELD.type,
+       KIND.released, OUTBOX_FIELD.timestamp, decided_at, OUTBOX_FIELD.data,
+       table.concat(parts))
+  call('HSET', notified_key, NOTIFIED.sequence, string.format('%d', sequence),
+       NOTIFIED.released, '1')
 end
 
 -- The idempotence state, what makes counting exact, and every copy of the counters but the
@@ -73,6 +103,7 @@ local function release()
   end
   unlink(keys)
   call('HSET', life_key, LIFE.released, now)
+  notify_release()
 end
 
 -- The final counters, the rows, hours and failCodes of every day, the window hashes; the
@@ -94,7 +125,8 @@ local function delete()
   end
   local keys = {base .. SUFFIX.rows, base .. SUFFIX.totals, base .. SUFFIX.batches,
                 base .. SUFFIX.progress, base .. SUFFIX.progress_current, base .. SUFFIX.changes,
-                base .. SUFFIX.window}
+                base .. SUFFIX.window, base .. SUFFIX.outbox, base .. SUFFIX.outbox_cursors,
+                base .. SUFFIX.outbox_retries, base .. SUFFIX.notified}
   for _, batch in ipairs(batches) do
     keys[#keys + 1] = base .. SUFFIX.batch .. batch .. SUFFIX.totals
     keys[#keys + 1] = base .. SUFFIX.batch .. batch .. SUFFIX.window

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from isales_stats.core.days import DAY_SECONDS, retained_days
 from isales_stats.core.keys import LIFE_FIELDS
+from isales_stats.core.notification_kinds import timestamp_of
 from isales_stats.core.settings import Settings
 from isales_stats.engine import metrics
 from isales_stats.engine.counting import schedule_member
@@ -115,6 +116,7 @@ class CampaignLifecycle:
         now = self.clock()
         today = int(now // DAY_SECONDS)
         policy = self.policy
+        decided_at, notifying = timestamp_of(now), "1" if self.context.notifications else "0"
 
         days_of: dict[int, list[str]] = {}  # the same labels for every campaign of a VDN
 
@@ -136,6 +138,10 @@ class CampaignLifecycle:
                         max(1, int(policy.tombstone_seconds)),
                         mode,
                         today,
+                        vdn_id,
+                        campaign_id,
+                        decided_at,
+                        notifying,
                         *days,
                     ],
                 )
@@ -168,6 +174,8 @@ class CampaignLifecycle:
         when its counters go): a VDN's read walks what lives, however many campaigns ended.
         """
         schedule = self.layout.lifecycle_schedule()
+        due, wake = self.layout.outbox_due(), self.layout.outbox_wake_channel()
+        now_ms = int(self.clock() * 1000)
 
         def queue(pipe: Any) -> None:
             for step in steps:
@@ -179,6 +187,12 @@ class CampaignLifecycle:
                     pipe.zrem(released, step.campaign_id)
                     pipe.zrem(schedule, member)
                     continue
+                if step.state == "released" and self.context.notifications:
+                    # campaign.released was written with the release: due now. A sweeper that
+                    # stops before this leaves it to the notification sweep (a non-empty
+                    # outbox is put back in the due set).
+                    ZADD_WHEN_FULL.queue(pipe, [due], ["NX", now_ms, member])
+                    pipe.publish(wake, member)
                 if step.state in ("released", "retained"):
                     pipe.srem(live, step.campaign_id)
                     ZADD_WHEN_FULL.queue(pipe, [released], [step.next_at, step.campaign_id])

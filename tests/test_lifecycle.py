@@ -25,7 +25,7 @@ from redis.asyncio import Redis
 
 from isales_stats.core.days import DAY_SECONDS, today_in
 from isales_stats.core.events import CallEvent, decode_event
-from isales_stats.core.keys import KeyLayout
+from isales_stats.core.keys import TOTAL_COUNTERS, KeyLayout
 from isales_stats.core.reference_model import reference_statistics
 from isales_stats.core.settings import Settings
 from isales_stats.engine.counting import EventCounter
@@ -143,17 +143,33 @@ async def test_a_closed_campaign_counts_through_its_grace_then_keeps_only_its_co
         day_keys = {f":day:{day}", *(f":batch:{batch}:day:{day}" for batch in ("b1", "b2"))}
         history = {key + detail for key in day_keys for detail in (":hours", ":fails")}
         windows = {":window", ":batch:b1:window", ":batch:b2:window"}
+        # Its notifications (campaign.released among them), kept until delivered.
+        notifications = {":outbox", ":notified"}
         assert suffixes(after, layout, "C1") == {
             ":rows",
             f":day:{day}:rows",
             ":life",
             *history,
             *windows,
+            *notifications,
         }
+        entries: list[tuple[bytes, dict[bytes, bytes]]] = await redis.xrange(  # type: ignore[assignment]
+            layout.campaign_outbox(1, "C1")
+        )
+        (released_entry,) = [f for _, f in entries if f[b"type"] == b"campaign.released"]
+        final = reference_statistics([*c1, late, *c2]).campaign_totals(1, "C1")
+        assert orjson.loads(released_entry[b"data"]) == {
+            "vdnId": 1,
+            "campaignId": "C1",
+            **{name: final[name] for name in TOTAL_COUNTERS},
+        }
+        assert await redis.zrange(layout.outbox_due(), 0, -1) == [b"1:C1"]
         state = {":records", ":calls", f":day:{day}:records"}
         released = sum(before[layout.campaign_base(1, "C1") + suffix] for suffix in state)
         assert released > 0.9 * sum(before.values()), before  # nearly all its memory
-        assert sum(after.values()) < sum(before.values()) / 30, (before, after)
+        # The outbox is not counted: the notifier trims it once delivered.
+        counters = {key: size for key, size in after.items() if not key.endswith(":outbox")}
+        assert sum(counters.values()) < sum(before.values()) / 30, (before, after)
         c2_calls = len({event["callId"] for event in c2 if event["eventType"] == CALL})
         sizes = await state_sizes(redis, layout, [(1, "C1"), (1, "C2")])
         assert sizes == [(0, 0), (30, c2_calls)]  # C2 untouched
