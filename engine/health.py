@@ -8,7 +8,8 @@ more; but its counts stay short for those days, and a metric and a log line are 
 A worker that is not ready shows as 0/1 in ``kubectl get pods`` and holds up a rolling update
 until someone looks. A restart clears it (the group then resumes where this process left off,
 which the log still holds): restarting is the acknowledgement. ``/healthz`` is liveness: the
-process answers.
+process answers. A notifier serves the same port with its own readiness (Redis answers it; it
+has no Kafka).
 
 The port is served by one thread running its own small event loop, bounded like the API's
 operations port: it listens on ``ISALES_WORKER_METRICS_HOST`` (loopback unless set: the pod's
@@ -23,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from prometheus_client import REGISTRY
@@ -64,12 +66,17 @@ def readiness() -> tuple[bool, str]:
     )
 
 
-def answer(path: str, accept: str) -> tuple[str, str, bytes]:
+# Whether the process is ready, and the text saying why (not): the worker's is ``readiness``; a
+# notifier, which has no Kafka, passes its own (engine/notifier.py, ``NotifierReadiness``).
+Readiness = Callable[[], tuple[bool, str]]
+
+
+def answer(path: str, accept: str, check: Readiness = readiness) -> tuple[str, str, bytes]:
     """The status line's reason, the content type and the body for a GET of ``path``."""
     if path == "/healthz":
         return "200 OK", "text/plain", b"alive\n"
     if path == "/readyz":
-        ready, text = readiness()
+        ready, text = check()
         return ("200 OK" if ready else "503 Service Unavailable"), "text/plain", text.encode()
     encoder, content_type = choose_encoder(accept)
     return "200 OK", content_type, encoder(REGISTRY)
@@ -83,6 +90,7 @@ class MetricsServer:
     port: int
     timeout_seconds: float = TIMEOUT_SECONDS
     max_connections: int = MAX_CONNECTIONS
+    check_readiness: Readiness = readiness
     open_connections: int = 0
     _loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
     _server: asyncio.Server | None = None
@@ -152,7 +160,7 @@ class MetricsServer:
         try:
             async with asyncio.timeout(self.timeout_seconds):
                 head = await reader.readuntil(b"\r\n\r\n")
-                reason, content_type, body = answer(*_path_and_accept(head))
+                reason, content_type, body = answer(*_path_and_accept(head), self.check_readiness)
                 writer.write(
                     f"HTTP/1.1 {reason}\r\nContent-Type: {content_type}\r\n"
                     f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
@@ -184,6 +192,7 @@ def _path_and_accept(head: bytes) -> tuple[str, str]:
     return target.split("?", 1)[0], accept
 
 
-def serve(port: int, host: str) -> MetricsServer:
-    """Serve the worker's port on ``host:port`` from a daemon thread."""
-    return MetricsServer(host, port).start()
+def serve(port: int, host: str, check_readiness: Readiness = readiness) -> MetricsServer:
+    """Serve the worker's port (or a notifier's, with its readiness) on ``host:port`` from a
+    daemon thread."""
+    return MetricsServer(host, port, check_readiness=check_readiness).start()

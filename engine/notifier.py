@@ -93,6 +93,27 @@ return 1
 """
 
 
+class NotifierReadiness:
+    """A notifier's ``/readyz`` (engine/health.py): ready while Redis answers it, that is while a
+    step got its answers within a lease time (a notifier has no Kafka; without Redis it holds
+    no lease and delivers nothing). Written by the notifier's loop, read by the port's thread."""
+
+    def __init__(self, lease_seconds: float) -> None:
+        self.lease_seconds = lease_seconds
+        self.answered_at: float | None = None  # time.monotonic() of the last answered step
+
+    def redis_answered(self) -> None:
+        self.answered_at = time.monotonic()
+
+    def __call__(self) -> tuple[bool, str]:
+        if self.answered_at is None:
+            return False, "waiting for Redis (ISALES_REDIS_URL): see the notifier's log\n"
+        silent = time.monotonic() - self.answered_at
+        if silent > self.lease_seconds:
+            return False, f"Redis has not answered for {silent:.0f} s: see the notifier's log\n"
+        return True, "ready\n"
+
+
 def shard_of(member: str, shards: int) -> int:
     """The shard of a due-set member: a stable hash, the same in every notifier."""
     return zlib.crc32(member.encode()) % shards
@@ -192,8 +213,10 @@ class Notifier:
         settings: Settings,
         redis: AnyRedis | None = None,
         http: httpx.AsyncClient | None = None,
+        readiness: NotifierReadiness | None = None,
     ) -> None:
         self.settings = settings
+        self.readiness = readiness or NotifierReadiness(settings.notifier_lease_seconds)
         self.redis = redis or connect(settings)
         self.layout = KeyLayout(settings.key_prefix)
         self.store = SubscriptionStore(self.redis, self.layout)
@@ -240,6 +263,7 @@ class Notifier:
                 wake.clear()  # before the step: a wake-up during it runs the step again
             try:
                 pause = await step()
+                self.readiness.redis_answered()
             except (RedisError, OSError) as error:
                 metrics.REDIS_ERRORS.inc()
                 log.warning("notifier: Redis: %r (again in a second)", error)
@@ -535,9 +559,14 @@ def _text(value: bytes | str | None) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-async def run_notifier(settings: Settings, stop: asyncio.Event | None = None) -> None:
-    """Run one notifier until ``stop`` (or SIGTERM/SIGINT, in the command)."""
-    notifier = Notifier(settings)
+async def run_notifier(
+    settings: Settings,
+    stop: asyncio.Event | None = None,
+    readiness: NotifierReadiness | None = None,
+) -> None:
+    """Run one notifier until ``stop`` (or SIGTERM/SIGINT, in the command); ``readiness`` is
+    what its metrics port answers on ``/readyz``."""
+    notifier = Notifier(settings, readiness=readiness)
     try:
         await notifier.run(stop or asyncio.Event())
     finally:

@@ -21,7 +21,8 @@ its notifier dies.
 
 Reads the ISALES_REDIS_* settings, ISALES_KEY_PREFIX, ISALES_WEBHOOK_* (timeouts,
 retries, address policy) and ISALES_NOTIFIER_* (shards, leases, in-flight caps,
-ISALES_NOTIFIER_METRICS_PORT: Prometheus; 0: none). docs/notifications.md.
+ISALES_NOTIFIER_METRICS_PORT: /metrics for Prometheus, /healthz, and /readyz,
+ready while Redis answers; 0: none). docs/notifications.md.
 
 Example:
   ISALES_NOTIFIER_METRICS_PORT=0 isales-stats notifier --loglevel info
@@ -41,6 +42,7 @@ def register(commands: Subcommands) -> None:
 
 def run_notifier(arguments: argparse.Namespace, settings: Settings) -> int:
     from isales_stats.engine import health
+    from isales_stats.engine.notifier import NotifierReadiness
     from isales_stats.engine.notifier import run_notifier as run
     from isales_stats.engine.redis_connection import RedisAccessRefused, verify_access
 
@@ -48,26 +50,30 @@ def run_notifier(arguments: argparse.Namespace, settings: Settings) -> int:
         level=arguments.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
 
-    async def main() -> int:
+    try:
+        asyncio.run(verify_access(settings))
+    except RedisAccessRefused as error:
+        print(f"isales-stats notifier: {error}")
+        return EXIT_CANNOT_START
+    readiness = NotifierReadiness(settings.notifier_lease_seconds)
+    if settings.notifier_metrics_port:
+        # Before the notifier's event loop: the port runs its own loop in a thread, and starting
+        # it from inside a running loop fails.
         try:
-            await verify_access(settings)
-        except RedisAccessRefused as error:
-            print(f"isales-stats notifier: {error}")
+            health.serve(settings.notifier_metrics_port, settings.notifier_metrics_host, readiness)
+        except OSError as error:
+            print(
+                "isales-stats notifier: cannot serve metrics on "
+                f"ISALES_NOTIFIER_METRICS_PORT={settings.notifier_metrics_port}: {error}"
+            )
             return EXIT_CANNOT_START
-        if settings.notifier_metrics_port:
-            try:
-                health.serve(settings.notifier_metrics_port, settings.notifier_metrics_host)
-            except OSError as error:
-                print(
-                    "isales-stats notifier: cannot serve metrics on "
-                    f"ISALES_NOTIFIER_METRICS_PORT={settings.notifier_metrics_port}: {error}"
-                )
-                return EXIT_CANNOT_START
+
+    async def main() -> int:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signal_number in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signal_number, stop.set)
-        await run(settings, stop)
+        await run(settings, stop, readiness)
         return 0
 
     return asyncio.run(main())
