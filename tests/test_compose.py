@@ -47,7 +47,9 @@ COMPOSE_CHECK_SOURCES = ("go.mod", "go.sum", "main.go")
 GO_BUILD_TIMEOUT = 300
 
 KAFKA_IMAGE = "apache/kafka:4.3.1"
-SERVICES = {"kafka", "redis", "topics-init", "worker", "api", "prometheus", "grafana"}
+SERVICES = {"kafka", "redis", "topics-init", "worker", "api", "notifier", "prometheus", "grafana"}
+# The services that run the project's own image with its settings.
+ISALES_SERVICES = ("worker", "api", "notifier")
 DEPENDENCY_CONDITIONS = {"service_healthy", "service_completed_successfully"}
 # Variables whose values must come from the operator, never from a default in the file.
 SECRETS = {"ISALES_AUTH_KEYS"}
@@ -181,6 +183,21 @@ def test_worker_runs_two_replicas() -> None:
     assert command_of(worker) == ["worker"]
 
 
+def test_notifiers_run_two_replicas_on_redis_alone() -> None:
+    """Two share the due set's shards by lease (as in deploy/k8s); a notifier has no Kafka, so
+    it waits for Redis only, and its healthcheck asks its /readyz on its metrics port."""
+    notifier = services()["notifier"]
+    assert notifier["deploy"]["replicas"] >= 2
+    assert command_of(notifier)[0] == "notifier"
+    assert depends_on(notifier) == {"redis": {"condition": "service_healthy"}}
+    assert "ports" not in notifier, "a notifier takes no request from outside"
+    environment = environment_of(notifier)
+    assert environment["ISALES_NOTIFIER_METRICS_HOST"] == "0.0.0.0"
+    port = environment["ISALES_NOTIFIER_METRICS_PORT"]
+    assert f"http://127.0.0.1:{port}/readyz" in " ".join(notifier["healthcheck"]["test"])
+    assert int(port) == Settings.model_fields["notifier_metrics_port"].default
+
+
 def test_long_running_services_have_healthchecks() -> None:
     one_shot = one_shot_services()
     assert "topics-init" in one_shot
@@ -217,16 +234,16 @@ def test_worker_and_api_wait_for_what_they_use() -> None:
     assert conditions["api"]["redis"] == "service_healthy"
 
 
-def test_worker_and_api_share_the_isales_environment() -> None:
+def test_worker_api_and_notifier_share_the_isales_environment() -> None:
     shared = load_compose()["x-isales-environment"]
     assert isinstance(shared, dict)
-    for name in ("worker", "api"):
+    for name in ISALES_SERVICES:
         assert environment_of(services()[name]) == environment_of({"environment": shared}), name
 
 
 def test_service_urls_use_the_local_stack_ports(default_settings: Settings) -> None:
     """Hosts differ (service names in compose, 127.0.0.1 locally); the ports must not."""
-    for name in ("worker", "api"):
+    for name in ISALES_SERVICES:
         environment = environment_of(services()[name])
         in_compose = Settings(
             kafka_url=environment["ISALES_KAFKA_URL"],
@@ -254,7 +271,7 @@ def test_the_later_settings_allow_list_is_still_needed() -> None:
 
 
 def test_secrets_must_be_supplied() -> None:
-    for name in ("worker", "api"):
+    for name in ISALES_SERVICES:
         environment = environment_of(services()[name])
         for secret in SECRETS:
             assert re.fullmatch(rf"\$\{{{secret}:\?[^}}]+\}}", environment[secret]), (
@@ -444,7 +461,7 @@ def test_compose_accepts_the_file(validator: Validator) -> None:
     resolved = yaml.safe_load(result.stdout)
     assert isinstance(resolved, dict), result.stdout
     assert set(resolved["services"]) == set(services())
-    for name in ("worker", "api"):
+    for name in ISALES_SERVICES:
         assert environment_of(resolved["services"][name])["ISALES_AUTH_KEYS"] == AUTH_KEYS, name
     grafana = environment_of(resolved["services"]["grafana"])
     assert grafana["GF_SECURITY_ADMIN_PASSWORD"] == ADMIN_PASSWORD

@@ -8,6 +8,7 @@ package knows; a manifest of a kind it has no schema for fails here rather than 
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import shutil
@@ -25,6 +26,7 @@ from redis import exceptions as redis_errors
 
 from isales_stats.commands.stack.redis import REDIS_MEMORY, REDIS_PERSISTENCE
 from isales_stats.core.settings import Settings
+from isales_stats.core.webhooks import refused_address
 from tests.support.compose import environment_of, load_compose, services, with_defaults
 from tests.support.ports import free_port
 from tests.support.waiting import wait_for
@@ -144,7 +146,7 @@ def test_worker_probes_its_metrics_port() -> None:
     assert 1 <= deployment("worker")["spec"]["replicas"] <= partitions
 
 
-@pytest.mark.parametrize("component", ["api", "worker"])
+@pytest.mark.parametrize("component", ["api", "worker", "notifier"])
 def test_containers_have_resources_and_run_as_the_images_user(component: str) -> None:
     resources = container(component)["resources"]
     for kind in ("requests", "limits"):
@@ -157,18 +159,25 @@ def test_containers_have_resources_and_run_as_the_images_user(component: str) ->
     assert container(component)["securityContext"]["allowPrivilegeEscalation"] is False
 
 
-@pytest.mark.parametrize("component", ["api", "worker"])
+# Only the API checks signatures; the worker and the notifier get no key. Each may get a Redis
+# password; the notifier has no Kafka, so no Kafka password either.
+SECRETS_OF = {
+    "api": ["isales-stats-auth", "isales-stats-redis", "isales-stats-kafka"],
+    "worker": ["isales-stats-redis", "isales-stats-kafka"],
+    "notifier": ["isales-stats-redis"],
+}
+
+
+@pytest.mark.parametrize("component", sorted(SECRETS_OF))
 def test_settings_come_from_the_config_map_and_the_secret(component: str) -> None:
     sources = container(component)["envFrom"]
     config_maps = [source["configMapRef"]["name"] for source in sources if "configMapRef" in source]
     secrets = [source["secretRef"]["name"] for source in sources if "secretRef" in source]
     assert config_maps == ["isales-stats"]
-    # Only the API checks signatures; the worker gets no key. Both may get a Redis password and
-    # a Kafka one.
-    expected = ["isales-stats-auth"] if component == "api" else []
-    assert secrets == [*expected, "isales-stats-redis", "isales-stats-kafka"]
+    assert secrets == SECRETS_OF[component]
     optional = {s["secretRef"]["name"] for s in sources if s.get("secretRef", {}).get("optional")}
-    assert optional == {"isales-stats-redis", "isales-stats-kafka"}, "no password, no Secret"
+    no_password_no_secret = {"isales-stats-redis", "isales-stats-kafka"} & set(secrets)
+    assert optional == no_password_no_secret
     for name in config_maps:
         assert ("ConfigMap", name) in objects()
     for name in secrets:
@@ -226,7 +235,7 @@ def test_config_map_speaks_the_settings_names_of_compose() -> None:
     assert services()["worker"]["deploy"]["replicas"] == deployment("worker")["spec"]["replicas"]
 
 
-@pytest.mark.parametrize("component", ["api", "worker"])
+@pytest.mark.parametrize("component", ["api", "worker", "notifier"])
 def test_disruption_budget_covers_the_pods(component: str) -> None:
     budget = objects()[("PodDisruptionBudget", f"isales-stats-{component}")]
     selector = budget["spec"]["selector"]["matchLabels"]
@@ -381,7 +390,10 @@ def redis_answers(port: int, user: str, password: str) -> bool:
         return False
 
 
-def test_only_the_worker_and_api_pods_reach_redis() -> None:
+REDIS_CLIENTS = ("worker", "api", "notifier")
+
+
+def test_only_the_worker_api_and_notifier_pods_reach_redis() -> None:
     policy = objects()[("NetworkPolicy", "isales-stats-redis")]["spec"]
     redis_pods = objects()[("StatefulSet", "isales-stats-redis")]["spec"]["template"]["metadata"]
     assert policy["podSelector"]["matchLabels"].items() <= redis_pods["labels"].items()
@@ -391,12 +403,12 @@ def test_only_the_worker_and_api_pods_reach_redis() -> None:
     # Pod selectors alone: pods of this namespace, no namespaceSelector or ipBlock.
     assert all(set(peer) == {"podSelector"} for peer in rule["from"])
     admitted = [peer["podSelector"]["matchLabels"] for peer in rule["from"]]
-    assert len(admitted) == 2
-    for component in ("worker", "api"):
+    assert len(admitted) == len(REDIS_CLIENTS)
+    for component in REDIS_CLIENTS:
         assert any(labels.items() <= pod_labels(component).items() for labels in admitted)
-    # Each selector picks one component: neither matches the other's pods nor Redis'.
+    # Each selector picks one component: none matches another's pods nor Redis'.
     for labels in admitted:
-        matching = [c for c in ("worker", "api") if labels.items() <= pod_labels(c).items()]
+        matching = [c for c in REDIS_CLIENTS if labels.items() <= pod_labels(c).items()]
         assert len(matching) == 1, labels
         assert not labels.items() <= redis_pods["labels"].items()
 
@@ -417,3 +429,69 @@ def test_only_pods_of_the_cluster_reach_the_workers_and_only_their_metrics_port(
     assert rule["from"] == [{"namespaceSelector": {}}]  # no address from outside the cluster
     ports = {port["name"] for port in container("worker")["ports"]}
     assert ports == {"metrics"}
+
+
+def test_notifier_runs_two_or_more_and_probes_its_metrics_port() -> None:
+    """Notifiers share the due set's shards by lease: one alone would leave every campaign
+    undelivered while it restarts. Its /readyz says whether Redis answers it (no Kafka)."""
+    notifier = container("notifier")
+    data = objects()[("ConfigMap", "isales-stats")]["data"]
+    metrics_port = int(data["ISALES_NOTIFIER_METRICS_PORT"])
+    assert {port["name"]: port["containerPort"] for port in notifier["ports"]} == {
+        "metrics": metrics_port
+    }
+    assert notifier["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    assert notifier["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert notifier["args"][0] == "notifier"
+    assert deployment("notifier")["spec"]["replicas"] >= 2
+    annotations = deployment("notifier")["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == data["ISALES_NOTIFIER_METRICS_PORT"]
+    assert Settings.model_fields["notifier_metrics_host"].default == "127.0.0.1"
+    assert data["ISALES_NOTIFIER_METRICS_HOST"] == "0.0.0.0"
+
+
+def notifier_policy() -> Manifest:
+    spec: Manifest = objects()[("NetworkPolicy", "isales-stats-notifier")]["spec"]
+    return spec
+
+
+def test_only_pods_of_the_cluster_reach_the_notifiers_and_only_their_metrics_port() -> None:
+    policy = notifier_policy()
+    assert policy["podSelector"]["matchLabels"].items() <= pod_labels("notifier").items()
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    (rule,) = policy["ingress"]
+    assert rule["ports"] == [{"port": "metrics", "protocol": "TCP"}]
+    assert rule["from"] == [{"namespaceSelector": {}}]
+
+
+def test_notifiers_reach_redis_dns_and_public_addresses_on_443_only() -> None:
+    redis_rule, dns_rule, internet_rule = notifier_policy()["egress"]
+    redis_pods = objects()[("StatefulSet", "isales-stats-redis")]["spec"]["template"]["metadata"]
+    (redis_peer,) = redis_rule["to"]
+    assert set(redis_peer) == {"podSelector"}
+    assert redis_peer["podSelector"]["matchLabels"].items() <= redis_pods["labels"].items()
+    assert redis_rule["ports"] == [{"port": "redis", "protocol": "TCP"}]
+    (dns_peer,) = dns_rule["to"]
+    assert dns_peer["podSelector"] == {"matchLabels": {"k8s-app": "kube-dns"}}
+    assert {(p["port"], p["protocol"]) for p in dns_rule["ports"]} == {(53, "UDP"), (53, "TCP")}
+    assert internet_rule["ports"] == [{"port": 443, "protocol": "TCP"}]
+    blocks = [peer["ipBlock"] for peer in internet_rule["to"]]
+    assert all(set(peer) == {"ipBlock"} for peer in internet_rule["to"])
+    assert sorted(block["cidr"] for block in blocks) == ["0.0.0.0/0", "::/0"]
+    excepted = [ipaddress.ip_network(cidr) for block in blocks for cidr in block["except"]]
+
+    def reachable(address: str) -> bool:
+        ip = ipaddress.ip_address(address)
+        return not any(ip in network for network in excepted if network.version == ip.version)
+
+    # What the notifier refuses to call (isales_stats/core/webhooks.py), the policy blocks too:
+    # the ranges of a cluster's pods, services and nodes, and the cloud's metadata address.
+    for address in (
+        "10.0.0.1", "10.255.255.254", "172.16.0.1", "172.31.255.254", "192.168.0.1",
+        "127.0.0.1", "169.254.169.254", "0.0.0.0", "100.64.0.1", "::1", "fd00::1", "fe80::1",
+    ):  # fmt: skip
+        assert not reachable(address), address
+        if not address.startswith("100.64."):  # shared space: refused by the policy alone
+            assert refused_address(address) is not None, address
+    for address in ("8.8.8.8", "1.1.1.1", "93.184.216.34", "2001:4860:4860::8888"):
+        assert reachable(address), address
