@@ -1,4 +1,5 @@
-"""Notifications end to end: kafka-python -> Kafka -> a real worker -> the campaign's outbox.
+"""Notifications end to end: kafka-python -> Kafka -> a real worker -> the campaign's outbox
+-> a real notifier process -> a real HTTP receiver process.
 
 A campaign's records are dialled to the end while abandoned calls cross the warning level and
 then the 3 % limit, and later fall back under it. The stream is published in phases, each
@@ -6,7 +7,8 @@ counted before the next is sent: within a phase the statuses only move one way, 
 the worker cuts a phase into counting calls, the outbox holds the same notifications, those
 the reference model (NotificationModel) predicts when it counts each phase as one call. The
 outbox must hold exactly those, in order, with their ids and data, no more; the campaign is in
-the due set. A phase is also published twice: duplicates notify nothing.
+the due set. A phase is also published twice: duplicates notify nothing. The receiver gets
+each of them, signed (verified with standardwebhooks), in order, with the outbox's ids.
 
 The VDN's zone is chosen so that its local time is about noon: no phase straddles its
 midnight, so today's window holds what the rolling ones hold.
@@ -31,8 +33,10 @@ from isales_stats.engine.topics import ensure_topics
 from isales_stats.producing.publisher import EventPublisher
 from tests.support.clock import now_ms
 from tests.support.events import ADDED, CALL, call_event
+from tests.support.notifications import check_deliveries, notifier_settings, subscribe
 from tests.support.processes import ServiceProcess
 from tests.support.waiting import wait_for
+from tests.support.webhook_receiver import Receiver
 
 pytestmark = pytest.mark.stack
 
@@ -95,7 +99,9 @@ def outbox(redis: Redis, layout: KeyLayout) -> list[dict[str, Any]]:
 def test_the_outbox_of_a_counted_stream_holds_what_the_model_predicts(
     test_settings: Settings, tmp_path: Path
 ) -> None:
-    settings = test_settings.model_copy(update={"vdn_time_zones": {VDN: noon_zone()}})
+    settings = notifier_settings(test_settings).model_copy(
+        update={"vdn_time_zones": {VDN: noon_zone()}}
+    )
     layout = KeyLayout(settings.key_prefix)
     limit = AbandonLimit(settings.abandon_limit_of(VDN), settings.abandon_warning_fraction)
     model = NotificationModel(
@@ -118,11 +124,16 @@ def test_the_outbox_of_a_counted_stream_holds_what_the_model_predicts(
         connected(129, 1) + abandoned(0, 4),
     ]
     ensure_topics(settings)
+    receiver = Receiver(settings, tmp_path, "integrator").start()
+    subscription = subscribe(settings, receiver.url, (VDN,))
     redis = Redis.from_url(settings.redis_url)
     try:
         with (
             EventPublisher(settings) as publisher,
             ServiceProcess(settings, "worker", log_dir=tmp_path, worker_metrics_port=0) as worker,
+            ServiceProcess(
+                settings, "notifier", "--loglevel", "info", log_dir=tmp_path
+            ) as notifier,
         ):
             for phase in phases:
                 for event in phase:
@@ -136,8 +147,20 @@ def test_the_outbox_of_a_counted_stream_holds_what_the_model_predicts(
                     return value is not None and int(value) == calls
 
                 assert wait_for(counted, 90), f"not counted in time:\n{worker.log()}"
-        written = outbox(redis, layout)
-        predicted = model.outbox(VDN, CAMPAIGN)
+            predicted = model.outbox(VDN, CAMPAIGN)
+            expected_ids = {entry["id"] for entry in predicted}
+
+            def delivered() -> bool:
+                return {r["headers"]["webhook-id"] for r in receiver.accepted()} >= expected_ids
+
+            assert wait_for(delivered, 90), f"not delivered in time:\n{notifier.log()}"
+            # What was decided, read from what was delivered (the outbox is trimmed once
+            # delivered): each id once, a repeated delivery carrying the same id.
+            first_of: dict[str, dict[str, Any]] = {}
+            for request in receiver.accepted():
+                body = orjson.loads(request["body"])
+                first_of.setdefault(request["headers"]["webhook-id"], body)
+            written = [{"id": id_, **body} for id_, body in first_of.items()]
         # the same notifications, in order, with their ids and data; the time each was
         # decided is the worker's, of the format the contract gives
         assert [{**e, "timestamp": ""} for e in written] == [
@@ -151,6 +174,10 @@ def test_the_outbox_of_a_counted_stream_holds_what_the_model_predicts(
             "campaign.finished",
             *["abandon.warning"] * 3,
         ]
-        assert redis.zscore(layout.outbox_due(), f"{VDN}:{CAMPAIGN}") is not None
+        check_deliveries(
+            receiver.accepted(), [(CAMPAIGN, entry["id"]) for entry in predicted],
+            subscription.secret,
+        )  # fmt: skip
     finally:
+        receiver.stop()
         redis.close()
