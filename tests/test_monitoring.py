@@ -1,21 +1,26 @@
 """deploy/prometheus and the pipeline dashboard: they query what a worker exports, where it is.
 
-What needs no workload: every metric a panel or an alert names is one the worker registers
-(engine/metrics.py, engine/lag.py), the dashboard reads the provisioned Prometheus, and the
-compose Prometheus scrapes the port the workers listen on with the rules it is given.
+What needs no workload: every metric a panel or an alert names is one the process it is scraped
+from registers (the worker: engine/metrics.py, engine/lag.py; a notifier, job isales-notifier:
+engine/notifier_metrics.py), the dashboard reads the provisioned Prometheus, and the compose
+Prometheus scrapes the ports the workers and notifiers listen on with the rules it is given.
 tests/test_consumer_group.py reads the same names from a running worker's metrics page.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterable
 from pathlib import Path
 
 import yaml
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, Metric
+from prometheus_client.metrics import MetricWrapperBase
 
 import isales_stats.engine.metrics  # noqa: F401  # registers the worker's metrics
 from isales_stats.core.settings import Settings
+from isales_stats.engine import notifier_metrics
 from tests.support.monitoring import (
     PIPELINE,
     PROMETHEUS,
@@ -28,10 +33,32 @@ ROOT = Path(__file__).resolve().parent.parent
 DATASOURCE = ROOT / "deploy" / "grafana" / "provisioning" / "datasources" / "prometheus.yaml"
 
 
+NOTIFIER_JOB = "isales-notifier"
+JOB = re.compile(r'\bjob="([a-z-]+)"')
+
+
 def exported_names() -> set[str]:
-    """Every metric and sample name the worker's registry has (``_total``, ``_bucket``...)."""
+    """Every metric and sample name the worker's registry has (``_total``, ``_bucket``...):
+    the process's registry, less the notifier's metrics, which some other test may have
+    imported into it."""
+    return _names(REGISTRY.collect()) - notifier_names()
+
+
+def notifier_names() -> set[str]:
+    """Every metric and sample name a notifier exports of its own (engine/notifier_metrics.py)."""
+    families = [
+        family
+        for metric in vars(notifier_metrics).values()
+        if isinstance(metric, MetricWrapperBase)
+        for family in metric.collect()
+    ]
+    assert families, "engine/notifier_metrics.py declares no metric"
+    return _names(families)
+
+
+def _names(families: Iterable[Metric]) -> set[str]:
     names = set()
-    for family in REGISTRY.collect():
+    for family in families:
         names.add(family.name)
         names.update(sample.name for sample in family.samples)
         if family.type == "histogram":
@@ -70,13 +97,27 @@ def test_the_dashboard_reads_the_provisioned_prometheus() -> None:
     assert source["url"] == "http://prometheus:9090"
 
 
-def test_every_alert_names_exported_metrics_and_says_what_is_wrong() -> None:
-    exported = exported_names()
+def test_every_alert_names_metrics_its_job_exports_and_says_what_is_wrong() -> None:
+    """A rule about notifications names the notifiers' job and only their metrics; every other
+    rule only the worker's."""
+    exported = {"isales-worker": exported_names(), NOTIFIER_JOB: notifier_names()}
     rules = alert_rules()
-    assert {rule["alert"] for rule in rules} >= {"IsalesCountingBehind", "IsalesCommitsFrozen"}
+    assert {rule["alert"] for rule in rules} >= {
+        "IsalesCountingBehind",
+        "IsalesCommitsFrozen",
+        "IsalesWebhookDeliveryLagHigh",
+        "IsalesWebhookDeadLetters",
+        "IsalesNotificationsDueGrowing",
+        "IsalesNotifierDown",
+    }
     for rule in rules:
         named = metrics_named(rule["expr"])
-        assert named <= exported, f"{rule['alert']}: {named - exported} are not exported"
+        jobs = set(JOB.findall(rule["expr"])) or {"isales-worker"}
+        assert len(jobs) == 1, f"{rule['alert']}: one job per rule, not {jobs}"
+        (job,) = jobs
+        if named & exported[NOTIFIER_JOB]:
+            assert job == NOTIFIER_JOB, f"{rule['alert']}: notifier metrics without its job"
+        assert named <= exported[job], f"{rule['alert']}: {named - exported[job]} are not {job}'s"
         assert rule["for"], rule["alert"]
         assert rule["labels"]["severity"] in {"page", "ticket"}, rule["alert"]
         assert rule["annotations"]["summary"], rule["alert"]
@@ -89,7 +130,7 @@ def test_compose_prometheus_scrapes_the_workers_and_the_apis_operations_port() -
     assert service["ports"] == ["127.0.0.1:9090:9090"]
     config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
     assert config["rule_files"] == ["/etc/prometheus/alerts.yml"]
-    job, api_job = config["scrape_configs"]
+    job, api_job, notifier_job = config["scrape_configs"]
     (discovery,) = job["dns_sd_configs"]
     assert discovery["names"] == ["worker"]
     assert "worker" in compose["services"]
@@ -100,3 +141,8 @@ def test_compose_prometheus_scrapes_the_workers_and_the_apis_operations_port() -
     assert (api_job["job_name"], api_discovery["names"]) == ("isales-api", ["api"])
     operations_port = compose["x-isales-environment"]["ISALES_OPERATIONS_PORT"]
     assert api_discovery["port"] == int(operations_port)
+    (notifier_discovery,) = notifier_job["dns_sd_configs"]
+    assert (notifier_job["job_name"], notifier_discovery["names"]) == (NOTIFIER_JOB, ["notifier"])
+    assert "notifier" in compose["services"]
+    notifier_port = compose["x-isales-environment"]["ISALES_NOTIFIER_METRICS_PORT"]
+    assert notifier_discovery["port"] == int(notifier_port)
