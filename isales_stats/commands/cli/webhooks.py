@@ -59,8 +59,8 @@ def _client(command: str, arguments: argparse.Namespace, settings: Settings) -> 
     keys = signing_keys(f"webhooks {command}", arguments, settings)
     if keys is None:
         return None
-    arguments.url = arguments.api
-    return StatisticsClient(api_url(arguments, settings), *keys)
+    # ``--url`` is the subscribed address here; the API's is ``--url-api``.
+    return StatisticsClient(api_url(argparse.Namespace(url=arguments.api), settings), *keys)
 
 
 def _call(command: str, arguments: argparse.Namespace, settings: Settings) -> int:
