@@ -25,7 +25,14 @@ from isales_stats.api.parameters import Word
 from isales_stats.api.responses import CAMPAIGN_TOO_LONG, MISSING_CONTENT_TYPE, success
 from isales_stats.api.schemas import Count, Success
 from isales_stats.core import decisions
-from isales_stats.core.decisions import BASES, AbandonLimit, Basis, ScopeCounts, abandon_rates
+from isales_stats.core.decisions import (
+    BASES,
+    AbandonLimit,
+    Basis,
+    ScopeCounts,
+    abandon_counts,
+    rate_of,
+)
 from isales_stats.core.interface import ABANDON_RATE_PATH
 from isales_stats.core.settings import Settings
 from isales_stats.engine.decisions import DecisionCounts
@@ -159,9 +166,20 @@ def answer(read: DecisionCounts, settings: Settings, vdn_id: int, basis: Basis) 
     """The answer's ``data`` for what was read: also the wallboard's (api/routes/live.py)."""
     limit = AbandonLimit(settings.abandon_limit_of(vdn_id), settings.abandon_warning_fraction)
 
+    # A whole VDN answers thousands of windows but few distinct (abandoned, denominator) pairs,
+    # and a window's answer follows from its pair alone: each is worked out once per answer and
+    # its dict shared by the windows that have it (the answer is only serialized).
+    answered: dict[tuple[int, int], dict[str, Any]] = {}
+
     def windows(counts: ScopeCounts) -> dict[str, Any]:
-        rates = abandon_rates(counts, basis, limit)
-        return {name: _window(rate) for name, rate in rates.items()}
+        figures = {}
+        for name, abandoned, denominator in abandon_counts(counts, basis):
+            window = answered.get((abandoned, denominator))
+            if window is None:
+                window = _window(rate_of(abandoned, denominator, limit))
+                answered[abandoned, denominator] = window
+            figures[name] = window
+        return figures
 
     return {
         "vdnId": vdn_id,

@@ -213,10 +213,11 @@ def denominator_of(counts: Counts, basis: Basis) -> int:
 def abandon_rate(counts: Counts, basis: Basis, limit: AbandonLimit) -> AbandonRate:
     """``over`` above the limit, ``warning`` from its warning fraction on, compared exactly:
     abandoned / denominator against each fraction, by cross-multiplying integers."""
-    return _rate(counts.abandoned, denominator_of(counts, basis), limit)
+    return rate_of(counts.abandoned, denominator_of(counts, basis), limit)
 
 
-def _rate(abandoned: int, denominator: int, limit: AbandonLimit) -> AbandonRate:
+def rate_of(abandoned: int, denominator: int, limit: AbandonLimit) -> AbandonRate:
+    """``abandoned`` calls over ``denominator`` and where that stands to ``limit``."""
     if denominator == 0:
         return _abandon_rate((abandoned, 0, None, "ok"))
     rate = ratio(abandoned, denominator, 100)
@@ -232,15 +233,26 @@ ABANDON_WINDOWS = MappingProxyType(
 
 def abandon_rates(scope: ScopeCounts, basis: Basis, limit: AbandonLimit) -> dict[str, AbandonRate]:
     """The abandon rate of each of ABANDON_WINDOWS."""
-    numbers, rates = scope.numbers, {}
-    for name, part in ABANDON_WINDOWS.items():
-        at = _AT[part]
+    return {
+        name: rate_of(abandoned, denominator, limit)
+        for name, abandoned, denominator in abandon_counts(scope, basis)
+    }
+
+
+_ABANDON_AT = tuple((name, _AT[part]) for name, part in ABANDON_WINDOWS.items())
+
+
+def abandon_counts(scope: ScopeCounts, basis: Basis) -> list[tuple[str, int, int]]:
+    """Each of ABANDON_WINDOWS: its name, its abandoned calls and its denominator (its rate
+    follows from these two alone: rate_of)."""
+    numbers, counts = scope.numbers, []
+    for name, at in _ABANDON_AT:
         abandoned = numbers[at + _ABANDONED]
         denominator = (
             numbers[at + _CALLS] if basis == "all" else numbers[at + _CONNECTS] + abandoned
         )
-        rates[name] = _rate(abandoned, denominator, limit)
-    return rates
+        counts.append((name, abandoned, denominator))
+    return counts
 
 
 # --- pacing ---------------------------------------------------------------------------------
