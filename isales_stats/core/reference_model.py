@@ -65,6 +65,7 @@ from isales_stats.core.keys import ABANDON_FAIL_CODES
 from isales_stats.core.notification_kinds import (
     CAMPAIGN_FINISHED,
     CAMPAIGN_RESUMED,
+    DAY_CLOSED,
     KIND_OF_STATUS,
     NOTIFIED_WINDOWS,
     notification_id,
@@ -537,6 +538,33 @@ class NotificationModel:
         campaign = (vdn_id, campaign_id)
         if any(status != "ok" for status in self._state(campaign)["abandon"].values()):
             self._abandon_statuses(campaign, at_ms)
+
+    def close_days(self, vdn_id: int, campaign_id: str, at_ms: int) -> None:
+        """The day.closed part of the workers' sweep at ``at_ms``, which follows ``sweep``'s in
+        the same step (engine/notification_sweep.lua): each day that ended in the VDN's zone
+        and has counters of the campaign (an accepted event of it that day), in order, once;
+        a campaign never closed before closes the latest ended day only. The retention is not
+        modelled (the tests' days are recent)."""
+        campaign = (vdn_id, campaign_id)
+        state = self._state(campaign)
+        zone = self.zone_of(vdn_id)
+        days = sorted(
+            {
+                occurred_day(event["occurredAt"], zone)
+                for event in self.model._events(vdn_id, campaign_id, None)
+            }
+        )
+        yesterday = datetime.fromtimestamp(at_ms / 1000, zone).date() - timedelta(days=1)
+        closed: date | None = state.get("day_closed")
+        ended = [day for day in days if day <= yesterday]
+        if closed is None:
+            ended = [day for day in ended if day == yesterday]
+        for day in ended:
+            if closed is None or day > closed:
+                data = {**self.model.daily(vdn_id, campaign_id, day), "day": day.isoformat()}
+                self._write(campaign, DAY_CLOSED, at_ms, data)
+                closed = day
+        state["day_closed"] = closed
 
     def _abandon_statuses(self, campaign: tuple[int, str], at_ms: int) -> None:
         """Each window's abandon status at ``at_ms``, notified where it changed."""
