@@ -20,7 +20,16 @@ import time
 from pathlib import Path
 
 REPORT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
-BENCHMARKS = ["engine", "api", "decisions", "publisher", "lifecycle", "history", "push"]
+BENCHMARKS = [
+    "engine",
+    "api",
+    "decisions",
+    "publisher",
+    "lifecycle",
+    "history",
+    "push",
+    "notifications",
+]
 
 HEADER = """# Benchmarks
 
