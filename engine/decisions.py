@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import tzinfo
+from functools import partial
 from typing import Any
 
 import orjson
@@ -34,15 +35,18 @@ from isales_stats.engine.statistics import CorruptCounters
 
 READ_DECISIONS = load_script("read_decisions.lua")
 
-# A totals row's width; what read_decisions.lua answers per scope besides its latest call: the
-# scope's PARTS (today, life, each window), in that order.
+# What read_decisions.lua answers per scope besides its latest call: its totals row, then its
+# PARTS (today, life, each window), in that order.
 _ROW = len(TOTAL_COUNTERS)
-_NUMBERS_PER_SCOPE = len(PARTS) * WIDTH
+_PARTS = len(PARTS) * WIDTH
+_PER_SCOPE = _ROW + _PARTS
 _DIGITS_AND_COMMA = b"0123456789,"
 _RECORDS, _CALLS, _CONNECTS, _FINISHED = (
     TOTAL_COUNTERS.index(name)
     for name in ("totalCount", "totalCalledCount", "totalCallSucc", "totalFinishCount")
 )
+# Built from a tuple without the Python-level __new__ of a named tuple: one per scope of a VDN.
+_scope_counts = partial(tuple.__new__, ScopeCounts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,62 +155,56 @@ def _first_minutes(now: Now, zone: tzinfo) -> list[int]:
     return firsts
 
 
-def _campaign_counts(campaign_id: str, reply: list[list[bytes]]) -> CampaignCounts:
-    totals_flat, windows_flat = reply
-    totals = dict(zip(totals_flat[0::2], totals_flat[1::2], strict=True))
-    windows = dict(zip(windows_flat[0::2], windows_flat[1::2], strict=True))
-    if b"" not in totals:
-        raise CorruptCounters(f"campaign {campaign_id!r}: its rows hold batches but no campaign")
-    # Byte order of UTF-8 is code point order: the same order as sorting the decoded ids.
-    scopes = [b"", *sorted(scope for scope in totals if scope)]
-    rows = _numbers(campaign_id, [totals[scope] for scope in scopes], _ROW)
-    parts = [windows[scope].rpartition(b";") for scope in scopes]
-    sums = _numbers(
-        campaign_id, [head.replace(b";", b",") for head, _, _ in parts], _NUMBERS_PER_SCOPE
-    )
-    counted = []
-    for index, (_, _, last) in enumerate(parts):
-        row, first = index * _ROW, index * _NUMBERS_PER_SCOPE
-        counted.append(
-            ScopeCounts(
-                rows[row + _RECORDS],
-                rows[row + _CALLS],
-                rows[row + _CONNECTS],
-                rows[row + _FINISHED],
-                sums[first : first + _NUMBERS_PER_SCOPE],
-                _last_call(campaign_id, last),
-            )
-        )
-    return CampaignCounts(
-        campaign_id,
-        counted[0],
-        tuple(
-            (text_of(scope), scope_counts)
-            for scope, scope_counts in zip(scopes[1:], counted[1:], strict=True)
+def _campaign_counts(campaign_id: str, reply: list[bytes]) -> CampaignCounts:
+    """A campaign's scopes from read_decisions.lua's three strings: its scopes' ids, their
+    numbers (each scope's totals row then its PARTS) and their latest calls."""
+    packed_ids, packed_numbers, packed_lasts = reply
+    ids = packed_ids.split(b"\n")
+    numbers = _numbers(campaign_id, packed_numbers.replace(b";", b","), len(ids) * _PER_SCOPE)
+    lasts = _lasts(campaign_id, packed_lasts, len(ids))
+    # Each of a scope's figures at its place in every scope's numbers: taken as slices, the
+    # scopes are built without a Python step per figure.
+    scopes = map(
+        _scope_counts,
+        zip(
+            numbers[_RECORDS::_PER_SCOPE],
+            numbers[_CALLS::_PER_SCOPE],
+            numbers[_CONNECTS::_PER_SCOPE],
+            numbers[_FINISHED::_PER_SCOPE],
+            [numbers[at : at + _PARTS] for at in range(_ROW, len(numbers), _PER_SCOPE)],
+            lasts,
+            strict=True,
         ),
     )
+    # The campaign ("") first, then its batches by batchId: byte order of UTF-8 is code point
+    # order, the same order as sorting the decoded ids (which are distinct: hash fields).
+    (first, campaign), *batches = sorted(zip(ids, scopes, strict=True))
+    if first != b"":
+        raise CorruptCounters(f"campaign {campaign_id!r}: its rows hold batches but no campaign")
+    return CampaignCounts(
+        campaign_id, campaign, tuple((batch.decode(), counts) for batch, counts in batches)
+    )
 
 
-def _numbers(campaign_id: str, packed: list[bytes], per_item: int) -> list[int]:
-    """The integers of packed rows ("4,0,2,1"), each row ``per_item`` of them; refused when
-    anything but the engine wrote them (no sign, no empty field, no leading zero)."""
-    joined = b",".join(packed)
+def _numbers(campaign_id: str, joined: bytes, count: int) -> list[int]:
+    """The ``count`` integers of comma-separated numbers ("4,0,2,1,..."); refused when anything
+    but the engine wrote them (no sign, no empty field, no leading zero)."""
     if not joined.translate(None, _DIGITS_AND_COMMA):
         try:
             numbers: list[int] = orjson.loads(b"[" + joined + b"]")
-            if len(numbers) == per_item * len(packed):
+            if len(numbers) == count:
                 return numbers
         except orjson.JSONDecodeError:
             pass
     raise CorruptCounters(
-        f"campaign {campaign_id!r}: a stored row or window is not {per_item} integers ≥ 0: "
-        f"{joined!r:.200}"
+        f"campaign {campaign_id!r}: a stored row or window is not integers ≥ 0 of the expected "
+        f"count: {joined!r:.200}"
     )
 
 
-def _last_call(campaign_id: str, text: bytes) -> int | None:
-    if not text:
-        return None
-    if not text.isdigit():
-        raise CorruptCounters(f"campaign {campaign_id!r}: a window's last call is {text!r:.40}")
-    return int(text)
+def _lasts(campaign_id: str, packed: bytes, count: int) -> list[int | None]:
+    """The ``count`` latest-call minutes of comma-separated ones, None where empty (no call)."""
+    lasts = packed.split(b",")
+    if len(lasts) != count or packed.translate(None, _DIGITS_AND_COMMA):
+        raise CorruptCounters(f"campaign {campaign_id!r}: its latest calls are {packed!r:.200}")
+    return [int(last) if last else None for last in lasts]

@@ -8,12 +8,17 @@
 -- ARGV[2]  the reader's current minute, hour and day numbers, "M,H,D" (core/windows.py)
 -- ARGV[3]  the first epoch minute of each window at the reader's now, in the order of WINDOWS,
 --          comma-separated: a scope whose latest call is older has nothing in that window
--- return   per campaign: false when it is unknown, else {totals, windows}, each a flat array of
---          field, value, field, value...: field "" is the campaign, any other a batchId. A
---          totals value is the packed row of TOTAL_COUNTERS; a windows value is
---          "today;life;m5;m15;m60;h24;d30;last", each of the first seven "calls,connects,
---          abandoned,finished" (today: the day bucket of the reader's day), last the epoch minute
---          of the scope's latest call, or "" when it made none.
+-- return   per campaign: false when it is unknown, else {scopes, numbers, lasts}, each one string:
+--          scopes the fields of its rows hash ("" the campaign, any other a batchId) joined by
+--          newlines (an id holds no control character: core/events.py); numbers per scope, in
+--          that order, its totals row (TOTAL_COUNTERS) then "today;life;m5;m15;m60;h24;d30",
+--          each "calls,connects,abandoned,finished" (today: the day bucket of the reader's day),
+--          the scopes joined by ";"; lasts per scope the epoch minute of its latest call, or ""
+--          when it made none, joined by ",".
+--
+-- Three strings per campaign rather than arrays of strings per scope: the reader (in Python)
+-- then parses a campaign's numbers in one call, and its time per scope went to taking nested
+-- replies apart.
 --
 -- The counting script keeps each window's sum as of the buckets that were current when it last
 -- counted a call of the scope (the window hash's sums field, docs/adr/0008-rolling-windows.md).
@@ -51,6 +56,8 @@ local today_field = BUCKET_PREFIX.day .. now.day
 -- What a scope answers when its hash was not written by the counting script: the reader refuses
 -- it, naming the campaign (engine/decisions.py), rather than the script failing on it.
 local CORRUPT = 'corrupt'
+-- The windows of a scope that has no sums yet (no call counted).
+local NO_WINDOWS = string.rep(ZERO_BUCKET .. ';', #WINDOWS - 1) .. ZERO_BUCKET
 
 -- Two packed buckets ("c,n,a,f") added, or the second subtracted (sign -1), packed.
 local function combined(packed_sum, bucket, sign)
@@ -141,22 +148,24 @@ local function corrected(window_key, sums_text, last)
   return table.concat(parts, ';', STORED_AT + 1)
 end
 
-local function read_windows(window_key)
+-- Appends a scope's windows to its campaign's numbers, and returns its latest call ("" none).
+local function read_windows(window_key, numbers)
   local values = call('HMGET', window_key, today_field, WINDOW_FIELD.life, WINDOW_FIELD.last,
                       WINDOW_FIELD.sums)
   local today, life, last, sums = values[1], values[2], values[3], values[4]
+  local n = #numbers
+  numbers[n + 1], numbers[n + 2] = today or ZERO_BUCKET, life or ZERO_BUCKET
   if not sums then
-    return table.concat({today or ZERO_BUCKET, life or ZERO_BUCKET, ZERO_BUCKET, ZERO_BUCKET,
-                         ZERO_BUCKET, ZERO_BUCKET, ZERO_BUCKET, last or ''}, ';')
+    numbers[n + 3] = NO_WINDOWS
+    return last or ''
   end
   local at = string.find(sums, ';', 1, true)
-  local windows
   if at and string.sub(sums, 1, at - 1) == ARGV[2] then
-    windows = string.sub(sums, at + 1)  -- fresh: counted at the reader's buckets
+    numbers[n + 3] = string.sub(sums, at + 1)  -- fresh: counted at the reader's buckets
   else
-    windows = corrected(window_key, sums, tonumber(last) or -1)
+    numbers[n + 3] = corrected(window_key, sums, tonumber(last) or -1)
   end
-  return table.concat({today or ZERO_BUCKET, life or ZERO_BUCKET, windows, last or ''}, ';')
+  return last or ''
 end
 
 local function read_campaign(rows_key)
@@ -177,17 +186,18 @@ local function read_campaign(rows_key)
       totals[3], totals[4] = only_batch, rows[2]
     end
   end
-  local windows = {}
+  local scopes, numbers, lasts = {}, {}, {}
   for i = 1, #totals, 2 do
     local scope = totals[i]
     local window_key = base .. SUFFIX.window
     if scope ~= '' then
       window_key = base .. SUFFIX.batch .. scope .. SUFFIX.window
     end
-    windows[#windows + 1] = scope
-    windows[#windows + 1] = read_windows(window_key)
+    scopes[#scopes + 1] = scope
+    numbers[#numbers + 1] = totals[i + 1]
+    lasts[#lasts + 1] = read_windows(window_key, numbers)
   end
-  return {totals, windows}
+  return {table.concat(scopes, '\n'), table.concat(numbers, ';'), table.concat(lasts, ',')}
 end
 
 local replies = {}
