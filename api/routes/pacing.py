@@ -25,7 +25,7 @@ from isales_stats.api.interfaces import GuardedRead, ReadInterface
 from isales_stats.api.parameters import StatisticsQuery
 from isales_stats.api.responses import CAMPAIGN_TOO_LONG, MISSING_CONTENT_TYPE, success
 from isales_stats.api.schemas import Count, Success
-from isales_stats.core.decisions import PACE_WINDOWS, ScopeCounts, pace
+from isales_stats.core.decisions import PACE_WINDOWS, Pacer, ScopeCounts
 from isales_stats.core.interface import PACING_PATH
 from isales_stats.core.settings import Settings
 from isales_stats.core.windows import minute_start
@@ -144,8 +144,8 @@ def _minute(minute: int, zone: tzinfo) -> str:
     return minute_start(minute, zone).isoformat()
 
 
-# The per-minute figures' names in the answer, by their window's length.
-_PER_MINUTE = {size: f"last{size}" for size in PACE_WINDOWS}
+# The per-minute figures' names in the answer, in PACE_WINDOWS' order.
+_PER_MINUTE = tuple(f"last{size}" for size in PACE_WINDOWS)
 
 
 @INTERFACE.route(router)
@@ -165,27 +165,35 @@ def answer(read: DecisionCounts, settings: Settings, vdn_id: int) -> dict[str, A
     stall_minutes = settings.stall_minutes
     now_ms = read.now_ms
 
+    pacer = Pacer(now_ms, stall_minutes)
+    # The pacer shares a per-minute dict among the scopes with the same window counts; so is
+    # each answer's, made once per distinct set of rates rather than per scope.
+    per_minute_answers: dict[tuple[float, ...], dict[str, float]] = {}
+
+    def per_minute(rates: dict[int, float]) -> dict[str, float]:
+        key = tuple(rates.values())
+        answered = per_minute_answers.get(key)
+        if answered is None:
+            answered = per_minute_answers[key] = dict(zip(_PER_MINUTE, key, strict=True))
+        return answered
+
     def figures(counts: ScopeCounts) -> dict[str, Any]:
-        paced = pace(counts, now_ms, stall_minutes)
-        last = paced.last_call_minute
+        paced = pacer.pace(counts)
+        last, eta = paced.last_call_minute, paced.eta
         return {
             "totalRecords": paced.total_records,
             "finishedRecords": paced.finished_records,
             "remainingRecords": paced.remaining_records,
             "percentComplete": paced.percent_complete,
-            "callsPerMinute": {
-                _PER_MINUTE[size]: rate for size, rate in paced.calls_per_minute.items()
-            },
-            "finishedPerMinute": {
-                _PER_MINUTE[size]: rate for size, rate in paced.finished_per_minute.items()
-            },
+            "callsPerMinute": per_minute(paced.calls_per_minute),
+            "finishedPerMinute": per_minute(paced.finished_per_minute),
             "connectRate": {"today": paced.connect_rate_today, "life": paced.connect_rate_life},
             "attemptsPerFinishedRecord": paced.attempts_per_finished_record,
             "lastCallAt": None if last is None else _minute(last, zone),
             "state": paced.state,
             "eta": None
-            if paced.eta is None
-            else {"earliest": _moment(paced.eta[0], zone), "latest": _moment(paced.eta[1], zone)},
+            if eta is None
+            else {"earliest": _moment(eta[0], zone), "latest": _moment(eta[1], zone)},
             "etaReason": paced.eta_reason,
         }
 

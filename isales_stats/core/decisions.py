@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import partial
+from operator import itemgetter
 from types import MappingProxyType
 from typing import Literal, NamedTuple
 
@@ -308,8 +309,11 @@ def eta_of(remaining: int, finished: Mapping[int, int], now_ms: int) -> tuple[in
     return (min(done), max(done)) if done else None
 
 
-# Each pace window's length, and where its sum stands in a scope's numbers; today's too.
-_PACE_AT = tuple((size, _AT[name]) for size, name in PACE_WINDOWS.items())
+# A scope's calls and its finished records in each pace window (PACE_WINDOWS' order, a tuple),
+# taken from its numbers; where today's part stands in them.
+_PACE_AT = tuple(_AT[name] for name in PACE_WINDOWS.values())
+_pace_calls = itemgetter(*(at + _CALLS for at in _PACE_AT))
+_pace_finished = itemgetter(*(at + _FINISHED for at in _PACE_AT))
 _TODAY_AT = _AT["today"]
 _NO_ETA_BECAUSE = MappingProxyType(
     {
@@ -323,34 +327,62 @@ _NO_ETA_BECAUSE = MappingProxyType(
 _pace = partial(tuple.__new__, Pace)
 
 
+class Pacer:
+    """The paces of many scopes at one moment (a whole VDN's answer).
+
+    A scope's calls and finished records per minute follow from its three pace windows' counts
+    alone, and a VDN's scopes have few distinct ones (a quiet scope's are all zero): each
+    distinct set is worked out once per pacer, its dict shared by the scopes that have it (the
+    paces are only read, never changed)."""
+
+    def __init__(self, now_ms: int, stall_minutes: int) -> None:
+        self.now_ms = now_ms
+        self.now_minute = now_ms // MINUTE_MS
+        self.stall_minutes = stall_minutes
+        self._per_minute: dict[tuple[int, ...], dict[int, float]] = {}
+
+    def _rates(self, counts: tuple[int, ...]) -> dict[int, float]:
+        """Per minute of each pace window, for its count (in PACE_WINDOWS' order)."""
+        rates = self._per_minute.get(counts)
+        if rates is None:
+            pairs = zip(PACE_WINDOWS, counts, strict=True)
+            rates = self._per_minute[counts] = {size: ratio(count, size) for size, count in pairs}
+        return rates
+
+    def pace(self, scope: ScopeCounts) -> Pace:
+        """A scope's pace, its windows summed at the pacer's moment."""
+        records, finished_records, numbers = scope.records, scope.finished, scope.numbers
+        remaining = max(records - finished_records, 0)
+        state = state_of(scope, self.now_minute, self.stall_minutes)
+        finished = _pace_finished(numbers)
+        eta = None
+        reason: str | None
+        if state == "dialling":
+            eta = eta_of(remaining, dict(zip(PACE_WINDOWS, finished, strict=True)), self.now_ms)
+            reason = None if eta else ETA_NOTHING_FINISHED
+        else:
+            reason = _NO_ETA_BECAUSE[state]
+        return _pace(
+            (
+                records,
+                finished_records,
+                remaining,
+                # Records removed after they finished can leave more finished than known
+                # records.
+                _percent(min(finished_records, records), records),
+                self._rates(_pace_calls(numbers)),
+                self._rates(finished),
+                _percent(numbers[_TODAY_AT + _CONNECTS], numbers[_TODAY_AT + _CALLS]),
+                _percent(scope.connects, scope.calls),
+                ratio(scope.calls, finished_records) if finished_records else None,
+                scope.last_call_minute,
+                state,
+                eta,
+                reason,
+            )
+        )
+
+
 def pace(scope: ScopeCounts, now_ms: int, stall_minutes: int) -> Pace:
     """A scope's pace at ``now_ms``, its windows summed at that moment."""
-    records, finished_records, numbers = scope.records, scope.finished, scope.numbers
-    remaining = max(records - finished_records, 0)
-    state = state_of(scope, now_ms // MINUTE_MS, stall_minutes)
-    finished = {size: numbers[at + _FINISHED] for size, at in _PACE_AT}
-    eta = None
-    reason: str | None
-    if state == "dialling":
-        eta = eta_of(remaining, finished, now_ms)
-        reason = None if eta else ETA_NOTHING_FINISHED
-    else:
-        reason = _NO_ETA_BECAUSE[state]
-    return _pace(
-        (
-            records,
-            finished_records,
-            remaining,
-            # Records removed after they finished can leave more finished than known records.
-            _percent(min(finished_records, records), records),
-            {size: ratio(numbers[at + _CALLS], size) for size, at in _PACE_AT},
-            {size: ratio(count, size) for size, count in finished.items()},
-            _percent(numbers[_TODAY_AT + _CONNECTS], numbers[_TODAY_AT + _CALLS]),
-            _percent(scope.connects, scope.calls),
-            ratio(scope.calls, finished_records) if finished_records else None,
-            scope.last_call_minute,
-            state,
-            eta,
-            reason,
-        )
-    )
+    return Pacer(now_ms, stall_minutes).pace(scope)
