@@ -32,6 +32,7 @@ def serve(port: int, record: Path, control: Path) -> None:
             status = {"ok": 200, "fail": 500, "gone": 410}.get(mode[0], 200)
             line = {
                 "arrived": arrived,
+                "path": self.path,
                 "answered": mode[0],
                 "status": status,
                 "headers": {name.lower(): value for name, value in self.headers.items()},
