@@ -64,8 +64,8 @@ SECONDS = 30
 SUBSCRIPTIONS = 100
 RECEIVERS = 2
 NOTIFIERS = 2
-# 2.5 notifications a second, 250 deliveries: what two notifiers sustain here beside the
-# worker (at twice that, they fell behind and the latency only measured the backlog).
+# 2.5 notifications a second, 250 deliveries: about what two notifiers keep up with here
+# beside the worker (at twice that, the backlog grew all run and the latency measured it).
 SMALL_CAMPAIGNS_PER_SECOND = 1
 RECORDS_PER_SMALL_CAMPAIGN = 4
 ABANDONING_EVERY = 2  # every 2nd small campaign has an abandoned call before its final calls
