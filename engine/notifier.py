@@ -7,6 +7,13 @@ it holds (``SET NX PX``, renewed by a compare-and-pexpire). Each notifier announ
 in a members zset and holds about its share (shards / live notifiers); a notifier that dies
 stops renewing, and its shards are taken within a lease time.
 
+Fencing. A notifier counts a lease as its own only until a safe part of the lease time after
+it sent the renewal that Redis granted (its own clock: Redis' expiry starts later). Past that
+it sends nothing more of the shard's campaigns, and no request of it is still open then (a
+request's timeout is cut to what is left of the lease): once another notifier can take the
+shard, the old holder is silent. All leases are renewed in one round trip, first thing in the
+lease loop, every third of a lease time.
+
 A lane. One campaign and one subscription: the entries after the subscription's cursor, one
 after the other (the next waits for the one before), each tried until a 2xx, with backoff and
 full jitter, for ``webhook_retry_period_seconds``; then a dead letter and the cursor moves on.
@@ -16,9 +23,18 @@ receiver holds only its own share and delays no other. A lane's retry state (the
 first attempt, attempts, the next attempt) is in Redis: a notifier killed mid-delivery is
 replaced by one that resumes it; the entry is sent again with the same webhook-id.
 
+Finding work. A scan reads, for every due campaign of a held shard at once, the stream's last
+entry and the covering subscriptions' cursors: a lane starts only for a subscription behind.
+
 Settling. When no lane of a campaign runs, and every covering subscription's cursor has
 reached the stream's last entry, the campaign leaves the due set (removed, then checked again:
-an entry written meanwhile puts it back), and the stream is trimmed to the lowest cursor.
+an entry written meanwhile puts it back), and the stream is trimmed past the lowest cursor: a
+fully delivered outbox is empty, so that the workers' sweep (which puts a campaign whose outbox
+holds entries back in the due set) leaves it out.
+
+Cost. A delivery is one HTTP request on a kept-alive connection (a client per receiver host,
+connecting to the address checked for it, which is checked again every
+``ADDRESS_CHECK_SECONDS``) and one script moving the cursor; a lane's start is one round trip.
 """
 
 from __future__ import annotations
@@ -60,26 +76,38 @@ from isales_stats.core.webhooks import (
 )
 from isales_stats.engine import notifier_metrics as metrics
 from isales_stats.engine.outbox import due_member, parse_due_member
-from isales_stats.engine.redis_connection import AnyRedis, connect, connect_pubsub
+from isales_stats.engine.redis_connection import (
+    AnyRedis,
+    LuaScript,
+    connect,
+    connect_pubsub,
+    run_pipeline,
+)
 from isales_stats.engine.subscriptions import SubscriptionStore
 
 log = logging.getLogger(__name__)
 
 ENTRIES_PER_READ = 100
 USER_AGENT = "isales-stats-notifier"
-_RENEW = """
+# How long a host's checked address is used before it is resolved and checked again. The
+# connection goes to the checked address, never to a name resolved anew (DNS rebinding).
+ADDRESS_CHECK_SECONDS = 30.0
+# The part of a lease time a notifier counts on after sending a renewal Redis granted: the
+# rest covers clocks running at slightly different rates.
+LEASE_SAFE_PART = 0.9
+_RENEW = LuaScript("""
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0
-"""
-_RELEASE = """
+""")
+_RELEASE = LuaScript("""
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
-"""
+""")
 # A cursor only moves forward: a notifier that lost its lease and finishes a delivery late
 # must not move a cursor the new holder already moved past.
-_ADVANCE = """
+_ADVANCE = LuaScript("""
 local current = redis.call('HGET', KEYS[1], ARGV[1])
 if current then
   local cm, cs = string.match(current, '^(%d+)-(%d+)$')
@@ -90,7 +118,7 @@ end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HDEL', KEYS[2], ARGV[1])
 return 1
-"""
+""")
 
 
 class NotifierReadiness:
@@ -129,20 +157,45 @@ class Attempt:
 
 
 class Deliverer:
-    """Sends one outbox entry to one subscription, signed, to an address checked at each try."""
+    """Sends one outbox entry to one subscription, signed, to its host's checked address.
 
-    def __init__(self, settings: Settings, http: httpx.AsyncClient) -> None:
+    One HTTP client per receiver host (scheme, name, port), so that kept-alive connections are
+    reused only for the host they were made for (its certificate's name, its checked address).
+    """
+
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.http = http
+        self.clients: dict[tuple[str, str, int], httpx.AsyncClient] = {}
+        self.checked: dict[tuple[str, int], tuple[str, float]] = {}  # -> address, until
+        self.signers: dict[str, Webhook] = {}
 
-    async def attempt(self, subscription: Subscription, entry: dict[str, str]) -> Attempt:
+    async def aclose(self) -> None:
+        for client in self.clients.values():
+            await client.aclose()
+        self.clients.clear()
+
+    async def attempt(
+        self, subscription: Subscription, entry: dict[str, str], deadline: float | None = None
+    ) -> Attempt:
+        """One attempt; ``deadline`` (``time.monotonic()``) is when the request must be over
+        (the lease's end): a request cut off by it is given up as "lease", not as a failure."""
+        timeout = self.settings.webhook_timeout_seconds
+        cut_by_lease = False
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return Attempt(False, "lease")
+            cut_by_lease = left < timeout
+            timeout = min(timeout, left)
         try:
-            target, headers, extensions = await self._pinned_target(subscription)
+            client, target, headers, extensions = await self._pinned_target(subscription)
         except AddressRefused as refused:
             log.warning("subscription %s: %s", subscription.id, refused)
             return Attempt(False, "address")
         body = delivery_body(entry)
-        signer = Webhook(subscription.secret)
+        signer = self.signers.get(subscription.secret)
+        if signer is None:
+            signer = self.signers[subscription.secret] = Webhook(subscription.secret)
         now = datetime.now(UTC)
         headers |= {
             "content-type": "application/json",
@@ -152,16 +205,14 @@ class Deliverer:
             "webhook-signature": signer.sign(entry[OUTBOX_FIELDS[0]], now, body),
         }
         try:
-            async with asyncio.timeout(self.settings.webhook_timeout_seconds):
-                request = self.http.build_request(
+            async with asyncio.timeout(timeout):
+                request = client.build_request(
                     "POST", target, content=body, headers=headers, extensions=extensions
                 )
-                response = await self.http.send(request, stream=True)
+                response = await client.send(request, stream=True)
                 await response.aclose()  # the receiver's body is not ours to read
-        except TimeoutError:
-            return Attempt(False, "timeout")
-        except httpx.TimeoutException:
-            return Attempt(False, "timeout")
+        except (TimeoutError, httpx.TimeoutException):
+            return Attempt(False, "lease" if cut_by_lease else "timeout")
         except (httpx.HTTPError, OSError) as error:
             log.info("subscription %s: %r", subscription.id, error)
             return Attempt(False, "connection")
@@ -173,11 +224,32 @@ class Deliverer:
 
     async def _pinned_target(
         self, subscription: Subscription
-    ) -> tuple[str, dict[str, str], dict[str, Any]]:
-        """The URL with the host replaced by the address just checked (a DNS rebinding between
-        the check and the connection cannot reach an internal address), the Host header and,
-        for https, the name the certificate must carry."""
+    ) -> tuple[httpx.AsyncClient, str, dict[str, str], dict[str, Any]]:
+        """The host's client, the URL with the host replaced by its checked address (a DNS
+        rebinding between the check and the connection cannot reach an internal address), the
+        Host header and, for https, the name the certificate must carry."""
         host, port = check_url(subscription.url, allow_http=self.settings.webhook_allow_http)
+        address = await self._checked_address(host, port)
+        parts = urlsplit(subscription.url)
+        literal = f"[{address}]" if ":" in address else address
+        netloc = f"{literal}:{parts.port}" if parts.port else literal
+        extensions: dict[str, Any] = {"sni_hostname": host} if parts.scheme == "https" else {}
+        client = self.clients.get((parts.scheme, host, port))
+        if client is None:
+            client = self.clients[(parts.scheme, host, port)] = httpx.AsyncClient(
+                follow_redirects=False,
+                timeout=self.settings.webhook_timeout_seconds,
+                limits=httpx.Limits(max_connections=self.settings.notifier_max_in_flight),
+            )
+        target = parts._replace(netloc=netloc).geturl()
+        return client, target, {"host": parts.netloc}, extensions
+
+    async def _checked_address(self, host: str, port: int) -> str:
+        """An address of ``host`` that passed the address policy within ADDRESS_CHECK_SECONDS."""
+        now = time.monotonic()
+        cached = self.checked.get((host, port))
+        if cached is not None and cached[1] > now:
+            return cached[0]
         loop = asyncio.get_running_loop()
         try:
             infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -186,12 +258,8 @@ class Deliverer:
         addresses = [str(info[4][0]) for info in infos]
         if not self.settings.webhook_allow_private_addresses:
             addresses = check_addresses(host, addresses)
-        address = addresses[0]
-        parts = urlsplit(subscription.url)
-        literal = f"[{address}]" if ":" in address else address
-        netloc = f"{literal}:{parts.port}" if parts.port else literal
-        extensions: dict[str, Any] = {"sni_hostname": host} if parts.scheme == "https" else {}
-        return parts._replace(netloc=netloc).geturl(), {"host": parts.netloc}, extensions
+        self.checked[(host, port)] = (addresses[0], now + ADDRESS_CHECK_SECONDS)
+        return addresses[0]
 
 
 @dataclass
@@ -205,6 +273,17 @@ class RetryState:
         return orjson.dumps(self.__dict__)
 
 
+def _retry_state(stored: bytes | str | None, entry_id: str) -> RetryState:
+    """The stored retry state when it is this entry's, else a first attempt now."""
+    if stored is not None:
+        with contextlib.suppress(ValueError, TypeError, KeyError):
+            state = RetryState(**orjson.loads(stored))
+            if state.entry == entry_id:
+                return state
+    now = time.time()
+    return RetryState(entry_id, now, 0, now)
+
+
 class Notifier:
     """One notifier process's work (see the module): ``run`` until ``stop`` is set."""
 
@@ -212,7 +291,6 @@ class Notifier:
         self,
         settings: Settings,
         redis: AnyRedis | None = None,
-        http: httpx.AsyncClient | None = None,
         readiness: NotifierReadiness | None = None,
     ) -> None:
         self.settings = settings
@@ -221,17 +299,20 @@ class Notifier:
         self.layout = KeyLayout(settings.key_prefix)
         self.store = SubscriptionStore(self.redis, self.layout)
         self.identity = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-        self.http = http or httpx.AsyncClient(
-            follow_redirects=False,
-            timeout=settings.webhook_timeout_seconds,
-            limits=httpx.Limits(max_connections=settings.notifier_max_in_flight),
-        )
-        self.deliverer = Deliverer(settings, self.http)
+        self.deliverer = Deliverer(settings)
         self.in_flight = asyncio.Semaphore(settings.notifier_max_in_flight)
         self.per_subscription: dict[str, asyncio.Semaphore] = {}
-        self.held: set[int] = set()
+        # The shards whose lease is ours, each until when (time.monotonic(); see "Fencing").
+        self.held: dict[int, float] = {}
+        self.leaving: set[int] = set()  # held shards being handed over: nothing new is sent
+        self.handovers: set[asyncio.Task[None]] = set()
         self.lanes: dict[tuple[str, str], asyncio.Task[None]] = {}
+        # Lanes ended so far, and the count when each lane ended: a scan does not start a lane
+        # from a cursor it read before that lane's end (the lane may have moved it since).
+        self.lanes_ended = 0
+        self.lane_ended_at: dict[tuple[str, str], int] = {}
         self.subscriptions: list[Subscription] = []
+        self.active: set[str] = set()  # the ids of the subscriptions neither removed nor disabled
         self.kick = asyncio.Event()
         self.rng = random.Random()  # noqa: S311 - jitter, not a secret
 
@@ -245,12 +326,13 @@ class Notifier:
         try:
             await stop.wait()
         finally:
-            for task in [*loops, *self.lanes.values()]:
+            tasks = [*loops, *self.handovers, *self.lanes.values()]
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*loops, *self.lanes.values(), return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             with contextlib.suppress(RedisError, OSError):
                 await self._leave()
-            await self.http.aclose()
+            await self.deliverer.aclose()
 
     async def _forever(
         self, step: Callable[[], Awaitable[float]], wake: asyncio.Event, stop: asyncio.Event
@@ -289,127 +371,232 @@ class Notifier:
 
     # --- leases ---------------------------------------------------------------------------
     async def _hold_leases(self) -> float:
-        lease_ms = int(self.settings.notifier_lease_seconds * 1000)
+        lease_seconds = self.settings.notifier_lease_seconds
+        lease_ms = int(lease_seconds * 1000)
+        await self._renew_held(lease_seconds)  # first: nothing here may delay renewals
         now_ms = int(time.time() * 1000)
         members = self.layout.notifier_members()
-        await self.redis.zadd(members, {self.identity: now_ms + lease_ms})
-        await self.redis.zremrangebyscore(members, "-inf", now_ms)
-        live = max(1, await self.redis.zcard(members))
+
+        def announce(pipe: Any) -> None:
+            pipe.zadd(members, {self.identity: now_ms + lease_ms})
+            pipe.zremrangebyscore(members, "-inf", now_ms)
+            pipe.zcard(members)
+
+        live = max(1, int((await run_pipeline(self.redis, [], announce))[-1]))
         shards = self.settings.notifier_shards
         share = math.ceil(shards / live)
-        for shard in sorted(self.held):
-            renewed = await self.redis.eval(
-                _RENEW, 1, self.layout.notifier_lease(shard), self.identity, lease_ms
-            )
-            if not renewed:
-                log.warning("notifier: lease of shard %d lost", shard)
-                self._drop_shard(shard)
-        for shard in sorted(self.held)[share:]:  # more than a share: give back the rest
-            await self.redis.eval(_RELEASE, 1, self.layout.notifier_lease(shard), self.identity)
-            self._drop_shard(shard)
+        for shard in sorted(set(self.held) - self.leaving)[share:]:  # give back the rest
+            self.leaving.add(shard)
+            handover = asyncio.create_task(self._hand_over(shard))
+            self.handovers.add(handover)
+            handover.add_done_callback(self.handovers.discard)
         free = [shard for shard in range(shards) if shard not in self.held]
         self.rng.shuffle(free)
         for shard in free:
             if len(self.held) >= share:
                 break
             key = self.layout.notifier_lease(shard)
+            sent = time.monotonic()
             if await self.redis.set(key, self.identity, nx=True, px=lease_ms):
-                self.held.add(shard)
+                self.held[shard] = sent + lease_seconds * LEASE_SAFE_PART
                 self.kick.set()
         metrics.SHARDS_HELD.set(len(self.held))
-        return self.settings.notifier_lease_seconds / 3
+        return lease_seconds / 3
+
+    async def _renew_held(self, lease_seconds: float) -> None:
+        """Renew every lease held, in one round trip; a lease found lost is dropped."""
+        lease_ms = int(lease_seconds * 1000)
+        held = sorted(self.held)
+        if held:
+            sent = time.monotonic()
+
+            def renew(pipe: Any) -> None:
+                for shard in held:
+                    _RENEW.queue(
+                        pipe, [self.layout.notifier_lease(shard)], [self.identity, lease_ms]
+                    )
+
+            renewed = await run_pipeline(self.redis, [_RENEW], renew)
+            for shard, answer in zip(held, renewed, strict=True):
+                if answer:
+                    self.held[shard] = sent + lease_seconds * LEASE_SAFE_PART
+                else:
+                    log.warning("notifier: lease of shard %d lost", shard)
+                    metrics.LEASES_LOST.inc()
+                    self._drop_shard(shard)
+
+    def _lease_end(self, shard: int) -> float | None:
+        """Until when (time.monotonic()) the shard's campaigns may be sent; None: not now (the
+        lease may be lost, or the shard is being handed over)."""
+        end = self.held.get(shard)
+        if end is None or shard in self.leaving:
+            return None
+        return end if end > time.monotonic() else None
+
+    async def _hand_over(self, shard: int) -> None:
+        """Give a shard back without a repeat: no new request, the open ones answered (and
+        their cursors moved), then the lease released (still renewed meanwhile)."""
+        shards = self.settings.notifier_shards
+        lanes = [task for (m, _), task in self.lanes.items() if shard_of(m, shards) == shard]
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.settings.notifier_lease_seconds):
+                await asyncio.gather(*lanes, return_exceptions=True)
+        self._drop_shard(shard)  # what still waits is a retry's backoff: cut short
+        with contextlib.suppress(RedisError, OSError):
+            await self._release(shard)
 
     def _drop_shard(self, shard: int) -> None:
-        self.held.discard(shard)
+        self.held.pop(shard, None)
+        self.leaving.discard(shard)
         for (member, subscription_id), task in list(self.lanes.items()):
             if shard_of(member, self.settings.notifier_shards) == shard:
                 task.cancel()
                 del self.lanes[(member, subscription_id)]
 
+    async def _release(self, shard: int) -> None:
+        def queue(pipe: Any) -> None:
+            _RELEASE.queue(pipe, [self.layout.notifier_lease(shard)], [self.identity])
+
+        await run_pipeline(self.redis, [_RELEASE], queue)
+
     async def _leave(self) -> None:
-        for shard in sorted(self.held):
-            await self.redis.eval(_RELEASE, 1, self.layout.notifier_lease(shard), self.identity)
+        for shard in sorted(self.held):  # the lanes were stopped with the process
+            self._drop_shard(shard)
+            await self._release(shard)
         await self.redis.zrem(self.layout.notifier_members(), self.identity)
 
     # --- finding work ---------------------------------------------------------------------
     async def _scan(self) -> float:
         self.subscriptions = await self.store.all()
-        due = await self.redis.zrange(self.layout.outbox_due(), 0, -1)
-        metrics.DUE_CAMPAIGNS.set(len(due))
-        shards = self.settings.notifier_shards
-        for raw in due:
-            member = raw.decode() if isinstance(raw, bytes) else str(raw)
-            if shard_of(member, shards) in self.held:
-                await self._start_lanes(member)
+        self.active = {s.id for s in self.subscriptions if not s.disabled}
+        campaigns = await self._due_campaigns()
+        if not campaigns:
+            return self.settings.notifier_poll_seconds
+
+        def read_positions(pipe: Any) -> None:
+            for _, vdn_id, campaign_id, covering in campaigns:
+                pipe.xrevrange(self.layout.campaign_outbox(vdn_id, campaign_id), count=1)
+                pipe.hmget(
+                    self.layout.campaign_outbox_cursors(vdn_id, campaign_id),
+                    [s.id for s in covering] or ["-"],
+                )
+
+        ended_before_read = self.lanes_ended
+        replies = await run_pipeline(self.redis, [], read_positions)
+        for index, (member, vdn_id, campaign_id, covering) in enumerate(campaigns):
+            newest, stored = replies[2 * index], replies[2 * index + 1]
+            last = _text(newest[0][0]) if newest else None
+            positions = [
+                _text(value) if value is not None else s.start
+                for s, value in zip(covering, stored, strict=False)
+            ]
+            for subscription, position in zip(covering, positions, strict=True):
+                key = (member, subscription.id)
+                if self.lane_ended_at.get(key, -1) >= ended_before_read:
+                    continue  # its cursor was read stale: the next scan (kicked) starts it
+                if last is not None and stream_id_key(position) < stream_id_key(last):
+                    self._start_lane(member, vdn_id, campaign_id, subscription, position)
+            if not any(m == member for m, _ in self.lanes):
+                await self._settle(vdn_id, campaign_id, covering)
+        self.lane_ended_at = {
+            key: count for key, count in self.lane_ended_at.items() if count >= ended_before_read
+        }
         return self.settings.notifier_poll_seconds
 
-    async def _start_lanes(self, member: str) -> None:
-        try:
-            vdn_id, campaign_id = parse_due_member(member)
-        except ValueError:
-            log.warning("notifier: due member %r is not vdnId:campaignId; removed", member)
-            await self.redis.zrem(self.layout.outbox_due(), member)
+    async def _due_campaigns(self) -> list[tuple[str, int, str, list[Subscription]]]:
+        """The due campaigns of the shards held: member, VDN, campaign, covering subscriptions."""
+        due = await self.redis.zrange(self.layout.outbox_due(), 0, -1)
+        metrics.DUE_CAMPAIGNS.set(len(due))
+        campaigns: list[tuple[str, int, str, list[Subscription]]] = []
+        for raw in due:
+            member = raw.decode() if isinstance(raw, bytes) else str(raw)
+            if self._lease_end(shard_of(member, self.settings.notifier_shards)) is None:
+                continue
+            try:
+                vdn_id, campaign_id = parse_due_member(member)
+            except ValueError:
+                log.warning("notifier: due member %r is not vdnId:campaignId; removed", member)
+                await self.redis.zrem(self.layout.outbox_due(), member)
+                continue
+            covering = [s for s in self.subscriptions if s.covers(vdn_id)]
+            campaigns.append((member, vdn_id, campaign_id, covering))
+        return campaigns
+
+    def _start_lane(
+        self, member: str, vdn_id: int, campaign_id: str, subscription: Subscription, cursor: str
+    ) -> None:
+        key = (member, subscription.id)
+        if key in self.lanes:
             return
-        covering = [s for s in self.subscriptions if s.covers(vdn_id)]
-        started = False
-        for subscription in covering:
-            key = (member, subscription.id)
-            if key not in self.lanes:
-                task = asyncio.create_task(self._lane(vdn_id, campaign_id, subscription))
-                self.lanes[key] = task
-                task.add_done_callback(functools.partial(self._lane_done, key))
-                started = True
-        if not started and not any(m == member for m, _ in self.lanes):
-            await self._settle(vdn_id, campaign_id, covering)
+        task = asyncio.create_task(self._lane(member, vdn_id, campaign_id, subscription, cursor))
+        self.lanes[key] = task
+        task.add_done_callback(functools.partial(self._lane_done, key))
 
     def _lane_done(self, key: tuple[str, str], task: asyncio.Task[None]) -> None:
         if self.lanes.get(key) is task:
             del self.lanes[key]
+        self.lane_ended_at[key] = self.lanes_ended
+        self.lanes_ended += 1
         if not task.cancelled() and task.exception() is not None:
             log.error("notifier: lane %s failed: %r", key, task.exception())
         self.kick.set()  # the campaign may be settled now
 
     # --- a lane ---------------------------------------------------------------------------
-    async def _lane(self, vdn_id: int, campaign_id: str, subscription: Subscription) -> None:
-        """Deliver the campaign's entries after the subscription's cursor, in order."""
+    async def _lane(
+        self,
+        member: str,
+        vdn_id: int,
+        campaign_id: str,
+        subscription: Subscription,
+        cursor: str,
+    ) -> None:
+        """Deliver the campaign's entries after ``cursor`` (the subscription's), in order."""
         outbox = self.layout.campaign_outbox(vdn_id, campaign_id)
         cursors = self.layout.campaign_outbox_cursors(vdn_id, campaign_id)
+        retries = self.layout.campaign_outbox_retries(vdn_id, campaign_id)
+        shard = shard_of(member, self.settings.notifier_shards)
         try:
-            stored = await self.redis.hget(cursors, subscription.id)
-            cursor = _text(stored) if stored is not None else subscription.start
-            while True:
-                entries = await self.redis.xrange(
-                    outbox, min=f"({cursor}", max="+", count=ENTRIES_PER_READ
-                )
-                if not entries:
-                    return
+            # The retry state can only be the first entry's: moving the cursor clears it.
+            def first_read(pipe: Any) -> None:
+                pipe.hget(retries, subscription.id)
+                pipe.xrange(outbox, min=f"({cursor}", max="+", count=ENTRIES_PER_READ)
+
+            stored_retry, entries = await run_pipeline(self.redis, [], first_read)
+            while entries:
                 for raw_id, raw_fields in entries:
                     entry_id = _text(raw_id)
                     fields = {_text(k): _text(v) for k, v in (raw_fields or {}).items()}
+                    state = _retry_state(stored_retry, entry_id)
                     if not await self._deliver_entry(
-                        vdn_id, campaign_id, subscription, entry_id, fields
+                        vdn_id, campaign_id, subscription, shard, entry_id, fields, state
                     ):
-                        return  # the subscription was disabled or removed
-                    await self.redis.eval(
-                        _ADVANCE,
-                        2,
-                        cursors,
-                        self.layout.campaign_outbox_retries(vdn_id, campaign_id),
-                        subscription.id,
-                        entry_id,
-                    )
+                        return  # the lease may be lost, or the subscription went
+                    await self._advance(cursors, retries, subscription.id, entry_id)
                     cursor = entry_id
+                entries = await self.redis.xrange(
+                    outbox, min=f"({cursor}", max="+", count=ENTRIES_PER_READ
+                )
         except (RedisError, OSError) as error:
             metrics.REDIS_ERRORS.inc()
             log.warning("notifier: lane %s/%s: Redis: %r", campaign_id, subscription.id, error)
+
+    async def _advance(
+        self, cursors: str, retries: str, subscription_id: str, entry_id: str
+    ) -> None:
+        def queue(pipe: Any) -> None:
+            _ADVANCE.queue(pipe, [cursors, retries], [subscription_id, entry_id])
+
+        await run_pipeline(self.redis, [_ADVANCE], queue)
 
     async def _deliver_entry(
         self,
         vdn_id: int,
         campaign_id: str,
         subscription: Subscription,
+        shard: int,
         entry_id: str,
         fields: dict[str, str],
+        state: RetryState,
     ) -> bool:
         """Deliver one entry (or give it up); False when the lane must stop."""
         problem = _malformed(fields)
@@ -419,14 +606,16 @@ class Notifier:
         if not subscription.covers(vdn_id, fields["type"]):
             return True  # a kind it does not want: the cursor passes it
         retries = self.layout.campaign_outbox_retries(vdn_id, campaign_id)
-        state = await self._retry_state(retries, subscription.id, entry_id)
         while True:
             delay = state.next - time.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            if not await self._still_subscribed(subscription.id):
+            lease_end = self._may_send(subscription, shard)
+            if lease_end is None:
                 return False
-            result = await self._send(subscription, fields)
+            result = await self._send(subscription, fields, lease_end)
+            if result.reason == "lease":
+                return False  # not the receiver's failure: the next holder tries it
             state.attempts += 1
             metrics.ATTEMPTS.labels("delivered" if result.delivered else "failed").inc()
             if result.delivered:
@@ -434,9 +623,7 @@ class Notifier:
                 return True
             metrics.FAILURES.labels(result.reason).inc()
             if result.reason == "gone" and self.settings.webhook_disable_on_gone:
-                await self.store.disable(subscription.id, "410 Gone")
-                metrics.SUBSCRIPTIONS_DISABLED.inc()
-                log.warning("notifier: subscription %s disabled: 410 Gone", subscription.id)
+                await self._disable_gone(subscription)
                 return False
             now = time.time()
             if now - state.first >= self.settings.webhook_retry_period_seconds:
@@ -453,21 +640,23 @@ class Notifier:
             )
             await self.redis.hset(retries, subscription.id, state.to_json())
 
-    async def _retry_state(self, retries: str, subscription_id: str, entry_id: str) -> RetryState:
-        stored = await self.redis.hget(retries, subscription_id)
-        if stored is not None:
-            with contextlib.suppress(ValueError, TypeError, KeyError):
-                state = RetryState(**orjson.loads(stored))
-                if state.entry == entry_id:
-                    return state
-        now = time.time()
-        return RetryState(entry_id, now, 0, now)
+    def _may_send(self, subscription: Subscription, shard: int) -> float | None:
+        """The lease's end when the subscription may be sent to now; None when it was removed
+        or disabled (as of the last scan) or when the shard's lease may be lost (fenced:
+        another notifier may hold it)."""
+        if subscription.id not in self.active:
+            return None
+        return self._lease_end(shard)
 
-    async def _still_subscribed(self, subscription_id: str) -> bool:
-        current = await self.store.get(subscription_id)
-        return current is not None and not current.disabled
+    async def _disable_gone(self, subscription: Subscription) -> None:
+        await self.store.disable(subscription.id, "410 Gone")
+        self.active.discard(subscription.id)
+        metrics.SUBSCRIPTIONS_DISABLED.inc()
+        log.warning("notifier: subscription %s disabled: 410 Gone", subscription.id)
 
-    async def _send(self, subscription: Subscription, fields: dict[str, str]) -> Attempt:
+    async def _send(
+        self, subscription: Subscription, fields: dict[str, str], lease_end: float
+    ) -> Attempt:
         own = self.per_subscription.setdefault(
             subscription.id,
             asyncio.Semaphore(self.settings.notifier_max_in_flight_per_subscription),
@@ -475,7 +664,7 @@ class Notifier:
         async with own, self.in_flight:
             metrics.IN_FLIGHT.inc()
             try:
-                return await self.deliverer.attempt(subscription, fields)
+                return await self.deliverer.attempt(subscription, fields, lease_end)
             finally:
                 metrics.IN_FLIGHT.dec()
 
@@ -582,24 +771,24 @@ async def replay_dead_letters(
     layout = KeyLayout(settings.key_prefix)
     store = SubscriptionStore(redis, layout)
     delivered = failed = 0
-    async with httpx.AsyncClient(follow_redirects=False) as http:
-        deliverer = Deliverer(settings, http)
-        try:
-            letters = await redis.xrange(layout.webhook_dead_letters())
-            for raw_id, raw_fields in letters or []:
-                fields = {_text(k): _text(v) for k, v in (raw_fields or {}).items()}
-                if subscription_id is not None and fields.get("subscription") != subscription_id:
-                    continue
-                subscription = await store.get(fields.get("subscription", ""))
-                if subscription is None or _malformed(fields) is not None:
-                    failed += 1
-                    continue
-                result = await deliverer.attempt(subscription, fields)
-                if result.delivered:
-                    await redis.xdel(layout.webhook_dead_letters(), _text(raw_id))
-                    delivered += 1
-                else:
-                    failed += 1
-        finally:
-            await redis.aclose()
+    deliverer = Deliverer(settings)
+    try:
+        letters = await redis.xrange(layout.webhook_dead_letters())
+        for raw_id, raw_fields in letters or []:
+            fields = {_text(k): _text(v) for k, v in (raw_fields or {}).items()}
+            if subscription_id is not None and fields.get("subscription") != subscription_id:
+                continue
+            subscription = await store.get(fields.get("subscription", ""))
+            if subscription is None or _malformed(fields) is not None:
+                failed += 1
+                continue
+            result = await deliverer.attempt(subscription, fields)
+            if result.delivered:
+                await redis.xdel(layout.webhook_dead_letters(), _text(raw_id))
+                delivered += 1
+            else:
+                failed += 1
+    finally:
+        await deliverer.aclose()
+        await redis.aclose()
     return delivered, failed

@@ -32,3 +32,7 @@ IN_FLIGHT = Gauge("isales_notifier_requests_in_flight", "Delivery requests waiti
 REDIS_ERRORS = Counter(
     "isales_notifier_redis_errors_total", "Notifier steps that failed on Redis (retried)"
 )
+LEASES_LOST = Counter(
+    "isales_notifier_leases_lost_total",
+    "Shard leases found taken by another notifier at renewal (its deliveries had stopped)",
+)

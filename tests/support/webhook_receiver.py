@@ -25,6 +25,8 @@ from tests.support.waiting import wait_for
 
 def serve(port: int, record: Path, control: Path) -> None:
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keeps connections alive, as real receivers do
+
         def do_POST(self) -> None:
             arrived = time.time()
             body = self.rfile.read(int(self.headers.get("content-length", "0")))
