@@ -614,21 +614,22 @@ class Notifier:
             if lease_end is None:
                 return False
             result = await self._send(subscription, fields, lease_end)
-            if result.reason == "lease":
+            if result.reason == "lease" and self._lease_end(shard) is None:
                 return False  # not the receiver's failure: the next holder tries it
             state.attempts += 1
             metrics.ATTEMPTS.labels("delivered" if result.delivered else "failed").inc()
             if result.delivered:
                 metrics.DELIVERY_LAG.observe(max(0.0, time.time() - _decided(fields)))
                 return True
-            metrics.FAILURES.labels(result.reason).inc()
+            reason = "timeout" if result.reason == "lease" else result.reason  # renewed since
+            metrics.FAILURES.labels(reason).inc()
             if result.reason == "gone" and self.settings.webhook_disable_on_gone:
                 await self._disable_gone(subscription)
                 return False
             now = time.time()
             if now - state.first >= self.settings.webhook_retry_period_seconds:
                 await self._dead_letter(
-                    subscription, vdn_id, campaign_id, entry_id, fields, result.reason,
+                    subscription, vdn_id, campaign_id, entry_id, fields, reason,
                     state.attempts,
                 )  # fmt: skip
                 return True
