@@ -165,6 +165,7 @@ def test_the_lua_script_writes_exactly_the_keys_the_layout_spells(test_settings:
             for key in (
                 layout.day_hours(1, "C1", day, batch),
                 layout.day_fails(1, "C1", day, batch),
+                layout.scope_window(1, "C1", batch),
             )
         ),
     }
