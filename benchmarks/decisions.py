@@ -84,8 +84,13 @@ def run() -> str:
         "pacing read the VDN's campaign set, then one Lua script over every campaign: its "
         "packed totals, and per scope one HMGET of its window hash (two when the sums are "
         "stale), then work out four windows (abandon) or six paces, a state and an ETA (pacing) "
-        "per scope in Python. Target: within twice the statistics read "
-        "([ADR 0008](adr/0008-rolling-windows.md)).",
+        "per scope in Python. Target: p99 within twice the statistics read "
+        "([ADR 0008](adr/0008-rolling-windows.md)): "
+        + ", ".join(
+            f"{name} **{'met' if latency.p99_ms <= 2 * statistics.p99_ms else 'not met'}**"
+            for name, latency in zip(list(sizes)[1:], latencies[1:], strict=True)
+        )
+        + ".",
     ]
     return "\n".join(lines)
 
