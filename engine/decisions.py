@@ -21,15 +21,19 @@ from functools import partial
 from typing import Any
 
 import orjson
-from redis.asyncio.cluster import RedisCluster
 
 from isales_stats.core.days import day_start
 from isales_stats.core.decisions import PARTS, WIDTH, ScopeCounts
 from isales_stats.core.keys import TOTAL_COUNTERS
 from isales_stats.core.windows import WINDOWS, Now, day_of_number, hour_shift
 from isales_stats.engine.context import CountingContext
-from isales_stats.engine.reads import PipelinedRead, run_read
-from isales_stats.engine.redis_connection import AnyRedis, text_of
+from isales_stats.engine.reads import (
+    PipelinedRead,
+    campaigns_script_read,
+    live_campaigns_read,
+    run_read,
+)
+from isales_stats.engine.redis_connection import AnyRedis
 from isales_stats.engine.scripts import load_script
 from isales_stats.engine.statistics import CorruptCounters
 
@@ -86,18 +90,15 @@ class DecisionsReader:
         first round trip; a whole VDN's first round trip lists its campaigns, read in a second
         (as StatisticsReader.body_read). An unknown campaign, or batch, is left out."""
         if campaign_id is None:
+            listed = live_campaigns_read(self.layout, vdn_id)
 
             async def read_listed(replies: list[Any]) -> DecisionCounts:
-                (members,) = replies
-                campaign_ids = sorted(text_of(member) for member in members)
+                campaign_ids = await listed.finish(replies)
                 if not campaign_ids:
                     return DecisionCounts(self._now_ms(), ())
                 return await run_read(self.redis, self._campaigns_read(vdn_id, campaign_ids))
 
-            def list_campaigns(pipe: Any) -> None:
-                pipe.smembers(self.layout.vdn_campaigns(vdn_id))
-
-            return PipelinedRead(list_campaigns, read_listed)
+            return PipelinedRead(listed.queue, read_listed)
         return self._campaigns_read(vdn_id, [campaign_id], batch_id)
 
     def _now_ms(self) -> int:
@@ -111,32 +112,19 @@ class DecisionsReader:
         now = Now.at(now_ms, zone)
         arguments = [batch_id or "", f"{now.minute},{now.hour},{now.day}"]
         arguments.append(",".join(str(minute) for minute in _first_minutes(now, zone)))
-        groups = (
-            [[campaign] for campaign in campaign_ids]
-            if isinstance(self.redis, RedisCluster)
-            else [campaign_ids]
-        )
-
-        def queue(pipe: Any) -> None:
-            for group in groups:
-                READ_DECISIONS.queue(
-                    pipe,
-                    [self.layout.campaign_rows(vdn_id, campaign) for campaign in group],
-                    arguments,
-                )
 
         async def counts(replies: list[Any]) -> DecisionCounts:
-            read = [reply for group in replies for reply in group]
             return DecisionCounts(
                 now_ms,
                 tuple(
                     _campaign_counts(campaign, reply)
-                    for campaign, reply in zip(campaign_ids, read, strict=True)
+                    for campaign, reply in zip(campaign_ids, replies, strict=True)
                     if reply
                 ),
             )
 
-        return PipelinedRead(queue, counts, (READ_DECISIONS,))
+        rows = [self.layout.campaign_rows(vdn_id, campaign) for campaign in campaign_ids]
+        return campaigns_script_read(self.redis, READ_DECISIONS, rows, arguments, counts)
 
 
 def _first_minutes(now: Now, zone: tzinfo) -> list[int]:

@@ -30,7 +30,12 @@ import orjson
 
 from isales_stats.engine.context import CountingContext
 from isales_stats.engine.history import DayHistory, HistoryReader
-from isales_stats.engine.reads import PipelinedRead, reads_together, run_read
+from isales_stats.engine.reads import (
+    PipelinedRead,
+    live_campaigns_read,
+    reads_together,
+    run_read,
+)
 from isales_stats.engine.redis_connection import AnyRedis
 from isales_stats.engine.statistics import StatisticsReader
 
@@ -56,6 +61,7 @@ class ExportReader:
 
     def __init__(self, redis: AnyRedis, context: CountingContext) -> None:
         self.redis = redis
+        self.layout = context.layout
         self.statistics = StatisticsReader(redis, context)
         self.history = HistoryReader(redis, context)
 
@@ -68,7 +74,7 @@ class ExportReader:
                 return [campaign_id]
 
             return PipelinedRead(_nothing, the_one)
-        return self.statistics.live_campaigns_read(vdn_id)
+        return live_campaigns_read(self.layout, vdn_id)
 
     def statistics_parts(
         self, vdn_id: int, day: date, campaign_ids: Sequence[str], batch_id: str | None = None

@@ -7,6 +7,10 @@ whole VDN does once it knows its campaigns). The API queues its admission of the
 of those commands on a pipeline it owns (api/admission.py), so that deciding whether a request
 may be served costs no round trip of its own; ``run_read`` is the same read without anything
 ahead of it (the tests, the live page, benchmarks).
+
+The readers of a VDN's campaigns (statistics, decisions, exports) share the two reads that
+make a whole VDN: ``live_campaigns_read`` lists its campaigns, ``campaigns_script_read`` runs a
+read script over them.
 """
 
 from __future__ import annotations
@@ -15,7 +19,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from isales_stats.engine.redis_connection import AnyRedis, LuaScript, run_pipeline
+from redis.asyncio.cluster import RedisCluster
+
+from isales_stats.core.keys import KeyLayout
+from isales_stats.engine.redis_connection import AnyRedis, LuaScript, run_pipeline, text_of
 
 T = TypeVar("T")
 
@@ -57,3 +64,41 @@ def reads_together(reads: Sequence[PipelinedRead[T]]) -> PipelinedRead[list[T]]:
 
     scripts = tuple(dict.fromkeys(script for read in reads for script in read.scripts))
     return PipelinedRead(queue, answers, scripts)
+
+
+def live_campaigns_read(layout: KeyLayout, vdn_id: int) -> PipelinedRead[list[str]]:
+    """The VDN's live campaigns (what a whole VDN answers), sorted, in one round trip."""
+
+    def list_campaigns(pipe: Any) -> None:
+        pipe.smembers(layout.vdn_campaigns(vdn_id))
+
+    async def sorted_ids(replies: list[Any]) -> list[str]:
+        (members,) = replies
+        return sorted(text_of(member) for member in members)
+
+    return PipelinedRead(list_campaigns, sorted_ids)
+
+
+def campaigns_script_read(
+    redis: AnyRedis,
+    script: LuaScript,
+    campaign_keys: list[str],
+    arguments: list[str],
+    finish: Callable[[list[Any]], Awaitable[T]],
+) -> PipelinedRead[T]:
+    """``script`` over campaigns, a key each, in one round trip; ``finish`` gets its replies, one
+    per key in ``campaign_keys``' order. One script call reads every campaign on a single Redis,
+    atomically; a cluster needs one per campaign (each names its own slot), still sent in one go.
+    """
+    groups = (
+        [[key] for key in campaign_keys] if isinstance(redis, RedisCluster) else [campaign_keys]
+    )
+
+    def queue(pipe: Any) -> None:
+        for group in groups:
+            script.queue(pipe, group, arguments)
+
+    async def per_campaign(replies: list[Any]) -> T:
+        return await finish([reply for group in replies for reply in group])
+
+    return PipelinedRead(queue, per_campaign, (script,))

@@ -19,11 +19,15 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-from redis.asyncio.cluster import RedisCluster
 
 from isales_stats.core.keys import DAILY_COUNTERS, RESPONSE_COUNTERS, TOTAL_COUNTERS
 from isales_stats.engine.context import CountingContext
-from isales_stats.engine.reads import PipelinedRead, run_read
+from isales_stats.engine.reads import (
+    PipelinedRead,
+    campaigns_script_read,
+    live_campaigns_read,
+    run_read,
+)
 from isales_stats.engine.redis_connection import AnyRedis, text_of
 from isales_stats.engine.scripts import load_script
 
@@ -75,7 +79,7 @@ class StatisticsReader:
         they are read in a second, so that a request refused with the first (the API's
         admission) reads nothing more."""
         if campaign_id is None:
-            listed = self.live_campaigns_read(vdn_id)
+            listed = live_campaigns_read(self.layout, vdn_id)
 
             async def read_listed(replies: list[Any]) -> bytes:
                 campaign_ids = await listed.finish(replies)
@@ -86,50 +90,23 @@ class StatisticsReader:
             return PipelinedRead(listed.queue, read_listed)
         return self.campaigns_read(vdn_id, day, [campaign_id], batch_id)
 
-    def live_campaigns_read(self, vdn_id: int) -> PipelinedRead[list[str]]:
-        """The VDN's live campaigns (what a whole VDN answers), sorted, in one round trip."""
-
-        def list_campaigns(pipe: Any) -> None:
-            pipe.smembers(self.layout.vdn_campaigns(vdn_id))
-
-        async def sorted_ids(replies: list[Any]) -> list[str]:
-            (members,) = replies
-            return sorted(text_of(member) for member in members)
-
-        return PipelinedRead(list_campaigns, sorted_ids)
-
     def campaigns_read(
         self, vdn_id: int, day: date, campaign_ids: list[str], batch_id: str | None = None
     ) -> PipelinedRead[bytes]:
         """The countDetail of ``campaign_ids`` (sorted), in one round trip: the body of a
         whole VDN, or of a part of it (the exports read a VDN this way, a part at a time)."""
-        label = day.isoformat()
-        # One script call reads every campaign on a single Redis; a cluster needs one per
-        # campaign (each names its own slot), still sent in one go.
-        groups = (
-            [[campaign] for campaign in campaign_ids]
-            if isinstance(self.redis, RedisCluster)
-            else [campaign_ids]
-        )
-
-        def queue(pipe: Any) -> None:
-            for group in groups:
-                READ_STATISTICS.queue(
-                    pipe,
-                    [self.layout.campaign_rows(vdn_id, campaign) for campaign in group],
-                    [label, batch_id or ""],
-                )
 
         async def body(replies: list[Any]) -> bytes:
-            scopes = [reply for group in replies for reply in group]
             entries = [
                 _campaign_json(campaign, reply)
-                for campaign, reply in zip(campaign_ids, scopes, strict=True)
+                for campaign, reply in zip(campaign_ids, replies, strict=True)
                 if reply is not None
             ]
             return b'{"countDetail":[' + b",".join(entries) + b"]}"
 
-        return PipelinedRead(queue, body, (READ_STATISTICS,))
+        rows = [self.layout.campaign_rows(vdn_id, campaign) for campaign in campaign_ids]
+        arguments = [day.isoformat(), batch_id or ""]
+        return campaigns_script_read(self.redis, READ_STATISTICS, rows, arguments, body)
 
     async def read_count_detail(
         self,
