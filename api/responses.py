@@ -30,6 +30,10 @@ CAMPAIGN_MISSING = (
     "campaignId is mandatory: give the campaign whose statistics to read",
 )
 CAMPAIGN_TOO_LONG = (ErrorCode.TOO_LONG, "campaignId may be at most 64 characters long, got 65")
+BATCH_WITHOUT_CAMPAIGN = (
+    ErrorCode.WRONG_COMBINATION,
+    "batchId is given without campaignId: give both or neither",
+)
 MISSING_CONTENT_TYPE = (
     ErrorCode.PARAMETER_ERROR,
     f"the Content-Type header is missing; send Content-Type: {CONTENT_TYPE}",

@@ -22,7 +22,12 @@ from isales_stats.api.decisions import SCOPE_BATCH, SCOPE_CAMPAIGN, DecisionsRea
 from isales_stats.api.errors import ErrorCode
 from isales_stats.api.interfaces import GuardedRead, ReadInterface
 from isales_stats.api.parameters import Word
-from isales_stats.api.responses import CAMPAIGN_TOO_LONG, MISSING_CONTENT_TYPE, success
+from isales_stats.api.responses import (
+    BATCH_WITHOUT_CAMPAIGN,
+    CAMPAIGN_TOO_LONG,
+    MISSING_CONTENT_TYPE,
+    success,
+)
 from isales_stats.api.schemas import Count, Success
 from isales_stats.core import decisions
 from isales_stats.core.decisions import (
@@ -125,10 +130,7 @@ INTERFACE = ReadInterface(
     query=AbandonRateQuery,
     errors=(
         (ErrorCode.WRONG_VALUE, "basis must be live or all, got 'answered'"),
-        (
-            ErrorCode.WRONG_COMBINATION,
-            "batchId is given without campaignId: give both or neither",
-        ),
+        BATCH_WITHOUT_CAMPAIGN,
         (ErrorCode.TOO_MANY_PARAMETERS, "basis is given 2 times; give it at most once"),
         (
             ErrorCode.PARAMETER_ERROR,

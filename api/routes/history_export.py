@@ -40,7 +40,7 @@ from isales_stats.api.parameters import (
     Interval,
     requested_days,
 )
-from isales_stats.api.responses import DAY_RANGE_ERRORS
+from isales_stats.api.responses import BATCH_WITHOUT_CAMPAIGN, DAY_RANGE_ERRORS
 from isales_stats.api.routes.history import (
     DAY_POINT_FIELDS,
     HOUR_POINT_FIELDS,
@@ -103,10 +103,7 @@ INTERFACE = ReadInterface(
         *(error for error in DAY_RANGE_ERRORS if "30 days" not in error[1]),
         (ErrorCode.WRONG_VALUE, "interval must be day or hour, got 'week'"),
         FORMAT_ERROR,
-        (
-            ErrorCode.WRONG_COMBINATION,
-            "batchId is given without campaignId: give both or neither",
-        ),
+        BATCH_WITHOUT_CAMPAIGN,
     ),
     answer="A file (Content-Disposition: attachment): each campaign's days (or hours), the "
     "campaigns in campaignId order; columns campaignId, batchId (empty unless one was asked "

@@ -23,7 +23,12 @@ from isales_stats.api.decisions import SCOPE_BATCH, SCOPE_CAMPAIGN, DecisionsRea
 from isales_stats.api.errors import ErrorCode
 from isales_stats.api.interfaces import GuardedRead, ReadInterface
 from isales_stats.api.parameters import StatisticsQuery
-from isales_stats.api.responses import CAMPAIGN_TOO_LONG, MISSING_CONTENT_TYPE, success
+from isales_stats.api.responses import (
+    BATCH_WITHOUT_CAMPAIGN,
+    CAMPAIGN_TOO_LONG,
+    MISSING_CONTENT_TYPE,
+    success,
+)
 from isales_stats.api.schemas import Count, Success
 from isales_stats.core.decisions import PACE_WINDOWS, Pacer, ScopeCounts
 from isales_stats.core.interface import PACING_PATH
@@ -117,10 +122,7 @@ INTERFACE = ReadInterface(
     parameters=(SCOPE_CAMPAIGN, SCOPE_BATCH),
     query=StatisticsQuery,
     errors=(
-        (
-            ErrorCode.WRONG_COMBINATION,
-            "batchId is given without campaignId: give both or neither",
-        ),
+        BATCH_WITHOUT_CAMPAIGN,
         (ErrorCode.TOO_MANY_PARAMETERS, "campaignId is given 2 times; give it at most once"),
         (
             ErrorCode.PARAMETER_ERROR,

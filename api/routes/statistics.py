@@ -22,7 +22,11 @@ from isales_stats.api.dependencies import ReaderDep
 from isales_stats.api.errors import ErrorCode
 from isales_stats.api.interfaces import GuardedRead, ReadInterface
 from isales_stats.api.parameters import BATCH, CAMPAIGN, StatisticsQuery
-from isales_stats.api.responses import CAMPAIGN_TOO_LONG, MISSING_CONTENT_TYPE
+from isales_stats.api.responses import (
+    BATCH_WITHOUT_CAMPAIGN,
+    CAMPAIGN_TOO_LONG,
+    MISSING_CONTENT_TYPE,
+)
 from isales_stats.api.schemas import StatisticsResponse
 from isales_stats.core.days import today_in
 from isales_stats.core.events import MAX_VDN_ID, MIN_VDN_ID
@@ -44,10 +48,7 @@ INTERFACE = ReadInterface(
             ErrorCode.WRONG_VALUE,
             f"vdnId must be from {MIN_VDN_ID} to {MAX_VDN_ID}, got '{MAX_VDN_ID + 1}'",
         ),
-        (
-            ErrorCode.WRONG_COMBINATION,
-            "batchId is given without campaignId: give both or neither",
-        ),
+        BATCH_WITHOUT_CAMPAIGN,
         (ErrorCode.TOO_MANY_PARAMETERS, "campaignId is given 2 times; give it at most once"),
         (
             ErrorCode.INVALID_CHARACTERS,

@@ -29,7 +29,11 @@ from isales_stats.api.exports import (
 )
 from isales_stats.api.interfaces import GuardedRead, ReadInterface
 from isales_stats.api.parameters import BATCH, CAMPAIGN
-from isales_stats.api.responses import CAMPAIGN_TOO_LONG, MISSING_CONTENT_TYPE
+from isales_stats.api.responses import (
+    BATCH_WITHOUT_CAMPAIGN,
+    CAMPAIGN_TOO_LONG,
+    MISSING_CONTENT_TYPE,
+)
 from isales_stats.core.days import today_in
 from isales_stats.core.interface import STATISTICS_EXPORT_PATH
 from isales_stats.core.keys import RESPONSE_COUNTERS
@@ -58,10 +62,7 @@ INTERFACE = ReadInterface(
     query=StatisticsExportQuery,
     errors=(
         FORMAT_ERROR,
-        (
-            ErrorCode.WRONG_COMBINATION,
-            "batchId is given without campaignId: give both or neither",
-        ),
+        BATCH_WITHOUT_CAMPAIGN,
         (
             ErrorCode.PARAMETER_ERROR,
             "unknown query parameter 'startDate'; the parameters are campaignId, batchId and "
