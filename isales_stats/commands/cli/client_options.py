@@ -1,13 +1,16 @@
-"""What the API's client commands (``query``, ``watch``) share: what to read, where, signed how.
+"""What the API's client commands (``query``, ``watch``, ``export``) share: what to read,
+where, signed how.
 
 A new command that talks to the API adds these options with ``add_client_options`` and reads
-them back with ``api_url`` and ``signing_keys``, so every client command spells them alike.
+them back with ``api_url`` and ``signing_keys``, so every client command spells them alike; one
+that reads a range of days adds ``--from`` and ``--to`` with ``add_day_range_options``.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from datetime import date
 
 from isales_stats.core.events import MAX_VDN_ID, MIN_VDN_ID
 from isales_stats.core.settings import Settings
@@ -27,6 +30,19 @@ def add_client_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--campaign", default=None, help="only this campaign")
     command.add_argument("--url", default=None, help="the API (default: ISALES_API_HOST/PORT)")
     command.add_argument("--access-key", default=None, help="default: ISALES_CLIENT_ACCESS_KEY")
+
+
+def add_day_range_options(command: argparse.ArgumentParser, goes_with: str) -> None:
+    """--from and --to (``start`` and ``end``, dates): the days read, for the reads
+    ``goes_with`` names (neither: today)."""
+    for flag, dest, which in (("--from", "start", "first"), ("--to", "end", "last")):
+        command.add_argument(
+            flag,
+            dest=dest,
+            type=date.fromisoformat,
+            default=None,
+            help=f"with {goes_with}: the {which} day, YYYY-MM-DD (default: today)",
+        )
 
 
 def api_url(arguments: argparse.Namespace, settings: Settings) -> str:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import date
 from pathlib import Path
 
 from isales_stats.commands.cli.client_options import (
     SIGNING,
     add_client_options,
+    add_day_range_options,
     api_url,
     signing_keys,
 )
@@ -56,20 +56,7 @@ def register(commands: Subcommands) -> None:
         "--history", action="store_true", help="the history per day (per hour with --hourly)"
     )
     export.add_argument("--hourly", action="store_true", help="with --history: per hour")
-    export.add_argument(
-        "--from",
-        dest="start",
-        type=date.fromisoformat,
-        default=None,
-        help="with --history: the first day, YYYY-MM-DD (default: today)",
-    )
-    export.add_argument(
-        "--to",
-        dest="end",
-        type=date.fromisoformat,
-        default=None,
-        help="with --history: the last day, YYYY-MM-DD (default: today)",
-    )
+    add_day_range_options(export, "--history")
     export.add_argument(
         "--format", choices=EXPORT_FORMATS, default=EXPORT_FORMATS[0], help="default: csv"
     )

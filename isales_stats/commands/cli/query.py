@@ -12,12 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import date
 from typing import TYPE_CHECKING
 
 from isales_stats.commands.cli.client_options import (
     SIGNING,
     add_client_options,
+    add_day_range_options,
     api_url,
     signing_keys,
 )
@@ -102,20 +102,7 @@ def register(commands: Subcommands) -> None:
         action="store_true",
         help="records done and left, paces, state and ETA (of --campaign, --batch)",
     )
-    query.add_argument(
-        "--from",
-        dest="start",
-        type=date.fromisoformat,
-        default=None,
-        help="with --fails or --history: the first day, YYYY-MM-DD",
-    )
-    query.add_argument(
-        "--to",
-        dest="end",
-        type=date.fromisoformat,
-        default=None,
-        help="with --fails or --history: the last day, YYYY-MM-DD",
-    )
+    add_day_range_options(query, "--fails or --history")
     query.add_argument("--hourly", action="store_true", help="with --history: per hour")
     query.add_argument(
         "--basis",
