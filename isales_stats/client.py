@@ -276,11 +276,7 @@ class StatisticsClient:
     ) -> httpx.Request:
         """The unsigned request of the statistics export, or with ``history`` of the history's
         (every campaign without ``campaign_id``; no dates: today)."""
-        params: dict[str, str] = {"format": export_format}
-        if campaign_id is not None:
-            params["campaignId"] = campaign_id
-        if batch_id is not None:
-            params["batchId"] = batch_id
+        params = {"format": export_format, **_scope(campaign_id, batch_id)}
         path = STATISTICS_EXPORT_PATH
         if history:
             params.update(_dates(start, end), interval=interval)
