@@ -11,6 +11,7 @@ import httpx
 import pytest
 import redis
 
+from isales_stats.core.interface import ABANDON_RATE_PATH, PACING_PATH
 from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings
 from tests.support.api_process import ApiProcess
@@ -58,6 +59,26 @@ def test_worker_and_api_count_exactly_on_a_redis_cluster(
 
         done = wait_for(lambda: served() == expected, 90)
         assert done, f"{worker.log()}\n{api.log()}"
+
+        # The decisions' reads go one campaign per script call on a cluster too: their figures
+        # agree with the statistics' (records and finished, every call in the life window).
+        def data(path: str) -> dict[str, Any]:
+            answer: dict[str, Any] = httpx.get(
+                f"{api.url}{path}", headers=JSON_HEADERS, timeout=5
+            ).json()["data"]
+            return answer
+
+        paced = data(PACING_PATH.format(vdn_id=1))["campaigns"]
+        rates = data(ABANDON_RATE_PATH.format(vdn_id=1) + "?basis=all")["campaigns"]
+        assert [(c["campaignId"], c["totalRecords"], c["finishedRecords"]) for c in paced] == [
+            (c["campaignId"], c["totalCount"], c["totalFinishCount"]) for c in expected
+        ]
+        assert [(c["campaignId"], c["life"]["denominator"]) for c in rates] == [
+            (c["campaignId"], c["totalCalledCount"]) for c in expected
+        ]
+        assert [[b["totalRecords"] for b in c["batches"]] for c in paced] == [
+            [b["totalCount"] for b in c["batchDetail"]] for c in expected
+        ]
 
     # The campaigns really are spread over the nodes: each node holds some campaign totals.
     layout = KeyLayout(settings.key_prefix)
