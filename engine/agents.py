@@ -24,7 +24,7 @@ from isales_stats.engine.batch_delivery import CountingApp
 from isales_stats.engine.context import CountingContext
 from isales_stats.engine.counting import EventCounter
 from isales_stats.engine.lifecycle import CampaignLifecycle
-from isales_stats.engine.notification_sweep import (
+from isales_stats.engine.notifications.sweep import (
     NOTIFICATION_SWEEP_SECONDS,
     NotificationSweep,
     sweep_notifications,
@@ -132,7 +132,7 @@ class CountingWorker:
     async def sweep_notifications(self) -> None:
         """Timer (NOTIFICATION_SWEEP_SECONDS): what the clock decides (stalls, a window's
         abandon status as old calls leave it, the day that ended) into the outboxes, and
-        campaigns with entries back in the due set (engine/notification_sweep.py). Every
+        campaigns with entries back in the due set (engine/notifications/sweep.py). Every
         worker sweeps; the script is idempotent."""
         if self.counter is None or not self.settings.notifications:
             return

@@ -67,7 +67,8 @@ def readiness() -> tuple[bool, str]:
 
 
 # Whether the process is ready, and the text saying why (not): the worker's is ``readiness``; a
-# notifier, which has no Kafka, passes its own (engine/notifier.py, ``NotifierReadiness``).
+# notifier, which has no Kafka, passes its own (``NotifierReadiness``,
+# engine/notifications/notifier.py).
 Readiness = Callable[[], tuple[bool, str]]
 
 

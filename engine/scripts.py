@@ -212,7 +212,8 @@ def script_source(name: str) -> str:
 
 
 def load_script(name: str) -> LuaScript:
-    """The script ``name`` (a file beside this module) behind its prelude.
+    """The script ``name`` (a file beside this module, or in a feature's folder beside it:
+    ``notifications/sweep.lua``) behind its prelude.
 
     A script whose file opens with a shebang (``#!lua flags=...``, Redis 7's script flags)
     keeps it as its first line, where Redis reads it.

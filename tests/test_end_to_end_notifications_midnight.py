@@ -32,7 +32,7 @@ from isales_stats.core.keys import KeyLayout
 from isales_stats.core.notification_kinds import NOTIFIED_FIELDS
 from isales_stats.core.reference_model import NotificationModel, ReferenceModel
 from isales_stats.core.settings import Settings, parse_time_zone
-from isales_stats.engine.notification_sweep import NOTIFICATION_SWEEP_SECONDS
+from isales_stats.engine.notifications.sweep import NOTIFICATION_SWEEP_SECONDS
 from isales_stats.engine.topics import ensure_topics
 from isales_stats.producing.publisher import EventPublisher
 from tests.support.clock import now_ms

@@ -17,9 +17,13 @@ import pytest
 from isales_stats.core import keys, windows
 from isales_stats.engine import scripts
 
-# Whole scripts beside engine/scripts.py, and the counting script's parts (count_events/).
+# Whole scripts beside engine/scripts.py and in a feature's folder (notifications/), and the
+# counting script's parts (count_events/).
 SCRIPTS = sorted(
-    entry.name for entry in files("isales_stats.engine").iterdir() if entry.name.endswith(".lua")
+    f"{folder}{entry.name}"
+    for folder in ("", "notifications/")
+    for entry in files("isales_stats.engine").joinpath(folder).iterdir()
+    if entry.name.endswith(".lua")
 ) + [f"count_events/{part}" for part in scripts.COUNT_EVENTS_PARTS]
 # A window hash's fields besides its buckets, by the names the prelude gives them.
 WINDOW_FIELDS = {

@@ -2,7 +2,7 @@
 
 What needs no workload: every metric a panel or an alert names is one the process it is scraped
 from registers (the worker: engine/metrics.py, engine/lag.py; a notifier, job isales-notifier:
-engine/notifier_metrics.py), the dashboard reads the provisioned Prometheus, and the compose
+engine/notifications/metrics.py), the dashboard reads the provisioned Prometheus, and the compose
 Prometheus scrapes the ports the workers and notifiers listen on with the rules it is given.
 tests/test_consumer_group.py reads the same names from a running worker's metrics page.
 """
@@ -20,7 +20,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 import isales_stats.engine.metrics  # noqa: F401  # registers the worker's metrics
 from isales_stats.core.settings import Settings
-from isales_stats.engine import notifier_metrics
+from isales_stats.engine.notifications import metrics as notifier_metrics
 from tests.support.monitoring import (
     PIPELINE,
     PROMETHEUS,
@@ -45,14 +45,15 @@ def exported_names() -> set[str]:
 
 
 def notifier_names() -> set[str]:
-    """Every metric and sample name a notifier exports of its own (engine/notifier_metrics.py)."""
+    """Every metric and sample name a notifier exports of its own
+    (engine/notifications/metrics.py)."""
     families = [
         family
         for metric in vars(notifier_metrics).values()
         if isinstance(metric, MetricWrapperBase)
         for family in metric.collect()
     ]
-    assert families, "engine/notifier_metrics.py declares no metric"
+    assert families, "engine/notifications/metrics.py declares no metric"
     return _names(families)
 
 

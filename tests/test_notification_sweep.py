@@ -1,4 +1,4 @@
-"""The workers' sweep of time-based notifications (engine/notification_sweep.py), on Redis.
+"""The workers' sweep of time-based notifications (engine/notifications/sweep.py), on Redis.
 
 A campaign with records left and no call for ISALES_STALL_MINUTES is notified stalled once,
 however many sweeps (two at once included) look at it; a call counted then notifies resumed.
@@ -22,7 +22,7 @@ from isales_stats.core.keys import KeyLayout
 from isales_stats.core.notification_kinds import notification_id
 from isales_stats.core.reference_model import GMT8, NotificationModel, ReferenceModel
 from isales_stats.core.settings import Settings
-from isales_stats.engine.notification_sweep import NotificationSweep
+from isales_stats.engine.notifications.sweep import NotificationSweep
 from tests.support.clock import SettableClock
 from tests.support.counting import EventCounters
 from tests.support.events import ADDED, CALL, call_event

@@ -1,5 +1,6 @@
-"""A notifier's metrics port (engine/health.py served with engine/notifier.py's readiness): the
-probes of deploy/k8s/notifier-deployment.yaml and of the compose healthcheck.
+"""A notifier's metrics port (engine/health.py served with the readiness of
+engine/notifications/notifier.py): the probes of deploy/k8s/notifier-deployment.yaml and of the
+compose healthcheck.
 
 A notifier has no Kafka: it is ready while Redis answers it. Checked on a real notifier process
 against a Redis of the test's own, which the test then stops.
@@ -13,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from isales_stats.core.settings import Settings
-from isales_stats.engine.notifier import NotifierReadiness
+from isales_stats.engine.notifications.notifier import NotifierReadiness
 from tests.support.ports import free_port
 from tests.support.private_redis import private_redis
 from tests.support.processes import ServiceProcess

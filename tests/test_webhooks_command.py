@@ -19,7 +19,7 @@ from standardwebhooks.webhooks import Webhook
 from isales_stats.commands.exit_status import EXIT_OK, EXIT_SOME_NOT_SENT
 from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings
-from isales_stats.engine.outbox import append_notification
+from isales_stats.engine.notifications.outbox import append_notification
 from isales_stats.engine.redis_connection import connect
 from tests.support.api_process import ApiProcess
 from tests.support.credentials import (

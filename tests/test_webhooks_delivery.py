@@ -14,7 +14,7 @@ import pytest
 
 from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings
-from isales_stats.engine.outbox import append_notification
+from isales_stats.engine.notifications.outbox import append_notification
 from isales_stats.engine.redis_connection import connect, text_of
 from tests.support.notifications import (
     OutboxWriter,

@@ -44,6 +44,9 @@ PACKAGE_FILES = {
         for part in COUNT_EVENTS_PARTS
     },
     ("isales_stats.engine", "read_statistics.lua"): ROOT / "engine" / "read_statistics.lua",
+    ("isales_stats.engine.notifications", "sweep.lua"): (
+        ROOT / "engine" / "notifications" / "sweep.lua"
+    ),
     ("isales_stats.engine", "call-event.schema.json"): ROOT / "engine" / "call-event.schema.json",
     ("isales_stats.api", "static/live.html"): ROOT / "api" / "static" / "live.html",
     ("isales_stats.api", "static/counters.html"): ROOT / "api" / "static" / "counters.html",

@@ -32,7 +32,7 @@ from isales_stats.core.webhooks import (
     check_addresses,
     check_url,
 )
-from isales_stats.engine.subscriptions import SubscriptionStore
+from isales_stats.engine.notifications.subscriptions import SubscriptionStore
 
 router = APIRouter(tags=["webhooks"])
 

@@ -531,7 +531,7 @@ class NotificationModel:
         state["finished"] = finished
 
     def sweep(self, vdn_id: int, campaign_id: str, at_ms: int) -> None:
-        """The workers' sweep of a campaign at ``at_ms`` (engine/notification_sweep.py), as far
+        """The workers' sweep of a campaign at ``at_ms`` (engine/notifications/sweep.py), as far
         as abandon statuses go: a campaign with a window notified other than "ok" has every
         window's status looked at again, old calls having left the rolling windows and today
         having perhaps become another day."""
@@ -541,7 +541,7 @@ class NotificationModel:
 
     def close_days(self, vdn_id: int, campaign_id: str, at_ms: int) -> None:
         """The day.closed part of the workers' sweep at ``at_ms``, which follows ``sweep``'s in
-        the same step (engine/notification_sweep.lua): each day that ended in the VDN's zone
+        the same step (engine/notifications/sweep.lua): each day that ended in the VDN's zone
         and has counters of the campaign (an accepted event of it that day), in order, once;
         a campaign never closed before closes the latest ended day only. The retention is not
         modelled (the tests' days are recent)."""

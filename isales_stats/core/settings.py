@@ -295,7 +295,7 @@ class Settings(BaseSettings):
     # tenant's call results per window: the default is 100 a second.
     callback_rate_limit_requests: int = Field(default=30_000, ge=0)
 
-    # --- notifications: webhooks (engine/notifier.py; docs/notifications.md) ---------------
+    # --- notifications: webhooks (engine/notifications/; docs/notifications.md) -----------
     # Subscription addresses: https only unless http is allowed; private, loopback,
     # link-local and multicast addresses refused (at creation and at each delivery) unless
     # allowed (tests, a trusted network).

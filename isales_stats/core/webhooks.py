@@ -3,7 +3,7 @@
 A subscription is where a tenant wants its notifications: an address, the VDNs it covers (a
 subset of the creating key's scope), optionally the kinds it wants, and a secret made here
 that signs every delivery the Standard Webhooks way (``whsec_`` + base64 of random bytes).
-The notifier (engine/notifier.py) and the subscription API (api/routes/webhooks.py) share
+The notifier (engine/notifications/) and the subscription API (api/routes/webhooks.py) share
 these rules: which addresses are acceptable, how long to wait before the next attempt, what
 body a notification is POSTed as.
 """

@@ -17,9 +17,9 @@ from standardwebhooks.webhooks import Webhook
 from isales_stats.core.keys import KeyLayout
 from isales_stats.core.settings import Settings
 from isales_stats.core.webhooks import Subscription
-from isales_stats.engine.outbox import append_notification
+from isales_stats.engine.notifications.outbox import append_notification
+from isales_stats.engine.notifications.subscriptions import SubscriptionStore
 from isales_stats.engine.redis_connection import connect
-from isales_stats.engine.subscriptions import SubscriptionStore
 
 
 def notifier_settings(settings: Settings, **overrides: Any) -> Settings:

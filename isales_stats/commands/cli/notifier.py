@@ -1,4 +1,4 @@
-"""``isales-stats notifier``: one notifier delivering webhooks (``engine/notifier.py``)."""
+"""``isales-stats notifier``: one notifier delivering webhooks (``engine/notifications/``)."""
 
 from __future__ import annotations
 
@@ -42,8 +42,8 @@ def register(commands: Subcommands) -> None:
 
 def run_notifier(arguments: argparse.Namespace, settings: Settings) -> int:
     from isales_stats.engine import health
-    from isales_stats.engine.notifier import NotifierReadiness
-    from isales_stats.engine.notifier import run_notifier as run
+    from isales_stats.engine.notifications.notifier import NotifierReadiness
+    from isales_stats.engine.notifications.notifier import run_notifier as run
     from isales_stats.engine.redis_connection import RedisAccessRefused, verify_access
 
     logging.basicConfig(

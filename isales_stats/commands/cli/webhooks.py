@@ -98,7 +98,7 @@ def run_remove(arguments: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_replay(arguments: argparse.Namespace, settings: Settings) -> int:
-    from isales_stats.engine.notifier import replay_dead_letters
+    from isales_stats.engine.notifications.notifier import replay_dead_letters
 
     delivered, failed = asyncio.run(replay_dead_letters(settings, arguments.subscription))
     print(f"delivered {delivered}, still dead {failed}")

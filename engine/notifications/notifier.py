@@ -74,8 +74,9 @@ from isales_stats.core.webhooks import (
     stream_id_after,
     stream_id_key,
 )
-from isales_stats.engine import notifier_metrics as metrics
-from isales_stats.engine.outbox import due_member, parse_due_member
+from isales_stats.engine.notifications import metrics
+from isales_stats.engine.notifications.outbox import due_member, parse_due_member
+from isales_stats.engine.notifications.subscriptions import SubscriptionStore
 from isales_stats.engine.redis_connection import (
     AnyRedis,
     LuaScript,
@@ -83,7 +84,6 @@ from isales_stats.engine.redis_connection import (
     connect_pubsub,
     run_pipeline,
 )
-from isales_stats.engine.subscriptions import SubscriptionStore
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Prometheus metrics of a notifier (engine/notifier.py), served on its metrics port."""
+"""Prometheus metrics of a notifier (notifier.py beside this module), served on its metrics port."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ time passing, and day.closed.
 
 Counting decides what events cause (engine/count_events/notifications.lua); what the clock
 causes is decided here, on a timer of every worker, by a script per campaign in its own slot
-(notification_sweep.lua) that checks and sets the campaign's notified hash: two workers
+(sweep.lua, beside this module) that checks and sets the campaign's notified hash: two workers
 sweeping at once write one entry. A campaign given an entry is put in the due set and
 published on the wake channel, as counting does; a campaign whose outbox holds entries is put
 back in the due set too (a second safety net: a worker that died between its counting script
@@ -44,7 +44,7 @@ from isales_stats.engine.statistics import CorruptCounters
 
 log = logging.getLogger(__name__)
 
-SWEEP_CAMPAIGN = load_script("notification_sweep.lua")
+SWEEP_CAMPAIGN = load_script("notifications/sweep.lua")
 SWEEP_BATCH = 500
 # How often every worker sweeps: a stall, a day's end or a window's change is notified within
 # this (and a lost announcement recovered).
