@@ -9,11 +9,12 @@ name it in the due set; ``outbox`` is the same append for writers outside a coun
 
 What delivers. ``notifier``: the ``isales-stats notifier`` process, sharing the due set with
 other notifiers by leased shards, and delivering each campaign's outbox to each subscription
-covering it in order, retried, then dead-lettered; ``metrics``: what its metrics port
-exports. ``subscriptions``: the subscriptions in Redis, written by the API
-(api/routes/webhooks.py) and read by the notifier. The rules without Redis or network (the
-address policy, backoff, the body) are in isales_stats/core/webhooks.py, the kinds and the
-outbox's fields in isales_stats/core/notification_kinds.py.
+covering it in order, retried, then dead-lettered; ``delivery``: one signed HTTP delivery to a
+checked address; ``metrics``: what the notifier's metrics port exports. ``subscriptions``:
+the subscriptions in Redis, written by the API (api/routes/webhooks.py), read by the notifier.
+The rules without Redis or network (the address policy, backoff, the body) are in
+isales_stats/core/webhooks.py, the kinds and the outbox's fields in
+isales_stats/core/notification_kinds.py.
 
 Where the keys are. isales_stats/core/keys.py (``KeyLayout``) spells them all: a campaign's
 ``campaign_outbox``, ``campaign_outbox_cursors``, ``campaign_outbox_retries`` and
