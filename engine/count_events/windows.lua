@@ -233,6 +233,15 @@ local function packed_sums(now, sums)
   return table.concat(parts, ';')
 end
 
+-- A bucket's counts added to the sum of every window of its kind it is in at `now`.
+local function add_to_windows(sums, now, kind, number, counts)
+  for w, window in ipairs(WINDOWS) do
+    if window.kind == kind and number >= now[kind] - window.size + 1 then
+      add_counts(sums[w], counts, 1)
+    end
+  end
+end
+
 -- Every window summed again from the whole hash, at `now`; and the buckets older than every
 -- window of their kind, to delete. For a gap longer than a window (a scope with no call for a
 -- while): walking it bucket by bucket would read more than the hash holds.
@@ -249,12 +258,7 @@ local function summed_again(key, now, sums, stale)
       if number < now[kind] - kept[kind] + 1 then
         stale[#stale + 1] = field
       else
-        local counts = counts_of(hash[i + 1])
-        for w, window in ipairs(WINDOWS) do
-          if window.kind == kind and number >= now[kind] - window.size + 1 then
-            add_counts(sums[w], counts, 1)
-          end
-        end
+        add_to_windows(sums, now, kind, number, counts_of(hash[i + 1]))
       end
     end
   end
@@ -342,11 +346,7 @@ local function write_window(key, tally, with_today)
       add_counts(value, counts, 1)
       changed[#changed + 1] = fields[i + 3]
       changed[#changed + 1] = packed_counts(value)
-      for w, window in ipairs(WINDOWS) do
-        if window.kind == kind and number >= now[kind] - window.size + 1 then
-          add_counts(sums[w], counts, 1)
-        end
-      end
+      add_to_windows(sums, now, kind, number, counts)
     end
   end
   local life = counts_of(stored[2])
