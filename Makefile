@@ -1,7 +1,7 @@
 # isales-stats: everything a developer or CI runs goes through these targets.
 #   make demo   the product on the local real stack (Kafka + Redis + worker + API)
 #   make test   lint, type-check and the whole test suite against the real stack
-#   make test-faults   the fault-injection runs (docs/reliability.md), about 15 minutes
+#   make test-faults   the fault-injection runs (docs/reliability.md), about 20 minutes
 
 PYTHON ?= python3
 VENV   ?= .venv
